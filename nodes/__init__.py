@@ -1,0 +1,1 @@
+"""Runnable processes, each a thin shell over ``streaming`` and ``eifer_models``."""

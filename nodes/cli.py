@@ -1,0 +1,77 @@
+"""The ``eifer`` console command: one subcommand per job, each implemented by one module.
+
+A command module defines ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported
+only when their command runs, so ``eifer --help`` stays fast and one broken extra (say, a missing
+camera driver) never stops the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+# command words -> (module, one-line help)
+COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("demo",): ("nodes.demo", "simulated EMG + camera -> pipeline -> live view of the bus"),
+    ("node", "emg"): ("nodes.emg", "EMG acquisition: simulator or bridge for a real amplifier"),
+    ("node", "camera"): ("nodes.camera", "camera acquisition: RealSense, webcam or video file"),
+    ("node", "protocol"): ("nodes.protocol", "run a recording protocol, emit LSL markers"),
+    ("pipeline",): ("nodes.pipeline", "synchronise EMG and video, run models, publish on the bus"),
+    ("record",): ("nodes.recorder", "record LSL streams into a session folder (XDF + video)"),
+    ("replay",): ("nodes.replay", "replay a session folder or XDF file as LSL streams"),
+    ("export",): ("nodes.export", "export a session to MNE / NumPy / CSV"),
+    ("display",): ("nodes.display.server", "live biofeedback web page fed from the bus"),
+    ("streams",): ("nodes.streams", "list the LSL streams visible from this machine"),
+    ("listen",): ("nodes.listen", "print what is published on the bus"),
+    ("build-engine",): ("eifer_models.build_engine", "build TensorRT engines for a bundle"),
+}
+
+
+def _usage() -> str:
+    width = max(len(" ".join(words)) for words in COMMANDS)
+    lines = ["usage: eifer <command> [options]   (eifer <command> --help for its options)", ""]
+    lines += [f"  {' '.join(w):<{width}}  {text}" for w, (_, text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def _match(argv: Sequence[str]) -> tuple[tuple[str, ...], list[str]] | None:
+    for words in sorted(COMMANDS, key=len, reverse=True):
+        if tuple(argv[: len(words)]) == words:
+            return words, list(argv[len(words) :])
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    matched = _match(argv)
+    if matched is None:
+        print(_usage(), file=sys.stdout if not argv or argv[0] in {"-h", "--help"} else sys.stderr)
+        return 0 if not argv or argv[0] in {"-h", "--help"} else 2
+    words, rest = matched
+    module_name, text = COMMANDS[words]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog="eifer " + " ".join(words), description=text)
+    parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s: %(message)s"
+    )
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # every node ends with one clear line, not only a traceback
+        from streaming.errors import EiferError
+
+        if isinstance(exc, EiferError):
+            print(f"eifer {' '.join(words)}: error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

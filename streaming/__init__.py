@@ -1,0 +1,1 @@
+"""Streaming library: LSL I/O, clocks, online EMG DSP, synchronisation, the ZeroMQ bus, session files."""
