@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pylsl.util import LostError as LSLLostError
+from pylsl.util import TimeoutError as LSLTimeoutError
 
 from streaming.errors import StreamFormatError, StreamNotFoundError
 
@@ -221,17 +223,24 @@ def find_stream(selector: StreamSelector, timeout_s: float = 5.0) -> Any:
         raise StreamFormatError(
             f"{len(unique)} streams match {selector}: {listed}. Add a source_id to choose one."
         )
-    # Resolved infos lack desc; an inlet's info has it.
-    inlet = pylsl.StreamInlet(next(iter(unique.values())), max_buflen=1, recover=False)
+    # A resolved info lacks desc and an inlet's full info cannot open a new inlet (liblsl 1.18):
+    # copy the full desc into the resolved info, which keeps its connection details.
+    resolved = next(iter(unique.values()))
+    inlet = pylsl.StreamInlet(resolved, max_buflen=1, recover=False)
     try:
-        return inlet.info(timeout=max(2.0, timeout_s))
-    except pylsl.TimeoutError:
+        full = inlet.info(timeout=max(2.0, timeout_s))
+    except (LSLTimeoutError, LSLLostError):
         raise StreamNotFoundError(
             f"stream {selector} vanished while reading its metadata"
         ) from None
     finally:
         inlet.close_stream()
         del inlet
+    child = full.desc().first_child()
+    while not child.empty():
+        resolved.desc().append_copy(child)
+        child = child.next_sibling()
+    return resolved
 
 
 class ChunkOutlet:
@@ -341,11 +350,10 @@ class ChunkInlet:
 
     def open(self, timeout_s: float = 5.0) -> None:
         """Subscribe now (otherwise the first pull does), so no early sample is missed."""
-        import pylsl
 
         try:
             self._inlet.open_stream(timeout=timeout_s)
-        except (pylsl.TimeoutError, pylsl.LostError):
+        except (LSLTimeoutError, LSLLostError):
             raise StreamNotFoundError(f"could not open stream {self.name!r}") from None
 
     def pull(self, timeout_s: float = 0.0) -> tuple[Any, np.ndarray]:
@@ -354,7 +362,6 @@ class ChunkInlet:
         Returns ``(data, timestamps)``: data ``(n, n_channels)`` in the stream's dtype (a list of
         string rows for string streams), timestamps ``(n,)`` in seconds.
         """
-        import pylsl
 
         wait_first = 1 if timeout_s > 0 else None  # return as soon as data is there
         try:
@@ -370,7 +377,7 @@ class ChunkInlet:
                 min_samples=wait_first,
                 as_numpy=True,
             )
-        except pylsl.LostError:
+        except LSLLostError:
             raise StreamNotFoundError(f"stream {self.name!r} was lost") from None
         n = len(stamps)
         return self._buffer[:n].copy(), np.asarray(stamps, dtype=np.float64)
@@ -380,11 +387,10 @@ class ChunkInlet:
 
     def time_correction(self, timeout_s: float = 1.0) -> float:
         """Seconds to add to this stream's stamps to express them in the local clock."""
-        import pylsl
 
         try:
             return float(self._inlet.time_correction(timeout=timeout_s))
-        except (pylsl.TimeoutError, pylsl.LostError):
+        except (LSLTimeoutError, LSLLostError):
             raise StreamNotFoundError(
                 f"no clock correction from stream {self.name!r} within {timeout_s:g} s"
             ) from None
