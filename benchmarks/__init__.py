@@ -1,0 +1,1 @@
+"""Benchmarks: measured figures, runnable as ``python -m benchmarks.<name>``."""

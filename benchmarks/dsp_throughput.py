@@ -1,0 +1,256 @@
+"""Online EMG DSP throughput, as a multiple of real time, on one pinned CPU core.
+
+For 22 and 64 channels at 4096 Hz and several chunk sizes (32 samples = 7.8 ms, as an amplifier
+delivers, and larger), feeds float32 chunks (what an LSL float32 inlet returns) through:
+
+- ``low_latency`` and ``mmm``: the project's feature chains (streaming.features.build_chain);
+- ``mne_lsl``: the peer, MNE-LSL's online filtering of the same job. MNE-LSL's ``StreamLSL``
+  filters only inside a live stream's acquisition thread, so its per-chunk call sequence
+  (mne_lsl/stream/stream_lsl.py ``_acquire``: per filter, ``zi = zi_unit * mean(chunk)`` on the
+  first chunk, then ``sosfilt(sos, data[:, picks], zi=zi, axis=0)`` and write back) is reproduced
+  here around filters built by MNE-LSL's own ``mne_lsl.stream._filters.create_filter`` (as
+  ``Stream.filter`` and ``Stream.notch_filter`` build them): band-pass 20-450 Hz (order 2),
+  ``notch_filter`` at 50, 100, ..., 450 Hz (its default: Butterworth band-stop, order 4, width
+  f/200 + 1 Hz transition), then ``abs`` (a callback) and a 6 Hz order-2 low-pass through the
+  same sequence. Same job as ``low_latency``; MNE-LSL's notches are 4 sections each where ours
+  are 1 (``iirnotch``).
+
+Prints a table and writes ``benchmarks/results/dsp_throughput.json``.
+Run: ``.venv/bin/python -m benchmarks.dsp_throughput [--seconds 8] [--repeats 3]``.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import scipy  # noqa: E402
+from scipy.signal import sosfilt, sosfilt_zi  # noqa: E402
+
+from streaming.features import build_chain  # noqa: E402
+
+FS = 4096.0
+RESULTS = Path(__file__).resolve().parent / "results" / "dsp_throughput.json"
+
+
+def pin_one_core() -> int | None:
+    """Pin this process to one CPU (the last allowed one); returns it, or None if unsupported."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpu = max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
+def mne_lsl_processor(
+    n_channels: int, same_sos: bool = False
+) -> Callable[[np.ndarray], np.ndarray]:
+    """MNE-LSL's per-chunk filtering sequence around MNE-LSL-designed filters.
+
+    ``same_sos=True`` swaps in the SOS of our ``low_latency`` stages (same call sequence, same
+    filters as ours), to separate the cost of the call pattern from that of the designs.
+    """
+    from mne_lsl.stream._filters import StreamFilter, create_filter
+
+    def make(l_freq: float | None, h_freq: float | None, order: int) -> StreamFilter:
+        filt = create_filter(FS, l_freq, h_freq, dict(order=order, ftype="butter", output="sos"))
+        filt.update(picks=np.arange(n_channels))
+        return StreamFilter(filt)
+
+    pre = [make(20.0, 450.0, 2)]
+    for f in np.arange(50.0, 451.0, 50.0):  # Stream.notch_filter(f) defaults
+        width, trans = f / 200.0, 1.0
+        pre.append(make(f + width / 2 + trans / 2, f - width / 2 - trans / 2, 4))
+    post = [make(None, 6.0, 2)]
+    if same_sos:
+        ours = build_chain("low_latency", n_channels).stages
+        pre = pre[:2]
+        for filt, stage in zip(pre + post, (ours[0], ours[1], ours[3]), strict=True):
+            filt["sos"] = stage.sos
+            filt["zi_unit"] = sosfilt_zi(stage.sos)[..., np.newaxis]
+
+    def apply(filters: list[StreamFilter], data: np.ndarray) -> None:
+        for filt in filters:  # stream_lsl.py _acquire, verbatim in substance
+            if filt["zi"] is None:
+                filt["zi"] = filt["zi_unit"] * np.mean(data[:, filt["picks"]], axis=0)
+            data_filtered, filt["zi"] = sosfilt(
+                filt["sos"], data[:, filt["picks"]], zi=filt["zi"], axis=0
+            )
+            data[:, filt["picks"]] = data_filtered
+
+    def process(chunk: np.ndarray) -> np.ndarray:
+        data = chunk.copy()
+        apply(pre, data)
+        data = np.abs(data)  # a Stream callback
+        apply(post, data)
+        return data
+
+    return process
+
+
+def same_sos_check(seconds: float = 4.0) -> dict[str, float]:
+    """With our SOS, MNE-LSL's call sequence computes our output (after start-up: it initialises
+    from the first chunk's mean, we from the first sample). Returns the max abs difference in the
+    last half relative to the envelope's max."""
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((int(seconds * FS), 4)) * 50 + 300).astype(np.float32)
+    chunks = [x[i : i + 32] for i in range(0, x.shape[0], 32)]
+    ours, chain = [], build_chain("low_latency", 4)
+    peer, seq = [], mne_lsl_processor(4, same_sos=True)
+    for c in chunks:
+        ours.append(chain.process(c))
+        peer.append(seq(c.astype(np.float64)))
+    a, b = np.concatenate(ours), np.concatenate(peer)
+    half = a.shape[0] // 2
+    return {"max_abs_diff_rel": float(np.max(np.abs(a[half:] - b[half:])) / np.max(a[half:]))}
+
+
+def plot_online_vs_offline(path: Path) -> Path:
+    """Figure: online (causal) vs offline (paper) envelopes on a synthetic burst record, per
+    feature, raw and shifted by the reported delay. Needs matplotlib (not a project dependency)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy import signal as ss
+
+    from streaming.dsp.offline import interp_at, offline_frames
+
+    rng = np.random.default_rng(7)
+    n = int(12 * FS)
+    t = np.arange(n) / FS
+    sos = ss.butter(4, [20, 450], btype="bandpass", output="sos", fs=FS)
+    noise = ss.sosfiltfilt(sos, rng.standard_normal(n))
+    amp = np.clip(np.minimum((t - 2) / 0.2, (6.2 - t) / 0.2), 0, 1)
+    amp = np.maximum(amp, np.clip(np.minimum((t - 8) / 0.2, (10.2 - t) / 0.2), 0, 1))
+    x = (noise / noise.std() * 76 * amp + 20 * np.sin(2 * np.pi * 50 * t))[:, None]
+    fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    for ax, feature in zip(axes, ("low_latency", "mmm"), strict=True):
+        chain = build_chain(feature, 1)
+        online = chain.process(x)[:, 0]
+        t_frames, frames = offline_frames(x, FS, feature)
+        shifted = interp_at(t_frames + chain.group_delay_s, t, online[:, None])[:, 0]
+        ax.plot(t, online, lw=0.8, color="0.6", label="online, causal (4096 Hz)")
+        ax.plot(t_frames, frames[:, 0], lw=1.5, label="offline: zero-phase + resample (30 fps)")
+        ax.plot(
+            t_frames,
+            shifted,
+            "--",
+            lw=1.2,
+            label=f"online at t + {1e3 * chain.group_delay_s:.0f} ms",
+        )
+        ax.set_title(f"{feature}: reported delay {1e3 * chain.group_delay_s:.1f} ms")
+        ax.set_ylabel("envelope (uV)")
+        ax.legend(loc="upper right", fontsize=8)
+    axes[-1].set_xlabel("time (s)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def time_run(
+    make: Callable[[], Callable[[np.ndarray], np.ndarray]], x: np.ndarray, chunk: int, repeats: int
+) -> float:
+    """Best wall time (s) to process ``x`` in ``chunk``-sample chunks with a fresh processor."""
+    chunks = [x[i : i + chunk] for i in range(0, x.shape[0], chunk)]
+    best = np.inf
+    for _ in range(repeats):
+        process = make()
+        process(chunks[0])  # first call designs/initialises; not timed
+        t0 = time.perf_counter()
+        for c in chunks[1:]:
+            process(c)
+        best = min(best, time.perf_counter() - t0)
+    return best * len(chunks) / max(1, len(chunks) - 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="signal length per case")
+    parser.add_argument("--repeats", type=int, default=3, help="best of N runs")
+    parser.add_argument("--channels", type=int, nargs="+", default=[22, 64])
+    parser.add_argument("--chunks", type=int, nargs="+", default=[32, 256, 4096])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--plot", action="store_true", help="also draw online vs offline envelopes (matplotlib)"
+    )
+    args = parser.parse_args(argv)
+
+    cpu = pin_one_core()
+    rng = np.random.default_rng(0)
+    rows = []
+    print(
+        f"DSP throughput, {FS:.0f} Hz float32 chunks, {args.seconds:g} s of signal, "
+        f"best of {args.repeats}, pinned to CPU {cpu}"
+    )
+    print(
+        f"{'channels':>8} {'chunk':>6} {'low_latency':>12} {'mmm':>10} {'mne_lsl':>10} "
+        f"{'mne_seq_our_sos':>16} {'low_lat/mne_lsl':>16}   (x real time)"
+    )
+    for n_ch in args.channels:
+        x = (rng.standard_normal((int(args.seconds * FS), n_ch)) * 50 + 300).astype(np.float32)
+        for chunk in args.chunks:
+            rt = {}
+            for name, make in (
+                ("low_latency", lambda n=n_ch: build_chain("low_latency", n).process),
+                ("mmm", lambda n=n_ch: build_chain("mmm", n).process),
+                ("mne_lsl", lambda n=n_ch: mne_lsl_processor(n)),
+                ("mne_seq_our_sos", lambda n=n_ch: mne_lsl_processor(n, same_sos=True)),
+            ):
+                rt[name] = args.seconds / time_run(make, x, chunk, args.repeats)
+            ratio = rt["low_latency"] / rt["mne_lsl"]
+            rows.append(
+                {
+                    "channels": n_ch,
+                    "chunk_samples": chunk,
+                    "realtime_factor": rt,
+                    "ratio_low_latency_vs_mne_lsl": ratio,
+                }
+            )
+            print(
+                f"{n_ch:>8} {chunk:>6} {rt['low_latency']:>12.1f} {rt['mmm']:>10.1f} "
+                f"{rt['mne_lsl']:>10.1f} {rt['mne_seq_our_sos']:>16.1f} {ratio:>16.2f}",
+                flush=True,
+            )
+    result = {
+        "benchmark": "dsp_throughput",
+        "unit": "multiple of real time (seconds of signal processed per second of CPU)",
+        "fs_hz": FS,
+        "seconds_per_case": args.seconds,
+        "repeats": args.repeats,
+        "pinned_cpu": cpu,
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "scipy": scipy.__version__,
+        },
+        "peer": "mne_lsl: StreamLSL._acquire per-chunk sosfilt sequence reproduced around "
+        "mne_lsl.stream._filters.create_filter designs (band-pass 20-450 N=2, "
+        "notch_filter defaults at 50..450 Hz, abs, 6 Hz N=2 low-pass)",
+        "same_sos_check": same_sos_check(),
+        "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"same-SOS check (our output vs MNE-LSL sequence): {result['same_sos_check']}")
+    print(f"wrote {args.out}")
+    if args.plot:
+        print(f"wrote {plot_online_vs_offline(args.out.with_name('dsp_online_vs_offline.png'))}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""Pure filter design functions (scipy.signal style): coefficients in, nothing stateful.
+
+Every design takes ``fs`` (Hz) so the same definition runs at the 4096 Hz of the EIFER amplifier
+(Buechner et al., CVPR 2025 supplement) or at the 1 kHz of the test recordings. IIR filters come
+out as second-order sections (SOS), the numerically safe form for causal filtering with carried
+state (scipy.signal.sosfilt); FIR filters as tap vectors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal
+
+__all__ = [
+    "butter_bandpass",
+    "butter_highpass",
+    "butter_lowpass",
+    "fir_bandpass",
+    "fir_group_delay_s",
+    "notch_cascade",
+    "notch_frequencies",
+    "sos_gain",
+    "sos_group_delay_s",
+]
+
+
+def _check_corner(name: str, hz: float, fs: float) -> None:
+    if not 0.0 < hz < fs / 2.0:
+        raise ValueError(f"{name}={hz} Hz must lie between 0 and the Nyquist frequency {fs / 2} Hz")
+
+
+def butter_bandpass(low_hz: float, high_hz: float, order: int, fs: float) -> np.ndarray:
+    """Butterworth band-pass as SOS; ``order`` is scipy's N (the band-pass has order 2N)."""
+    _check_corner("low_hz", low_hz, fs)
+    _check_corner("high_hz", high_hz, fs)
+    if low_hz >= high_hz:
+        raise ValueError(f"band-pass low_hz={low_hz} must be below high_hz={high_hz}")
+    return signal.butter(order, [low_hz, high_hz], btype="bandpass", output="sos", fs=fs)
+
+
+def butter_lowpass(cutoff_hz: float, order: int, fs: float) -> np.ndarray:
+    """Butterworth low-pass as SOS (the linear-envelope smoother)."""
+    _check_corner("cutoff_hz", cutoff_hz, fs)
+    return signal.butter(order, cutoff_hz, btype="lowpass", output="sos", fs=fs)
+
+
+def butter_highpass(cutoff_hz: float, order: int, fs: float) -> np.ndarray:
+    """Butterworth high-pass as SOS (causal DC/drift removal)."""
+    _check_corner("cutoff_hz", cutoff_hz, fs)
+    return signal.butter(order, cutoff_hz, btype="highpass", output="sos", fs=fs)
+
+
+def notch_frequencies(freq_hz: float, fs: float, max_hz: float | None = None) -> list[float]:
+    """The mains fundamental and its harmonics up to ``max_hz`` (fundamental only when None)."""
+    _check_corner("freq_hz", freq_hz, fs)
+    limit = freq_hz if max_hz is None else min(max_hz, fs / 2.0 - 1e-9)
+    n = max(1, int(np.floor(limit / freq_hz + 1e-9)))
+    return [freq_hz * k for k in range(1, n + 1) if freq_hz * k < fs / 2.0]
+
+
+def notch_cascade(freq_hz: float, q: float, fs: float, max_hz: float | None = None) -> np.ndarray:
+    """Cascade of ``iirnotch`` sections at ``freq_hz`` and harmonics up to ``max_hz``, as SOS.
+
+    Each section is ``scipy.signal.iirnotch(k*freq_hz, q)`` (bandwidth ``k*freq_hz/q``); its zero
+    lies exactly on the unit circle, so a stationary tone at the notch is removed completely once
+    the transient has settled (research note emg_processing.md, section 3.2).
+    """
+    if q <= 0:
+        raise ValueError(f"notch quality factor q={q} must be positive")
+    sections = []
+    for f in notch_frequencies(freq_hz, fs, max_hz):
+        b, a = signal.iirnotch(f, q, fs=fs)
+        sections.append(signal.tf2sos(b, a))
+    return np.concatenate(sections, axis=0)
+
+
+def fir_bandpass(
+    low_hz: float, high_hz: float, numtaps: int, fs: float, window: str = "hamming"
+) -> np.ndarray:
+    """Windowed-sinc band-pass FIR taps (``scipy.signal.firwin``), linear phase, odd length.
+
+    Note: with 129 taps at 4096 Hz the transition band is ~100 Hz wide, so a 10 Hz lower corner
+    is nominal (DC is only attenuated by ~3.5 dB); the MMM chain relies on mean removal for DC.
+    """
+    if numtaps < 3 or numtaps % 2 == 0:
+        raise ValueError(f"numtaps={numtaps} must be odd and >= 3 (type I linear-phase band-pass)")
+    _check_corner("low_hz", low_hz, fs)
+    _check_corner("high_hz", high_hz, fs)
+    return signal.firwin(numtaps, [low_hz, high_hz], pass_zero=False, window=window, fs=fs)
+
+
+def fir_group_delay_s(numtaps: int, fs: float) -> float:
+    """Delay of a symmetric (linear-phase) FIR: (numtaps - 1) / 2 samples, at every frequency."""
+    return (numtaps - 1) / 2.0 / fs
+
+
+def _poly_delay(c: np.ndarray, z: complex) -> float:
+    """Re(sum k c_k z^-k / sum c_k z^-k): the group-delay term (samples) of one polynomial."""
+    k = np.arange(c.size)
+    powers = z ** (-k)
+    return float(np.real(np.dot(k * c, powers) / np.dot(c, powers)))
+
+
+def sos_group_delay_s(sos: np.ndarray, freq_hz: float, fs: float) -> float:
+    """Group delay (seconds) of an SOS cascade at ``freq_hz``: the sum over its sections.
+
+    Evaluated in closed form, gd = Re(sum k b_k z^-k / B(z)) - Re(sum k a_k z^-k / A(z)) at
+    z = exp(j 2 pi f / fs), which stays exact for low-pass filters at DC where
+    ``scipy.signal.group_delay`` declares the point singular (poles near z = 1). Undefined on a
+    zero of the filter (a notch frequency, DC for a band-pass); there the limit from just beside
+    it is returned.
+    """
+    total = 0.0
+    for section in np.atleast_2d(sos):
+        for f in (freq_hz, freq_hz + 1e-6 * fs):  # on a zero: its limit from just beside it
+            z = np.exp(2j * np.pi * f / fs)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                gd = _poly_delay(section[:3], z) - _poly_delay(section[3:], z)
+            if np.isfinite(gd):
+                break
+        total += gd
+    return total / fs
+
+
+def sos_gain(sos: np.ndarray, freq_hz: float | np.ndarray, fs: float) -> np.ndarray:
+    """Magnitude response |H(f)| of an SOS cascade at the given frequencies."""
+    _, h = signal.sosfreqz(sos, worN=np.atleast_1d(np.asarray(freq_hz, dtype=float)), fs=fs)
+    return np.abs(h)
