@@ -10,7 +10,6 @@ list what *is* visible.
 from __future__ import annotations
 
 import os
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ __all__ = [
     "ChunkInlet",
     "ChunkOutlet",
     "StreamSelector",
+    "channel_format",
     "channel_labels",
     "configure_lsl",
     "desc_to_dict",
@@ -79,6 +79,13 @@ class StreamSelector:
             and (self.type is None or info.type() == self.type)
             and (self.source_id is None or info.source_id() == self.source_id)
         )
+
+    def predicate(self) -> str:
+        """The XPath predicate liblsl resolves by (``name='EMG' and type='EMG'``)."""
+        for value in vars(self).values():
+            if value is not None and "'" in value:
+                raise ValueError(f"stream selector values cannot contain quotes: {value!r}")
+        return " and ".join(f"{k}='{v}'" for k, v in vars(self).items() if v is not None)
 
     def __str__(self) -> str:
         parts = [f"{k}={v!r}" for k, v in vars(self).items() if v is not None]
@@ -202,15 +209,14 @@ def find_stream(selector: StreamSelector, timeout_s: float = 5.0) -> Any:
     """
     import pylsl
 
-    deadline = time.monotonic() + timeout_s
-    matches: list[Any] = []
-    visible: list[Any] = []
-    while True:
-        remaining = max(0.0, deadline - time.monotonic())
-        visible = list(pylsl.resolve_streams(min(1.0, max(remaining, 0.2))))
-        matches = [info for info in visible if selector.matches(info)]
-        if matches or time.monotonic() >= deadline:
-            break
+    predicate = selector.predicate()
+    # the first match returns as soon as it answers; a short second look catches duplicates
+    matches = list(pylsl.resolve_bypred(predicate, 1, timeout_s)) if predicate else []
+    if matches:
+        matches += list(pylsl.resolve_bypred(predicate, 2, 1.0))
+    visible = [] if matches else list(pylsl.resolve_streams(0.5))
+    if not predicate:
+        matches = visible
     unique = {info.uid(): info for info in matches}
     if not unique:
         seen = "; ".join(_describe(i) for i in visible) or "none"
@@ -304,9 +310,13 @@ class ChunkOutlet:
         self.close()
 
 
+def channel_format(info: Any) -> str:
+    """The stream's channel format name (``float32``, ``string``, ...), as XDF writes it."""
+    return ET.fromstring(info.as_xml()).findtext("channel_format") or "float32"
+
+
 def _format_dtype(info: Any) -> np.dtype | None:
-    root = ET.fromstring(info.as_xml())
-    return NUMPY_DTYPES[root.findtext("channel_format") or "float32"]
+    return NUMPY_DTYPES[channel_format(info)]
 
 
 class ChunkInlet:

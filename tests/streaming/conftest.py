@@ -64,3 +64,109 @@ def spawn_outlet() -> Iterator[Callable[..., Any]]:
         process.join(5)
         if process.is_alive():
             process.kill()
+
+
+def _serve_amplifier(spec: dict[str, Any], ready: Any, stop: Any, t0_shared: Any) -> None:
+    """A 4096 Hz amplifier on another clock: 130 Hz 100 uV sines (no mains harmonic), a counter channel, jittered stamps."""
+    import time
+
+    import numpy as np
+    import pylsl
+
+    from streaming.lsl_io import ChunkOutlet, stream_info
+
+    rate, chunk, n_ch = 4096.0, 32, spec.get("channels", 22)
+    labels = [f"F{i + 1}" for i in range(n_ch)] + ["counter"]
+    info = stream_info(
+        spec["name"],
+        "EMG",
+        n_ch + 1,
+        rate,
+        "float32",
+        spec["name"],
+        channel_labels=labels,
+        channel_unit="microvolts",
+    )
+    outlet = ChunkOutlet(info)
+    rng = np.random.default_rng(0)
+    t0 = pylsl.local_clock() + 0.05
+    t0_shared.value = t0
+    ready.set()
+    k = 0
+    while not stop.is_set():
+        t_last = t0 + (k + chunk - 1) / rate
+        wait = t_last - pylsl.local_clock()
+        if wait > 0:
+            time.sleep(wait)
+        idx = np.arange(k, k + chunk)
+        data = np.empty((chunk, n_ch + 1), np.float32)
+        data[:, :n_ch] = (spec.get("amplitude_uv", 100.0) * np.sin(2 * np.pi * 130.0 * idx / rate))[
+            :, None
+        ]
+        data[:, n_ch] = idx
+        stamp = t_last + spec.get("offset_s", 0.0) + rng.uniform(-1, 1) * spec.get("jitter_s", 0.0)
+        outlet.push(data, stamp)
+        k += chunk
+    outlet.close()
+
+
+def _serve_camera(spec: dict[str, Any], ready: Any, stop: Any) -> None:
+    """A small camera: frames stamped with their capture time, pixel value = frame index."""
+    import time
+
+    import numpy as np
+    import pylsl
+
+    from streaming.lsl_io import ChunkOutlet, stream_info
+
+    w, h, fps = 32, 24, spec.get("fps", 30.0)
+    info = stream_info(
+        spec["name"],
+        "Video",
+        w * h * 3,
+        fps,
+        "int8",
+        spec["name"],
+        desc={"width": w, "height": h, "pixel_format": "rgb24"},
+    )
+    outlet = ChunkOutlet(info, max_buffered_s=2)
+    ready.set()
+    t_next, i = pylsl.local_clock(), 0
+    while not stop.is_set():
+        wait = t_next - pylsl.local_clock()
+        if wait > 0:
+            time.sleep(wait)
+        if i not in spec.get("skip", ()):
+            frame = np.full((1, w * h * 3), i % 256, np.uint8).view(np.int8)
+            outlet.push(frame, t_next)
+        t_next += 1 / fps
+        i += 1
+    outlet.close()
+
+
+@pytest.fixture
+def spawn_node() -> Iterator[Callable[..., Any]]:
+    """Start ``amplifier`` or ``camera`` outlets in child processes; returns (stop, t0)."""
+    ctx = mp.get_context("spawn")
+    running: list[tuple[Any, Any]] = []
+
+    def start(kind: str, **spec: Any) -> tuple[Any, Any]:
+        ready, stop = ctx.Event(), ctx.Event()
+        t0 = ctx.Value("d", 0.0)
+        target, args = (
+            (_serve_amplifier, (spec, ready, stop, t0))
+            if kind == "amplifier"
+            else (_serve_camera, (spec, ready, stop))
+        )
+        process = ctx.Process(target=target, args=args, daemon=True)
+        process.start()
+        assert ready.wait(20), f"{kind} process did not start"
+        running.append((process, stop))
+        return stop, t0
+
+    yield start
+    for process, stop in running:
+        stop.set()
+        process.join(5)
+        if process.is_alive():
+            process.kill()

@@ -1,0 +1,44 @@
+"""``eifer pipeline``: synchronise EMG and video, run the models, publish on the bus."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from nodes.common import add_config_arguments, load_node_config, stop_on_signals
+from streaming.lsl_io import configure_lsl
+from streaming.pipeline import Pipeline, PipelineConfig
+
+log = logging.getLogger("eifer.pipeline")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--bundle", help="model bundle folder (overrides models.bundle)")
+    parser.add_argument("--profile", help="participant profile JSON (overrides profile)")
+    parser.add_argument("--frames", type=int, help="stop after this many frames")
+
+
+def build_models(config: PipelineConfig):
+    """The inference stage for ``config.models`` (None without a bundle)."""
+    if not config.models.bundle:
+        return None
+    from eifer_models.live import LiveModels
+
+    return LiveModels.from_config(config.models)
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides)
+    if args.bundle:
+        overrides.append(f'models.bundle="{args.bundle}"')
+    if args.profile:
+        overrides.append(f'profile="{args.profile}"')
+    args.overrides = overrides
+    config = load_node_config(PipelineConfig, args)
+    configure_lsl()
+    pipeline = Pipeline(config, models=build_models(config))
+    stop_on_signals(pipeline.stop)
+    log.info("publishing on %s", pipeline.publisher.address)
+    pipeline.run(max_frames=args.frames)
+    return 0

@@ -1,0 +1,194 @@
+"""The pipeline's EMG input: LSL inlet -> sample clock -> online feature chain -> envelope ring.
+
+Runs in its own thread so that EMG keeps flowing while a frame is being processed. The stream is
+(re)found by name/type/source id; when it vanishes the feed keeps retrying and reports it in the
+health record, and when it returns the clock model and filters restart cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from pydantic import Field, NonNegativeFloat, PositiveFloat
+
+from streaming.clock import LinearDejitter, SampleIndexer
+from streaming.config import Config
+from streaming.dsp.stages import Chain
+from streaming.errors import EiferError, StreamFormatError, StreamNotFoundError
+from streaming.features import FeatureDefinition, build_chain, get_feature
+from streaming.health import LatencyStats, StreamHealth
+from streaming.lsl_io import ChunkInlet, StreamSelector, channel_labels, find_stream
+from streaming.ringbuffer import TimeSeriesRing
+
+__all__ = ["EmgFeed", "EmgInputConfig"]
+
+log = logging.getLogger(__name__)
+
+
+class EmgInputConfig(Config):
+    """Which EMG stream to use and how to turn it into the model's feature."""
+
+    name: str | None = "EMG"
+    type: str | None = "EMG"
+    source_id: str | None = None
+    channels: list[str] = Field(default_factory=list, description="labels to use; [] = all")
+    counter_label: str = "counter"
+    feature: str = "low_latency"
+    mains_hz: PositiveFloat = 50.0
+    clock_offset_s: float = Field(0.0, description="known constant lag added to every stamp")
+    dejitter_half_life_s: PositiveFloat = 10.0
+    buffer_s: PositiveFloat = 10.0
+    reconnect_timeout_s: PositiveFloat = 2.0
+    stall_after_s: NonNegativeFloat = 1.0
+
+    def selector(self) -> StreamSelector:
+        return StreamSelector(self.name or None, self.type or None, self.source_id or None)
+
+
+class EmgFeed:
+    """Acquire, index, dejitter and filter EMG; the envelope is read by time from :attr:`ring`."""
+
+    def __init__(self, config: EmgInputConfig, latency: LatencyStats | None = None) -> None:
+        self.config = config
+        self.feature: FeatureDefinition = get_feature(config.feature).with_mains_hz(config.mains_hz)
+        self.health = StreamHealth(name=config.name or config.type or "EMG")
+        self.latency = latency or LatencyStats()
+        self.labels: list[str] = list(config.channels)
+        self.ring: TimeSeriesRing | None = None
+        self.group_delay_s: float | None = None
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="emg-feed", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._changed:
+            self._changed.notify_all()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    # -- reading -------------------------------------------------------------------------------
+    def wait_until(self, t: float, timeout_s: float) -> bool:
+        """Block until the envelope covers time ``t`` (or ``timeout_s`` passes)."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while True:
+                ring = self.ring
+                latest = ring.latest_t if ring is not None else None
+                if latest is not None and latest >= t:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stop.is_set():
+                    return False
+                self._changed.wait(remaining)
+
+    def envelope_at(self, t: float) -> tuple[np.ndarray, float] | None:
+        """Envelope (per channel) and fractional EMG sample index at time ``t``, if covered."""
+        ring = self.ring
+        return None if ring is None else ring.interpolate(t)
+
+    # -- acquisition ------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                info = find_stream(self.config.selector(), self.config.reconnect_timeout_s)
+                self._acquire(info)
+            except EiferError as exc:
+                self.health.connected = False
+                if str(exc) != self.health.last_error:
+                    log.warning("EMG input: %s", exc)
+                self.health.last_error = str(exc)
+                if isinstance(exc, StreamFormatError):
+                    self._stop.wait(self.config.reconnect_timeout_s)
+
+    def _select(self, info: Any) -> tuple[np.ndarray, int | None]:
+        labels = channel_labels(info)
+        counter = (
+            labels.index(self.config.counter_label) if self.config.counter_label in labels else None
+        )
+        wanted = self.config.channels or [label for i, label in enumerate(labels) if i != counter]
+        missing = [label for label in wanted if label not in labels]
+        if missing:
+            raise StreamFormatError(
+                f"EMG stream {info.name()!r} lacks channels {missing}; it has {labels}. "
+                "Set emg.channels to labels it has, or map them in the EMG node's bridge."
+            )
+        self.labels = list(wanted)
+        return np.array([labels.index(label) for label in wanted]), counter
+
+    def _acquire(self, info: Any) -> None:
+        rate_hz = info.nominal_srate()
+        if rate_hz <= 0:
+            raise StreamFormatError(
+                f"EMG stream {info.name()!r} is irregular (nominal rate 0); EMG must be sampled "
+                "at a fixed rate"
+            )
+        picks, counter = self._select(info)
+        chain = build_chain(self.feature, len(picks), rate_hz)
+        self.group_delay_s = chain.group_delay_s
+        dejitter = LinearDejitter(rate_hz, self.config.dejitter_half_life_s)
+        indexer = SampleIndexer(rate_hz)
+        self.ring = TimeSeriesRing(int(self.config.buffer_s * rate_hz), len(picks))
+        max_chunk = max(256, int(rate_hz * 0.5))
+        with ChunkInlet(info, max_buflen_s=self.config.buffer_s, max_chunk=max_chunk) as inlet:
+            inlet.open(self.config.reconnect_timeout_s)
+            self.health.reconnects += 1  # 'connected' once data flows
+            self.health.last_error = ""
+            log.info(
+                "EMG input: %r, %d channels at %g Hz, feature %r (group delay %.1f ms)",
+                info.name(),
+                len(picks),
+                rate_hz,
+                self.feature.name,
+                1e3 * chain.group_delay_s,
+            )
+            while not self._stop.is_set():
+                try:
+                    data, stamps = inlet.pull(timeout_s=0.05)
+                except StreamNotFoundError:
+                    self.health.connected = False
+                    raise
+                if len(stamps) == 0:
+                    stalled = self.health.age_s > max(self.config.stall_after_s, 0.05)
+                    self.health.connected = not stalled
+                    continue
+                self.health.connected = True
+                self._ingest(data, stamps, picks, counter, chain, dejitter, indexer)
+
+    def _ingest(
+        self,
+        data: np.ndarray,
+        stamps: np.ndarray,
+        picks: np.ndarray,
+        counter: int | None,
+        chain: Chain,
+        dejitter: LinearDejitter,
+        indexer: SampleIndexer,
+    ) -> None:
+        t0 = time.perf_counter()
+        restarts = indexer.restarts
+        indices = indexer.index(stamps, None if counter is None else data[:, counter])
+        if indexer.restarts != restarts:  # the source restarted: a new clock and a new signal
+            dejitter.reset()
+            chain.reset()
+            if self.ring is not None:
+                self.ring.clear()
+        times = dejitter.update(indices, stamps) + self.config.clock_offset_s
+        envelope = chain.process(data[:, picks].astype(np.float64))
+        if self.ring is not None:
+            self.ring.append(times, envelope, indices)
+        self.health.on_data(len(stamps))
+        self.health.gaps, self.health.lost_samples = indexer.gaps, indexer.lost_samples
+        self.health.bad_samples = int(chain.bad_samples)
+        self.latency.add("emg_dsp", 1e3 * (time.perf_counter() - t0))
+        with self._changed:
+            self._changed.notify_all()

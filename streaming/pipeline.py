@@ -1,0 +1,275 @@
+"""The live pipeline: per camera frame, the EMG feature at the frame's time, models, publish.
+
+For each frame at capture time ``t`` the pipeline waits (bounded) until the EMG envelope covers
+``t``, reads it there by interpolation (emg_processing.md 3.3) and publishes one ``muscle``
+message (and ``expression`` when models run). A frame whose EMG never comes is published with
+``emg_missing = true``, never dropped (DESIGN.md). About once a second a ``status`` message
+reports stream health, per-stage latency and drops. Predictions also go out as the ``EIFER`` LSL
+stream, so a recorder keeps them next to the raw data.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from pydantic import Field, NonNegativeFloat, PositiveFloat
+
+from streaming.bus import DEFAULT_ADDRESS, Publisher
+from streaming.config import Config
+from streaming.emg_feed import EmgFeed, EmgInputConfig
+from streaming.health import LatencyStats
+from streaming.lsl_io import ChunkOutlet, stream_info
+from streaming.profile import Profile
+from streaming.video_feed import Frame, InternalFrameClock, VideoFeed, VideoInputConfig
+
+__all__ = ["FrameModels", "Pipeline", "PipelineConfig"]
+
+log = logging.getLogger(__name__)
+
+
+class SyncConfig(Config):
+    max_wait_ms: NonNegativeFloat = 100.0  # bounded wait for late EMG per frame
+
+
+class OutputConfig(Config):
+    bus_address: str = DEFAULT_ADDRESS
+    lsl_predictions: bool = True
+    lsl_name: str = "EIFER"
+    status_interval_s: PositiveFloat = 1.0
+
+
+class ModelsConfig(Config):
+    bundle: str = ""  # model bundle folder; "" = no models (EMG only)
+    backend: str = "auto"  # auto | tensorrt | torch-cuda | onnxruntime
+
+
+class PipelineConfig(Config):
+    emg: EmgInputConfig = Field(default_factory=EmgInputConfig)
+    video: VideoInputConfig = Field(default_factory=VideoInputConfig)
+    sync: SyncConfig = Field(default_factory=SyncConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    profile: str = ""  # participant normalisation profile (JSON); "" = microvolts
+
+
+class FrameModels(Protocol):
+    """The inference stage: per frame, pixels and normalised envelope in, predictions out."""
+
+    backend: str
+
+    def process(self, frame: Frame, envelope_normalised: np.ndarray | None) -> dict[str, Any]: ...
+
+
+class Pipeline:
+    """Joins the EMG feed and the frame clock, runs the models, publishes every frame."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        models: FrameModels | None = None,
+        publisher: Publisher | None = None,
+    ) -> None:
+        self.config = config
+        self.latency = LatencyStats()
+        self.emg = EmgFeed(config.emg, self.latency)
+        self.frames: VideoFeed | InternalFrameClock = (
+            VideoFeed(config.video)
+            if config.video.enabled
+            else InternalFrameClock(config.video.frame_rate_hz)
+        )
+        self.models = models
+        self.profile = Profile.load(config.profile) if config.profile else None
+        self.publisher = publisher or Publisher(config.output.bus_address)
+        self._own_publisher = publisher is None
+        self.published = 0
+        self.emg_missing = 0
+        self.errors: deque[str] = deque(maxlen=10)
+        self._stop = threading.Event()
+        self._outlet: ChunkOutlet | None = None
+        self._last_status = 0.0
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(
+        self, max_frames: int | None = None, on_frame: Callable[[int], None] | None = None
+    ) -> int:
+        """Process frames until :meth:`stop` (or ``max_frames``); returns frames published."""
+        self.emg.start()
+        self.frames.start()
+        try:
+            while not self._stop.is_set():
+                if max_frames is not None and self.published >= max_frames:
+                    break
+                frame = self.frames.next_frame(timeout_s=0.2)
+                if frame is not None:
+                    self._process(frame)
+                    if on_frame is not None:
+                        on_frame(self.published)
+                self._maybe_status()
+        finally:
+            self.frames.stop()
+            self.emg.stop()
+            if self._own_publisher:
+                self.publisher.close()
+            if self._outlet is not None:
+                self._outlet.close()
+        return self.published
+
+    # -- per frame ----------------------------------------------------------------------------
+    def _process(self, frame: Frame) -> None:
+        import pylsl
+
+        t_start = time.perf_counter()
+        # the wait is bounded from the capture time, so a pipeline that is behind (or an EMG
+        # outage) never makes later frames wait longer
+        wait_s = frame.t + self.config.sync.max_wait_ms / 1e3 - pylsl.local_clock()
+        covered = self.emg.wait_until(frame.t, max(0.0, wait_s))
+        self.latency.add("emg_wait", 1e3 * (time.perf_counter() - t_start))
+        aligned = self.emg.envelope_at(frame.t) if covered else None
+        labels = self.emg.labels
+        if aligned is None:
+            self.emg_missing += 1
+            envelope_uv = np.full(len(labels), np.nan, dtype=np.float32)
+            sample_index = float("nan")
+        else:
+            envelope_uv = aligned[0].astype(np.float32)
+            sample_index = aligned[1]
+        normalised = self._normalise(envelope_uv, labels)
+        muscle: dict[str, Any] = {
+            "channels": labels,
+            "emg_measured": normalised if normalised is not None else envelope_uv,
+            "emg_measured_uv": envelope_uv,
+            "normalised": normalised is not None,
+            "emg_missing": aligned is None,
+            "emg_sample_index": sample_index,
+        }
+        expression: dict[str, Any] | None = None
+        if self.models is not None:
+            t_models = time.perf_counter()
+            outputs = self.models.process(frame, None if aligned is None else normalised)
+            self.latency.add("models", 1e3 * (time.perf_counter() - t_models))
+            for stage, ms in outputs.pop("latency_ms", {}).items():
+                self.latency.add(stage, ms)
+            expression = {k: outputs[k] for k in ("phi_video", "phi_emg", "pose") if k in outputs}
+            if "emg_from_video" in outputs:
+                muscle["emg_from_video"] = outputs["emg_from_video"]
+                if self.profile is not None:
+                    muscle["emg_from_video_uv"] = self.profile.to_microvolts(
+                        outputs["emg_from_video"]
+                    ).astype(np.float32)
+            for key in ("face_detected", "face_box"):
+                if key in outputs:
+                    expression[key] = outputs[key]
+        self.publisher.publish("muscle", muscle, t=frame.t, frame=frame.index)
+        if expression is not None:
+            self.publisher.publish("expression", expression, t=frame.t, frame=frame.index)
+        self._push_lsl(frame, muscle, expression)
+        self.published += 1
+        self.latency.add("pipeline", 1e3 * (time.perf_counter() - t_start))
+        self.latency.add("capture_to_publish", 1e3 * (pylsl.local_clock() - frame.t))
+
+    def _normalise(self, envelope_uv: np.ndarray, labels: list[str]) -> np.ndarray | None:
+        if self.profile is None:
+            return None
+        try:
+            self.profile.check_matches(labels, self.emg.feature.name)
+        except Exception as exc:  # a mismatching profile must not stop the session
+            self._note_error(str(exc))
+            return None
+        return self.profile.normalise(envelope_uv).astype(np.float32)
+
+    # -- outputs ----------------------------------------------------------------------------
+    def _prediction_layout(self, n_emg: int) -> list[str]:
+        layout = [f"emg_measured_{i + 1}" for i in range(n_emg)] + ["emg_missing"]
+        if self.models is not None:
+            layout += [f"phi_video_{i}" for i in range(55)] + [f"phi_emg_{i}" for i in range(55)]
+            layout += [f"pose_{i}" for i in range(6)] + [
+                f"emg_from_video_{i + 1}" for i in range(n_emg)
+            ]
+        return layout
+
+    def _push_lsl(self, frame: Frame, muscle: dict[str, Any], expression: dict | None) -> None:
+        if not self.config.output.lsl_predictions:
+            return
+        n_emg = len(muscle["channels"])
+        if self._outlet is None:
+            layout = self._prediction_layout(n_emg)
+            rate = getattr(self.frames, "counter", None)
+            rate_hz = 1.0 / rate.period_s if rate is not None and rate.period_s else 0.0
+            info = stream_info(
+                self.config.output.lsl_name,
+                "EIFER",
+                len(layout),
+                rate_hz,
+                "float32",
+                f"eifer-pipeline-{self.config.output.lsl_name}",
+                channel_labels=layout,
+                desc={
+                    "emg_channels": muscle["channels"],
+                    "feature": self.emg.feature.name,
+                    "normalised": muscle["normalised"],
+                },
+            )
+            self._outlet = ChunkOutlet(info, max_buffered_s=30)
+        values = [muscle["emg_measured"], [float(muscle["emg_missing"])]]
+        if self.models is not None:
+            nan55 = np.full(55, np.nan, np.float32)
+            expression = expression or {}
+            values += [
+                expression.get("phi_video", nan55),
+                expression.get("phi_emg", nan55),
+                expression.get("pose", np.full(6, np.nan, np.float32)),
+                muscle.get("emg_from_video", np.full(n_emg, np.nan, np.float32)),
+            ]
+        row = np.concatenate([np.asarray(v, dtype=np.float32).ravel() for v in values])
+        if len(row) == self._outlet.channel_count:
+            self._outlet.push(row[None, :], frame.t)
+
+    def _note_error(self, text: str) -> None:
+        if not self.errors or self.errors[-1] != text:
+            self.errors.append(text)
+            log.warning("%s", text)
+
+    def status(self) -> dict[str, Any]:
+        """The ``status`` message fields (also useful to callers and tests)."""
+        streams = {
+            "emg": self.emg.health.as_status(),
+            "video": self.frames.health.as_status(),
+        }
+        for key, health in (("emg", self.emg.health), ("video", self.frames.health)):
+            if health.last_error:
+                self._note_error(f"{key}: {health.last_error}")
+        return {
+            "streams": streams,
+            "latency_ms": self.latency.summary(),
+            "frames": {
+                "published": self.published,
+                "dropped": int(self.frames.dropped),
+                "duplicates": int(getattr(getattr(self.frames, "counter", None), "duplicates", 0)),
+                "emg_missing": self.emg_missing,
+            },
+            "backend": self.models.backend if self.models is not None else "none",
+            "feature": self.emg.feature.name,
+            "emg_group_delay_ms": None
+            if self.emg.group_delay_s is None
+            else round(1e3 * self.emg.group_delay_s, 2),
+            "profile": Path(self.config.profile).name if self.config.profile else None,
+            "errors": list(self.errors),
+        }
+
+    def _maybe_status(self) -> None:
+        now = time.monotonic()
+        if now - self._last_status >= self.config.output.status_interval_s:
+            self._last_status = now
+            import pylsl
+
+            self.publisher.publish("status", self.status(), t=pylsl.local_clock())

@@ -1,0 +1,227 @@
+"""The pipeline's frame clock: camera frames from the ``Video`` stream, or an internal clock.
+
+Every frame carries its capture time (the camera node stamps at capture, DESIGN.md), corrected
+into this machine's clock by the inlet. Dropped frames (a gap of more than 1.5 frame periods) and
+duplicates (a repeated or non-increasing stamp) are detected and counted. When the pipeline falls
+behind, only the newest ``queue_frames`` frames are kept and the overflow is counted as dropped:
+late frames are worth less than current ones in biofeedback.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import PositiveFloat, PositiveInt
+
+from streaming.config import Config
+from streaming.errors import EiferError, StreamFormatError
+from streaming.health import StreamHealth
+from streaming.lsl_io import ChunkInlet, StreamSelector, desc_to_dict, find_stream
+
+__all__ = ["Frame", "FrameCounter", "InternalFrameClock", "VideoFeed", "VideoInputConfig"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame: capture time in this machine's LSL clock, and its pixels when decoded."""
+
+    t: float
+    index: int
+    rgb: np.ndarray | None = None
+
+
+class VideoInputConfig(Config):
+    """Which camera stream clocks the pipeline (or an internal clock when disabled)."""
+
+    enabled: bool = True
+    name: str | None = "Camera"
+    type: str | None = "Video"
+    source_id: str | None = None
+    clock_offset_s: float = 0.0
+    frame_rate_hz: PositiveFloat = 30.0  # the internal clock's rate when enabled = false
+    queue_frames: PositiveInt = 30  # 1 s at 30 fps: liblsl delivers the first ~0.6 s at once
+    reconnect_timeout_s: PositiveFloat = 2.0
+    decode_pixels: bool = True
+
+    def selector(self) -> StreamSelector:
+        return StreamSelector(self.name or None, self.type or None, self.source_id or None)
+
+
+class FrameCounter:
+    """Counts dropped and duplicate frames from capture stamps."""
+
+    def __init__(self, rate_hz: float) -> None:
+        self.period_s = 1.0 / rate_hz if rate_hz > 0 else None
+        self.dropped = 0
+        self.duplicates = 0
+        self._last_t: float | None = None
+
+    def accept(self, t: float) -> bool:
+        """False for a duplicate (to be skipped); counts drops before ``t``."""
+        last, self._last_t = self._last_t, t if self._last_t is None else max(t, self._last_t)
+        if last is None:
+            return True
+        dt = t - last
+        if self.period_s is None:
+            if dt <= 0:
+                self.duplicates += 1
+                return False
+            return True
+        if dt < 0.5 * self.period_s:
+            self.duplicates += 1
+            return False
+        missed = round(dt / self.period_s) - 1
+        if missed > 0:
+            self.dropped += missed
+        return True
+
+
+def frame_shape(info: Any) -> tuple[int, int]:
+    """(height, width) of a ``Video`` stream from its desc; clear error if inconsistent."""
+    desc = desc_to_dict(info)
+    try:
+        width, height = int(desc["width"]), int(desc["height"])
+    except (KeyError, TypeError, ValueError):
+        raise StreamFormatError(
+            f"video stream {info.name()!r} has no width/height in its desc"
+        ) from None
+    if width * height * 3 != info.channel_count():
+        raise StreamFormatError(
+            f"video stream {info.name()!r}: {width}x{height}x3 != {info.channel_count()} channels"
+        )
+    if str(desc.get("pixel_format", "rgb24")) != "rgb24":
+        raise StreamFormatError(f"video stream {info.name()!r}: only rgb24 pixels are supported")
+    return height, width
+
+
+class VideoFeed:
+    """Frames from the camera stream, newest kept when the consumer falls behind."""
+
+    def __init__(self, config: VideoInputConfig) -> None:
+        self.config = config
+        self.health = StreamHealth(name=config.name or config.type or "Video")
+        self.counter = FrameCounter(0.0)
+        self.overflow = 0
+        self.stale_skipped = 0
+        self._frames: deque[Frame] = deque()
+        self._ready = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="video-feed", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._ready:
+            self._ready.notify_all()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def next_frame(self, timeout_s: float) -> Frame | None:
+        with self._ready:
+            if not self._frames:
+                self._ready.wait(timeout_s)
+            return self._frames.popleft() if self._frames else None
+
+    @property
+    def dropped(self) -> int:
+        return self.counter.dropped + self.overflow
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                info = find_stream(self.config.selector(), self.config.reconnect_timeout_s)
+                self._acquire(info)
+            except EiferError as exc:
+                self.health.connected = False
+                if str(exc) != self.health.last_error:
+                    log.warning("video input: %s", exc)
+                self.health.last_error = str(exc)
+                if isinstance(exc, StreamFormatError):
+                    self._stop.wait(self.config.reconnect_timeout_s)
+
+    def _acquire(self, info: Any) -> None:
+        height, width = frame_shape(info)
+        self.counter = FrameCounter(info.nominal_srate())
+        with ChunkInlet(info, max_buflen_s=2, max_chunk=self.config.queue_frames) as inlet:
+            inlet.open(self.config.reconnect_timeout_s)
+            self.health.reconnects += 1  # 'connected' once data flows
+            self.health.last_error = ""
+            log.info("video input: %r, %dx%d", info.name(), width, height)
+            # liblsl hands a new inlet the outlet's recent backlog: frames captured before this
+            # connection are history, not live frames, and are skipped (not counted as drops)
+            import pylsl
+
+            connected_at = pylsl.local_clock() + self.config.clock_offset_s - 0.1
+            index = 0
+            while not self._stop.is_set():
+                pixels, stamps = inlet.pull(timeout_s=0.1)
+                self.health.connected = len(stamps) > 0 or self.health.age_s < 1.0
+                if len(stamps) == 0:
+                    continue
+                self.health.on_data(len(stamps))
+                for row, t in zip(pixels, stamps, strict=True):
+                    t = float(t) + self.config.clock_offset_s
+                    if t < connected_at:
+                        self.stale_skipped += 1
+                        continue
+                    if not self.counter.accept(t):
+                        continue
+                    rgb = (
+                        row.view(np.uint8).reshape(height, width, 3)
+                        if self.config.decode_pixels
+                        else None
+                    )
+                    self._push(Frame(t=t, index=index, rgb=rgb))
+                    index += 1
+
+    def _push(self, frame: Frame) -> None:
+        with self._ready:
+            self._frames.append(frame)
+            while len(self._frames) > self.config.queue_frames:
+                self._frames.popleft()
+                self.overflow += 1
+            self._ready.notify()
+
+
+class InternalFrameClock:
+    """Frame times from this machine's LSL clock, for EMG-only sessions without a camera."""
+
+    def __init__(self, rate_hz: float) -> None:
+        import pylsl
+
+        self._clock = pylsl.local_clock
+        self.period_s = 1.0 / rate_hz
+        self._next = self._clock()
+        self._index = 0
+        self.health = StreamHealth(name="internal clock", connected=True)
+        self.dropped = 0
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def next_frame(self, timeout_s: float) -> Frame | None:
+        wait = self._next - self._clock()
+        if wait > timeout_s:
+            time.sleep(timeout_s)
+            return None
+        if wait > 0:
+            time.sleep(wait)
+        frame = Frame(t=self._next, index=self._index)
+        self._next += self.period_s
+        self._index += 1
+        self.health.on_data(1)
+        return frame
