@@ -102,8 +102,13 @@ class SampleIndexer:
     chunk starting more than 1.5 periods after the previous sample skipped samples.
     """
 
-    def __init__(self, rate_hz: float) -> None:
+    #: float32 channels hold integers exactly up to 2**24, so amplifier counters wrap there
+    COUNTER_MODULUS = 2**24
+
+    def __init__(self, rate_hz: float, counter_modulus: int = COUNTER_MODULUS) -> None:
         self.rate_hz = float(rate_hz)
+        self.counter_modulus = counter_modulus
+        self._wraps = 0
         self.gaps = 0
         self.lost_samples = 0
         self.restarts = 0
@@ -113,13 +118,24 @@ class SampleIndexer:
     def reset(self) -> None:
         self._next = None
         self._last_t = None
+        self._wraps = 0
+
+    def _unwrap(self, counter: np.ndarray) -> np.ndarray:
+        """Undo the counter's wrap at ``counter_modulus`` (within and across chunks)."""
+        m = float(self.counter_modulus)
+        previous = (self._next - 1) % m if self._next is not None else counter[0]
+        steps = np.diff(np.concatenate([[previous], counter]))
+        # a drop of more than half the range is a wrap; a smaller one is a restart (see index)
+        wraps = self._wraps + np.cumsum(steps < -m / 2)
+        self._wraps = int(wraps[-1])
+        return counter + m * wraps
 
     def index(self, stamps: np.ndarray, counter: np.ndarray | None = None) -> np.ndarray:
         n = len(stamps)
         if n == 0:
             return np.empty(0)
         if counter is not None:
-            indices = np.asarray(counter, dtype=np.float64)
+            indices = self._unwrap(np.asarray(counter, dtype=np.float64))
         else:
             start = self._next if self._next is not None else 0.0
             if self._last_t is not None:

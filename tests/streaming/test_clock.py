@@ -78,3 +78,13 @@ def test_indexer_without_counter_infers_gaps_from_stamps() -> None:
 def test_dejitter_refuses_irregular_streams() -> None:
     with pytest.raises(ValueError, match="regular stream"):
         LinearDejitter(0.0)
+
+
+def test_counter_wrapping_at_2_to_the_24_is_not_a_restart() -> None:
+    indexer = SampleIndexer(RATE_HZ)
+    m = 2**24
+    first = indexer.index(np.zeros(4), counter=np.array([m - 4, m - 3, m - 2, m - 1.0]))
+    second = indexer.index(np.zeros(4), counter=np.array([m - 1 + 1 - m + 0.0, 1, 2, 3]))
+    within = indexer.index(np.zeros(4), counter=np.array([4.0, 5, 6, 7]))
+    assert second[0] == first[-1] + 1 and within[0] == second[-1] + 1
+    assert (indexer.gaps, indexer.restarts) == (0, 0)
