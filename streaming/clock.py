@@ -126,6 +126,8 @@ class SampleIndexer:
         previous = (self._next - 1) % m if self._next is not None else counter[0]
         steps = np.diff(np.concatenate([[previous], counter]))
         # a drop of more than half the range is a wrap; a smaller one is a restart (see index)
+        if -m / 2 <= steps[0] < 0:
+            self._wraps = 0
         wraps = self._wraps + np.cumsum(steps < -m / 2)
         self._wraps = int(wraps[-1])
         return counter + m * wraps
