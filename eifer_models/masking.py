@@ -1,0 +1,77 @@
+"""Appearance-pixel sampling inside the rendered face (EIFER's masking function).
+
+SMIRK samples the generator's appearance pixels inside the convex hull of MediaPipe landmarks;
+landmarks fail under sEMG electrodes, so EIFER samples inside the area covered by the rendered
+FLAME face instead (Buechner et al., CVPR 2025). Here the area is the renderer's ``coverage``
+mask. Pixels are drawn uniformly without replacement among covered pixels; the number is given
+directly or as a fraction of the image (SMIRK's ``mask_ratio``: 0.01 of 224^2 = 501 pixels in
+training) and EIFER shrinks it over the training stages (:func:`stage_fraction`). A
+``torch.Generator`` makes the draw reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class AppearanceSample:
+    """``appearance`` (B,C,H,W) image at sampled pixels, 0 elsewhere; ``sample_mask`` (B,1,H,W)
+    1 at sampled pixels; ``counts`` (B,) pixels drawn per image (fewer than asked only when the
+    covered area is smaller)."""
+
+    appearance: Tensor
+    sample_mask: Tensor
+    counts: Tensor
+
+
+def pixel_count(fraction: float, height: int, width: int) -> int:
+    """Pixels for a fraction of the image, SMIRK's ``int(mask_ratio * H * W)``."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"pixel fraction must be in [0, 1], got {fraction}")
+    return int(fraction * height * width)
+
+
+def stage_fraction(stage: int, fractions: Sequence[float] = (0.05, 0.02, 0.01)) -> float:
+    """Appearance-pixel fraction for a training stage (0-based; EIFER shrinks it per stage).
+    The default values are this project's choice (EIFER's are not published)."""
+    if stage < 0:
+        raise ValueError(f"stage must be >= 0, got {stage}")
+    return fractions[min(stage, len(fractions) - 1)]
+
+
+def sample_appearance(
+    image: Tensor,
+    coverage: Tensor,
+    *,
+    n_pixels: int | None = None,
+    fraction: float | None = None,
+    generator: torch.Generator | None = None,
+) -> AppearanceSample:
+    """Keep ``n_pixels`` (or ``fraction`` of H*W) random pixels of ``image`` (B,C,H,W) inside
+    ``coverage`` (B,1,H,W or B,H,W; nonzero = face), zero the rest. Differentiable w.r.t. image."""
+    if (n_pixels is None) == (fraction is None):
+        raise ValueError("give exactly one of n_pixels or fraction")
+    B, _, H, W = image.shape
+    cov = coverage.reshape(coverage.shape[0], -1) != 0
+    if cov.shape != (B, H * W):
+        raise ValueError(
+            f"coverage {tuple(coverage.shape)} does not match image {tuple(image.shape)}"
+        )
+    n = pixel_count(fraction, H, W) if fraction is not None else int(n_pixels)  # type: ignore[arg-type]
+    if n < 0:
+        raise ValueError(f"n_pixels must be >= 0, got {n}")
+    n = min(n, H * W)
+    keys = torch.rand(
+        B, H * W, generator=generator, device=generator.device if generator else image.device
+    )
+    keys = keys.to(image.device).masked_fill(~cov, -1.0)
+    top = keys.topk(n, dim=1)
+    chosen = torch.zeros(B, H * W, dtype=torch.bool, device=image.device)
+    chosen.scatter_(1, top.indices, top.values >= 0)
+    mask = chosen.view(B, 1, H, W)
+    return AppearanceSample(image * mask.to(image.dtype), mask.to(image.dtype), chosen.sum(1))
