@@ -1,0 +1,273 @@
+"""The EMG node over real LSL (loopback): simulator stream, truth stream, bridge, CLI signals."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from nodes.emg import COUNTER_MODULO, ChannelMap, load_node_config, run_bridge, unit_scale
+from streaming.config import ConfigError
+from streaming.errors import StreamFormatError
+from streaming.lsl_io import ChunkInlet, StreamSelector, channel_labels, desc_to_dict, find_stream
+
+FS = 4096.0
+
+
+def _collect(inlet: ChunkInlet, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    data, stamps = [], []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        chunk, ts = inlet.pull(timeout_s=0.2)
+        if len(ts):
+            data.append(chunk)
+            stamps.append(ts)
+    assert data, f"no samples from {inlet.name!r} in {seconds} s"
+    return np.concatenate(data), np.concatenate(stamps)
+
+
+def test_channel_map_derives_bipolar_differences_and_pass_through() -> None:
+    cmap = ChannelMap({"F1": ("E3", "E4"), "F2": "E1"}, ["E1", "E2", "E3", "E4"], scale=2.0)
+    data = np.array([[1.0, 2.0, 10.0, 4.0], [0.5, 0.0, -1.0, 1.0]])
+    np.testing.assert_allclose(cmap.apply(data), [[12.0, 2.0], [-4.0, 1.0]])
+    assert cmap.labels == ["F1", "F2"] and cmap.inputs == ["E1", "E3", "E4"]
+    passthrough = ChannelMap({}, ["A", "B", "Counter"], exclude=("Counter",))
+    assert passthrough.labels == ["A", "B"]
+    with pytest.raises(StreamFormatError, match=r"F1 needs 'E9'.*its labels are"):
+        ChannelMap({"F1": ("E9", "E4")}, ["E1", "E4"])
+    with pytest.raises(StreamFormatError, match="duplicate channel labels"):
+        ChannelMap({}, ["E1", "E1"])
+
+
+def test_node_config_rejects_bad_values_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"stream\.chunk_samples"):
+        load_node_config(None, ["stream.chunk_samples=0"])
+    with pytest.raises(ConfigError, match="source"):
+        load_node_config(None, ['source="usb"'])
+
+
+def test_simulator_node_streams_4096_hz_with_counter_offset_and_truth(spawn, unique_name) -> None:
+    offset = 0.25
+    spawn(
+        "node",
+        [
+            f'stream.name="{unique_name}"',
+            f'stream.source_id="{unique_name}"',
+            f'stream.truth_name="{unique_name}-truth"',
+            f"timing.clock_offset_s={offset}",
+            "timing.start_delay_s=0.2",
+        ],
+    )
+    info = find_stream(StreamSelector(name=unique_name), timeout_s=30)
+    truth_info = find_stream(StreamSelector(name=f"{unique_name}-truth"), timeout_s=10)
+    assert info.type() == "EMG" and info.nominal_srate() == FS and info.channel_count() == 23
+    assert channel_labels(info) == [f"F{i}" for i in range(1, 23)] + ["counter"]
+    desc = desc_to_dict(info)
+    units = [c["unit"] for c in desc["channels"]["channel"]]
+    assert units == ["microvolts"] * 22 + ["samples"]
+    sim = desc["simulation"]
+    t0 = float(sim["t0_lsl"])
+    assert float(sim["clock_offset_s"]) == offset and float(sim["jitter_s"]) == 0.0
+    assert desc["counter"]["modulo"] == str(COUNTER_MODULO)
+    assert truth_info.type() == "EMGTruth" and truth_info.nominal_srate() == FS / 32
+    truth_labels = channel_labels(truth_info)
+    assert truth_labels[0] == "sample_index" and "zygomaticus_major_l" in truth_labels
+
+    truth_inlet = ChunkInlet(truth_info, clock_sync=False)
+    inlet = ChunkInlet(info, clock_sync=False)
+    try:
+        truth_inlet.open(10)
+        inlet.open(10)
+        data, stamps = _collect(inlet, 1.2)
+        truth, truth_stamps = _collect(truth_inlet, 0.3)
+    finally:
+        inlet.close()
+        truth_inlet.close()
+
+    assert data.dtype == np.float32 and data.shape[1] == 23
+    counter = data[:, -1].astype(np.int64)
+    assert np.all(np.diff(counter) == 1), "counter has gaps or repeats"
+    # stamps = true time + offset; true time of sample k = t0 + k / rate
+    np.testing.assert_allclose(stamps - offset, t0 + counter / FS, atol=1e-6, rtol=0)
+    assert abs(np.median(np.diff(stamps)) * FS - 1.0) < 1e-6
+    assert len(stamps) > 0.5 * 1.2 * FS  # real time: about 1.2 s arrived in 1.2 s
+    assert np.all(np.isfinite(data)) and 1.0 < np.abs(data[:, :22]).std() < 500.0
+
+    index = truth[:, 0].astype(np.int64)
+    assert np.all(index % 32 == 0) and np.all(np.diff(index) == 32)
+    np.testing.assert_allclose(truth_stamps, t0 + index / FS, atol=1e-6, rtol=0)
+    assert np.all((truth[:, 1:] >= 0) & (truth[:, 1:] <= 1))
+    # the EMG sample whose counter equals a truth row's index was stamped at that time + offset
+    common, emg_at, truth_at = np.intersect1d(counter, index, return_indices=True)
+    assert len(common) > 5
+    np.testing.assert_allclose(stamps[emg_at] - offset, truth_stamps[truth_at], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_kuramoto_node_jitters_chunk_stamps_within_the_configured_bound(spawn, unique_name) -> None:
+    jitter = 0.002
+    spawn(
+        "node",
+        [
+            f'stream.name="{unique_name}"',
+            f'stream.source_id="{unique_name}"',
+            "stream.truth=false",
+            'simulator.scheme="kuramoto"',
+            f"timing.jitter_s={jitter}",
+            "timing.start_delay_s=0.2",
+        ],
+    )
+    info = find_stream(StreamSelector(name=unique_name), timeout_s=30)
+    assert info.channel_count() == 22 and channel_labels(info)[-2:] == ["K23", "counter"]
+    desc = desc_to_dict(info)
+    t0 = float(desc["simulation"]["t0_lsl"])
+    assert desc["simulation"]["jitter"] == "uniform" and desc["montage"] == "monopolar"
+    with ChunkInlet(info, clock_sync=False) as inlet:
+        inlet.open(10)
+        data, stamps = _collect(inlet, 1.0)
+    counter = data[:, -1].astype(np.int64)
+    assert np.all(np.diff(counter) == 1)
+    deviation = stamps - (t0 + counter / FS)
+    assert np.all(np.abs(deviation) <= jitter + 1e-6)
+    per_chunk = deviation[counter % 32 == 31]  # liblsl derives the other stamps of a chunk
+    assert np.std(per_chunk) > jitter / 4  # uniform +/-2 ms: sd 1.15 ms
+    assert np.ptp(per_chunk) > jitter
+
+
+def test_bridge_republishes_a_bipolar_channel_map_with_the_same_stamps(spawn, unique_name) -> None:
+    raw = f"{unique_name}-raw"
+    labels = ["E1", "E2", "E3", "E4"]
+    spawn("raw", {"name": raw, "labels": labels, "rate_hz": 1000.0, "unit": "mV"})
+    spawn(
+        "node",
+        [
+            'source="lsl"',
+            f'bridge.name="{raw}"',
+            'bridge.type="EEG"',
+            "bridge.expect_rate_hz=1000.0",
+            "bridge.expect_channels=5",
+            'bridge.counter_label="Counter"',
+            'bridge.channels.F1=["E3", "E4"]',
+            'bridge.channels.F2="E1"',
+            f'stream.name="{unique_name}"',
+            f'stream.source_id="{unique_name}"',
+        ],
+    )
+    info = find_stream(StreamSelector(name=unique_name), timeout_s=30)
+    assert channel_labels(info) == ["F1", "F2", "counter"] and info.nominal_srate() == 1000.0
+    bridge = desc_to_dict(info)["bridge"]
+    assert bridge["source_name"] == raw and bridge["derivation"][0]["minus"] == "E4"
+    raw_info = find_stream(StreamSelector(name=raw), timeout_s=10)
+    with ChunkInlet(info) as inlet, ChunkInlet(raw_info) as raw_inlet:
+        inlet.open(10)
+        raw_inlet.open(10)
+        data, stamps = _collect(inlet, 1.0)
+        raw_data, raw_stamps = _collect(raw_inlet, 0.2)
+    k = data[:, 2].astype(np.int64)
+    assert np.all(np.diff(k) == 1)
+    e3 = 100.0 * np.sin(0.01 * k * 3)
+    e4 = 100.0 * np.sin(0.01 * k * 4)
+    e1 = 100.0 * np.sin(0.01 * k * 1)
+    # the raw stream declares millivolts: scale "auto" converts to microvolts (x1000)
+    np.testing.assert_allclose(data[:, 0], 1e3 * (e3 - e4), rtol=1e-6, atol=0.05)
+    np.testing.assert_allclose(data[:, 1], 1e3 * e1, rtol=1e-6, atol=0.05)
+    assert float(bridge["scale"]) == 1e3 and desc_to_dict(info)["manufacturer"] == "TestAmp"
+    common, a, b = np.intersect1d(k, raw_data[:, 4].astype(np.int64), return_indices=True)
+    assert len(common) > 10
+    np.testing.assert_allclose(stamps[a], raw_stamps[b], atol=1e-3)
+
+
+def test_bridge_refuses_a_missing_label_or_a_wrong_rate(spawn, unique_name) -> None:
+    raw = f"{unique_name}-raw"
+    spawn("raw", {"name": raw, "labels": ["E1", "E2"], "rate_hz": 500.0})
+    base = [f'bridge.name="{raw}"', 'source="lsl"', "bridge.timeout_s=20"]
+    cfg = load_node_config(None, [*base, 'bridge.channels.F1=["E1", "E7"]'])
+    with pytest.raises(StreamFormatError, match=r"F1 needs 'E7'.*'E1', 'E2', 'Counter'"):
+        run_bridge(cfg, duration_s=0.1)
+    cfg = load_node_config(None, [*base, "bridge.expect_rate_hz=4096.0"])
+    with pytest.raises(StreamFormatError, match=r"runs at 500 Hz.*expects 4096 Hz"):
+        run_bridge(cfg, duration_s=0.1)
+    cfg = load_node_config(None, [*base, "bridge.expect_channels=22"])
+    with pytest.raises(StreamFormatError, match=r"has 3 channels.*expects 22"):
+        run_bridge(cfg, duration_s=0.1)
+    cfg = load_node_config(None, [*base, 'bridge.scheme="fridlund"', 'bridge.channels.F1="E1"'])
+    with pytest.raises(StreamFormatError, match=r"scheme 'fridlund'.*missing \['F2', 'F3'"):
+        run_bridge(cfg, duration_s=0.1)
+
+
+def test_unit_scale_converts_declared_units_to_microvolts() -> None:
+    assert unit_scale(["V", "volts"]) == 1e6
+    assert unit_scale(["mV"]) == 1e3
+    assert unit_scale(["microvolts", "uV"]) == 1.0
+    assert unit_scale([]) == 1.0  # nothing declared: assumed microvolts, with a warning
+    with pytest.raises(StreamFormatError, match=r"set bridge\.scale"):
+        unit_scale(["V", "mV"])
+    with pytest.raises(StreamFormatError, match="furlongs"):
+        unit_scale(["furlongs"])
+
+
+def test_cli_node_without_counter_stops_cleanly_on_sigterm(unique_name) -> None:
+    env = dict(os.environ)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nodes.cli", "node", "emg", "--name", unique_name,
+         "--set", f'stream.source_id="{unique_name}"', "--set", "stream.truth=false",
+         "--set", "stream.counter=false"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        info = find_stream(StreamSelector(name=unique_name), timeout_s=30)
+        assert channel_labels(info) == [f"F{i}" for i in range(1, 23)]
+        assert "counter" not in desc_to_dict(info)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert "stopped after" in err
+
+
+@pytest.mark.slow
+def test_simulated_participant_follows_the_protocol_markers(spawn, unique_name) -> None:
+    markers = f"{unique_name}-markers"
+    times = mp.get_context("spawn").Queue()
+    schedule = [(0.0, "show:Smile-Open:1"), (0.5, "start:Smile-Open:1"), (1.5, "stop:Smile-Open:1")]
+    spawn("markers", {"name": markers, "schedule": schedule, "lead_s": 2.5}, times)
+    spawn(
+        "node",
+        [
+            f'stream.name="{unique_name}"',
+            f'stream.source_id="{unique_name}"',
+            f'stream.truth_name="{unique_name}-truth"',
+            'simulator.script.kind="markers"',
+            f'simulator.script.markers_stream="{markers}"',
+            "simulator.script.ramp_s=0.2",
+            "timing.start_delay_s=0.2",
+        ],
+    )
+    truth_info = find_stream(StreamSelector(name=f"{unique_name}-truth"), timeout_s=30)
+    zyg = channel_labels(truth_info).index("zygomaticus_major_l")
+    with ChunkInlet(truth_info, clock_sync=False) as inlet:
+        inlet.open(10)
+        planned = dict(times.get(timeout=30) for _ in schedule)
+        truth, stamps = _collect(inlet, max(0.5, planned["stop:Smile-Open:1"] + 1.0 - _now()))
+    start, stop = planned["start:Smile-Open:1"], planned["stop:Smile-Open:1"]
+    assert stamps[0] < start - 0.3, "truth stream opened too late to see the onset"
+    act = truth[:, zyg]
+    # the generator runs up to one 125 ms block ahead: onsets may land that much late
+    assert np.all(act[stamps < start] == 0.0)
+    held = (stamps > start + 0.2 + 0.15) & (stamps < stop)
+    assert held.sum() > 50 and np.all((act[held] > 0.8) & (act[held] < 1.0))
+    assert np.all(act[stamps > stop + 0.2 + 0.15] == 0.0)
+
+
+def _now() -> float:
+    import pylsl
+
+    return pylsl.local_clock()
