@@ -1,0 +1,1 @@
+"""Live biofeedback display: an aiohttp server that relays the bus to a local web page."""

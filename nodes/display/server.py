@@ -1,0 +1,407 @@
+"""``eifer display``: a local web server relaying the ZeroMQ bus to the biofeedback page.
+
+A thread subscribes to the bus (:class:`streaming.bus.Subscriber`), turns each message into JSON
+once (and, for ``muscle``, computes the biofeedback score and symmetry), and hands it to the
+asyncio loop, which offers it to every connected WebSocket client's latest-only slots
+(:mod:`nodes.display.hub`). The page (``static/``) draws what arrives. Binds 127.0.0.1 by
+default; no asset is fetched from the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import zmq
+from aiohttp import WSMsgType, web
+from pydantic import Field
+
+from configs import CONFIG_DIR, config_path
+from nodes.display.feedback import Feedback
+from nodes.display.head import HeadMesh, load_head
+from nodes.display.hub import Hub, LatestSlots, message_json
+from streaming.biofeedback import METRICS, load_movement_levels
+from streaming.bus import DEFAULT_ADDRESS, Message, Subscriber
+from streaming.config import Config, ConfigError, load_config
+from streaming.electrodes import load_scheme
+from streaming.errors import EiferError
+
+__all__ = ["DisplayConfig", "DisplayServer", "ServerThread", "add_arguments", "run"]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+log = logging.getLogger(__name__)
+
+
+class DisplayConfig(Config):
+    """Settings of ``eifer display`` (``configs/nodes/display.toml``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    bus_address: str = DEFAULT_ADDRESS
+    scheme: str = "fridlund"
+    movements: str = ""
+    head_model: str = ""
+    target: str = ""
+    metric: str = Field("cosine", pattern="^(" + "|".join(METRICS) + ")$")
+    smoothing_s: float = Field(0.3, ge=0.0, le=10.0)
+    trace_seconds: float = Field(10.0, gt=0.5, le=120.0)
+    stale_after_s: float = Field(2.0, gt=0.0)
+    heartbeat_s: float = Field(15.0, ge=0.0)
+    reference_dir: str = ""
+
+
+class DisplayServer:
+    """The aiohttp application plus the bus thread; ``start()``/``stop()`` on a running loop."""
+
+    def __init__(self, config: DisplayConfig) -> None:
+        self.config = config
+        self.scheme = load_scheme(config.scheme)
+        movements_path = (
+            Path(config.movements) if config.movements else CONFIG_DIR / "movements.toml"
+        )
+        movements = load_movement_levels(movements_path) if movements_path.is_file() else {}
+        self.feedback = Feedback(
+            self.scheme, movements, metric=config.metric, smoothing_s=config.smoothing_s
+        )
+        if config.target:
+            try:
+                self.feedback.select(config.target)
+            except ValueError as exc:
+                raise ConfigError(f"display target: {exc}") from None
+        self.head: HeadMesh | None = None
+        self.head_note = (
+            'no head model configured (set head_model to "synthetic" or a FLAME-layout .npz)'
+        )
+        if config.head_model:
+            self.head = load_head(config.head_model)  # BundleError names the file
+            self.head_bytes = self.head.to_bytes()
+            self.head_note = ""
+        self.hub = Hub()
+        self.errors: deque[str] = deque(maxlen=8)
+        self._errors_lock = threading.Lock()
+        self.bus_messages = 0
+        self.bus_last_monotonic: float | None = None
+        self.rejected = 0
+        self.url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_bus = threading.Event()
+        self._bus_thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
+
+    # ---- web application -------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/", self._index)
+        app.router.add_get("/ws", self._websocket)
+        app.router.add_get("/head.json", self._head_json)
+        app.router.add_get("/head.bin", self._head_bin)
+        app.router.add_get("/health", self._health)
+        app.router.add_static("/static/", STATIC_DIR, show_index=False)
+        return app
+
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def _head_json(self, request: web.Request) -> web.Response:
+        return web.json_response(self.head.meta() if self.head else {"note": self.head_note})
+
+    async def _head_bin(self, request: web.Request) -> web.Response:
+        if self.head is None:
+            raise web.HTTPNotFound(text=self.head_note)
+        return web.Response(body=self.head_bytes, content_type="application/octet-stream")
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response(self.health())
+
+    def health(self) -> dict[str, Any]:
+        age = (
+            None if self.bus_last_monotonic is None else time.monotonic() - self.bus_last_monotonic
+        )
+        return {
+            "bus": self.config.bus_address,
+            "bus_messages": self.bus_messages,
+            "bus_age_s": age,
+            "rejected": self.rejected,
+            "clients": len(self.hub.clients),
+            "pending_bytes": self.hub.pending_bytes(),
+            "skipped": sum(c.skipped for c in self.hub.clients),
+            "errors": self._recent_errors(),
+        }
+
+    def _recent_errors(self) -> list[str]:
+        with self._errors_lock:
+            return list(self.errors)
+
+    def hello(self) -> str:
+        scheme = self.scheme
+        return message_json(
+            "hello",
+            {
+                "scheme": scheme.name,
+                "labels": scheme.labels,
+                "muscles": scheme.muscles,
+                "sides": scheme.sides,
+                "positions": scheme.positions,
+                "pairs": [list(pair) for pair in scheme.pairs],
+                "head": self.head.meta() if self.head else None,
+                "head_note": self.head_note,
+                "trace_seconds": self.config.trace_seconds,
+                "stale_after_s": self.config.stale_after_s,
+                "bus": self.config.bus_address,
+            },
+        )
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(heartbeat=self.config.heartbeat_s or None, max_msg_size=1 << 16)
+        await ws.prepare(request)
+        slots = LatestSlots()
+        slots.offer("hello", self.hello())
+        slots.offer("feedback_config", message_json("feedback_config", self.feedback.state()))
+        for topic, text in self.hub.latest.items():
+            slots.offer(topic, text)
+        self.hub.clients.add(slots)
+        self._sockets.add(ws)
+        writer = asyncio.create_task(self._write(ws, slots))
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    self._command(msg.data)
+        finally:
+            self.hub.remove(slots)
+            self._sockets.discard(ws)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        return ws
+
+    async def _write(self, ws: web.WebSocketResponse, slots: LatestSlots) -> None:
+        try:
+            while not ws.closed:
+                for text in await slots.take():
+                    await ws.send_str(text)  # waits for the socket to drain: backpressure
+                    slots.sent += 1
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("client gone: %s", exc)
+
+    def _command(self, text: str) -> None:
+        """A page request: choose target or metric, or capture the current pattern."""
+        try:
+            request = json.loads(text)
+            kind = request.get("type")
+            if kind == "target":
+                name = str(request.get("name", ""))
+                if name.startswith("file:") and name not in self.feedback.targets:
+                    # the page chooses among known targets; files are named on the command line
+                    raise ValueError("reference files are loaded with --set target=file:<path>")
+                self.feedback.select(name)
+            elif kind == "metric":
+                self.feedback.set_metric(str(request.get("name", "")))
+            elif kind == "capture":
+                self.feedback.capture(self.config.reference_dir or None)
+            else:
+                raise ValueError(f"unknown page request {kind!r}")
+        except (ValueError, AttributeError, EiferError) as exc:
+            self._error(f"page request {text[:80]!r}: {exc}")
+            return
+        self.hub.broadcast(
+            "feedback_config", message_json("feedback_config", self.feedback.state())
+        )
+
+    def _error(self, text: str) -> None:
+        log.warning("%s", text)
+        with self._errors_lock:  # appended from the bus thread, read on the event loop
+            self.errors.append(f"{time.strftime('%H:%M:%S')} {text}")
+
+    async def _tick(self) -> None:
+        """1 Hz: the display's own status, with each client's own skipped count."""
+        while True:
+            await asyncio.sleep(1.0)
+            health = self.health()
+            for slots in list(self.hub.clients):
+                fields = dict(health, skipped=slots.skipped, sent=slots.sent)
+                slots.offer("display", message_json("display", fields))
+
+    # ---- bus thread ------------------------------------------------------------------------
+    def _bus_loop(self, subscriber: Subscriber) -> None:
+        """Runs in the bus thread, which owns ``subscriber`` (zmq sockets are not thread-safe)."""
+        try:
+            while not self._stop_bus.is_set():
+                message = subscriber.receive(0.1)
+                self.rejected = subscriber.rejected
+                if subscriber.last_error:
+                    self._error(f"bus: {subscriber.last_error}")
+                    subscriber.last_error = None
+                if message is not None:
+                    self._relay(message)
+        finally:
+            subscriber.close()
+
+    def _relay(self, message: Message) -> None:
+        self.bus_messages += 1
+        self.bus_last_monotonic = time.monotonic()
+        out = [
+            (message.topic, message_json(message.topic, message.fields, message.t, message.frame))
+        ]
+        if message.topic == "muscle":
+            try:
+                result = self.feedback.process(message.fields, message.t or time.monotonic())
+            except (ValueError, TypeError) as exc:
+                self._error(str(exc))
+                result = None
+            if result is not None:
+                out.append(("feedback", message_json("feedback", result, message.t, message.frame)))
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            for topic, text in out:
+                with contextlib.suppress(RuntimeError):  # loop closing during shutdown
+                    loop.call_soon_threadsafe(self.hub.broadcast, topic, text)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> str:
+        """Serve on the configured host/port (port 0 = any free one); returns the page URL."""
+        self._loop = asyncio.get_running_loop()
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise ConfigError(
+                f"display: cannot listen on {self.config.host}:{self.config.port} ({exc}); "
+                "choose another port with --set port=N"
+            ) from None
+        host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
+        self.url = f"http://{host}:{port}/"
+        try:
+            subscriber = Subscriber(self.config.bus_address)
+        except zmq.ZMQError as exc:
+            await self._runner.cleanup()
+            raise ConfigError(
+                f"display: cannot connect to the bus at {self.config.bus_address!r} ({exc}); "
+                "give an address like tcp://127.0.0.1:5556 with --set bus_address=..."
+            ) from None
+        self._stop_bus.clear()
+        self._bus_thread = threading.Thread(
+            target=self._bus_loop, args=(subscriber,), name="display-bus", daemon=True
+        )
+        self._bus_thread.start()
+        self._ticker = asyncio.create_task(self._tick())
+        return self.url
+
+    async def stop(self) -> None:
+        self._stop_bus.set()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for ws in list(self._sockets):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 1.0)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._bus_thread is not None:
+            await asyncio.to_thread(self._bus_thread.join, 2.0)
+
+
+class ServerThread:
+    """Run a :class:`DisplayServer` on its own event loop in a thread (tests, benchmarks, demo)."""
+
+    def __init__(self, config: DisplayConfig) -> None:
+        self.server = DisplayServer(config)
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="display-server", daemon=True)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self.server.start())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(self.server.stop())
+        self._loop.close()
+
+    def start(self, timeout_s: float = 10.0) -> str:
+        self._thread.start()
+        if not self._ready.wait(timeout_s):
+            raise TimeoutError("display server did not start")
+        if self._error is not None:
+            raise self._error
+        return self.server.url
+
+    def call(self, fn: Any, timeout_s: float = 5.0) -> Any:
+        """Run ``fn()`` on the server's loop (safe access to its state) and return the result."""
+
+        async def wrapper() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(wrapper(), self._loop).result(timeout_s)
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10.0)
+
+    def __enter__(self) -> ServerThread:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="display TOML (default: the shipped configs/nodes/display.toml)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. --set port=8090 --set target=Smile-Open --set metric=distance",
+    )
+
+
+def load(args: argparse.Namespace) -> DisplayConfig:
+    path = args.config if args.config is not None else config_path("nodes", "display.toml")
+    return load_config(DisplayConfig, path, args.overrides)
+
+
+async def _serve(config: DisplayConfig) -> None:
+    server = DisplayServer(config)
+    url = await server.start()
+    print(f"eifer display: open {url}  (bus {config.bus_address}; Ctrl-C to stop)", flush=True)
+    if server.head_note:
+        print(f"eifer display: {server.head_note}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load(args)
+    try:
+        asyncio.run(_serve(config))
+    except KeyboardInterrupt:
+        return 0
+    return 0
