@@ -1,0 +1,485 @@
+"""Model bundles: one folder with everything the live pipeline needs to run EIFER's models.
+
+Layout (DESIGN.md, "Model bundles")::
+
+    <bundle>/manifest.json              format version, producer, trained flag, dimensions,
+                                        EMG channels, EMG feature definition, input
+                                        normalisation, graphs (files, inputs, outputs),
+                                        sha256 of every file
+    <bundle>/<graph>.safetensors        weights of encoders / emg2exp / exp2emg
+    <bundle>/<graph>.onnx               float32 ONNX graphs (encoders_fp16.onnx: FP16 variant)
+    <bundle>/engines/<gpu>-trt<ver>/    TensorRT plans built on a GPU (not checksummed: built
+                                        per machine, each with its own sidecar)
+
+``load_bundle`` verifies the format version, every checksum, the dimensions, the ONNX inputs
+and outputs and the weight shapes, and raises :class:`~streaming.errors.BundleError` naming the
+file and field at fault. ``create_demo_bundle`` writes randomly initialised (seeded) models,
+marked ``"trained": false`` in the manifest, for the demo and tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from eifer_models.encoders import N_EXP, N_SHAPE, SmirkEncoder
+from eifer_models.export import EncoderGraph, export_encoders, export_mlp, onnx_io
+from eifer_models.mlp import DEFAULT_HIDDEN, MLP, N_EMG, EMG2Exp, Exp2EMG
+from eifer_models.runtimes.base import TensorSpec
+from streaming.config import ConfigError
+from streaming.errors import BundleError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "GRAPHS",
+    "Bundle",
+    "GraphEntry",
+    "Manifest",
+    "create_demo_bundle",
+    "default_emg_channels",
+    "load_bundle",
+    "save_bundle",
+    "sha256_file",
+]
+
+FORMAT = "eifer-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+GRAPHS = ("encoders", "emg2exp", "exp2emg")
+IMAGE_NORMALISATION = {
+    "layout": "NCHW",
+    "color": "RGB",
+    "size": [224, 224],
+    "range": [0.0, 1.0],
+    "mean": None,  # SMIRK demo.py only divides by 255
+    "std": None,
+    "crop": "face box from landmarks, scale 1.4, similarity warp to 224 (SMIRK crop_face)",
+}
+EMG_NORMALISATION = {
+    "kind": "per_channel_max",
+    "description": "envelope divided by the participant's per-channel maximum from the "
+    "calibration recording (EIFER section 3.3); Exp2EMG output times the profile = microvolts",
+}
+
+
+def default_emg_channels() -> list[str]:
+    """``F1`` .. ``F22``: the bipolar Fridlund channels (Fridlund & Cacioppo 1986)."""
+    return [f"F{i}" for i in range(1, N_EMG + 1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SpecModel(_Strict):
+    name: str
+    shape: list[int | None]
+    dtype: str = "float32"
+
+
+class GraphEntry(_Strict):
+    """One graph: its files, constructor config and declared inputs/outputs."""
+
+    weights: str
+    onnx: str | None = None
+    onnx_fp16: str | None = None
+    config: dict[str, Any]
+    inputs: list[SpecModel]
+    outputs: list[SpecModel]
+
+    def specs(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        def conv(items: list[SpecModel]) -> tuple[TensorSpec, ...]:
+            return tuple(TensorSpec(s.name, tuple(s.shape), s.dtype) for s in items)
+
+        return conv(self.inputs), conv(self.outputs)
+
+
+class Manifest(_Strict):
+    """The contents of ``manifest.json`` (unknown keys are an error, as in configs)."""
+
+    format: str = FORMAT
+    format_version: int
+    producer: str
+    created: str
+    trained: bool
+    description: str = ""
+    expression_dim: int = Field(gt=0)
+    n_exp: int = Field(gt=0)
+    n_shape: int = Field(gt=0)
+    emg_channels: list[str] = Field(min_length=1)
+    feature: dict[str, Any]
+    input_normalisation: dict[str, Any]
+    graphs: dict[str, GraphEntry]
+    files: dict[str, str]
+    training: dict[str, Any] = Field(default_factory=dict)  # provenance: data, epochs, metrics
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle folder; builds the torch modules and names the files runtimes need."""
+
+    path: Path
+    manifest: Manifest
+
+    @property
+    def trained(self) -> bool:
+        return self.manifest.trained
+
+    @property
+    def engines_root(self) -> Path:
+        return self.path / "engines"
+
+    def graph(self, name: str) -> GraphEntry:
+        if name not in self.manifest.graphs:
+            raise BundleError(
+                f"{self.path / MANIFEST}: no graph {name!r} (has {sorted(self.manifest.graphs)})"
+            )
+        return self.manifest.graphs[name]
+
+    def onnx_path(self, name: str, fp16: bool = False) -> Path | None:
+        entry = self.graph(name)
+        file = entry.onnx_fp16 if fp16 else entry.onnx
+        return self.path / file if file else None
+
+    def io(self, name: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        return self.graph(name).specs()
+
+    def feature_definition(self) -> Any:
+        """The :class:`streaming.features.FeatureDefinition` the MLPs were trained on."""
+        from streaming.features import FeatureDefinition
+
+        try:
+            return FeatureDefinition.from_dict(
+                self.manifest.feature, f"{self.path / MANIFEST} feature"
+            )
+        except ConfigError as exc:
+            raise BundleError(str(exc)) from None
+
+    def _empty_module(self, name: str) -> nn.Module:
+        config = self.graph(name).config
+        try:
+            if name == "encoders":
+                return SmirkEncoder(**config)
+            if name == "emg2exp":
+                return EMG2Exp(**config)
+            if name == "exp2emg":
+                return Exp2EMG(**config)
+        except TypeError as exc:
+            raise BundleError(
+                f"{self.path / MANIFEST}: graphs.{name}.config {config}: {exc}"
+            ) from None
+        raise BundleError(f"{self.path / MANIFEST}: unknown graph {name!r}")
+
+    def build_module(self, name: str) -> nn.Module:
+        """The graph's torch module in eval mode with the bundle's weights (for ``encoders`` the
+        tuple-output :class:`~eifer_models.export.EncoderGraph`)."""
+        module = self._empty_module(name)
+        weights = self.path / self.graph(name).weights
+        from safetensors.torch import load_file
+
+        state = load_file(str(weights))
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise BundleError(f"{weights}: does not fit graph {name!r}: {exc}") from None
+        module.eval()
+        return EncoderGraph(module) if isinstance(module, SmirkEncoder) else module
+
+    def summary(self) -> str:
+        state = "trained" if self.trained else "UNTRAINED (random weights)"
+        m = self.manifest
+        return (
+            f"bundle {self.path} ({state}, expression dim {m.expression_dim}, "
+            f"{len(m.emg_channels)} EMG channels, producer {m.producer})"
+        )
+
+
+def _spec_dicts(shapes: Mapping[str, Sequence[int]]) -> list[dict[str, Any]]:
+    return [{"name": n, "shape": list(s), "dtype": "float32"} for n, s in shapes.items()]
+
+
+def save_bundle(
+    path: str | Path,
+    encoder: SmirkEncoder,
+    emg2exp: MLP,
+    exp2emg: MLP,
+    *,
+    emg_channels: Sequence[str],
+    feature: Any,
+    trained: bool,
+    producer: str,
+    description: str = "",
+    fp16_onnx: bool = True,
+    overwrite: bool = False,
+    training: Mapping[str, Any] | None = None,
+) -> Bundle:
+    """Write weights, ONNX graphs and the manifest; returns the verified bundle.
+
+    ``feature``: a ``FeatureDefinition`` or its dict (what the MLP inputs were computed with);
+    ``training``: free JSON-compatible provenance (data, epochs, metrics) kept in the manifest.
+    """
+    path = Path(path)
+    if path.exists() and any(path.iterdir()):
+        if not overwrite:
+            raise BundleError(f"{path}: folder exists and is not empty (pass overwrite=True)")
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    dim = encoder.expression_dim
+    n_emg = len(emg_channels)
+    for mlp, name, n_in, n_out in (
+        (emg2exp, "emg2exp", n_emg, dim),
+        (exp2emg, "exp2emg", dim, n_emg),
+    ):
+        if (mlp.n_in, mlp.n_out) != (n_in, n_out):
+            raise BundleError(
+                f"{name}: maps {mlp.n_in} -> {mlp.n_out}, the bundle needs {n_in} -> {n_out}"
+            )
+    feature_dict = feature.to_dict() if hasattr(feature, "to_dict") else dict(feature)
+
+    graphs: dict[str, dict[str, Any]] = {}
+    models: dict[str, nn.Module] = {"encoders": encoder, "emg2exp": emg2exp, "exp2emg": exp2emg}
+    for name, module in models.items():
+        state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+        save_file(state, str(path / f"{name}.safetensors"), metadata={"graph": name})
+    export_encoders(encoder, path / "encoders.onnx")
+    if fp16_onnx:
+        export_encoders(encoder, path / "encoders_fp16.onnx", half=True)
+    export_mlp(emg2exp, path / "emg2exp.onnx", "emg", "expression")
+    export_mlp(exp2emg, path / "exp2emg.onnx", "expression", "emg")
+    graphs["encoders"] = {
+        "weights": "encoders.safetensors",
+        "onnx": "encoders.onnx",
+        "onnx_fp16": "encoders_fp16.onnx" if fp16_onnx else None,
+        "config": {"n_exp": encoder.n_exp, "n_shape": encoder.n_shape},
+        "inputs": _spec_dicts({"image": (1, 3, 224, 224)}),
+        "outputs": _spec_dicts(
+            {"pose": (1, 6), "shape": (1, encoder.n_shape), "expression": (1, dim)}
+        ),
+    }
+    for name, mlp, i_name, o_name in ((
+        "emg2exp", emg2exp, "emg", "expression"), ("exp2emg", exp2emg, "expression", "emg")):  # fmt: skip
+        graphs[name] = {
+            "weights": f"{name}.safetensors",
+            "onnx": f"{name}.onnx",
+            "config": mlp.config(),
+            "inputs": _spec_dicts({i_name: (1, mlp.n_in)}),
+            "outputs": _spec_dicts({o_name: (1, mlp.n_out)}),
+        }
+    files = {
+        p.name: sha256_file(p)
+        for p in sorted(path.iterdir())
+        if p.is_file() and p.suffix in (".safetensors", ".onnx")
+    }
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "producer": producer,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "trained": bool(trained),
+        "description": description,
+        "expression_dim": dim,
+        "n_exp": encoder.n_exp,
+        "n_shape": encoder.n_shape,
+        "emg_channels": list(emg_channels),
+        "feature": feature_dict,
+        "input_normalisation": {"image": IMAGE_NORMALISATION, "emg": EMG_NORMALISATION},
+        "graphs": graphs,
+        "files": files,
+        "training": dict(training or {}),
+    }
+    (path / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return load_bundle(path)
+
+
+def _read_manifest(path: Path) -> Manifest:
+    file = path / MANIFEST
+    if not path.is_dir():
+        raise BundleError(f"bundle folder not found: {path}")
+    if not file.is_file():
+        raise BundleError(f"{file}: missing; not a model bundle (create one with save_bundle)")
+    try:
+        data = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{file}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise BundleError(f"{file}: top level must be an object")
+    if data.get("format", FORMAT) != FORMAT:
+        raise BundleError(f"{file}: format {data.get('format')!r} is not {FORMAT!r}")
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BundleError(
+            f"{file}: format_version {version!r} not supported (this code reads {FORMAT_VERSION})"
+        )
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise BundleError(f"{file}: invalid manifest: {problems}") from None
+
+
+def _check_shapes(path: Path, m: Manifest) -> None:
+    dim, n_emg = m.expression_dim, len(m.emg_channels)
+    where = path / MANIFEST
+    if dim != m.n_exp + 5:
+        raise BundleError(f"{where}: expression_dim {dim} != n_exp {m.n_exp} + 5 (eyelid 2, jaw 3)")
+    missing = [g for g in GRAPHS if g not in m.graphs]
+    if missing:
+        raise BundleError(f"{where}: graphs {missing} missing")
+    expected = {
+        ("encoders", "inputs", "image"): [1, 3, 224, 224],
+        ("encoders", "outputs", "pose"): [1, 6],
+        ("encoders", "outputs", "shape"): [1, m.n_shape],
+        ("encoders", "outputs", "expression"): [1, dim],
+        ("emg2exp", "inputs", "emg"): [1, n_emg],
+        ("emg2exp", "outputs", "expression"): [1, dim],
+        ("exp2emg", "inputs", "expression"): [1, dim],
+        ("exp2emg", "outputs", "emg"): [1, n_emg],
+    }
+    for (graph, kind, name), shape in expected.items():
+        specs = {s.name: s for s in getattr(m.graphs[graph], kind)}
+        if name not in specs:
+            raise BundleError(f"{where}: graphs.{graph}.{kind} lacks {name!r}")
+        if specs[name].shape != shape:
+            raise BundleError(
+                f"{where}: graphs.{graph}.{kind}.{name} shape {specs[name].shape}, expected {shape}"
+            )
+
+
+def _check_files(path: Path, m: Manifest) -> None:
+    referenced = set()
+    for name, entry in m.graphs.items():
+        for file in (entry.weights, entry.onnx, entry.onnx_fp16):
+            if file is None:
+                continue
+            referenced.add(file)
+            if file not in m.files:
+                raise BundleError(
+                    f"{path / MANIFEST}: graphs.{name} file {file!r} has no checksum in 'files'"
+                )
+    for file, digest in m.files.items():
+        full = path / file
+        if not full.is_file():
+            raise BundleError(f"{full}: missing (listed in manifest files)")
+        actual = sha256_file(full)
+        if actual != digest:
+            raise BundleError(
+                f"{full}: sha256 {actual[:12]}... does not match the manifest ({digest[:12]}...); "
+                "the file is corrupt or was changed after the bundle was written"
+            )
+
+
+def _check_graph_files(bundle: Bundle) -> None:
+    for name, entry in bundle.manifest.graphs.items():
+        inputs, outputs = entry.specs()
+        for file in (entry.onnx, entry.onnx_fp16):
+            if file is None:
+                continue
+            try:
+                io = onnx_io(bundle.path / file)
+            except Exception as exc:
+                raise BundleError(
+                    f"{bundle.path / file}: not a readable ONNX model ({exc})"
+                ) from None
+            for kind, specs in (("inputs", inputs), ("outputs", outputs)):
+                declared = io[kind]
+                for spec in specs:
+                    if spec.name not in declared:
+                        raise BundleError(
+                            f"{bundle.path / file}: no {kind[:-1]} {spec.name!r} (has {sorted(declared)})"
+                        )
+                    got = declared[spec.name]["shape"]
+                    if len(got) != len(spec.shape) or any(
+                        g is not None and g != want for g, want in zip(got, spec.shape, strict=True)
+                    ):
+                        raise BundleError(
+                            f"{bundle.path / file}: {spec.name!r} shape {got}, manifest says {list(spec.shape)}"
+                        )
+        weights = bundle.path / entry.weights
+        wanted = {k: tuple(v.shape) for k, v in bundle._empty_module(name).state_dict().items()}
+        try:
+            with safe_open(str(weights), framework="pt") as fh:
+                names = list(fh.keys())
+                stored = {k: tuple(fh.get_slice(k).get_shape()) for k in names}
+        except Exception as exc:
+            raise BundleError(f"{weights}: not a readable safetensors file ({exc})") from None
+        for key, shape in wanted.items():
+            if key not in stored:
+                raise BundleError(f"{weights}: tensor {key!r} missing")
+            if stored[key] != shape:
+                raise BundleError(
+                    f"{weights}: tensor {key!r} has shape {stored[key]}, graph {name!r} needs {shape}"
+                )
+        extra = sorted(set(stored) - set(wanted))
+        if extra:
+            raise BundleError(f"{weights}: unexpected tensors {extra[:5]}")
+
+
+def load_bundle(path: str | Path, *, verify: bool = True) -> Bundle:
+    """Read and verify a bundle folder (checksums, versions, dimensions, ONNX I/O, weight
+    shapes). ``verify=False`` skips the checksums and file checks (manifest still validated)."""
+    path = Path(path)
+    manifest = _read_manifest(path)
+    _check_shapes(path, manifest)
+    bundle = Bundle(path, manifest)
+    if verify:
+        _check_files(path, manifest)
+        _check_graph_files(bundle)
+        bundle.feature_definition()
+    return bundle
+
+
+def create_demo_bundle(
+    path: str | Path,
+    *,
+    seed: int = 0,
+    feature: str = "low_latency",
+    hidden: Sequence[int] = DEFAULT_HIDDEN,
+    emg_channels: Sequence[str] | None = None,
+    fp16_onnx: bool = True,
+    overwrite: bool = False,
+) -> Bundle:
+    """A bundle of randomly initialised models (seeded; SMIRK's head initialisation), marked
+    ``"trained": false``: for the demo and tests only, its predictions mean nothing."""
+    from streaming.features import get_feature
+
+    torch.manual_seed(seed)
+    channels = list(emg_channels or default_emg_channels())
+    encoder = SmirkEncoder(N_EXP, N_SHAPE).eval()
+    dim = encoder.expression_dim
+    emg2exp = EMG2Exp(len(channels), dim, hidden).eval()
+    exp2emg = Exp2EMG(dim, len(channels), hidden).eval()
+    return save_bundle(
+        path,
+        encoder,
+        emg2exp,
+        exp2emg,
+        emg_channels=channels,
+        feature=get_feature(feature),
+        trained=False,
+        producer=f"eifer_models.bundle.create_demo_bundle(seed={seed})",
+        description="UNTRAINED demo bundle: random weights, for the demo and tests only",
+        fp16_onnx=fp16_onnx,
+        overwrite=overwrite,
+    )

@@ -1,0 +1,170 @@
+"""The per-frame inference stage the pipeline calls: face crop and EMG envelope in, EIFER's
+predictions out.
+
+Per frame (EIFER, Buechner et al., CVPR 2025, live use of the CSN side):
+
+- encoders(face crop) -> ``phi_video`` (55), ``pose`` (6), ``shape`` (300);
+- Exp2EMG(phi_video) -> ``emg_from_video`` (22, normalised envelopes);
+- EMG2Exp(normalised envelope) -> ``phi_emg`` (55).
+
+A missing or malformed input (no face, no EMG for this frame, wrong shape, NaN) gives NaN for the
+outputs that depend on it, ``video_missing`` / ``emg_missing`` flags and an entry in ``errors``;
+the call never raises for bad input. Latency per stage is measured with ``perf_counter``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eifer_models.bundle import Bundle, load_bundle
+from eifer_models.runtimes.base import Runtime
+from eifer_models.runtimes.select import Selection, open_runtime, select_backend
+from streaming.errors import StreamFormatError
+
+__all__ = ["FrameInference"]
+
+log = logging.getLogger(__name__)
+CROP_SIZE = 224
+
+
+def _nan(n: int) -> np.ndarray:
+    return np.full(n, np.nan, dtype=np.float32)
+
+
+class FrameInference:
+    """All three graphs of a bundle on one backend (chosen by :func:`select_backend`)."""
+
+    def __init__(
+        self,
+        bundle: Bundle | str | Path,
+        runtime_override: str | None = None,
+        *,
+        warm_up: bool = True,
+        threads: int | None = None,
+    ) -> None:
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        manifest = self.bundle.manifest
+        self.selection: Selection = select_backend(self.bundle, runtime_override)
+        self.backend = self.selection.backend
+        self.expression_dim = manifest.expression_dim
+        self.n_shape = manifest.n_shape
+        self.emg_channels = list(manifest.emg_channels)
+        self.runtimes: dict[str, Runtime] = {}
+        self.notes: list[str] = []
+        for graph in ("encoders", "exp2emg", "emg2exp"):
+            runtime, note = open_runtime(self.bundle, graph, self.backend, threads=threads)
+            self.runtimes[graph] = runtime
+            self.notes.append(note)
+        log.info("%s; %s", self.selection.describe(), self.bundle.summary())
+        if warm_up:
+            for runtime in self.runtimes.values():
+                runtime.warm_up()
+
+    def channel_index(self, labels: Sequence[str]) -> np.ndarray:
+        """Indices that reorder an envelope with channel ``labels`` (e.g. the EMG stream's) into
+        the bundle's channel order: ``envelope[index]``. StreamFormatError names the channels
+        the bundle needs and the stream lacks."""
+        position = {label: i for i, label in enumerate(labels)}
+        missing = [c for c in self.emg_channels if c not in position]
+        if missing:
+            raise StreamFormatError(
+                f"EMG stream lacks channels {missing} that the bundle's MLPs take "
+                f"({len(self.emg_channels)} channels: {self.emg_channels}); check the electrode "
+                "scheme of the EMG node"
+            )
+        return np.array([position[c] for c in self.emg_channels], dtype=np.intp)
+
+    def _image(self, crop: np.ndarray | None, errors: list[str]) -> np.ndarray | None:
+        if crop is None:
+            return None
+        crop = np.asarray(crop)
+        if crop.shape == (CROP_SIZE, CROP_SIZE, 3):
+            crop = crop.transpose(2, 0, 1)
+        elif crop.shape != (3, CROP_SIZE, CROP_SIZE):
+            errors.append(f"face crop has shape {crop.shape}, expected (224, 224, 3) RGB")
+            return None
+        if crop.dtype == np.uint8:
+            image = crop.astype(np.float32) / 255.0
+        elif np.issubdtype(crop.dtype, np.floating):
+            image = crop.astype(np.float32)
+            if not np.isfinite(image).all():
+                errors.append("face crop contains NaN/inf")
+                return None
+        else:
+            errors.append(f"face crop dtype {crop.dtype} not supported (uint8 or float in [0, 1])")
+            return None
+        return np.ascontiguousarray(image[None])
+
+    def _envelope(self, env: np.ndarray | None, errors: list[str]) -> np.ndarray | None:
+        if env is None:
+            return None
+        env = np.asarray(env, dtype=np.float32).reshape(-1)
+        if env.shape[0] != len(self.emg_channels):
+            errors.append(
+                f"EMG envelope has {env.shape[0]} channels, the bundle's MLPs take "
+                f"{len(self.emg_channels)} ({self.emg_channels[0]}..{self.emg_channels[-1]})"
+            )
+            return None
+        if not np.isfinite(env).all():
+            bad = [self.emg_channels[i] for i in np.flatnonzero(~np.isfinite(env))]
+            errors.append(f"EMG envelope not finite on {bad[:5]}")
+            return None
+        return env[None]
+
+    def _run(self, graph: str, inputs: dict[str, np.ndarray], latency: dict[str, float],
+             errors: list[str]) -> dict[str, np.ndarray] | None:  # fmt: skip
+        t0 = time.perf_counter()
+        try:
+            return self.runtimes[graph].run(inputs)
+        except Exception as exc:  # a backend failure must not stop the pipeline
+            errors.append(f"{graph} on {self.backend} failed: {type(exc).__name__}: {exc}")
+            return None
+        finally:
+            latency[graph] = 1e3 * (time.perf_counter() - t0)
+
+    def process(
+        self, face_crop_224: np.ndarray | None, emg_envelope_normalised: np.ndarray | None
+    ) -> dict[str, Any]:
+        """Predictions for one frame (float32 arrays; NaN where an input is missing)."""
+        t_start = time.perf_counter()
+        errors: list[str] = []
+        latency: dict[str, float] = {}
+        out: dict[str, Any] = {
+            "phi_video": _nan(self.expression_dim),
+            "pose": _nan(6),
+            "shape": _nan(self.n_shape),
+            "emg_from_video": _nan(len(self.emg_channels)),
+            "phi_emg": _nan(self.expression_dim),
+        }
+        image = self._image(face_crop_224, errors)
+        if image is not None:
+            enc = self._run("encoders", {"image": image}, latency, errors)
+            if enc is not None:
+                out["phi_video"] = enc["expression"][0]
+                out["pose"] = enc["pose"][0]
+                out["shape"] = enc["shape"][0]
+                emg = self._run("exp2emg", {"expression": enc["expression"]}, latency, errors)
+                if emg is not None:
+                    out["emg_from_video"] = emg["emg"][0]
+        env = self._envelope(emg_envelope_normalised, errors)
+        if env is not None:
+            phi = self._run("emg2exp", {"emg": env}, latency, errors)
+            if phi is not None:
+                out["phi_emg"] = phi["expression"][0]
+        out["video_missing"] = bool(np.isnan(out["phi_video"]).any())
+        out["emg_missing"] = bool(np.isnan(out["phi_emg"]).any())
+        latency["total"] = 1e3 * (time.perf_counter() - t_start)
+        out["latency_ms"] = latency
+        out["errors"] = errors
+        out["backend"] = self.backend
+        return out
+
+    def close(self) -> None:
+        for runtime in self.runtimes.values():
+            runtime.close()

@@ -1,0 +1,126 @@
+"""Pick the inference backend: TensorRT, else torch on CUDA, else ONNX Runtime on the CPU.
+
+DESIGN.md ("Model bundles"): TensorRT when a matching engine exists or can be built, else torch
+on CUDA (CUDA graphs), else ONNX Runtime on the CPU; an explicit override wins and fails clearly
+when it cannot run. The :class:`Selection` says which backend and why, for the pipeline's log
+and status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from eifer_models.runtimes.base import BACKENDS, BackendUnavailableError, Runtime
+from eifer_models.runtimes.onnxruntime_backend import OnnxRuntimeBackend, onnxruntime_unavailable
+from eifer_models.runtimes.tensorrt_backend import engine_key, gpu_identity, tensorrt_unavailable
+from eifer_models.runtimes.torch_cuda_backend import TorchCudaBackend, torch_cuda_unavailable
+from streaming.config import ConfigError
+
+if TYPE_CHECKING:
+    from eifer_models.bundle import Bundle
+
+__all__ = ["Selection", "backend_status", "open_runtime", "select_backend"]
+
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The chosen backend, why, and why each better one was passed over."""
+
+    backend: str
+    reason: str
+    rejected: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        text = f"backend {self.backend}: {self.reason}"
+        if self.rejected:
+            text += "; passed over: " + "; ".join(f"{b} ({r})" for b, r in self.rejected.items())
+        return text
+
+
+def backend_status(bundle: Bundle | None = None) -> dict[str, str | None]:
+    """For each backend, None when it can run here (for ``bundle``), else why not."""
+    status = {
+        "tensorrt": tensorrt_unavailable(),
+        "torch-cuda": torch_cuda_unavailable(),
+        "onnxruntime": onnxruntime_unavailable(),
+    }
+    if bundle is not None:
+        no_onnx = [g for g in bundle.manifest.graphs if bundle.onnx_path(g) is None]
+        if no_onnx:
+            for b in ("tensorrt", "onnxruntime"):
+                status[b] = status[b] or f"bundle has no ONNX graph for {no_onnx}"
+    return status
+
+
+def _tensorrt_reason(bundle: Bundle | None) -> str:
+    import tensorrt as trt
+
+    if bundle is None:
+        return f"TensorRT {trt.__version__} with CUDA is available"
+    folder = bundle.engines_root / engine_key(trt.__version__, gpu_identity()["gpu"])
+    if all((folder / f"{g}.plan").is_file() for g in bundle.manifest.graphs):
+        return f"TensorRT {trt.__version__}: engines for this GPU found in {folder}"
+    return f"TensorRT {trt.__version__}: engines will be built from the bundle's ONNX into {folder}"
+
+
+def select_backend(bundle: Bundle | None = None, override: str | None = None) -> Selection:
+    """The backend to use. ``override``: None/"auto", or one of ``BACKENDS`` (then it must be
+    usable: BackendUnavailableError says why not)."""
+    status = backend_status(bundle)
+    if override and override != AUTO:
+        if override not in BACKENDS:
+            raise ConfigError(f"backend {override!r} unknown; choose one of {[AUTO, *BACKENDS]}")
+        if status[override] is not None:
+            raise BackendUnavailableError(f"backend {override!r} requested but {status[override]}")
+        return Selection(override, "requested explicitly")
+    rejected: dict[str, str] = {}
+    for backend in BACKENDS:
+        why_not = status[backend]
+        if why_not is not None:
+            rejected[backend] = why_not
+            continue
+        if backend == "tensorrt":
+            reason = _tensorrt_reason(bundle)
+        elif backend == "torch-cuda":
+            import torch
+
+            reason = (
+                f"torch {torch.__version__} on {torch.cuda.get_device_name(0)}, fp16, CUDA graphs"
+            )
+        else:
+            reason = "ONNX Runtime on the CPU (no GPU backend available)"
+        return Selection(backend, reason, rejected)
+    raise BackendUnavailableError(
+        "no inference backend can run here: " + "; ".join(f"{b}: {r}" for b, r in rejected.items())
+    )
+
+
+def open_runtime(
+    bundle: Bundle, graph: str, backend: str, *, threads: int | None = None, dtype: str = "float16"
+) -> tuple[Runtime, str]:
+    """A runtime for one graph of ``bundle`` on ``backend``; returns it and a note (e.g. whether
+    a TensorRT engine was loaded or built)."""
+    if backend == "onnxruntime":
+        onnx = bundle.onnx_path(graph)
+        if onnx is None:
+            raise BackendUnavailableError(f"bundle {bundle.path} has no ONNX graph for {graph!r}")
+        return OnnxRuntimeBackend(onnx, graph, threads=threads), f"{onnx.name} on ONNX Runtime"
+    if backend == "torch-cuda":
+        inputs, outputs = bundle.io(graph)
+        module = bundle.build_module(graph)
+        return TorchCudaBackend(
+            module, inputs, outputs, graph=graph, dtype=dtype
+        ), f"{graph} torch {dtype}"
+    if backend == "tensorrt":
+        from eifer_models.runtimes.tensorrt_backend import load_or_build
+
+        onnx = bundle.onnx_path(graph)
+        if onnx is None:
+            raise BackendUnavailableError(f"bundle {bundle.path} has no ONNX graph for {graph!r}")
+        return load_or_build(
+            onnx, bundle.engines_root, graph, fp16_onnx_path=bundle.onnx_path(graph, fp16=True)
+        )
+    raise ConfigError(f"backend {backend!r} unknown; choose one of {list(BACKENDS)}")

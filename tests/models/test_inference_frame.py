@@ -1,0 +1,102 @@
+"""FrameInference: per-frame predictions, missing/bad inputs give NaN and a reason, never a crash."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from eifer_models.bundle import create_demo_bundle, load_bundle
+from eifer_models.inference import FrameInference
+
+
+def _shared_demo_bundle(tmp_path_factory, fp16_onnx: bool = False):
+    """One untrained demo bundle per test session (seed 0), shared by the model test files;
+    tests that change files work on a copy."""
+    path = tmp_path_factory.getbasetemp() / f"demo_bundle_seed0_fp16{int(fp16_onnx)}"
+    if (path / "manifest.json").is_file():
+        return load_bundle(path)
+    return create_demo_bundle(path, seed=0, fp16_onnx=fp16_onnx)
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory):
+    return FrameInference(_shared_demo_bundle(tmp_path_factory), "onnxruntime", threads=1)
+
+
+@pytest.fixture
+def crop():
+    from skimage import data, transform
+
+    face = data.astronaut()[0:220, 140:360]  # a real photograph of a face
+    return (transform.resize(face, (224, 224), anti_aliasing=True) * 255).astype(np.uint8)
+
+
+def test_frame_gives_every_prediction_with_latency(stage, crop):
+    env = np.linspace(0.0, 1.0, 22, dtype=np.float32)
+    out = stage.process(crop, env)
+    assert out["phi_video"].shape == (55,) and out["pose"].shape == (6,)
+    assert out["emg_from_video"].shape == (22,) and out["phi_emg"].shape == (55,)
+    assert all(
+        np.isfinite(out[k]).all() for k in ("phi_video", "pose", "emg_from_video", "phi_emg")
+    )
+    assert out["emg_from_video"].min() >= 0 and np.abs(out["phi_emg"]).max() <= 1
+    assert not out["video_missing"] and not out["emg_missing"] and out["errors"] == []
+    assert set(out["latency_ms"]) == {"encoders", "exp2emg", "emg2exp", "total"}
+    assert out["latency_ms"]["total"] >= out["latency_ms"]["encoders"] > 0
+    assert out["backend"] == "onnxruntime"
+
+
+def test_predictions_equal_the_torch_models(stage, crop):
+    out = stage.process(crop, np.full(22, 0.3, dtype=np.float32))
+    image = torch.from_numpy(crop.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        pose, _, phi = stage.bundle.build_module("encoders")(image)
+        emg = stage.bundle.build_module("exp2emg")(phi)
+        phi_emg = stage.bundle.build_module("emg2exp")(torch.full((1, 22), 0.3))
+    assert np.abs(out["phi_video"] - phi[0].numpy()).max() < 1e-4
+    assert np.abs(out["pose"] - pose[0].numpy()).max() < 1e-4
+    assert np.abs(out["emg_from_video"] - emg[0].numpy()).max() < 1e-4
+    assert np.abs(out["phi_emg"] - phi_emg[0].numpy()).max() < 1e-5
+
+
+def test_uint8_hwc_and_float_chw_crops_agree(stage, crop):
+    a = stage.process(crop, None)["phi_video"]
+    b = stage.process((crop.astype(np.float32) / 255).transpose(2, 0, 1), None)["phi_video"]
+    assert np.abs(a - b).max() < 1e-5
+
+
+def test_missing_inputs_give_nan_and_flags(stage, crop):
+    out = stage.process(None, None)
+    assert out["video_missing"] and out["emg_missing"] and out["errors"] == []
+    assert np.isnan(out["phi_video"]).all() and np.isnan(out["emg_from_video"]).all()
+    assert np.isnan(out["phi_emg"]).all()
+    only_emg = stage.process(None, np.zeros(22))
+    assert only_emg["video_missing"] and not only_emg["emg_missing"]
+    only_video = stage.process(crop, None)
+    assert not only_video["video_missing"] and only_video["emg_missing"]
+
+
+def test_bad_inputs_are_reported_not_raised(stage):
+    out = stage.process(np.zeros((100, 100, 3), np.uint8), np.zeros(21))
+    assert out["video_missing"] and out["emg_missing"]
+    assert any("face crop has shape (100, 100, 3)" in e for e in out["errors"])
+    assert any("EMG envelope has 21 channels" in e for e in out["errors"])
+    env = np.zeros(22)
+    env[3] = np.nan
+    nan_crop = np.full((224, 224, 3), np.nan, np.float32)
+    out = stage.process(nan_crop, env)
+    assert "EMG envelope not finite on ['F4']" in out["errors"]
+    assert "face crop contains NaN/inf" in out["errors"]
+
+
+def test_stream_channels_are_reordered_to_the_bundle_order(stage):
+    from streaming.errors import StreamFormatError
+
+    stream_labels = list(reversed(stage.emg_channels))
+    index = stage.channel_index(stream_labels)
+    envelope = np.arange(22, dtype=np.float32)  # value = position in the stream
+    assert [stream_labels[i] for i in index] == stage.emg_channels
+    assert envelope[index][0] == 21  # F1 is last in the stream
+    with pytest.raises(StreamFormatError, match=r"lacks channels \['F22'\]"):
+        stage.channel_index(stage.emg_channels[:21])
