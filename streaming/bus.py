@@ -192,7 +192,9 @@ class Publisher:
 
 
 class Subscriber:
-    """A SUB socket for some topics (all when empty). Bad messages are counted, never raised.
+    """A SUB socket for some topics (all when empty), connected to one or more publishers.
+
+    Bad messages are counted, never raised.
 
     ``conflate`` keeps only the newest message (for views that only need the latest state;
     it applies to single-part messages in libzmq, so here it is emulated by draining).
@@ -200,7 +202,7 @@ class Subscriber:
 
     def __init__(
         self,
-        address: str = DEFAULT_ADDRESS,
+        address: str | Sequence[str] = DEFAULT_ADDRESS,
         topics: Sequence[str] = (),
         *,
         conflate: bool = False,
@@ -210,7 +212,9 @@ class Subscriber:
         self._socket = self._context.socket(zmq.SUB)
         self._socket.setsockopt(zmq.RCVHWM, hwm)
         self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.connect(address)
+        addresses = [address] if isinstance(address, str) else list(address)
+        for each in addresses:  # one socket can listen to several publishers (pipeline, protocol)
+            self._socket.connect(each)
         for topic in topics or ("",):
             self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
         self._exact = frozenset(topics)

@@ -354,6 +354,7 @@ class ChunkInlet:
             processing_flags=flags,
         )
         self._max_chunk = max_chunk
+        self._clock_sync = clock_sync
         if self.dtype is not None:
             self._buffer = np.empty((max_chunk, self.channel_count), dtype=self.dtype)
         self._stamps = np.empty(max_chunk, dtype=np.float64)
@@ -363,6 +364,10 @@ class ChunkInlet:
 
         try:
             self._inlet.open_stream(timeout=timeout_s)
+            if self._clock_sync:
+                # liblsl's first clock-offset estimate takes ~0.5 s; done here, the first pull
+                # does not block and the early samples do not arrive as one burst
+                self._inlet.time_correction(timeout=timeout_s)
         except (LSLTimeoutError, LSLLostError):
             raise StreamNotFoundError(f"could not open stream {self.name!r}") from None
 

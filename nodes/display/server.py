@@ -46,6 +46,8 @@ class DisplayConfig(Config):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     bus_address: str = DEFAULT_ADDRESS
+    # the protocol node publishes `instruction` on its own socket ("" = none)
+    protocol_address: str = "tcp://127.0.0.1:5557"
     scheme: str = "fridlund"
     movements: str = ""
     head_model: str = ""
@@ -284,7 +286,9 @@ class DisplayServer:
         host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
         self.url = f"http://{host}:{port}/"
         try:
-            subscriber = Subscriber(self.config.bus_address)
+            subscriber = Subscriber(
+                [a for a in (self.config.bus_address, self.config.protocol_address) if a]
+            )
         except zmq.ZMQError as exc:
             await self._runner.cleanup()
             raise ConfigError(

@@ -155,3 +155,18 @@ def test_binding_a_busy_address_names_it() -> None:
             Publisher(first.address)
     finally:
         first.close()
+
+
+def test_one_subscriber_listens_to_several_publishers() -> None:
+    pipeline, protocol = Publisher("tcp://127.0.0.1:*"), Publisher("tcp://127.0.0.1:*")
+    subscriber = Subscriber([pipeline.address, protocol.address])
+    time.sleep(0.3)
+    try:
+        pipeline.publish("muscle", {"x": 1})
+        protocol.publish("instruction", {"text": "Smile"})
+        topics = {subscriber.receive(1.0).topic, subscriber.receive(1.0).topic}
+        assert topics == {"muscle", "instruction"}
+    finally:
+        subscriber.close()
+        pipeline.close()
+        protocol.close()
