@@ -7,7 +7,7 @@ import logging
 
 from nodes.common import add_config_arguments, load_node_config, stop_on_signals
 from streaming.lsl_io import configure_lsl
-from streaming.pipeline import Pipeline, PipelineConfig
+from streaming.pipeline import FrameModels, Pipeline, PipelineConfig
 
 log = logging.getLogger("eifer.pipeline")
 
@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, help="stop after this many frames")
 
 
-def build_models(config: PipelineConfig):
+def build_models(config: PipelineConfig) -> FrameModels | None:
     """The inference stage for ``config.models`` (None without a bundle)."""
     if not config.models.bundle:
         return None

@@ -52,9 +52,16 @@ class EmgInputConfig(Config):
 class EmgFeed:
     """Acquire, index, dejitter and filter EMG; the envelope is read by time from :attr:`ring`."""
 
-    def __init__(self, config: EmgInputConfig, latency: LatencyStats | None = None) -> None:
+    def __init__(
+        self,
+        config: EmgInputConfig,
+        latency: LatencyStats | None = None,
+        feature: FeatureDefinition | None = None,
+    ) -> None:
+        """``feature`` (e.g. a model bundle's) takes precedence over ``config.feature``."""
         self.config = config
-        self.feature: FeatureDefinition = get_feature(config.feature).with_mains_hz(config.mains_hz)
+        chosen = feature if feature is not None else get_feature(config.feature)
+        self.feature: FeatureDefinition = chosen.with_mains_hz(config.mains_hz)
         self.health = StreamHealth(name=config.name or config.type or "EMG")
         self.latency = latency or LatencyStats()
         self.labels: list[str] = list(config.channels)

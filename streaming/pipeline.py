@@ -24,6 +24,7 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat
 from streaming.bus import DEFAULT_ADDRESS, Publisher
 from streaming.config import Config
 from streaming.emg_feed import EmgFeed, EmgInputConfig
+from streaming.errors import EiferError
 from streaming.health import LatencyStats
 from streaming.lsl_io import ChunkOutlet, stream_info
 from streaming.profile import Profile
@@ -63,8 +64,12 @@ class FrameModels(Protocol):
     """The inference stage: per frame, pixels and normalised envelope in, predictions out."""
 
     backend: str
+    feature: Any  # the FeatureDefinition the MLPs were trained on (None: use the config's)
+    expression_dim: int  # length of phi (55 for EIFER/SMIRK; a bundle property)
 
-    def process(self, frame: Frame, envelope_normalised: np.ndarray | None) -> dict[str, Any]: ...
+    def process(
+        self, rgb: np.ndarray | None, envelope_normalised: np.ndarray | None, labels: list[str]
+    ) -> dict[str, Any]: ...
 
 
 class Pipeline:
@@ -78,7 +83,15 @@ class Pipeline:
     ) -> None:
         self.config = config
         self.latency = LatencyStats()
-        self.emg = EmgFeed(config.emg, self.latency)
+        bundle_feature = getattr(models, "feature", None)
+        if bundle_feature is not None and bundle_feature.name != config.emg.feature:
+            log.info(
+                "EMG feature %r from the model bundle (config says %r): models only work on "
+                "the feature they were trained on",
+                bundle_feature.name,
+                config.emg.feature,
+            )
+        self.emg = EmgFeed(config.emg, self.latency, feature=bundle_feature)
         self.frames: VideoFeed | InternalFrameClock = (
             VideoFeed(config.video)
             if config.video.enabled
@@ -155,7 +168,17 @@ class Pipeline:
         expression: dict[str, Any] | None = None
         if self.models is not None:
             t_models = time.perf_counter()
-            outputs = self.models.process(frame, None if aligned is None else normalised)
+            try:
+                outputs = self.models.process(
+                    frame.rgb, None if aligned is None else normalised, labels
+                )
+            except EiferError as exc:  # e.g. the EMG stream lacks the bundle's channels
+                self._note_error(f"models: {exc}")
+                outputs = {}
+            for problem in outputs.pop("errors", []):
+                self._note_error(f"models: {problem}")
+            if normalised is None and aligned is not None:
+                self._note_error("models: EMG2Exp needs normalised EMG: load a participant profile")
             self.latency.add("models", 1e3 * (time.perf_counter() - t_models))
             for stage, ms in outputs.pop("latency_ms", {}).items():
                 self.latency.add(stage, ms)
@@ -191,7 +214,9 @@ class Pipeline:
     def _prediction_layout(self, n_emg: int) -> list[str]:
         layout = [f"emg_measured_{i + 1}" for i in range(n_emg)] + ["emg_missing"]
         if self.models is not None:
-            layout += [f"phi_video_{i}" for i in range(55)] + [f"phi_emg_{i}" for i in range(55)]
+            n_phi = self.models.expression_dim
+            layout += [f"phi_video_{i}" for i in range(n_phi)]
+            layout += [f"phi_emg_{i}" for i in range(n_phi)]
             layout += [f"pose_{i}" for i in range(6)] + [
                 f"emg_from_video_{i + 1}" for i in range(n_emg)
             ]
@@ -222,11 +247,11 @@ class Pipeline:
             self._outlet = ChunkOutlet(info, max_buffered_s=30)
         values = [muscle["emg_measured"], [float(muscle["emg_missing"])]]
         if self.models is not None:
-            nan55 = np.full(55, np.nan, np.float32)
+            nan_phi = np.full(self.models.expression_dim, np.nan, np.float32)
             expression = expression or {}
             values += [
-                expression.get("phi_video", nan55),
-                expression.get("phi_emg", nan55),
+                expression.get("phi_video", nan_phi),
+                expression.get("phi_emg", nan_phi),
                 expression.get("pose", np.full(6, np.nan, np.float32)),
                 muscle.get("emg_from_video", np.full(n_emg, np.nan, np.float32)),
             ]
