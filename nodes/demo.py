@@ -1,0 +1,124 @@
+"""``eifer demo``: the whole chain on one machine, with nothing but this repository.
+
+Simulated 22-channel facial EMG (a Mimics-and-Muscles movement script) and a synthetic camera
+(a real face photograph, gently moving) stream over LSL; the pipeline synchronises them, runs the
+models of a demo bundle (random weights, labelled untrained) and publishes on the bus; the display
+serves the live page; this terminal shows what is published. Stream names carry a demo suffix so
+the demo never picks up a lab's real amplifier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from nodes.listen import format_message
+from nodes.processes import ProcessGroup
+from streaming.bus import Subscriber
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seconds", type=float, help="stop after this many seconds (default: Ctrl-C)")
+    parser.add_argument("--bus", default="tcp://127.0.0.1:5556", help="bus address to publish on")
+    parser.add_argument("--no-display", action="store_true", help="do not start the web display")
+    parser.add_argument("--no-models", action="store_true", help="EMG only: no demo model bundle")
+    parser.add_argument("--display-port", type=int, default=8765, help="web display port")
+    parser.add_argument("--every", type=int, default=15, help="print every Nth frame")
+
+
+def _demo_bundle(directory: Path) -> Path | None:
+    """A demo bundle with seeded random weights (manifest: trained = false)."""
+    try:
+        from eifer_models.bundle import create_demo_bundle
+    except ImportError:
+        return None
+    return Path(create_demo_bundle(directory / "demo-bundle"))
+
+
+def _demo_profile(directory: Path, seconds: float = 200.0) -> Path:
+    """The participant's normalisation profile, as a lab makes it: per-channel maxima of a
+    calibration recording of the functional movements (here simulated, seed 1), computed with the
+    same online chain the pipeline runs (EIFER.md: per-participant max normalisation)."""
+    from nodes.emg import load_node_config
+    from streaming.profile import compute_profile
+    from streaming.simulation.emg import EmgSimulator
+
+    config = load_node_config().simulator.model_copy(update={"seed": 1})
+    simulator = EmgSimulator(config)
+    emg_uv, _ = simulator.generate(int(seconds * simulator.rate_hz))
+    profile = compute_profile(
+        emg_uv, simulator.rate_hz, simulator.labels, participant="demo", feature="low_latency"
+    )
+    return profile.save(directory / "demo-profile.json")
+
+
+def run(args: argparse.Namespace) -> int:
+    work = Path(tempfile.mkdtemp(prefix="eifer-demo-"))
+    suffix = f"demo{os.getpid()}"
+    emg_name, camera_name = f"EMG-{suffix}", f"Camera-{suffix}"
+    os.environ.setdefault("LSLAPICFG", str(_lsl_config(work)))
+    group = ProcessGroup(work)
+    print(f"EIFER live demo: logs in {work}")
+    group.start("emg", ["node", "emg", "--name", emg_name])
+    group.start("camera", ["node", "camera", "--source", "synthetic", "--name", camera_name])
+    pipeline = [
+        "pipeline",
+        "--set", f'emg.name="{emg_name}"',
+        "--set", f'video.name="{camera_name}"',
+        "--set", f'output.bus_address="{args.bus}"',
+        "--set", f'output.lsl_name="EIFER-{suffix}"',
+    ]  # fmt: skip
+    bundle = None if args.no_models else _demo_bundle(work)
+    if bundle is not None:
+        pipeline += ["--bundle", str(bundle)]
+        print(f"models: demo bundle {bundle} (random weights, untrained: predictions are noise)")
+    print("calibration: computing the participant profile from a simulated calibration run ...")
+    pipeline += ["--profile", str(_demo_profile(work))]
+    group.start("pipeline", pipeline)
+    if not args.no_display:
+        group.start(
+            "display",
+            ["display", "--set", f'bus_address="{args.bus}"', "--set", f"port={args.display_port}"],
+        )
+        print(f"display: http://127.0.0.1:{args.display_port}/")
+    print("press Ctrl-C to stop\n")
+    status = 0
+    deadline = None if args.seconds is None else time.monotonic() + args.seconds
+    frames = 0
+    try:
+        with Subscriber(args.bus) as subscriber:
+            while deadline is None or time.monotonic() < deadline:
+                failed = group.failed()
+                if failed is not None:
+                    print(f"\n{failed.name} stopped (exit {failed.exit_code}):\n{failed.log_tail()}")
+                    status = 1
+                    break
+                message = subscriber.receive(0.5)
+                if message is None:
+                    continue
+                if message.topic == "muscle":
+                    frames += 1
+                    if frames % max(args.every, 1):
+                        continue
+                elif message.topic == "expression":
+                    continue
+                print(format_message(message), flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        group.stop()
+    print(f"\ndemo stopped after {frames} frames")
+    if status == 0:
+        shutil.rmtree(work, ignore_errors=True)
+    return status
+
+
+def _lsl_config(work: Path) -> Path:
+    """Keep the demo's streams on this machine."""
+    path = work / "lsl_api.cfg"
+    path.write_text("[multicast]\nResolveScope = machine\n\n[log]\nlevel = -2\n")
+    return path
