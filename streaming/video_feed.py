@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 from pydantic import PositiveFloat, PositiveInt
 
+from streaming.camera.frames import decode_frame, frame_shape
 from streaming.config import Config
 from streaming.errors import EiferError, StreamFormatError
 from streaming.health import StreamHealth
-from streaming.lsl_io import ChunkInlet, StreamSelector, desc_to_dict, find_stream
+from streaming.lsl_io import ChunkInlet, StreamSelector, find_stream
 
 __all__ = ["Frame", "FrameCounter", "InternalFrameClock", "VideoFeed", "VideoInputConfig"]
 
@@ -82,24 +83,6 @@ class FrameCounter:
         if missed > 0:
             self.dropped += missed
         return True
-
-
-def frame_shape(info: Any) -> tuple[int, int]:
-    """(height, width) of a ``Video`` stream from its desc; clear error if inconsistent."""
-    desc = desc_to_dict(info)
-    try:
-        width, height = int(desc["width"]), int(desc["height"])
-    except (KeyError, TypeError, ValueError):
-        raise StreamFormatError(
-            f"video stream {info.name()!r} has no width/height in its desc"
-        ) from None
-    if width * height * 3 != info.channel_count():
-        raise StreamFormatError(
-            f"video stream {info.name()!r}: {width}x{height}x3 != {info.channel_count()} channels"
-        )
-    if str(desc.get("pixel_format", "rgb24")) != "rgb24":
-        raise StreamFormatError(f"video stream {info.name()!r}: only rgb24 pixels are supported")
-    return height, width
 
 
 class VideoFeed:
@@ -177,11 +160,7 @@ class VideoFeed:
                         continue
                     if not self.counter.accept(t):
                         continue
-                    rgb = (
-                        row.view(np.uint8).reshape(height, width, 3)
-                        if self.config.decode_pixels
-                        else None
-                    )
+                    rgb = decode_frame(row, height, width) if self.config.decode_pixels else None
                     self._push(Frame(t=t, index=index, rgb=rgb))
                     index += 1
 

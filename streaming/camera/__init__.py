@@ -1,0 +1,1 @@
+"""Camera sources (RealSense, OpenCV, synthetic) and the ``Video`` stream encoding."""

@@ -1,0 +1,53 @@
+"""Face detection, smoothing and the encoder crop on a real photograph."""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage import data
+
+from eifer_models.face_crop import FaceCropper
+
+
+def test_finds_the_face_where_it_is_in_a_real_photograph() -> None:
+    photo = data.astronaut()  # the face is around x 177-272, y 66-161
+    result = FaceCropper().process(photo)
+    assert result.detected and result.age_frames == 0
+    x, y, w, h = result.box
+    assert 150 < x + w / 2 < 300 and 60 < y + h / 2 < 170 and 60 < w < 140
+    assert result.crop.shape == (224, 224, 3) and result.crop.dtype == np.uint8
+    # the crop is centred on the face: skin tones (red > blue) dominate its centre
+    centre = result.crop[80:144, 80:144].reshape(-1, 3).astype(int)
+    assert np.mean(centre[:, 0] > centre[:, 2]) > 0.8
+
+
+def test_keeps_the_last_box_when_detection_fails() -> None:
+    cropper = FaceCropper(detect_every=1)
+    first = cropper.process(data.astronaut())
+    blank = cropper.process(np.zeros((512, 512, 3), np.uint8))
+    assert not blank.detected and blank.age_frames == 1
+    assert blank.box == first.box and blank.crop is not None
+
+
+def test_no_face_ever_gives_no_crop() -> None:
+    result = FaceCropper().process(np.full((240, 320, 3), 128, np.uint8))
+    assert result.crop is None and result.box is None and not result.detected
+
+
+def test_smoothed_box_is_steadier_than_the_raw_detections() -> None:
+    photo = data.astronaut()
+    rng = np.random.default_rng(0)
+    cropper = FaceCropper(detect_every=1, smoothing=0.3)
+    raw, smoothed = [], []
+    for _ in range(20):
+        frame = np.roll(photo, int(rng.integers(-4, 5)), axis=1)
+        x, _, w, _ = cropper.detect(frame)
+        raw.append(x + w / 2)
+        box = cropper.process(frame).box
+        smoothed.append(box[0] + box[2] / 2)
+    assert np.std(np.diff(smoothed[3:])) < 0.6 * np.std(np.diff(raw[3:]))
+
+
+def test_detection_runs_every_nth_frame_only() -> None:
+    cropper = FaceCropper(detect_every=3)
+    results = [cropper.process(data.astronaut()) for _ in range(6)]
+    assert [r.detected for r in results] == [True, False, False, True, False, False]
