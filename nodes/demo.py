@@ -22,7 +22,9 @@ from streaming.bus import Subscriber
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seconds", type=float, help="stop after this many seconds (default: Ctrl-C)")
+    parser.add_argument(
+        "--seconds", type=float, help="stop after this many seconds (default: Ctrl-C)"
+    )
     parser.add_argument("--bus", default="tcp://127.0.0.1:5556", help="bus address to publish on")
     parser.add_argument("--no-display", action="store_true", help="do not start the web display")
     parser.add_argument("--no-models", action="store_true", help="EMG only: no demo model bundle")
@@ -36,7 +38,7 @@ def _demo_bundle(directory: Path) -> Path | None:
         from eifer_models.bundle import create_demo_bundle
     except ImportError:
         return None
-    return Path(create_demo_bundle(directory / "demo-bundle"))
+    return create_demo_bundle(directory / "demo-bundle").path
 
 
 def _demo_profile(directory: Path, seconds: float = 200.0) -> Path:
@@ -63,8 +65,30 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("LSLAPICFG", str(_lsl_config(work)))
     group = ProcessGroup(work)
     print(f"EIFER live demo: logs in {work}")
+    status, frames = 0, 0
+    try:
+        status, frames = _run_demo(args, group, work, suffix, emg_name, camera_name)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        group.stop()
+    print(f"\ndemo stopped after {frames} frames")
+    if status == 0:
+        shutil.rmtree(work, ignore_errors=True)
+    return status
+
+
+def _run_demo(
+    args: argparse.Namespace,
+    group: ProcessGroup,
+    work: Path,
+    suffix: str,
+    emg_name: str,
+    camera_name: str,
+) -> tuple[int, int]:
     group.start("emg", ["node", "emg", "--name", emg_name])
-    group.start("camera", ["node", "camera", "--source", "synthetic", "--name", camera_name])
+    camera = ["node", "camera", "--source", "synthetic", "--name", camera_name, "--size", "640x480"]
+    group.start("camera", camera)
     pipeline = [
         "pipeline",
         "--set", f'emg.name="{emg_name}"',
@@ -89,32 +113,24 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     frames = 0
-    try:
-        with Subscriber(args.bus) as subscriber:
-            while deadline is None or time.monotonic() < deadline:
-                failed = group.failed()
-                if failed is not None:
-                    print(f"\n{failed.name} stopped (exit {failed.exit_code}):\n{failed.log_tail()}")
-                    status = 1
-                    break
-                message = subscriber.receive(0.5)
-                if message is None:
+    with Subscriber(args.bus) as subscriber:
+        while deadline is None or time.monotonic() < deadline:
+            failed = group.failed()
+            if failed is not None:
+                print(f"\n{failed.name} stopped (exit {failed.exit_code}):\n{failed.log_tail()}")
+                status = 1
+                break
+            message = subscriber.receive(0.5)
+            if message is None:
+                continue
+            if message.topic == "muscle":
+                frames += 1
+                if frames % max(args.every, 1):
                     continue
-                if message.topic == "muscle":
-                    frames += 1
-                    if frames % max(args.every, 1):
-                        continue
-                elif message.topic == "expression":
-                    continue
-                print(format_message(message), flush=True)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        group.stop()
-    print(f"\ndemo stopped after {frames} frames")
-    if status == 0:
-        shutil.rmtree(work, ignore_errors=True)
-    return status
+            elif message.topic == "expression":
+                continue
+            print(format_message(message), flush=True)
+    return status, frames
 
 
 def _lsl_config(work: Path) -> Path:
