@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seconds", type=float, help="stop after this many seconds (default: Ctrl-C)"
     )
     parser.add_argument("--bus", default="tcp://127.0.0.1:5556", help="bus address to publish on")
+    parser.add_argument(
+        "--protocol-bus", default="tcp://127.0.0.1:5557", help="the protocol node's bus address"
+    )
     parser.add_argument("--no-display", action="store_true", help="do not start the web display")
     parser.add_argument("--no-models", action="store_true", help="EMG only: no demo model bundle")
     parser.add_argument("--display-port", type=int, default=8765, help="web display port")
@@ -86,7 +89,26 @@ def _run_demo(
     emg_name: str,
     camera_name: str,
 ) -> tuple[int, int]:
-    group.start("emg", ["node", "emg", "--name", emg_name])
+    markers = f"Markers-{suffix}"
+    # the simulated participant performs what the protocol node instructs (its LSL markers)
+    group.start(
+        "emg",
+        ["node", "emg", "--name", emg_name,
+         "--set", 'simulator.script.kind="markers"',
+         "--set", f'simulator.script.markers_stream="{markers}"'],
+    )  # fmt: skip
+    group.start(
+        "protocol",
+        [
+            "node",
+            "protocol",
+            "--set",
+            f'stream_name="{markers}"',
+            "--set",
+            f'bus="{args.protocol_bus}"',
+        ],
+        may_finish=True,
+    )
     camera = ["node", "camera", "--source", "synthetic", "--name", camera_name, "--size", "640x480"]
     group.start("camera", camera)
     pipeline = [
@@ -106,14 +128,22 @@ def _run_demo(
     if not args.no_display:
         group.start(
             "display",
-            ["display", "--set", f'bus_address="{args.bus}"', "--set", f"port={args.display_port}"],
+            [
+                "display",
+                "--set",
+                f'bus_address="{args.bus}"',
+                "--set",
+                f'protocol_address="{args.protocol_bus}"',
+                "--set",
+                f"port={args.display_port}",
+            ],
         )
         print(f"display: http://127.0.0.1:{args.display_port}/")
     print("press Ctrl-C to stop\n")
     status = 0
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     frames = 0
-    with Subscriber(args.bus) as subscriber:
+    with Subscriber([args.bus, args.protocol_bus]) as subscriber:
         while deadline is None or time.monotonic() < deadline:
             failed = group.failed()
             if failed is not None:

@@ -19,6 +19,7 @@ class Child:
     name: str
     argv: list[str]
     log_path: Path
+    may_finish: bool = False  # e.g. a protocol that ends; other nodes run until stopped
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, env: dict[str, str] | None = None) -> None:
@@ -51,15 +52,22 @@ class ProcessGroup:
         self.log_dir = log_dir
         self.children: list[Child] = []
 
-    def start(self, name: str, argv: Sequence[str]) -> Child:
-        child = Child(name, list(argv), self.log_dir / f"{name}.log")
+    def start(self, name: str, argv: Sequence[str], *, may_finish: bool = False) -> Child:
+        child = Child(name, list(argv), self.log_dir / f"{name}.log", may_finish)
         child.start(env=dict(os.environ))
         self.children.append(child)
         return child
 
     def failed(self) -> Child | None:
-        """A child that exited on its own (a node should run until stopped)."""
-        return next((c for c in self.children if c.exit_code is not None), None)
+        """A child that exited on its own (a node should run until stopped) or failed."""
+        return next(
+            (
+                c
+                for c in self.children
+                if c.exit_code not in (None, *((0,) if c.may_finish else ()))
+            ),
+            None,
+        )
 
     def stop(self, timeout_s: float = 5.0) -> None:
         for child in reversed(self.children):
