@@ -32,6 +32,7 @@ __all__ = [
     "find_stream",
     "list_streams",
     "stream_info",
+    "with_full_desc",
 ]
 
 # LSL channel_format names (XDF uses the same strings) -> numpy dtypes; None = string.
@@ -229,15 +230,23 @@ def find_stream(selector: StreamSelector, timeout_s: float = 5.0) -> Any:
         raise StreamFormatError(
             f"{len(unique)} streams match {selector}: {listed}. Add a source_id to choose one."
         )
-    # A resolved info lacks desc and an inlet's full info cannot open a new inlet (liblsl 1.18):
-    # copy the full desc into the resolved info, which keeps its connection details.
-    resolved = next(iter(unique.values()))
+    return with_full_desc(next(iter(unique.values())), max(2.0, timeout_s))
+
+
+def with_full_desc(resolved: Any, timeout_s: float = 2.0) -> Any:
+    """A resolved stream info with its ``desc`` filled in (resolving returns it empty).
+
+    An inlet's full info cannot open a new inlet (liblsl 1.18), so the full desc is copied into
+    the resolved info, which keeps its connection details.
+    """
+    import pylsl
+
     inlet = pylsl.StreamInlet(resolved, max_buflen=1, recover=False)
     try:
-        full = inlet.info(timeout=max(2.0, timeout_s))
+        full = inlet.info(timeout=timeout_s)
     except (LSLTimeoutError, LSLLostError):
         raise StreamNotFoundError(
-            f"stream {selector} vanished while reading its metadata"
+            f"stream {resolved.name()!r} vanished while reading its metadata"
         ) from None
     finally:
         inlet.close_stream()
