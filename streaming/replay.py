@@ -28,10 +28,8 @@ outlets and the clock.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import queue
-import struct
 import sys
 import threading
 import time
@@ -46,6 +44,7 @@ from pydantic import NonNegativeFloat, NonNegativeInt, PositiveFloat
 
 from streaming.config import Config
 from streaming.errors import SessionFileError
+from streaming.xdf.reader import describe, scan_xdf
 
 __all__ = [
     "Player",
@@ -181,43 +180,13 @@ def _xdf_path(path: Path) -> Path:
 
 
 def read_stream_headers(path: str | Path) -> dict[int, str]:
-    """The StreamHeader XML of every stream, by stream id, as recorded (XDF 1.0 chunk walk).
-
-    pyxdf keeps headers only as parsed dicts; replay needs the XML itself to copy ``desc``
-    exactly. Chunk layout (research note section 3): ``[NumLengthBytes][Length][Tag u16]
-    [StreamId u32 for tags 2,3,4,6][content]``; only tag 2 is read, the rest skipped.
-    """
-    headers: dict[int, str] = {}
-    with open(path, "rb") as raw:
-        gzipped = raw.read(2) == b"\x1f\x8b"  # .xdfz / .xdf.gz, as pyxdf opens them
-    opener: Any = gzip.open if gzipped else open
-    with opener(path, "rb") as fh:
-        if fh.read(4) != b"XDF:":
-            raise SessionFileError(f"{path}: not an XDF file (no 'XDF:' magic)")
-        while True:
-            prefix = fh.read(1)
-            if not prefix:
-                break
-            n_bytes = prefix[0]
-            if n_bytes not in (1, 4, 8):
-                break  # corrupt tail: what was read so far stands (pyxdf resyncs the same way)
-            raw = fh.read(n_bytes)
-            if len(raw) < n_bytes:
-                break
-            length = int.from_bytes(raw, "little")
-            tag_raw = fh.read(2)
-            if len(tag_raw) < 2 or length < 2:
-                break
-            (tag,) = struct.unpack("<H", tag_raw)
-            if tag == 2:
-                content = fh.read(length - 2)
-                if len(content) < length - 2:
-                    break
-                (stream_id,) = struct.unpack("<I", content[:4])
-                headers[stream_id] = content[4:].decode("utf-8", errors="replace")
-            else:
-                fh.seek(length - 2, 1)
-    return headers
+    """The StreamHeader XML of every stream, by stream id, as recorded (pyxdf keeps headers only
+    as parsed dicts; replay needs the XML itself to copy ``desc`` exactly). Damage found on the
+    way (truncation, corruption, unknown tags) is logged with its byte offset."""
+    scan = scan_xdf(path)
+    for problem in scan.problems:
+        log.warning("%s: %s", path, problem)
+    return scan.headers
 
 
 def _text(root: ET.Element, key: str, default: str = "") -> str:
@@ -281,7 +250,7 @@ def load_recording(path: str | Path) -> Recording:
             dejitter_timestamps=False,
         )
     except Exception as exc:  # pyxdf raises plain Exceptions on corrupt files
-        raise SessionFileError(f"{xdf}: cannot read XDF ({exc})") from None
+        raise SessionFileError(f"cannot read XDF ({exc})\n{describe(scan_xdf(xdf))}") from None
     finally:
         pyxdf_log.removeFilter(_drop_segment_notice)
     streams = []
