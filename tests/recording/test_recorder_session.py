@@ -218,3 +218,45 @@ def test_a_full_disk_stops_with_a_clear_message_and_a_loadable_file(outlets, uni
     assert len(recorded) > 1000 and np.all(np.diff(recorded) == 1)
     info = json.loads((tmp_path / "crash" / "session.json").read_text())
     assert "disk full" in info["stop_reason"]
+
+
+@pytest.mark.slow
+def test_record_replay_record_round_trip_keeps_samples_and_relative_times(
+    outlets, unique_name, tmp_path
+):
+    """Record a session, replay it over LSL while recording again: identical samples, and time
+    stamps equal to the original ones within 0.1 ms after the replay's single time shift."""
+    outlets.start(f"{unique_name}-emg", "emg")
+    outlets.start(f"{unique_name}-markers", "markers")
+    names = [f"{unique_name}-emg", f"{unique_name}-markers"]
+    first = _record(
+        RecorderConfig(root=str(tmp_path), session="a", streams=[{"name": n} for n in names]), 4.0
+    )
+    outlets.stop_all()
+    replayed = [n + "-replay" for n in names]
+    second = Recorder(RecorderConfig(root=str(tmp_path), session="b", streams=[{"name": n} for n in replayed],
+                                     discover_interval_s=0.5))  # fmt: skip
+    time.sleep(0.5)
+    replay = subprocess.Popen(
+        [sys.executable, "-m", "nodes.cli", "replay", str(first.folder), "--quiet",
+         "--set", 'name_suffix="-replay"', "--set", "wait_for_consumers_s=10", "--set", "lead_s=1.0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while replay.poll() is None and time.monotonic() < deadline:
+        second.poll()
+        time.sleep(0.05)
+    for _ in range(20):  # what is still in flight
+        second.poll()
+        time.sleep(0.05)
+    second.close()
+    assert replay.returncode == 0, replay.stdout.read() if replay.stdout else ""
+    original = _streams_by_name(first.folder / "session.xdf")
+    again = _streams_by_name(second.folder / "session.xdf")
+    a, b = original[names[0]], again[replayed[0]]
+    np.testing.assert_array_equal(b["time_series"], a["time_series"])
+    shift = b["time_stamps"][0] - a["time_stamps"][0]
+    np.testing.assert_allclose(b["time_stamps"] - shift, a["time_stamps"], atol=1e-4)
+    ma, mb = original[names[1]], again[replayed[1]]
+    assert mb["time_series"] == ma["time_series"]
+    np.testing.assert_allclose(mb["time_stamps"] - shift, ma["time_stamps"], atol=1e-4)
