@@ -8,7 +8,6 @@ health record, and when it returns the clock model and filters restart cleanly.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
@@ -18,10 +17,11 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat
 from streaming.clock import LinearDejitter, SampleIndexer
 from streaming.config import Config
 from streaming.dsp.stages import Chain
-from streaming.errors import EiferError, StreamFormatError, StreamNotFoundError
+from streaming.errors import StreamFormatError, StreamNotFoundError
 from streaming.features import FeatureDefinition, build_chain, get_feature
-from streaming.health import LatencyStats, StreamHealth
-from streaming.lsl_io import ChunkInlet, StreamSelector, channel_labels, find_stream
+from streaming.feed import ReconnectingFeed
+from streaming.health import LatencyStats
+from streaming.lsl_io import ChunkInlet, StreamSelector, channel_labels
 from streaming.ringbuffer import TimeSeriesRing
 
 __all__ = ["EmgFeed", "EmgInputConfig"]
@@ -49,8 +49,10 @@ class EmgInputConfig(Config):
         return StreamSelector(self.name or None, self.type or None, self.source_id or None)
 
 
-class EmgFeed:
+class EmgFeed(ReconnectingFeed):
     """Acquire, index, dejitter and filter EMG; the envelope is read by time from :attr:`ring`."""
+
+    label = "EMG input"
 
     def __init__(
         self,
@@ -62,26 +64,13 @@ class EmgFeed:
         self.config = config
         chosen = feature if feature is not None else get_feature(config.feature)
         self.feature: FeatureDefinition = chosen.with_mains_hz(config.mains_hz)
-        self.health = StreamHealth(name=config.name or config.type or "EMG")
+        super().__init__(
+            config.selector(), config.reconnect_timeout_s, config.name or config.type or "EMG"
+        )
         self.latency = latency or LatencyStats()
         self.labels: list[str] = list(config.channels)
         self.ring: TimeSeriesRing | None = None
         self.group_delay_s: float | None = None
-        self._changed = threading.Condition()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="emg-feed", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        with self._changed:
-            self._changed.notify_all()
-        if self._thread is not None:
-            self._thread.join(5)
 
     # -- reading -------------------------------------------------------------------------------
     def wait_until(self, t: float, timeout_s: float) -> bool:
@@ -104,19 +93,6 @@ class EmgFeed:
         return None if ring is None else ring.interpolate(t)
 
     # -- acquisition ------------------------------------------------------------------------
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                info = find_stream(self.config.selector(), self.config.reconnect_timeout_s)
-                self._acquire(info)
-            except EiferError as exc:
-                self.health.connected = False
-                if str(exc) != self.health.last_error:
-                    log.warning("EMG input: %s", exc)
-                self.health.last_error = str(exc)
-                if isinstance(exc, StreamFormatError):
-                    self._stop.wait(self.config.reconnect_timeout_s)
-
     def _select(self, info: Any) -> tuple[np.ndarray, int | None]:
         labels = channel_labels(info)
         counter = (

@@ -10,7 +10,6 @@ late frames are worth less than current ones in biofeedback.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -21,9 +20,9 @@ from pydantic import PositiveFloat, PositiveInt
 
 from streaming.camera.frames import decode_frame, frame_shape
 from streaming.config import Config
-from streaming.errors import EiferError, StreamFormatError
+from streaming.feed import ReconnectingFeed
 from streaming.health import StreamHealth
-from streaming.lsl_io import ChunkInlet, StreamSelector, find_stream
+from streaming.lsl_io import ChunkInlet, StreamSelector
 
 __all__ = ["Frame", "FrameCounter", "InternalFrameClock", "VideoFeed", "VideoInputConfig"]
 
@@ -85,53 +84,30 @@ class FrameCounter:
         return True
 
 
-class VideoFeed:
+class VideoFeed(ReconnectingFeed):
     """Frames from the camera stream, newest kept when the consumer falls behind."""
 
+    label = "video input"
+
     def __init__(self, config: VideoInputConfig) -> None:
+        super().__init__(
+            config.selector(), config.reconnect_timeout_s, config.name or config.type or "Video"
+        )
         self.config = config
-        self.health = StreamHealth(name=config.name or config.type or "Video")
         self.counter = FrameCounter(0.0)
         self.overflow = 0
         self.stale_skipped = 0
         self._frames: deque[Frame] = deque()
-        self._ready = threading.Condition()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="video-feed", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        with self._ready:
-            self._ready.notify_all()
-        if self._thread is not None:
-            self._thread.join(5)
 
     def next_frame(self, timeout_s: float) -> Frame | None:
-        with self._ready:
+        with self._changed:
             if not self._frames:
-                self._ready.wait(timeout_s)
+                self._changed.wait(timeout_s)
             return self._frames.popleft() if self._frames else None
 
     @property
     def dropped(self) -> int:
         return self.counter.dropped + self.overflow
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                info = find_stream(self.config.selector(), self.config.reconnect_timeout_s)
-                self._acquire(info)
-            except EiferError as exc:
-                self.health.connected = False
-                if str(exc) != self.health.last_error:
-                    log.warning("video input: %s", exc)
-                self.health.last_error = str(exc)
-                if isinstance(exc, StreamFormatError):
-                    self._stop.wait(self.config.reconnect_timeout_s)
 
     def _acquire(self, info: Any) -> None:
         height, width = frame_shape(info)
@@ -165,12 +141,12 @@ class VideoFeed:
                     index += 1
 
     def _push(self, frame: Frame) -> None:
-        with self._ready:
+        with self._changed:
             self._frames.append(frame)
             while len(self._frames) > self.config.queue_frames:
                 self._frames.popleft()
                 self.overflow += 1
-            self._ready.notify()
+            self._changed.notify()
 
 
 class InternalFrameClock:
