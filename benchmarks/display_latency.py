@@ -28,20 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from nodes.display.headless import CHROMIUM, CHROMIUM_ARGS
 from nodes.display.server import DisplayConfig, ServerThread
 from streaming.bus import Publisher
 from streaming.electrodes import load_scheme
 
 RESULTS = Path(__file__).resolve().parent / "results" / "display_latency.json"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def publish(address_box: list[str], rate_hz: float, stop: threading.Event, ready: threading.Event):

@@ -13,20 +13,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from nodes.display.headless import CHROMIUM, CHROMIUM_ARGS
 from streaming.biofeedback import load_movement_levels, movement_target
 from streaming.electrodes import load_scheme
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts" / "display"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 class FramePublisher:

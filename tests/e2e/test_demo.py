@@ -15,14 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from nodes.display.headless import CHROMIUM, CHROMIUM_ARGS
 from streaming.bus import Subscriber
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 
 
 def _free_port() -> int:
