@@ -16,18 +16,9 @@ from streaming.electrodes import load_scheme
 from streaming.errors import BundleError
 
 
-def _shared_demo_bundle(tmp_path_factory, fp16_onnx: bool = False):
-    """One untrained demo bundle per test session (seed 0), shared by the model test files;
-    tests that change files work on a copy."""
-    path = tmp_path_factory.getbasetemp() / f"demo_bundle_seed0_fp16{int(fp16_onnx)}"
-    if (path / "manifest.json").is_file():
-        return load_bundle(path)
-    return create_demo_bundle(path, seed=0, fp16_onnx=fp16_onnx)
-
-
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    return _shared_demo_bundle(tmp_path_factory)
+def demo(demo_bundle_factory):
+    return demo_bundle_factory()
 
 
 @pytest.fixture

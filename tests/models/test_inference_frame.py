@@ -6,22 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from eifer_models.bundle import create_demo_bundle, load_bundle
 from eifer_models.inference import FrameInference
 
 
-def _shared_demo_bundle(tmp_path_factory, fp16_onnx: bool = False):
-    """One untrained demo bundle per test session (seed 0), shared by the model test files;
-    tests that change files work on a copy."""
-    path = tmp_path_factory.getbasetemp() / f"demo_bundle_seed0_fp16{int(fp16_onnx)}"
-    if (path / "manifest.json").is_file():
-        return load_bundle(path)
-    return create_demo_bundle(path, seed=0, fp16_onnx=fp16_onnx)
-
-
 @pytest.fixture(scope="module")
-def stage(tmp_path_factory):
-    return FrameInference(_shared_demo_bundle(tmp_path_factory), "onnxruntime", threads=1)
+def stage(demo_bundle_factory):
+    return FrameInference(demo_bundle_factory(), "onnxruntime", threads=1)
 
 
 @pytest.fixture

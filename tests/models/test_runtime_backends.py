@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from eifer_models.bundle import create_demo_bundle, load_bundle
 from eifer_models.runtimes.base import BackendUnavailableError
 from eifer_models.runtimes.onnxruntime_backend import OnnxRuntimeBackend
 from eifer_models.runtimes.select import backend_status, open_runtime, select_backend
@@ -20,18 +19,9 @@ HAS_CUDA = torch.cuda.is_available()
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None and HAS_CUDA
 
 
-def _shared_demo_bundle(tmp_path_factory, fp16_onnx: bool = False):
-    """One untrained demo bundle per test session (seed 0), shared by the model test files;
-    tests that change files work on a copy."""
-    path = tmp_path_factory.getbasetemp() / f"demo_bundle_seed0_fp16{int(fp16_onnx)}"
-    if (path / "manifest.json").is_file():
-        return load_bundle(path)
-    return create_demo_bundle(path, seed=0, fp16_onnx=fp16_onnx)
-
-
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return _shared_demo_bundle(tmp_path_factory, fp16_onnx=HAS_TRT)
+def bundle(demo_bundle_factory):
+    return demo_bundle_factory(fp16_onnx=HAS_TRT)
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="checks the CPU-only choice")
