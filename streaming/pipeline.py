@@ -228,13 +228,11 @@ class Pipeline:
         n_emg = len(muscle["channels"])
         if self._outlet is None:
             layout = self._prediction_layout(n_emg)
-            rate = getattr(self.frames, "counter", None)
-            rate_hz = 1.0 / rate.period_s if rate is not None and rate.period_s else 0.0
             info = stream_info(
                 self.config.output.lsl_name,
                 "EIFER",
                 len(layout),
-                rate_hz,
+                self.frames.rate_hz,
                 "float32",
                 f"eifer-pipeline-{self.config.output.lsl_name}",
                 channel_labels=layout,
@@ -279,7 +277,7 @@ class Pipeline:
             "frames": {
                 "published": self.published,
                 "dropped": int(self.frames.dropped),
-                "duplicates": int(getattr(getattr(self.frames, "counter", None), "duplicates", 0)),
+                "duplicates": int(self.frames.duplicates),
                 "emg_missing": self.emg_missing,
             },
             "backend": self.models.backend if self.models is not None else "none",

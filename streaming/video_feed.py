@@ -109,6 +109,15 @@ class VideoFeed(ReconnectingFeed):
     def dropped(self) -> int:
         return self.counter.dropped + self.overflow
 
+    @property
+    def duplicates(self) -> int:
+        return self.counter.duplicates
+
+    @property
+    def rate_hz(self) -> float:
+        """The camera's nominal frame rate (0 before the stream was found)."""
+        return 1.0 / self.counter.period_s if self.counter.period_s else 0.0
+
     def _acquire(self, info: Any) -> None:
         height, width = frame_shape(info)
         self.counter = FrameCounter(info.nominal_srate())
@@ -157,6 +166,8 @@ class InternalFrameClock:
 
         self._clock = pylsl.local_clock
         self.period_s = 1.0 / rate_hz
+        self.rate_hz = rate_hz
+        self.duplicates = 0
         self._next = self._clock()
         self._index = 0
         self.health = StreamHealth(name="internal clock", connected=True)

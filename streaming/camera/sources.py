@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -212,6 +213,38 @@ class OpenCVSource:
             self._capture = None
 
 
+def apply_sensor_options(sensors: Sequence[Any], options: Mapping[str, float]) -> dict[str, float]:
+    """Set RealSense hardware options (``rs.option`` names, e.g. ``enable_auto_exposure = 0``,
+    ``exposure = 166``) on every sensor that supports them; returns what was set.
+
+    A name no sensor supports or a value outside the sensor's range is a :class:`CameraError`
+    naming the option, the sensors and the valid range.
+    """
+    import pyrealsense2 as rs
+
+    applied: dict[str, float] = {}
+    for name, value in options.items():
+        option = getattr(rs.option, name, None)
+        if not isinstance(option, rs.option):
+            raise CameraError(f"unknown RealSense option {name!r} (see pyrealsense2.option)")
+        targets = [sensor for sensor in sensors if sensor.supports(option)]
+        if not targets:
+            names = [sensor.get_info(rs.camera_info.name) for sensor in sensors]
+            raise CameraError(f"RealSense option {name!r} is supported by none of {names}")
+        for sensor in targets:
+            valid = sensor.get_option_range(option)
+            try:
+                sensor.set_option(option, float(value))
+            except RuntimeError as exc:
+                raise CameraError(
+                    f"RealSense option {name}={value} rejected by "
+                    f"{sensor.get_info(rs.camera_info.name)} ({exc}); valid: {valid.min:g}.."
+                    f"{valid.max:g} step {valid.step:g}"
+                ) from None
+        applied[name] = float(value)
+    return applied
+
+
 def system_to_lsl_offset_s(samples: int = 9) -> float:
     """``time.time() - local_clock()``, from back-to-back reads (the tightest of ``samples``)."""
     best: tuple[float, float] | None = None
@@ -233,7 +266,8 @@ class RealSenseSource:
     clock, microseconds) moves it from the start of the USB transfer to mid-exposure
     (librealsense frame metadata docs). The system time is mapped to LSL time with an offset
     measured back to back (:func:`system_to_lsl_offset_s`). Frames whose timestamp is in the
-    camera's hardware clock fall back to the host arrival time (and say so in the stream desc).
+    camera's hardware clock fall back to the host arrival time; ``timestamp_method`` says which
+    was used and the node logs it.
     """
 
     def __init__(
@@ -244,10 +278,12 @@ class RealSenseSource:
         *,
         depth: bool = False,
         serial: str = "",
+        options: Mapping[str, float] | None = None,
     ) -> None:
         self.width, self.height, self.rate_hz = width, height, rate_hz
         self.depth_enabled = depth
         self.serial = serial
+        self.options = dict(options or {})
         self.description: dict[str, Any] = {"source": "realsense"}
         self._pipeline: Any = None
         self._align: Any = None
@@ -270,6 +306,7 @@ class RealSenseSource:
         for sensor in device.query_sensors():
             if sensor.supports(rs.option.global_time_enabled):
                 sensor.set_option(rs.option.global_time_enabled, 1)
+        applied = apply_sensor_options(device.query_sensors(), self.options)
         config = rs.config()
         config.enable_device(serial)
         config.enable_stream(
@@ -294,6 +331,7 @@ class RealSenseSource:
             "serial": serial,
             "model": device.get_info(rs.camera_info.name),
             "firmware": device.get_info(rs.camera_info.firmware_version),
+            "options": applied,
         }
 
     def capture_time_lsl(self, frame: Any, arrival_lsl: float) -> float:
