@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, PositiveFloat, PositiveInt
 
+from configs import config_path
 from nodes.common import add_config_arguments, stop_on_signals
 from streaming.camera.frames import encode_frame, video_stream_info
 from streaming.camera.sources import (
@@ -44,6 +45,7 @@ class CameraNodeConfig(Config):
     loop: bool = False  # opencv file: start again at the end
     depth: bool = False  # realsense: also stream aligned depth (int16 mm) as `Depth`
     serial: str = ""  # realsense: which camera ("" = the first)
+    options: dict[str, float] = Field(default_factory=dict)  # realsense: rs.option name -> value
     stream: CameraStreamConfig = Field(default_factory=CameraStreamConfig)
     status_interval_s: PositiveFloat = 5.0
 
@@ -60,8 +62,9 @@ def make_source(config: CameraNodeConfig) -> FrameSource:
             loop=config.loop,
         )
     return RealSenseSource(
-        config.width, config.height, config.rate_hz, depth=config.depth, serial=config.serial
-    )
+        config.width, config.height, config.rate_hz, depth=config.depth, serial=config.serial,
+        options=config.options,
+    )  # fmt: skip
 
 
 def run_camera(
@@ -117,6 +120,8 @@ def run_camera(
                     "camera: %d frames, %d dropped by the camera, capture->push p50 %.1f ms p99 %.1f ms",
                     pushed, dropped, lat[0], lat[1],
                 )  # fmt: skip
+                if isinstance(source, RealSenseSource):
+                    log.info("camera: capture stamps from %s", source.timestamp_method)
                 push_latency_ms.clear()
     finally:
         source.close()
@@ -149,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     if args.size:
         width, _, height = args.size.partition("x")
         overrides += [f"width={int(width)}", f"height={int(height)}"]
-    config = load_config(CameraNodeConfig, args.config, overrides)
+    path = args.config if args.config is not None else config_path("nodes", "camera.toml")
+    config = load_config(CameraNodeConfig, path, overrides)
     configure_lsl()
     stop = threading.Event()
     stop_on_signals(stop.set)

@@ -87,3 +87,16 @@ def test_cli_reports_a_missing_video_file_in_one_line(tmp_path) -> None:
     )
     assert result.returncode == 1
     assert "video file not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_shipped_camera_config_validates_and_matches_the_model_defaults() -> None:
+    from configs import config_path
+    from nodes.camera import CameraNodeConfig
+    from streaming.config import load_config
+
+    shipped = load_config(CameraNodeConfig, config_path("nodes", "camera.toml"), [])
+    assert shipped == CameraNodeConfig()
+    overridden = load_config(
+        CameraNodeConfig, config_path("nodes", "camera.toml"), ['source="opencv"', "width=640"]
+    )
+    assert (overridden.source, overridden.width) == ("opencv", 640)

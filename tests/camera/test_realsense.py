@@ -86,3 +86,33 @@ def test_no_camera_connected_is_a_clear_error() -> None:
         pytest.skip("a RealSense camera is connected")
     with pytest.raises(CameraError, match="no RealSense camera connected"):
         RealSenseSource().open()
+
+
+def _sensor_with_exposure():
+    device = rs.software_device()
+    sensor = device.add_sensor("Color")
+    # option_range(min, max, default, step) as pyrealsense2 binds it: exposure 1..10000 us
+    sensor.add_option(rs.option.exposure, rs.option_range(1, 10000, 1, 1), True)
+    return device, sensor
+
+
+def test_hardware_options_are_set_on_the_sensors_that_support_them() -> None:
+    from streaming.camera.sources import apply_sensor_options
+
+    device, sensor = _sensor_with_exposure()
+    assert apply_sensor_options([sensor], {"exposure": 300}) == {"exposure": 300.0}
+    assert sensor.get_option(rs.option.exposure) == 300.0
+    del device
+
+
+def test_bad_hardware_options_are_clear_errors() -> None:
+    from streaming.camera.sources import apply_sensor_options
+
+    device, sensor = _sensor_with_exposure()
+    with pytest.raises(CameraError, match="unknown RealSense option 'exposur'"):
+        apply_sensor_options([sensor], {"exposur": 300})
+    with pytest.raises(CameraError, match="'gain' is supported by none of"):
+        apply_sensor_options([sensor], {"gain": 64})
+    with pytest.raises(CameraError, match=r"exposure=1000000.*valid: 1\.\.10000"):
+        apply_sensor_options([sensor], {"exposure": 1e6})
+    del device
