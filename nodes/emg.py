@@ -35,17 +35,17 @@ import numpy as np
 from pydantic import Field
 
 from nodes.common import add_config_arguments, stop_on_signals
-from streaming.config import Config, ConfigError, load_config
+from streaming.channel_map import ChannelMap, order_by_scheme, unit_scale
+from streaming.config import Config, load_config
 from streaming.errors import StreamFormatError
 from streaming.simulation import EmgSimulator, LiveScript, SimulatorConfig
+from streaming.simulation.marker_follower import MarkerFollower
 
 __all__ = [
     "COUNTER_LABEL",
     "COUNTER_MODULO",
     "BridgeConfig",
-    "ChannelMap",
     "EmgNodeConfig",
-    "MarkerFollower",
     "OutputConfig",
     "TimingConfig",
     "add_arguments",
@@ -54,7 +54,6 @@ __all__ = [
     "run_bridge",
     "run_node",
     "run_simulator",
-    "unit_scale",
 ]
 
 log = logging.getLogger("eifer.node.emg")
@@ -126,105 +125,6 @@ class _Event(Protocol):
     def is_set(self) -> bool: ...
 
 
-class ChannelMap:
-    """Contract channels as differences/copies of labelled input channels (vectorised).
-
-    ``apply(data)`` returns ``(scale * (data[:, plus] - data[:, minus]))`` with ``minus``
-    pointing at a zero column for pass-through channels.
-    """
-
-    def __init__(
-        self,
-        mapping: Mapping[str, str | tuple[str, str] | list[str]],
-        input_labels: list[str],
-        *,
-        scale: float = 1.0,
-        exclude: tuple[str, ...] = (),
-        stream: str = "the source stream",
-    ) -> None:
-        duplicates = sorted({x for x in input_labels if input_labels.count(x) > 1})
-        if duplicates:
-            raise StreamFormatError(f"{stream} has duplicate channel labels {duplicates}")
-        index = {label: i for i, label in enumerate(input_labels)}
-        if not mapping:
-            mapping = {label: label for label in input_labels if label not in exclude}
-        zero = len(input_labels)  # index of the zero column appended in apply()
-        plus, minus, missing, derivations = [], [], [], []
-        for out, spec in mapping.items():
-            parts = [spec] if isinstance(spec, str) else list(spec)
-            if len(parts) not in (1, 2):
-                raise ConfigError(f"bridge.channels.{out}: give one label or [plus, minus]")
-            for part in parts:
-                if part not in index:
-                    missing.append(f"{out} needs {part!r}")
-            plus.append(index.get(parts[0], zero))
-            minus.append(index.get(parts[1], zero) if len(parts) == 2 else zero)
-            derivations.append(
-                {"label": out, "plus": parts[0], "minus": parts[1] if len(parts) == 2 else ""}
-            )
-        if missing:
-            raise StreamFormatError(
-                f"{stream} lacks channel labels the channel map needs ({'; '.join(missing)}); "
-                f"its labels are {input_labels}. Fix [bridge.channels] or the amplifier's labels."
-            )
-        self.labels = list(mapping)
-        self.derivations = derivations
-        self.inputs = sorted(
-            {d["plus"] for d in derivations} | {d["minus"] for d in derivations} - {""}
-        )
-        self._plus = np.array(plus, dtype=np.intp)
-        self._minus = np.array(minus, dtype=np.intp)
-        self._scale = float(scale)
-
-    def apply(self, data: np.ndarray) -> np.ndarray:
-        x = np.asarray(data, dtype=np.float64)
-        padded = np.concatenate([x, np.zeros((len(x), 1))], axis=1)
-        out = padded[:, self._plus] - padded[:, self._minus]
-        if self._scale != 1.0:
-            out *= self._scale
-        return out
-
-
-# channel unit as written in desc/channels/channel/unit -> factor to microvolts
-UNIT_TO_UV = {
-    "v": 1e6, "volt": 1e6, "volts": 1e6,
-    "mv": 1e3, "millivolt": 1e3, "millivolts": 1e3,
-    "uv": 1.0, "µv": 1.0, "μv": 1.0, "microvolt": 1.0, "microvolts": 1.0,
-    "nv": 1e-3, "nanovolt": 1e-3, "nanovolts": 1e-3,
-}  # fmt: skip
-
-
-def unit_scale(units: list[str], stream: str = "the source stream") -> float:
-    """Factor to microvolts from the source's channel units (all must agree; none: 1.0)."""
-    known = {u.strip().lower() for u in units if u and u.strip()}
-    if not known:
-        log.warning("%s declares no channel unit: assuming microvolts (set bridge.scale)", stream)
-        return 1.0
-    unknown = sorted(u for u in known if u not in UNIT_TO_UV)
-    factors = {UNIT_TO_UV[u] for u in known if u in UNIT_TO_UV}
-    if unknown or len(factors) != 1:
-        raise StreamFormatError(
-            f"{stream} has channel units {sorted(known)}: cannot convert to microvolts "
-            "automatically; set bridge.scale to the factor"
-        )
-    return factors.pop()
-
-
-def _order_by_scheme(labels: list[str], scheme_name: str, stream: str) -> list[str]:
-    """The output labels in scheme order; an error naming missing/unknown ones otherwise."""
-    from streaming.electrodes import load_scheme
-
-    scheme = load_scheme(scheme_name)
-    missing = [x for x in scheme.labels if x not in labels]
-    unknown = [x for x in labels if x not in scheme.labels]
-    if missing or unknown:
-        raise StreamFormatError(
-            f"bridging {stream} as scheme {scheme.name!r}: the channel map gives {labels}; "
-            f"missing {missing}, not in the scheme {unknown}. Fix [bridge.channels]."
-        )
-    return scheme.labels
-
-
 def _source_id(cfg: EmgNodeConfig) -> str:
     return cfg.stream.source_id or f"eifer-emg-{cfg.source}-{socket.gethostname()}"
 
@@ -263,76 +163,6 @@ class _Status:
         lag = f", lag {lag_s * 1e3:.1f} ms" if lag_s is not None else ""
         log.info("%s: %d samples, %.1f Hz%s%s", self.name, self.samples, rate, lag, extra_text)
         self._last, self._last_samples = now, self.samples
-
-
-class MarkerFollower:
-    """Reads a protocol node's marker stream in a thread; the generator drains what arrived.
-
-    Markers (nodes/protocol.py): ``start:<movement>:<rep>``, ``stop:<movement>:<rep>``,
-    ``protocol:end`` / ``protocol:abort``. ``drain`` applies them to a
-    :class:`~streaming.simulation.LiveScript` at their LSL stamps (in this machine's clock)
-    converted to simulator time ``stamp - t0``. A start stamped before samples already generated
-    (up to one 125 ms block ahead) takes effect from the next block.
-    """
-
-    def __init__(self, name: str, source_id: str | None, stop: threading.Event) -> None:
-        self._selector_args = (name, source_id)
-        self._stop = stop
-        self._lock = threading.Lock()
-        self._pending: list[tuple[float, str]] = []
-        self.connected = False
-        self._thread = threading.Thread(target=self._run, name="markers", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        from streaming.errors import EiferError
-        from streaming.lsl_io import ChunkInlet, StreamSelector, find_stream
-
-        name, source_id = self._selector_args
-        selector = StreamSelector(name=name, type="Markers", source_id=source_id)
-        while not self._stop.is_set():
-            try:
-                info = find_stream(selector, timeout_s=2.0)
-            except EiferError as exc:
-                log.debug("markers: %s", exc)
-                continue
-            log.info("following markers from %r", info.name())
-            with ChunkInlet(info, clock_sync=True, recover=False) as inlet:
-                self.connected = True
-                try:
-                    while not self._stop.is_set():
-                        rows, stamps = inlet.pull(timeout_s=0.2)
-                        if len(stamps):
-                            with self._lock:
-                                self._pending += [
-                                    (float(t), str(r[0])) for r, t in zip(rows, stamps, strict=True)
-                                ]
-                except EiferError as exc:
-                    log.warning("markers: %s; looking for the stream again", exc)
-                finally:
-                    self.connected = False
-
-    def drain(
-        self, script: LiveScript, t0: float, known: Mapping[str, object], now_s: float
-    ) -> None:
-        """Apply the markers that arrived; ``now_s`` = simulator time of the next sample."""
-        with self._lock:
-            pending, self._pending = self._pending, []
-        for stamp, marker in sorted(pending):
-            kind, _, rest = marker.partition(":")
-            movement, _, rep = rest.rpartition(":")
-            t_s = stamp - t0
-            if kind == "start":
-                if movement not in known:
-                    log.warning("marker %r: unknown movement, ignored", marker)
-                    continue
-                script.start(movement, t_s, int(rep) if rep.isdigit() else 1)
-            elif kind == "stop" or marker in ("protocol:end", "protocol:abort"):
-                script.stop(t_s)
-        script.prune(now_s - 60.0)
-
-    def close(self) -> None:
-        self._thread.join(timeout=5.0)
 
 
 def run_simulator(
@@ -504,7 +334,7 @@ def run_bridge(
         scale = float(b.scale)
     mapping: Mapping[str, str | tuple[str, str]] = dict(b.channels) or {x: x for x in base.labels}
     if b.scheme is not None:
-        order = _order_by_scheme(base.labels, b.scheme, described)
+        order = order_by_scheme(base.labels, b.scheme, described)
         mapping = {x: mapping[x] for x in order}
     cmap = ChannelMap(mapping, in_labels, scale=scale, exclude=exclude, stream=described)
     counter_col = None

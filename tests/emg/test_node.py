@@ -12,7 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from nodes.emg import COUNTER_MODULO, ChannelMap, load_node_config, run_bridge, unit_scale
+from nodes.emg import COUNTER_MODULO, load_node_config, run_bridge
+from streaming.channel_map import ChannelMap, unit_scale
 from streaming.config import ConfigError
 from streaming.errors import StreamFormatError
 from streaming.lsl_io import ChunkInlet, StreamSelector, channel_labels, desc_to_dict, find_stream
