@@ -143,23 +143,29 @@ def _run_demo(
     status = 0
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     frames = 0
-    with Subscriber([args.bus, args.protocol_bus]) as subscriber:
-        while deadline is None or time.monotonic() < deadline:
-            failed = group.failed()
-            if failed is not None:
-                print(f"\n{failed.name} stopped (exit {failed.exit_code}):\n{failed.log_tail()}")
-                status = 1
-                break
-            message = subscriber.receive(0.5)
-            if message is None:
-                continue
-            if message.topic == "muscle":
-                frames += 1
-                if frames % max(args.every, 1):
+    try:
+        with Subscriber([args.bus, args.protocol_bus]) as subscriber:
+            while deadline is None or time.monotonic() < deadline:
+                message = subscriber.receive(0.5)
+                failed = group.failed()
+                if failed is not None:
+                    print(
+                        f"\n{failed.name} stopped (exit {failed.exit_code}):\n{failed.log_tail()}"
+                    )
+                    status = 1
+                    break
+                if message is None:
                     continue
-            elif message.topic == "expression":
-                continue
-            print(format_message(message), flush=True)
+                if message.topic == "muscle":
+                    frames += 1
+                    if frames % max(args.every, 1):
+                        continue
+                elif message.topic == "expression":
+                    continue
+                print(format_message(message), flush=True)
+    except KeyboardInterrupt:  # Ctrl-C: the normal end of the demo
+        pass
+
     return status, frames
 
 
