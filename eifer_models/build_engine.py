@@ -41,7 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from eifer_models.bundle import create_demo_bundle, load_bundle
     from eifer_models.runtimes.select import backend_status
-    from eifer_models.runtimes.tensorrt_backend import build_engine, engine_key, gpu_identity
 
     config = load_node_config(BuildEngineConfig, args)
     if args.create_demo:
@@ -55,32 +54,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"TensorRT engines not built: {status['tensorrt']}.")
         print(f"The pipeline would use: {usable[0] if usable else 'no backend'}.")
         return 0 if args.create_demo else 2
-    import tensorrt as trt
-
     from eifer_models.runtimes.tensorrt_backend import load_or_build
 
-    folder = bundle.engines_root / engine_key(trt.__version__, gpu_identity()["gpu"])
     for graph in config.graphs:
         onnx = bundle.onnx_path(graph)
         if onnx is None:
             print(f"{graph}: bundle has no ONNX graph, skipped")
             continue
-        if args.force:
-            fp16_onnx = bundle.onnx_path(graph, fp16=True)
-            major = int(trt.__version__.split(".")[0])
-            source = fp16_onnx if (config.fp16 and major >= 11 and fp16_onnx) else onnx
-            meta = build_engine(
-                source, folder / f"{graph}.plan", fp16=config.fp16,
-                workspace_bytes=config.workspace_mb << 20, timing_cache=folder / "timing.cache",
-            )  # fmt: skip
-            print(
-                f"{graph}: built {folder / (graph + '.plan')} in {meta['build_s']} s ({meta['precision']})"
-            )
-        else:
-            runtime, note = load_or_build(
-                onnx, bundle.engines_root, graph,
-                fp16_onnx_path=bundle.onnx_path(graph, fp16=True), fp16=config.fp16,
-            )  # fmt: skip
-            runtime.close()
-            print(f"{graph}: {note}")
+        runtime, note = load_or_build(
+            onnx, bundle.engines_root, graph,
+            fp16_onnx_path=bundle.onnx_path(graph, fp16=True), fp16=config.fp16, force=args.force,
+            workspace_bytes=config.workspace_mb << 20,
+        )  # fmt: skip
+        runtime.close()
+        print(f"{graph}: {note}")
     return 0

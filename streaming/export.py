@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from streaming.errors import SessionFileError
+from streaming.optional import require
 from streaming.replay import RecordedStream, Recording, load_recording
 
 __all__ = [
@@ -163,7 +164,7 @@ def _session_meta(recording: Recording) -> dict[str, Any]:
 
 def emg_to_raw(recording: Recording, *, emg: str | None = None, markers: str | None = None) -> Any:
     """The EMG stream (by name, default: the first of type ``EMG``) as an ``mne.io.RawArray``."""
-    import mne
+    mne = require("mne", "mne", "export to MNE")
 
     stream = _find_stream(recording, emg, "EMG")
     if stream is None or stream.channel_format == "string":

@@ -4,10 +4,16 @@ DESIGN.md ("Model bundles"): TensorRT when a matching engine exists or can be bu
 on CUDA (CUDA graphs), else ONNX Runtime on the CPU; an explicit override wins and fails clearly
 when it cannot run. The :class:`Selection` says which backend and why, for the pipeline's log
 and status.
+
+A backend that looks usable can still fail to open one graph (an engine build that runs out of
+memory, an operator TensorRT cannot parse, a CUDA error): :func:`open_graph_with_fallback` then
+falls back for that graph alone, TensorRT -> torch CUDA -> ONNX Runtime, and :class:`OpenedGraph`
+says which backend runs it and why the better ones did not.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -20,9 +26,17 @@ from streaming.config import ConfigError
 if TYPE_CHECKING:
     from eifer_models.bundle import Bundle
 
-__all__ = ["Selection", "backend_status", "open_runtime", "select_backend"]
+__all__ = [
+    "OpenedGraph",
+    "Selection",
+    "backend_status",
+    "open_graph_with_fallback",
+    "open_runtime",
+    "select_backend",
+]
 
 AUTO = "auto"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -88,7 +102,7 @@ def select_backend(bundle: Bundle | None = None, override: str | None = None) ->
             import torch
 
             reason = (
-                f"torch {torch.__version__} on {torch.cuda.get_device_name(0)}, fp16, CUDA graphs"
+                f"torch {torch.__version__} on {torch.cuda.get_device_name()}, fp16, CUDA graphs"
             )
         else:
             reason = "ONNX Runtime on the CPU (no GPU backend available)"
@@ -124,3 +138,82 @@ def open_runtime(
             onnx, bundle.engines_root, graph, fp16_onnx_path=bundle.onnx_path(graph, fp16=True)
         )
     raise ConfigError(f"backend {backend!r} unknown; choose one of {list(BACKENDS)}")
+
+
+@dataclass(frozen=True)
+class OpenedGraph:
+    """One graph opened on the first backend that worked.
+
+    Attributes
+    ----------
+    runtime
+        The open runtime.
+    backend
+        The backend that runs the graph (one of ``BACKENDS``).
+    note
+        What opening did (e.g. "loaded engine ...").
+    failed
+        Backends tried before, in order, each with the reason it failed to open.
+    """
+
+    runtime: Runtime
+    backend: str
+    note: str
+    failed: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> str:
+        text = f"{self.runtime.graph or 'graph'} on {self.backend} ({self.note})"
+        if self.failed:
+            text += "; fell back from " + "; ".join(f"{b}: {why}" for b, why in self.failed)
+        return text
+
+
+# What a backend raises when it cannot open a graph here: missing or broken libraries, CUDA and
+# TensorRT errors (RuntimeError), unreadable files. Programming errors (TypeError, ...) propagate.
+_OPEN_FAILURES = (BackendUnavailableError, RuntimeError, OSError, ImportError, MemoryError)
+
+
+def open_graph_with_fallback(
+    bundle: Bundle,
+    graph: str,
+    selection: Selection,
+    *,
+    fallback: bool = True,
+    threads: int | None = None,
+    dtype: str = "float16",
+) -> OpenedGraph:
+    """Open ``graph`` on ``selection.backend``; if that fails and ``fallback`` is set, on each
+    later backend of ``BACKENDS`` that is usable here, in order.
+
+    Parameters
+    ----------
+    bundle, graph
+        The model bundle and the graph name (``encoders``, ``exp2emg``, ``emg2exp``).
+    selection
+        From :func:`select_backend`; an explicit request (``fallback=False``) fails instead of
+        falling back.
+    threads, dtype
+        Passed to :func:`open_runtime`.
+
+    Raises
+    ------
+    BackendUnavailableError
+        When no backend could open the graph; the message lists every attempt.
+    """
+    start = BACKENDS.index(selection.backend)
+    candidates = [selection.backend]
+    if fallback:
+        status = backend_status(bundle)
+        candidates += [b for b in BACKENDS[start + 1 :] if status[b] is None]
+    failed: list[tuple[str, str]] = []
+    for backend in candidates:
+        try:
+            runtime, note = open_runtime(bundle, graph, backend, threads=threads, dtype=dtype)
+        except _OPEN_FAILURES as exc:
+            failed.append((backend, f"{type(exc).__name__}: {exc}"))
+            log.warning("%s: backend %s failed to open (%s)", graph, backend, exc)
+            continue
+        return OpenedGraph(runtime, backend, note, tuple(failed))
+    raise BackendUnavailableError(
+        f"no backend could open graph {graph!r}: " + "; ".join(f"{b} ({why})" for b, why in failed)
+    )

@@ -10,8 +10,14 @@ TensorRT 11 removed that flag and is always strongly typed, so it builds the FP1
 
 Engines only load on the TensorRT version and GPU they were built for, so they live under
 ``engines/<gpu>-trt<version>/<graph>.plan`` with a ``<graph>.json`` sidecar (TensorRT version,
-GPU, compute capability, ONNX sha256, precision); a mismatching sidecar, a changed ONNX or a plan
-that ``deserialize_cuda_engine`` rejects (returns None) is rebuilt from the ONNX.
+GPU of the current CUDA device, compute capability, ONNX sha256, precision, and this machine's
+signature, :mod:`eifer_models.runtimes.engine_trust`); a mismatching or unsigned sidecar (a plan
+that arrived inside a bundle), a changed ONNX, another precision, or a plan that
+``deserialize_cuda_engine`` rejects (returns None) is rebuilt from the ONNX.
+
+Per frame: inputs are staged in pinned host buffers, copied to the device asynchronously on the
+backend's stream, the engine is enqueued, outputs are copied back into pinned host buffers
+asynchronously, and the stream is synchronised once.
 
 TensorRT's runtime is not obtainable on the development machines: this module imports
 ``tensorrt`` lazily, and its tests are marked ``tensorrt``.
@@ -32,13 +38,21 @@ import numpy as np
 import torch
 
 from eifer_models.runtimes.base import BackendUnavailableError, Runtime, TensorSpec, check_inputs
+from eifer_models.runtimes.engine_trust import (
+    SIGNATURE_FIELD,
+    machine_key,
+    sign_engine,
+    signature_problem,
+)
 
 __all__ = [
     "TensorRTBackend",
     "build_engine",
     "engine_key",
     "engine_matches",
+    "engine_precision",
     "load_or_build",
+    "stale_engine_reason",
     "tensorrt_unavailable",
 ]
 
@@ -70,9 +84,22 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
 
 
-def gpu_identity(index: int = 0) -> dict[str, str]:
+def gpu_identity(index: int | None = None) -> dict[str, str]:
+    """Name and compute capability of CUDA device ``index`` (default: the current device, which
+    ``CUDA_VISIBLE_DEVICES`` or ``torch.cuda.set_device`` chose; never silently device 0)."""
+    index = torch.cuda.current_device() if index is None else index
     props = torch.cuda.get_device_properties(index)
     return {"gpu": props.name, "compute_capability": f"{props.major}.{props.minor}"}
+
+
+def engine_precision(trt_major: int, fp16: bool, fp16_onnx: bool) -> str:
+    """What an engine computes in: ``fp16-flag`` (TensorRT < 11 with ``BuilderFlag.FP16``),
+    ``fp16-onnx`` (strongly typed build of the FP16 graph), or ``fp32``."""
+    if not fp16:
+        return "fp32"
+    if trt_major < 11:
+        return "fp16-flag"
+    return "fp16-onnx" if fp16_onnx else "fp32"
 
 
 def engine_key(trt_version: str, gpu_name: str) -> str:
@@ -88,13 +115,32 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+MATCHED_FIELDS = ("tensorrt_version", "gpu", "compute_capability", "onnx_sha256", "precision")
+
+
 def engine_matches(meta: Mapping[str, Any], expected: Mapping[str, Any]) -> str | None:
     """None when the sidecar ``meta`` fits ``expected`` (TensorRT version, GPU, compute
-    capability, ONNX checksum), else the first difference."""
-    for key in ("tensorrt_version", "gpu", "compute_capability", "onnx_sha256"):
+    capability, ONNX checksum, precision), else the first difference."""
+    for key in MATCHED_FIELDS:
         if meta.get(key) != expected.get(key):
             return f"{key}: engine has {meta.get(key)!r}, this machine/bundle needs {expected.get(key)!r}"
     return None
+
+
+def stale_engine_reason(plan_path: Path, expected: Mapping[str, Any], key: bytes) -> str | None:
+    """None when ``plan_path`` may be loaded: its sidecar exists, matches ``expected`` and carries
+    this machine's signature of the plan; else why it must be rebuilt. Pure file logic (no
+    TensorRT), so it is tested on machines without a GPU."""
+    sidecar = plan_path.with_suffix(".json")
+    if not plan_path.is_file() or not sidecar.is_file():
+        return "no engine yet"
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (OSError, ValueError) as exc:
+        return f"unreadable sidecar {sidecar.name} ({exc})"
+    if not isinstance(meta, dict):
+        return f"sidecar {sidecar.name} is not a JSON object"
+    return engine_matches(meta, expected) or signature_problem(plan_path.read_bytes(), meta, key)
 
 
 def build_engine(
@@ -104,10 +150,11 @@ def build_engine(
     fp16: bool = True,
     workspace_bytes: int = DEFAULT_WORKSPACE_BYTES,
     timing_cache: str | Path | None = None,
+    fp16_onnx: bool = False,
 ) -> dict[str, Any]:
-    """Parse ``onnx_path``, build a serialized engine, write ``plan_path`` and its ``.json``
-    sidecar; returns the sidecar. ``fp16`` sets ``BuilderFlag.FP16`` on TensorRT < 11; on 11+
-    the precision is the ONNX graph's (pass the FP16 graph)."""
+    """Parse ``onnx_path``, build a serialized engine, write ``plan_path`` and its signed
+    ``.json`` sidecar; returns the sidecar. ``fp16`` sets ``BuilderFlag.FP16`` on TensorRT < 11;
+    on 11+ the precision is the ONNX graph's (pass the FP16 graph and ``fp16_onnx=True``)."""
     trt = _trt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -122,10 +169,9 @@ def build_engine(
         raise BackendUnavailableError(f"TensorRT cannot parse {onnx_path}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
-    precision = "onnx-typed"
-    if fp16 and major < 11:
+    precision = engine_precision(major, fp16, fp16_onnx)
+    if precision == "fp16-flag":
         config.set_flag(trt.BuilderFlag.FP16)
-        precision = "fp16-flag"
     cache_path = Path(timing_cache) if timing_cache else None
     cache_bytes = cache_path.read_bytes() if cache_path and cache_path.is_file() else b""
     cache = config.create_timing_cache(cache_bytes)
@@ -134,9 +180,10 @@ def build_engine(
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise BackendUnavailableError(f"TensorRT failed to build an engine from {onnx_path}")
+    plan_bytes = bytes(plan)
     plan_path = Path(plan_path)
     plan_path.parent.mkdir(parents=True, exist_ok=True)
-    plan_path.write_bytes(bytes(plan))
+    plan_path.write_bytes(plan_bytes)
     if cache_path:
         cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
     meta = {
@@ -149,6 +196,7 @@ def build_engine(
         "build_s": round(time.perf_counter() - t0, 2),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    meta[SIGNATURE_FIELD] = sign_engine(plan_bytes, meta, machine_key())
     plan_path.with_suffix(".json").write_text(json.dumps(meta, indent=2))
     return meta
 
@@ -164,7 +212,17 @@ _TORCH_OF_TRT = {
 
 
 class TensorRTBackend(Runtime):
-    """A deserialized engine with preallocated CUDA tensors bound once by address."""
+    """A deserialized engine with device tensors bound once by address and pinned host staging
+    buffers, on the current CUDA device and its own stream.
+
+    Parameters
+    ----------
+    plan_path
+        Serialized engine; load it only through :func:`load_or_build`, which checks that this
+        machine built it.
+    graph
+        Graph name for messages (default: the plan's stem).
+    """
 
     name = "tensorrt"
 
@@ -181,8 +239,12 @@ class TensorRTBackend(Runtime):
             )
         self._engine = engine
         self._context = engine.create_execution_context()
-        self.device = f"cuda:0 ({torch.cuda.get_device_name(0)}, TensorRT {trt.__version__})"
-        self._stream = torch.cuda.Stream()
+        index = torch.cuda.current_device()
+        self._device = torch.device("cuda", index)
+        self.device = (
+            f"cuda:{index} ({torch.cuda.get_device_name(index)}, TensorRT {trt.__version__})"
+        )
+        self._stream = torch.cuda.Stream(self._device)
         self._tensors: dict[str, torch.Tensor] = {}
         inputs, outputs = [], []
         for i in range(engine.num_io_tensors):
@@ -195,15 +257,31 @@ class TensorRTBackend(Runtime):
             concrete = tuple(1 if d < 0 else d for d in shape)
             if is_input:
                 self._context.set_input_shape(name, concrete)
-            self._tensors[name] = torch.empty(concrete, dtype=dtype, device="cuda")
+            self._tensors[name] = torch.empty(concrete, dtype=dtype, device=self._device)
         for spec in outputs:  # output shapes resolved after the input shapes are set
             shape = tuple(int(d) for d in self._context.get_tensor_shape(spec.name))
             self._tensors[spec.name] = torch.empty(
-                shape, dtype=self._tensors[spec.name].dtype, device="cuda"
+                shape, dtype=self._tensors[spec.name].dtype, device=self._device
             )
         for name, tensor in self._tensors.items():
             self._context.set_tensor_address(name, tensor.data_ptr())
         self.inputs, self.outputs = tuple(inputs), tuple(outputs)
+        # pinned staging: inputs in the engine's dtype, outputs as float32 (converted on device)
+        self._host_in = {
+            s.name: torch.empty(
+                self._tensors[s.name].shape, dtype=self._tensors[s.name].dtype
+            ).pin_memory()
+            for s in self.inputs
+        }
+        self._device_out32 = {
+            s.name: torch.empty(self._tensors[s.name].shape, device=self._device)
+            for s in self.outputs
+        }
+        self._host_out = {
+            s.name: torch.empty(self._tensors[s.name].shape).pin_memory() for s in self.outputs
+        }
+        # buffers were allocated on the current stream: order the engine's stream after it
+        self._stream.wait_stream(torch.cuda.current_stream(self._device))
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = check_inputs(self.inputs, inputs, self.graph)
@@ -215,12 +293,15 @@ class TensorRTBackend(Runtime):
                 )
         with torch.cuda.stream(self._stream):
             for name, array in feed.items():
-                self._tensors[name].copy_(torch.from_numpy(array), non_blocking=False)
+                self._host_in[name].copy_(torch.from_numpy(array))  # host side, converts dtype
+                self._tensors[name].copy_(self._host_in[name], non_blocking=True)
             if not self._context.execute_async_v3(self._stream.cuda_stream):
                 raise RuntimeError(f"{self.graph}: TensorRT execute_async_v3 failed")
-            host = {s.name: self._tensors[s.name].float().cpu() for s in self.outputs}
-        self._stream.synchronize()
-        return {n: t.numpy().copy() for n, t in host.items()}
+            for spec in self.outputs:
+                self._device_out32[spec.name].copy_(self._tensors[spec.name])
+                self._host_out[spec.name].copy_(self._device_out32[spec.name], non_blocking=True)
+        self._stream.synchronize()  # the one synchronisation per frame
+        return {s.name: self._host_out[s.name].numpy().copy() for s in self.outputs}
 
     def close(self) -> None:
         self._context = None
@@ -235,25 +316,37 @@ def load_or_build(
     fp16_onnx_path: str | Path | None = None,
     fp16: bool = True,
     force: bool = False,
+    workspace_bytes: int = DEFAULT_WORKSPACE_BYTES,
 ) -> tuple[TensorRTBackend, str]:
     """The engine for ``graph`` under ``engines_root/<gpu>-trt<version>/``, rebuilt when absent,
-    stale or unloadable; returns the backend and what happened (for the log)."""
+    stale, of another precision, not signed by this machine, or unloadable; returns the backend
+    and what happened (for the log)."""
     trt = _trt()
     ident = gpu_identity()
     folder = Path(engines_root) / engine_key(trt.__version__, ident["gpu"])
     plan = folder / f"{graph}.plan"
     major = int(trt.__version__.split(".")[0])
-    source = Path(fp16_onnx_path) if (fp16 and major >= 11 and fp16_onnx_path) else Path(onnx_path)
-    expected = {"tensorrt_version": trt.__version__, **ident, "onnx_sha256": sha256_file(source)}
-    why = "forced rebuild" if force else None
-    if why is None and plan.is_file() and plan.with_suffix(".json").is_file():
-        why = engine_matches(json.loads(plan.with_suffix(".json").read_text()), expected)
-        if why is None:
-            try:
-                return TensorRTBackend(plan, graph), f"loaded engine {plan}"
-            except BackendUnavailableError as exc:
-                why = str(exc)
-    why = why or "no engine yet"
+    use_fp16_onnx = bool(fp16 and major >= 11 and fp16_onnx_path)
+    source = Path(fp16_onnx_path) if use_fp16_onnx and fp16_onnx_path else Path(onnx_path)
+    expected = {
+        "tensorrt_version": trt.__version__,
+        **ident,
+        "onnx_sha256": sha256_file(source),
+        "precision": engine_precision(major, fp16, use_fp16_onnx),
+    }
+    why = "forced rebuild" if force else stale_engine_reason(plan, expected, machine_key())
+    if why is None:
+        try:
+            return TensorRTBackend(plan, graph), f"loaded engine {plan}"
+        except BackendUnavailableError as exc:
+            why = str(exc)
     log.info("building TensorRT engine %s from %s (%s)", plan, source.name, why)
-    build_engine(source, plan, fp16=fp16, timing_cache=folder / "timing.cache")
+    build_engine(
+        source,
+        plan,
+        fp16=fp16,
+        workspace_bytes=workspace_bytes,
+        timing_cache=folder / "timing.cache",
+        fp16_onnx=use_fp16_onnx,
+    )
     return TensorRTBackend(plan, graph), f"built engine {plan} ({why})"

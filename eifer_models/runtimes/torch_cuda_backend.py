@@ -3,8 +3,9 @@
 At batch 1 the encoders are launch-bound (hundreds of small kernels; research note
 inference_and_peers.md section 3.1), so the forward pass is captured once with static input and
 output tensors (``torch.cuda.graph``, on a side stream after warm-up, as the PyTorch docs
-prescribe) and each frame is one pinned host-to-device copy, one ``replay()`` and one copy out.
-Inputs whose shape differs from the captured one run eagerly.
+prescribe) and each frame is one pinned host-to-device copy, one ``replay()``, one asynchronous
+copy into pinned host buffers and one stream synchronisation. Inputs whose shape differs from the
+captured one run eagerly.
 
 ``device="cpu"`` runs the same code eagerly without streams or graphs: the peer in the latency
 benchmark, and how this module's data handling is tested on machines without CUDA. The CUDA
@@ -80,8 +81,13 @@ class TorchCudaBackend(Runtime):
             else self._static
         )
         self._stream = torch.cuda.Stream(self._device) if self._cuda else None
+        if self._stream is not None:
+            # the static buffers and weights were written on the current stream: the side stream
+            # that captures and replays must not run ahead of those writes
+            self._stream.wait_stream(torch.cuda.current_stream(self._device))
         self._cuda_graph: torch.cuda.CUDAGraph | None = None
         self._static_out: tuple[Tensor, ...] = ()
+        self._host_out: tuple[Tensor, ...] = ()  # pinned, allocated at the first fixed-shape run
 
     @property
     def captured(self) -> bool:
@@ -111,6 +117,19 @@ class TorchCudaBackend(Runtime):
             self._static_out = self._forward(static)
         self._cuda_graph = graph
 
+    def _to_host(self, out: tuple[Tensor, ...], fixed: bool) -> list[Tensor]:
+        """Device outputs -> host tensors: asynchronous copies into pinned buffers for the
+        fixed shape (synchronised once by the caller), plain copies otherwise."""
+        if not self._cuda:
+            return list(out)
+        if not fixed:
+            return [o.to("cpu", non_blocking=False) for o in out]
+        if len(self._host_out) != len(out):
+            self._host_out = tuple(torch.empty(o.shape).pin_memory() for o in out)
+        for host, device in zip(self._host_out, out, strict=True):
+            host.copy_(device, non_blocking=True)
+        return list(self._host_out)
+
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = check_inputs(self.inputs, inputs, self.graph)
         fixed = all(feed[s.name].shape == tuple(self._static[s.name].shape) for s in self.inputs)
@@ -130,9 +149,9 @@ class TorchCudaBackend(Runtime):
             else:  # other batch size: eager, no graph
                 tensors = [torch.from_numpy(feed[s.name]).to(self._device) for s in self.inputs]
                 out = self._forward(tensors)
-            host = [o.to("cpu") for o in out]
+            host = self._to_host(out, fixed)
         if self._stream is not None:
-            self._stream.synchronize()
+            self._stream.synchronize()  # the one synchronisation per frame
         return {s.name: h.numpy().copy() for s, h in zip(self.outputs, host, strict=True)}
 
     def close(self) -> None:

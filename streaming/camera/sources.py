@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from streaming.errors import EiferError
+from streaming.optional import require
 
 __all__ = [
     "CapturedFrame",
@@ -291,8 +292,7 @@ class RealSenseSource:
         self.timestamp_method = "unknown"
 
     def open(self) -> None:
-        import pyrealsense2 as rs
-
+        rs = require("pyrealsense2", "realsense", "the RealSense camera source")
         devices = list(rs.context().query_devices())
         if not devices:
             raise CameraError(

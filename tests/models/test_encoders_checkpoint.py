@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -10,17 +13,32 @@ from eifer_models.checkpoints import load_smirk_encoder, read_state_dict
 from eifer_models.encoders import SmirkEncoder
 from streaming.errors import BundleError
 
+SMIRK_KEYS = json.loads((Path(__file__).parent / "fixtures" / "smirk_em1_keys.json").read_text())
 
-def _smirk_style_checkpoint(seed: int = 1, n_exp: int = 50) -> dict[str, torch.Tensor]:
-    """Keys as in SMIRK_em1.pt: ``smirk_encoder.<...>`` plus ``smirk_generator.<...>``."""
-    torch.manual_seed(seed)
-    source = SmirkEncoder(n_exp=n_exp)
-    for p in source.parameters():
-        torch.nn.init.normal_(p, 0.0, 0.05)
-    state = {f"smirk_encoder.{k}": v.clone() for k, v in source.state_dict().items()}
+
+def _smirk_style_checkpoint(seed: int = 1) -> dict[str, torch.Tensor]:
+    """A checkpoint with exactly the key names and shapes of the published ``SMIRK_em1.pt``
+    (written down in ``fixtures/smirk_em1_keys.json``, independent of this project's encoder
+    code), random values, plus generator keys (SMIRK saves both, flat)."""
+    generator = torch.Generator().manual_seed(seed)
+    state = {
+        key: torch.zeros((), dtype=torch.long)
+        if key.endswith("num_batches_tracked")
+        else torch.randn(shape, generator=generator) * 0.05
+        for key, shape in SMIRK_KEYS["encoder"].items()
+    }
     state["smirk_generator.encoder1.enc1conv1.weight"] = torch.zeros(32, 6, 3, 3)
     state["smirk_generator.conv.bias"] = torch.zeros(3)
     return state
+
+
+def test_the_written_down_smirk_key_list_is_the_published_one():
+    keys = SMIRK_KEYS["encoder"]
+    assert len(keys) == 762 and all(k.startswith("smirk_encoder.") for k in keys)
+    # spot values stated in the research note (eifer_smirk.md, "Checkpoint")
+    assert keys["smirk_encoder.pose_encoder.encoder.blocks.1.0.conv_pw.weight"] == [72, 16, 1, 1]
+    assert keys["smirk_encoder.pose_encoder.encoder.blocks.5.0.conv.weight"] == [576, 96, 1, 1]
+    assert keys["smirk_encoder.expression_encoder.expression_layers.0.weight"] == [55, 960]
 
 
 def test_smirk_checkpoint_loads_key_for_key_and_skips_the_generator(tmp_path):
@@ -64,7 +82,9 @@ def test_unrelated_checkpoint_is_rejected_with_the_keys_it_has(tmp_path):
 
 
 def test_wrong_expression_dimension_names_the_tensor_and_shapes():
-    state = _smirk_style_checkpoint(n_exp=20)
+    state = _smirk_style_checkpoint()
+    for suffix, shape in [("weight", (25, 960)), ("bias", (25,))]:  # a 20-expression checkpoint
+        state[f"smirk_encoder.expression_encoder.expression_layers.0.{suffix}"] = torch.zeros(shape)
     with pytest.raises(BundleError, match=r"expression_layers.0.weight.*\(25, 960\).*\(55, 960\)"):
         load_smirk_encoder(SmirkEncoder(n_exp=50), state)
 

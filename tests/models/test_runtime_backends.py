@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -150,3 +151,100 @@ def test_tensorrt_engine_is_built_cached_and_matches_onnxruntime(bundle):
     assert max(float(np.abs(out[k] - ref[k]).max()) for k in ref) < 0.15
     _, note_again = open_runtime(bundle, "encoders", "tensorrt")
     assert note_again.startswith("loaded engine")
+
+
+# --- engines: only plans this machine built are loaded -----------------------------------------
+
+
+def _write_engine(folder, meta, plan=b"serialized-engine-bytes", key=None):
+    from eifer_models.runtimes.engine_trust import SIGNATURE_FIELD, sign_engine
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "encoders.plan").write_bytes(plan)
+    meta = dict(meta)
+    if key is not None:
+        meta[SIGNATURE_FIELD] = sign_engine(plan, meta, key)
+    (folder / "encoders.json").write_text(json.dumps(meta))
+    return folder / "encoders.plan"
+
+
+ENGINE_META = {
+    "tensorrt_version": "10.13.0",
+    "gpu": "NVIDIA H200",
+    "compute_capability": "9.0",
+    "onnx_sha256": "abc",
+    "precision": "fp16-flag",
+}
+
+
+def test_a_plan_signed_by_this_machine_and_matching_is_loadable(tmp_path):
+    from eifer_models.runtimes.engine_trust import machine_key
+    from eifer_models.runtimes.tensorrt_backend import stale_engine_reason
+
+    key = machine_key(tmp_path / "key")
+    plan = _write_engine(tmp_path / "engines", ENGINE_META, key=key)
+    assert stale_engine_reason(plan, ENGINE_META, key) is None
+    assert machine_key(tmp_path / "key") == key  # created once, then reused
+    assert (tmp_path / "key").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_plan_that_arrived_inside_a_bundle_is_never_loaded(tmp_path):
+    from eifer_models.runtimes.engine_trust import machine_key
+    from eifer_models.runtimes.tensorrt_backend import stale_engine_reason
+
+    ours, theirs = machine_key(tmp_path / "ours"), machine_key(tmp_path / "theirs")
+    assert ours != theirs
+    unsigned = _write_engine(tmp_path / "a", ENGINE_META)
+    assert "no signature" in stale_engine_reason(unsigned, ENGINE_META, ours)
+    foreign = _write_engine(tmp_path / "b", ENGINE_META, key=theirs)  # same GPU, other machine
+    assert "does not verify" in stale_engine_reason(foreign, ENGINE_META, ours)
+    tampered = _write_engine(tmp_path / "c", ENGINE_META, key=ours)
+    tampered.write_bytes(b"another plan with the same sidecar")
+    assert "does not verify" in stale_engine_reason(tampered, ENGINE_META, ours)
+
+
+def test_an_engine_of_another_precision_gpu_or_onnx_is_rebuilt(tmp_path):
+    from eifer_models.runtimes.engine_trust import machine_key
+    from eifer_models.runtimes.tensorrt_backend import engine_precision, stale_engine_reason
+
+    key = machine_key(tmp_path / "key")
+    plan = _write_engine(tmp_path / "engines", ENGINE_META, key=key)
+    for field, value in [("precision", "fp32"), ("gpu", "NVIDIA H100"), ("onnx_sha256", "d")]:
+        why = stale_engine_reason(plan, {**ENGINE_META, field: value}, key)
+        assert why is not None and why.startswith(field)
+    assert stale_engine_reason(tmp_path / "none.plan", ENGINE_META, key) == "no engine yet"
+    (tmp_path / "engines" / "encoders.json").write_text("{not json")
+    assert "unreadable sidecar" in stale_engine_reason(plan, ENGINE_META, key)
+    assert engine_precision(10, True, False) == "fp16-flag"
+    assert engine_precision(11, True, True) == "fp16-onnx"
+    assert engine_precision(11, True, False) == "fp32"  # TRT 11 without an FP16 graph
+    assert engine_precision(10, False, False) == "fp32"
+
+
+# --- per-graph fallback --------------------------------------------------------------------------
+
+
+def test_a_graph_whose_backend_fails_to_open_falls_back_and_says_so(bundle):
+    from eifer_models.runtimes.select import Selection, open_graph_with_fallback
+
+    # torch-cuda selected (as on a GPU machine); here it fails to open for real (no CUDA)
+    opened = open_graph_with_fallback(bundle, "exp2emg", Selection("torch-cuda", "test"))
+    if HAS_CUDA:
+        assert opened.backend == "torch-cuda" and not opened.failed
+        return
+    assert opened.backend == "onnxruntime" and isinstance(opened.runtime, OnnxRuntimeBackend)
+    assert [b for b, _ in opened.failed] == ["torch-cuda"]
+    assert "torch.cuda.is_available() is False" in opened.failed[0][1]
+    assert "fell back from torch-cuda" in opened.describe()
+    out = opened.runtime.run({"expression": np.zeros((1, 55), np.float32)})
+    assert out["emg"].shape == (1, 22)
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="checks the refusal without CUDA")
+def test_an_explicit_backend_request_does_not_fall_back(bundle):
+    from eifer_models.runtimes.select import Selection, open_graph_with_fallback
+
+    with pytest.raises(BackendUnavailableError, match="no backend could open graph 'exp2emg'"):
+        open_graph_with_fallback(
+            bundle, "exp2emg", Selection("torch-cuda", "requested explicitly"), fallback=False
+        )
