@@ -53,7 +53,7 @@ def message_json(
     topic: str, fields: Mapping[str, Any], t: float | None = None, frame: int | None = None
 ) -> str:
     """One browser message as JSON text."""
-    body = {"topic": topic, "t": t, "frame": frame, "fields": to_jsonable(fields)}
+    body = {"topic": topic, "t": to_jsonable(t), "frame": frame, "fields": to_jsonable(fields)}
     return json.dumps(body, separators=(",", ":"), allow_nan=False)
 
 
