@@ -44,6 +44,8 @@ _ARRAY_KEYS = frozenset({"dtype", "shape", "data"})
 # void or structured dtypes could smuggle arbitrary Python objects or odd layouts.
 _DTYPE_PATTERN = re.compile(r"[<>|=]?[biuf][1-9][0-9]?")
 _MAX_DIMS = 32  # numpy's own limit is 64; bus arrays are 1-D or 2-D
+# numpy needs every shape's product (zeros left out) to fit its index type
+_MAX_ARRAY_BYTES = np.iinfo(np.intp).max
 _MAX_DEPTH = 32  # nesting of maps/lists in ``fields``; bus messages use 3
 # ZeroMQ endpoints this bus uses: tcp://HOST:PORT (PORT may be * to bind any), ipc://, inproc://
 _ADDRESS_PATTERN = re.compile(
@@ -134,6 +136,8 @@ def _unpack_array(spec: dict[str, Any], where: str) -> np.ndarray:
         raise PayloadError(
             f"field {where}: array shape {str(shape)[:60]} must hold non-negative integers"
         )
+    if math.prod(n for n in shape if n) * dtype.itemsize > _MAX_ARRAY_BYTES:
+        raise PayloadError(f"field {where}: array shape {str(shape)[:60]} is too large")
     if not isinstance(data, bytes):
         raise PayloadError(f"field {where}: array data must be bytes, got {type(data).__name__}")
     expected = math.prod(shape) * dtype.itemsize  # exact: Python integers never overflow
@@ -217,7 +221,7 @@ def _open(kind: int, address: str, *, bind: bool) -> zmq.Socket:
         if exc.errno == zmq.EADDRINUSE:
             hint = " (another pipeline or node publishes there: stop it or choose another port)"
         raise BusAddressError(
-            f"cannot {'bind' if bind else 'connect'} bus at {address}: {exc}{hint}"
+            f"cannot {'bind' if bind else 'connect'} bus at {address}: {exc.strerror}{hint}"
         ) from None
     return socket
 
@@ -287,7 +291,7 @@ class Subscriber:
                 self._socket.connect(each)
             except zmq.ZMQError as exc:
                 self._socket.close()
-                raise BusAddressError(f"cannot connect bus at {each}: {exc}") from None
+                raise BusAddressError(f"cannot connect bus at {each}: {exc.strerror}") from None
         for topic in topics or ("",):
             self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
         self._exact = frozenset(topics)
