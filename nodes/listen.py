@@ -16,7 +16,12 @@ from streaming.errors import PayloadError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--address", default=DEFAULT_ADDRESS, help="bus address to subscribe to")
+    parser.add_argument(
+        "--address",
+        nargs="+",
+        default=[DEFAULT_ADDRESS],
+        help="bus address(es) to subscribe to, e.g. the pipeline's and the protocol node's",
+    )
     parser.add_argument("--topics", nargs="*", default=list(TOPICS), help="topics to show")
     parser.add_argument("--seconds", type=float, help="stop after this many seconds")
     parser.add_argument("--every", type=int, default=1, help="show every Nth per-frame message")
