@@ -59,6 +59,11 @@ def _frame(message: Message) -> str:
 def format_message(message: Message) -> str:
     """One readable line for a bus message whose fields follow the contract
     (:func:`streaming.bus_schema.validate`); optional fields may be absent, ``t``/``frame`` nil."""
+    with np.errstate(all="ignore"):  # values near the float limits: a line, not a warning
+        return _format(message)
+
+
+def _format(message: Message) -> str:
     f = message.fields
     if message.topic == "muscle":
         values = f["emg_measured"]

@@ -196,6 +196,8 @@ def decode(parts: Sequence[bytes]) -> Message:
         raise PayloadError(f"topic {topic!r}: 't' must be a finite number or nil, got {t!r}")
     if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int)):
         raise PayloadError(f"topic {topic!r}: 'frame' must be an integer or nil, got {frame!r}")
+    if fields.keys() == _ARRAY_KEYS:
+        raise PayloadError(f"topic {topic!r}: 'fields' must be a map of fields, not an array")
     return Message(
         topic=topic,
         fields=_unpack_value(fields, topic),

@@ -117,6 +117,7 @@ def test_malformed_payloads_are_rejected_with_a_clear_reason(parts, complaint) -
         (_with_fields(_array(5, [1], b"\0" * 4)), "not allowed"),
         (_with_fields(_array(b"<f4", [1], b"\0" * 4)), "not allowed"),
         (_with_fields(_array("<f4", [1], "abcd")), "data must be bytes"),
+        (_with_fields(_array("<f4", [0])["x"]), "not an array"),  # found by the fuzzer
         (_with_fields({b"raw": 1}), "not a string"),
         (_with_fields({"a": {b"raw": 1}}), "not a string"),
         (_with_fields({"a": functools.reduce(lambda x, _: [x], range(40), 1)}), "nested deeper"),
