@@ -31,7 +31,11 @@ def to_jsonable(value: Any) -> Any:
     """Numpy arrays/scalars to lists/numbers, NaN/inf to None (JSON has no NaN)."""
     if isinstance(value, np.ndarray):
         if value.dtype.kind == "f":
-            rounded = np.round(value.astype(np.float64), _DIGITS)
+            values = value.astype(np.float64)
+            with np.errstate(
+                all="ignore"
+            ):  # rounding 1e308 overflows: keep such values as they are
+                rounded = np.where(np.abs(values) < 1e12, np.round(values, _DIGITS), values)
             if np.isfinite(rounded).all():
                 return rounded.tolist()
             return np.where(np.isfinite(rounded), rounded, None).tolist()
