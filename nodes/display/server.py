@@ -23,6 +23,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from aiohttp import WSMsgType, web
 from pydantic import Field
 
@@ -311,7 +312,8 @@ class DisplayServer:
         ]
         if message.topic == "muscle":
             try:
-                result = self.feedback.process(message.fields, message.t or time.monotonic())
+                with np.errstate(all="ignore"):  # absurd values give a None score, not warnings
+                    result = self.feedback.process(message.fields, message.t or time.monotonic())
             except (ValueError, TypeError) as exc:
                 self._error(str(exc))
                 result = None
