@@ -605,7 +605,10 @@ function drawStatus() {
   }
   if (d) {
     rows.push(`<tr><th>display</th><td colspan=5>bus ${esc(d.bus)} · ${d.clients} client(s) · last bus message ` +
-      `${d.bus_age_s == null ? "never" : fmt(d.bus_age_s, 1) + " s ago"} · rejected ${d.rejected}</td></tr>`);
+      `${d.bus_age_s == null ? "never" : fmt(d.bus_age_s, 1) + " s ago"} · rejected ${d.rejected}` +
+      (d.bus_thread && d.bus_thread.restarts ? ` · bus thread restarted ${d.bus_thread.restarts}×` : "") +
+      "</td></tr>");
+    if (d.bus_thread && !d.bus_thread.alive) rows.push('<tr><td colspan=6 class="bad">bus thread stopped: restarting</td></tr>');
     for (const e of (d.errors || []).slice(-2)) rows.push(`<tr><td colspan=6 class="bad">${esc(e)}</td></tr>`);
   }
   $("status").innerHTML = "<table>" + rows.join("") + "</table>";
