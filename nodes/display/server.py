@@ -93,6 +93,8 @@ class DisplayServer:
         self.hub = Hub()
         self.errors: deque[str] = deque(maxlen=8)
         self._errors_lock = threading.Lock()
+        self._logged_at = -1e9
+        self._unlogged = 0
         self.bus_messages = 0
         self.bus_last_monotonic: float | None = None
         self.undecodable = 0  # counted by the subscriber: not msgpack, bad arrays, ...
@@ -244,9 +246,17 @@ class DisplayServer:
         )
 
     def _error(self, text: str) -> None:
-        log.warning("%s", text)
+        """Keep ``text`` for ``/health`` and the page; log it, at most once a second (a flood
+        of bad bus messages must not flood the log)."""
         with self._errors_lock:  # appended from the bus thread, read on the event loop
             self.errors.append(f"{time.strftime('%H:%M:%S')} {text}")
+            now = time.monotonic()
+            if now - self._logged_at < 1.0:
+                self._unlogged += 1
+                return
+            more = f" (+{self._unlogged} more since)" if self._unlogged else ""
+            self._logged_at, self._unlogged = now, 0
+        log.warning("%s%s", text, more)
 
     async def _tick(self) -> None:
         """1 Hz: restart a dead bus thread; the display's own status, with each client's own
