@@ -233,6 +233,14 @@ def test_hostile_bus_messages_never_break_the_page(browser, display_config) -> N
         encode("muscle", {"channels": labels}),
         encode("status", {"streams": {"emg": None}, "latency_ms": {"dsp": None}, "errors": 3}),
         encode("expression", {"phi_video": "smile"}),
+        # valid per the contract, yet extreme: drawn (or not) without an error
+        encode("muscle", {"channels": [], "emg_measured": np.zeros(0, np.float32)}),
+        encode("muscle", {"channels": labels, "emg_measured": np.full(22, 3e38, np.float32),
+                          "emg_from_video": np.full(22, -np.inf, np.float32), "normalised": True}),
+        encode("expression", {"phi_video": np.full(500, 1e300), "phi_emg": [], "face_box": None}),
+        encode("status", {"streams": {"<img src=x onerror=alert(1)>": {"connected": True}},
+                          "latency_ms": {}, "frames": {}, "errors": ["<b>bold</b>"]}),
+        encode("instruction", {"text": "", "index": -(2**63), "total": 2**64 - 1}),
     ]  # fmt: skip
     pub = zmq.Context.instance().socket(zmq.PUB)
     pub.setsockopt(zmq.LINGER, 0)
