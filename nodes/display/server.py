@@ -344,8 +344,7 @@ class DisplayServer:
             return Subscriber(addresses)
         except BusAddressError as exc:
             raise ConfigError(
-                f"display: {exc}; give an address like tcp://127.0.0.1:5556 with "
-                "--set bus_address=..."
+                f"display: {exc} (set with --set bus_address=... / protocol_address=...)"
             ) from None
 
     def _start_bus_thread(self, subscriber: Subscriber) -> None:
