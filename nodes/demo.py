@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nodes.listen import format_message
+from nodes.listen import TerminalView
 from nodes.processes import ProcessGroup
 from streaming.bus import Subscriber
 
@@ -143,6 +143,7 @@ def _run_demo(
     status = 0
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     frames = 0
+    view = TerminalView()  # what breaks the bus contract is shown as the reason, and counted
     try:
         with Subscriber([args.bus, args.protocol_bus]) as subscriber:
             while deadline is None or time.monotonic() < deadline:
@@ -162,9 +163,11 @@ def _run_demo(
                         continue
                 elif message.topic == "expression":
                     continue
-                print(format_message(message), flush=True)
+                print(view.line(message), flush=True)
     except KeyboardInterrupt:  # Ctrl-C: the normal end of the demo
         pass
+    for line in view.summary():
+        print(line)
 
     return status, frames
 

@@ -10,6 +10,8 @@ a bad message: they count and log it (:attr:`Subscriber.rejected`).
 from __future__ import annotations
 
 import logging
+import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,15 +21,17 @@ import msgpack
 import numpy as np
 import zmq
 
-from streaming.errors import PayloadError
+from streaming.errors import EiferError, PayloadError
 
 __all__ = [
     "DEFAULT_ADDRESS",
     "SCHEMA_VERSION",
     "TOPICS",
+    "BusAddressError",
     "Message",
     "Publisher",
     "Subscriber",
+    "check_address",
     "decode",
     "encode",
 ]
@@ -36,10 +40,37 @@ SCHEMA_VERSION = 1
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5556"
 TOPICS = ("expression", "muscle", "status", "instruction")
 _ARRAY_KEYS = frozenset({"dtype", "shape", "data"})
-# Plain numeric dtypes only: object/void dtypes could smuggle arbitrary Python objects.
-_ALLOWED_KINDS = frozenset("biuf")
+# Plain numeric dtypes only, written as numpy's ``dtype.str`` (``<f4``, ``|u1``, ``|b1``): object,
+# void or structured dtypes could smuggle arbitrary Python objects or odd layouts.
+_DTYPE_PATTERN = re.compile(r"[<>|=]?[biuf][1-9][0-9]?")
+_MAX_DIMS = 32  # numpy's own limit is 64; bus arrays are 1-D or 2-D
+# numpy needs every shape's product (zeros left out) to fit its index type
+_MAX_ARRAY_BYTES = np.iinfo(np.intp).max
+_MAX_DEPTH = 32  # nesting of maps/lists in ``fields``; bus messages use 3
+# ZeroMQ endpoints this bus uses: tcp://HOST:PORT (PORT may be * to bind any), ipc://, inproc://
+_ADDRESS_PATTERN = re.compile(
+    r"(tcp://[^\s:/]+|tcp://\[[0-9A-Fa-f:.]+\]):(\d{1,5}|\*)|(ipc|inproc)://\S+"
+)
 
 log = logging.getLogger(__name__)
+
+
+class BusAddressError(EiferError, OSError):
+    """A bus address is malformed, cannot be bound (in use) or cannot be connected to."""
+
+
+def check_address(address: str) -> str:
+    """``address`` if it is a ZeroMQ endpoint this bus can use, else :class:`BusAddressError`."""
+    if not isinstance(address, str) or not _ADDRESS_PATTERN.fullmatch(address):
+        raise BusAddressError(
+            f"bus address {address!r} is not valid: give tcp://HOST:PORT "
+            f"(e.g. {DEFAULT_ADDRESS}), ipc://PATH or inproc://NAME"
+        )
+    if address.startswith("tcp://") and not address.endswith(":*"):
+        port = int(address.rsplit(":", 1)[1])
+        if port > 65535:
+            raise BusAddressError(f"bus address {address!r}: port {port} is not in 0..65535")
+    return address
 
 
 @dataclass(frozen=True)
@@ -55,7 +86,7 @@ class Message:
 
 def _pack_value(value: Any) -> Any:
     if isinstance(value, np.ndarray):
-        if value.dtype.kind not in _ALLOWED_KINDS:
+        if value.dtype.kind not in "biuf":
             raise TypeError(f"cannot send arrays of dtype {value.dtype} on the bus")
         array = np.ascontiguousarray(value)
         return {"dtype": array.dtype.str, "shape": list(array.shape), "data": array.tobytes()}
@@ -68,31 +99,51 @@ def _pack_value(value: Any) -> Any:
     return value
 
 
-def _unpack_value(value: Any, where: str) -> Any:
+def _unpack_value(value: Any, where: str, depth: int = 0) -> Any:
+    if depth > _MAX_DEPTH:
+        raise PayloadError(f"field {where}: nested deeper than {_MAX_DEPTH} levels")
     if isinstance(value, dict):
         if value.keys() == _ARRAY_KEYS:
             return _unpack_array(value, where)
-        return {k: _unpack_value(v, f"{where}.{k}") for k, v in value.items()}
+        for key in value:
+            if not isinstance(key, str):
+                raise PayloadError(f"field {where}: map key {key!r} is not a string")
+        return {k: _unpack_value(v, f"{where}.{k}", depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_unpack_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_unpack_value(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
     return value
 
 
 def _unpack_array(spec: dict[str, Any], where: str) -> np.ndarray:
+    """An array map ``{dtype, shape, data}``, checked before numpy sees it: sizes are computed
+    with Python integers, so shapes like ``[2**32, 2**32]`` or ``[2**64]`` cannot overflow."""
+    dtype_text, shape, data = spec["dtype"], spec["shape"], spec["data"]
+    if not isinstance(dtype_text, str) or not _DTYPE_PATTERN.fullmatch(dtype_text):
+        raise PayloadError(
+            f"field {where}: array dtype {dtype_text!r} is not allowed (plain numeric dtypes "
+            "such as '<f4', '<i8', '|u1', '|b1')"
+        )
     try:
-        dtype = np.dtype(spec["dtype"])
-        shape = tuple(int(n) for n in spec["shape"])
-    except (TypeError, ValueError) as exc:
-        raise PayloadError(f"field {where}: bad array dtype/shape ({exc})") from None
-    if dtype.kind not in _ALLOWED_KINDS:
-        raise PayloadError(f"field {where}: array dtype {dtype} is not allowed")
-    data = spec["data"]
+        dtype = np.dtype(dtype_text)
+    except TypeError:
+        raise PayloadError(f"field {where}: array dtype {dtype_text!r} is not allowed") from None
+    if not isinstance(shape, list) or len(shape) > _MAX_DIMS:
+        raise PayloadError(
+            f"field {where}: array shape must be a list of at most {_MAX_DIMS} sizes, got "
+            f"{str(shape)[:60]}"
+        )
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        raise PayloadError(
+            f"field {where}: array shape {str(shape)[:60]} must hold non-negative integers"
+        )
+    if math.prod(n for n in shape if n) * dtype.itemsize > _MAX_ARRAY_BYTES:
+        raise PayloadError(f"field {where}: array shape {str(shape)[:60]} is too large")
     if not isinstance(data, bytes):
         raise PayloadError(f"field {where}: array data must be bytes, got {type(data).__name__}")
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if any(n < 0 for n in shape) or expected != len(data):
+    expected = math.prod(shape) * dtype.itemsize  # exact: Python integers never overflow
+    if expected != len(data):
         raise PayloadError(
-            f"field {where}: {len(data)} bytes do not fill shape {list(shape)} of {dtype}"
+            f"field {where}: {len(data)} bytes do not fill shape {str(shape)[:60]} of {dtype}"
         )
     return np.frombuffer(data, dtype=dtype).reshape(shape)
 
@@ -111,7 +162,11 @@ def encode(
 
 
 def decode(parts: Sequence[bytes]) -> Message:
-    """Decode ``[topic, payload]``; :class:`PayloadError` says exactly what is malformed."""
+    """Decode ``[topic, payload]``; :class:`PayloadError` says exactly what is malformed.
+
+    Only the envelope and the array maps are checked here; whether a topic's fields follow the
+    contract is :func:`streaming.bus_schema.validate`'s job.
+    """
     if len(parts) != 2:
         raise PayloadError(f"expected 2 message parts [topic, payload], got {len(parts)}")
     raw_topic, raw_payload = parts
@@ -126,7 +181,7 @@ def decode(parts: Sequence[bytes]) -> Message:
     if not isinstance(payload, dict):
         raise PayloadError(f"topic {topic!r}: payload must be a map, got {type(payload).__name__}")
     schema = payload.get("schema")
-    if schema != SCHEMA_VERSION:
+    if type(schema) is not int or schema != SCHEMA_VERSION:
         raise PayloadError(
             f"topic {topic!r}: schema {schema!r} is not supported (this reader knows "
             f"{SCHEMA_VERSION})"
@@ -135,10 +190,14 @@ def decode(parts: Sequence[bytes]) -> Message:
     if not isinstance(fields, dict):
         raise PayloadError(f"topic {topic!r}: 'fields' must be a map")
     t, frame = payload.get("t"), payload.get("frame")
-    if t is not None and not isinstance(t, int | float):
-        raise PayloadError(f"topic {topic!r}: 't' must be a number, got {t!r}")
-    if frame is not None and not isinstance(frame, int):
-        raise PayloadError(f"topic {topic!r}: 'frame' must be an integer, got {frame!r}")
+    if t is not None and (
+        isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t)
+    ):
+        raise PayloadError(f"topic {topic!r}: 't' must be a finite number or nil, got {t!r}")
+    if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int)):
+        raise PayloadError(f"topic {topic!r}: 'frame' must be an integer or nil, got {frame!r}")
+    if fields.keys() == _ARRAY_KEYS:
+        raise PayloadError(f"topic {topic!r}: 'fields' must be a map of fields, not an array")
     return Message(
         topic=topic,
         fields=_unpack_value(fields, topic),
@@ -148,27 +207,37 @@ def decode(parts: Sequence[bytes]) -> Message:
     )
 
 
+def _open(kind: int, address: str, *, bind: bool) -> zmq.Socket:
+    """A socket bound or connected to ``address``; :class:`BusAddressError` names the problem."""
+    check_address(address)
+    socket = zmq.Context.instance().socket(kind)
+    socket.setsockopt(zmq.LINGER, 0)
+    try:
+        if bind:
+            socket.bind(address)
+        else:
+            socket.connect(address)
+    except zmq.ZMQError as exc:
+        socket.close()
+        hint = ""
+        if exc.errno == zmq.EADDRINUSE:
+            hint = " (another pipeline or node publishes there: stop it or choose another port)"
+        raise BusAddressError(
+            f"cannot {'bind' if bind else 'connect'} bus at {address}: {exc.strerror}{hint}"
+        ) from None
+    return socket
+
+
 class Publisher:
     """A PUB socket, bound to loopback by default (``tcp://127.0.0.1:5556``).
 
     ``address`` may end in ``:*`` to bind a free port; :attr:`address` then holds the real one.
+    A malformed or busy address raises :class:`BusAddressError` (one line in the CLI).
     """
 
     def __init__(self, address: str = DEFAULT_ADDRESS, *, bind: bool = True, hwm: int = 1000):
-        self._context = zmq.Context.instance()
-        self._socket = self._context.socket(zmq.PUB)
+        self._socket = _open(zmq.PUB, address, bind=bind)
         self._socket.setsockopt(zmq.SNDHWM, hwm)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        try:
-            if bind:
-                self._socket.bind(address)
-            else:
-                self._socket.connect(address)
-        except zmq.ZMQError as exc:
-            self._socket.close()
-            raise OSError(
-                f"cannot {'bind' if bind else 'connect'} bus at {address}: {exc}"
-            ) from None
         self.address: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT) if bind else address
 
     def publish(
@@ -194,10 +263,12 @@ class Publisher:
 class Subscriber:
     """A SUB socket for some topics (all when empty), connected to one or more publishers.
 
-    Bad messages are counted, never raised.
-
-    ``conflate`` keeps only the newest message (for views that only need the latest state;
-    it applies to single-part messages in libzmq, so here it is emulated by draining).
+    Bad messages are counted (:attr:`rejected`), their reason kept (:attr:`last_error`) and
+    logged (at most once a second, with the count since), never raised: one malformed message
+    must not stop a consumer. ``conflate`` keeps only the newest message (for views that only
+    need the latest state; it applies to single-part messages in libzmq, so here it is emulated
+    by draining). ``max_message_bytes`` bounds what one message may cost in memory: libzmq
+    drops a peer that sends more.
     """
 
     def __init__(
@@ -207,14 +278,22 @@ class Subscriber:
         *,
         conflate: bool = False,
         hwm: int = 1000,
+        max_message_bytes: int = 16 << 20,
     ) -> None:
-        self._context = zmq.Context.instance()
-        self._socket = self._context.socket(zmq.SUB)
-        self._socket.setsockopt(zmq.RCVHWM, hwm)
-        self._socket.setsockopt(zmq.LINGER, 0)
         addresses = [address] if isinstance(address, str) else list(address)
-        for each in addresses:  # one socket can listen to several publishers (pipeline, protocol)
-            self._socket.connect(each)
+        if not addresses:
+            raise BusAddressError("no bus address to subscribe to")
+        for each in addresses:
+            check_address(each)
+        self._socket = _open(zmq.SUB, addresses[0], bind=False)
+        self._socket.setsockopt(zmq.RCVHWM, hwm)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
+        for each in addresses[1:]:  # one socket can listen to several publishers
+            try:
+                self._socket.connect(each)
+            except zmq.ZMQError as exc:
+                self._socket.close()
+                raise BusAddressError(f"cannot connect bus at {each}: {exc.strerror}") from None
         for topic in topics or ("",):
             self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
         self._exact = frozenset(topics)
@@ -222,6 +301,19 @@ class Subscriber:
         self.address = address
         self.rejected = 0
         self.last_error: str | None = None
+        self._logged_at = -math.inf
+        self._unlogged = 0
+
+    def _reject(self, reason: str) -> None:
+        self.rejected += 1
+        self.last_error = reason
+        now = time.monotonic()
+        if now - self._logged_at >= 1.0:  # a flood of bad messages must not flood the log
+            more = f" (+{self._unlogged} more rejected since)" if self._unlogged else ""
+            log.warning("rejected bus message: %s%s", reason, more)
+            self._logged_at, self._unlogged = now, 0
+        else:
+            self._unlogged += 1
 
     def _next(self, timeout_s: float) -> Message | None:
         if not self._socket.poll(int(max(0.0, timeout_s) * 1000)):
@@ -230,9 +322,10 @@ class Subscriber:
         try:
             message = decode(parts)
         except PayloadError as exc:
-            self.rejected += 1
-            self.last_error = str(exc)
-            log.warning("rejected bus message: %s", exc)
+            self._reject(str(exc))
+            return None
+        except Exception as exc:  # a decoder bug must cost one message, not the consumer
+            self._reject(f"undecodable message ({type(exc).__name__}: {exc})")
             return None
         if self._exact and message.topic not in self._exact:
             return None  # SUBSCRIBE matches prefixes; "muscle" must not match "muscles"

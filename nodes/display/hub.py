@@ -31,7 +31,11 @@ def to_jsonable(value: Any) -> Any:
     """Numpy arrays/scalars to lists/numbers, NaN/inf to None (JSON has no NaN)."""
     if isinstance(value, np.ndarray):
         if value.dtype.kind == "f":
-            rounded = np.round(value.astype(np.float64), _DIGITS)
+            values = value.astype(np.float64)
+            with np.errstate(
+                all="ignore"
+            ):  # rounding 1e308 overflows: keep such values as they are
+                rounded = np.where(np.abs(values) < 1e12, np.round(values, _DIGITS), values)
             if np.isfinite(rounded).all():
                 return rounded.tolist()
             return np.where(np.isfinite(rounded), rounded, None).tolist()
@@ -53,7 +57,7 @@ def message_json(
     topic: str, fields: Mapping[str, Any], t: float | None = None, frame: int | None = None
 ) -> str:
     """One browser message as JSON text."""
-    body = {"topic": topic, "t": t, "frame": frame, "fields": to_jsonable(fields)}
+    body = {"topic": topic, "t": to_jsonable(t), "frame": frame, "fields": to_jsonable(fields)}
     return json.dumps(body, separators=(",", ":"), allow_nan=False)
 
 

@@ -1,10 +1,13 @@
 """``eifer display``: a local web server relaying the ZeroMQ bus to the biofeedback page.
 
-A thread subscribes to the bus (:class:`streaming.bus.Subscriber`), turns each message into JSON
-once (and, for ``muscle``, computes the biofeedback score and symmetry), and hands it to the
-asyncio loop, which offers it to every connected WebSocket client's latest-only slots
-(:mod:`nodes.display.hub`). The page (``static/``) draws what arrives. Binds 127.0.0.1 by
-default; no asset is fetched from the network.
+A thread subscribes to the bus (:class:`streaming.bus.Subscriber`), checks each message against
+its topic's contract (:mod:`streaming.bus_schema`: unknown topics are ignored, invalid messages
+counted and dropped, never cached), turns it into JSON once (and, for ``muscle``, computes the
+biofeedback score and symmetry), and hands it to the asyncio loop, which offers it to every
+connected WebSocket client's latest-only slots (:mod:`nodes.display.hub`). The page (``static/``)
+draws what arrives. The bus thread survives any message; should it die all the same, ``/health``
+says so and the 1 Hz ticker restarts it. Binds 127.0.0.1 by default; no asset is fetched from the
+network.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-import zmq
+import numpy as np
 from aiohttp import WSMsgType, web
 from pydantic import Field
 
@@ -29,10 +32,11 @@ from nodes.display.feedback import Feedback
 from nodes.display.head import HeadMesh, load_head
 from nodes.display.hub import Hub, LatestSlots, message_json
 from streaming.biofeedback import METRICS, load_movement_levels
-from streaming.bus import DEFAULT_ADDRESS, Message, Subscriber
+from streaming.bus import DEFAULT_ADDRESS, BusAddressError, Message, Subscriber
+from streaming.bus_schema import UnknownTopicError, validate
 from streaming.config import Config, ConfigError, load_config
 from streaming.electrodes import load_scheme
-from streaming.errors import EiferError
+from streaming.errors import EiferError, PayloadError
 
 __all__ = ["DisplayConfig", "DisplayServer", "ServerThread", "add_arguments", "run"]
 
@@ -89,9 +93,16 @@ class DisplayServer:
         self.hub = Hub()
         self.errors: deque[str] = deque(maxlen=8)
         self._errors_lock = threading.Lock()
+        self._logged_at = -1e9
+        self._unlogged = 0
         self.bus_messages = 0
         self.bus_last_monotonic: float | None = None
-        self.rejected = 0
+        self.undecodable = 0  # counted by the subscriber: not msgpack, bad arrays, ...
+        self.invalid = 0  # decoded, but its fields break the topic's contract
+        self.relay_failed = 0  # valid, yet turning it into page messages failed
+        self.ignored = 0  # topics outside the contract
+        self.bus_thread_restarts = 0
+        self.bus_thread_crash: str | None = None
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_bus = threading.Event()
@@ -129,16 +140,31 @@ class DisplayServer:
         age = (
             None if self.bus_last_monotonic is None else time.monotonic() - self.bus_last_monotonic
         )
+        thread = self._bus_thread
         return {
             "bus": self.config.bus_address,
             "bus_messages": self.bus_messages,
             "bus_age_s": age,
             "rejected": self.rejected,
+            "undecodable": self.undecodable,
+            "invalid": self.invalid,
+            "relay_failed": self.relay_failed,
+            "ignored_topics": self.ignored,
+            "bus_thread": {
+                "alive": thread is not None and thread.is_alive(),
+                "restarts": self.bus_thread_restarts,
+                "last_crash": self.bus_thread_crash,
+            },
             "clients": len(self.hub.clients),
             "pending_bytes": self.hub.pending_bytes(),
             "skipped": sum(c.skipped for c in self.hub.clients),
             "errors": self._recent_errors(),
         }
+
+    @property
+    def rejected(self) -> int:
+        """Bus messages dropped: undecodable, against the contract, or failing to relay."""
+        return self.undecodable + self.invalid + self.relay_failed
 
     def _recent_errors(self) -> list[str]:
         with self._errors_lock:
@@ -220,14 +246,24 @@ class DisplayServer:
         )
 
     def _error(self, text: str) -> None:
-        log.warning("%s", text)
+        """Keep ``text`` for ``/health`` and the page; log it, at most once a second (a flood
+        of bad bus messages must not flood the log)."""
         with self._errors_lock:  # appended from the bus thread, read on the event loop
             self.errors.append(f"{time.strftime('%H:%M:%S')} {text}")
+            now = time.monotonic()
+            if now - self._logged_at < 1.0:
+                self._unlogged += 1
+                return
+            more = f" (+{self._unlogged} more since)" if self._unlogged else ""
+            self._logged_at, self._unlogged = now, 0
+        log.warning("%s%s", text, more)
 
     async def _tick(self) -> None:
-        """1 Hz: the display's own status, with each client's own skipped count."""
+        """1 Hz: restart a dead bus thread; the display's own status, with each client's own
+        skipped count."""
         while True:
             await asyncio.sleep(1.0)
+            self._revive_bus_thread()
             health = self.health()
             for slots in list(self.hub.clients):
                 fields = dict(health, skipped=slots.skipped, sent=slots.sent)
@@ -235,20 +271,50 @@ class DisplayServer:
 
     # ---- bus thread ------------------------------------------------------------------------
     def _bus_loop(self, subscriber: Subscriber) -> None:
-        """Runs in the bus thread, which owns ``subscriber`` (zmq sockets are not thread-safe)."""
+        """Runs in the bus thread, which owns ``subscriber`` (zmq sockets are not thread-safe).
+
+        No message can end it: each one that fails is counted and reported. Should it end all
+        the same (a socket error), the crash is kept for ``/health`` and the ticker restarts it.
+        """
+        counted = 0  # the subscriber's rejections already added to ``undecodable``
         try:
             while not self._stop_bus.is_set():
                 message = subscriber.receive(0.1)
-                self.rejected = subscriber.rejected
+                self.undecodable += subscriber.rejected - counted
+                counted = subscriber.rejected
                 if subscriber.last_error:
                     self._error(f"bus: {subscriber.last_error}")
                     subscriber.last_error = None
-                if message is not None:
-                    self._relay(message)
+                if message is None:
+                    continue
+                try:
+                    out = self.accept(message)
+                except UnknownTopicError:
+                    self.ignored += 1
+                    continue
+                except PayloadError as exc:
+                    self.invalid += 1
+                    self._error(f"bus: {exc}")
+                    continue
+                except Exception as exc:  # a bug here must cost one message, not the display
+                    self.relay_failed += 1
+                    log.exception("display: relaying a %s message failed", message.topic[:40])
+                    self._error(f"bus: relaying {message.topic[:40]!r} failed: {exc!r}"[:300])
+                    continue
+                self._broadcast(out)
+        except BaseException as exc:
+            self.bus_thread_crash = f"{time.strftime('%H:%M:%S')} {exc!r}"[:300]
+            self._error(f"bus thread stopped: {exc!r}; restarting it")
+            log.exception("display: bus thread stopped")
         finally:
             subscriber.close()
 
-    def _relay(self, message: Message) -> None:
+    def accept(self, message: Message) -> list[tuple[str, str]]:
+        """The page messages (topic, JSON) for one bus message, checked against its topic's
+        contract first. :class:`UnknownTopicError` for topics outside the contract,
+        :class:`~streaming.errors.PayloadError` for invalid fields: nothing of such a message
+        is cached or forwarded."""
+        message = validate(message)
         self.bus_messages += 1
         self.bus_last_monotonic = time.monotonic()
         out = [
@@ -256,17 +322,50 @@ class DisplayServer:
         ]
         if message.topic == "muscle":
             try:
-                result = self.feedback.process(message.fields, message.t or time.monotonic())
+                with np.errstate(all="ignore"):  # absurd values give a None score, not warnings
+                    result = self.feedback.process(message.fields, message.t or time.monotonic())
             except (ValueError, TypeError) as exc:
                 self._error(str(exc))
                 result = None
             if result is not None:
                 out.append(("feedback", message_json("feedback", result, message.t, message.frame)))
+        return out
+
+    def _broadcast(self, out: list[tuple[str, str]]) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             for topic, text in out:
                 with contextlib.suppress(RuntimeError):  # loop closing during shutdown
                     loop.call_soon_threadsafe(self.hub.broadcast, topic, text)
+
+    def _subscribe(self) -> Subscriber:
+        addresses = [a for a in (self.config.bus_address, self.config.protocol_address) if a]
+        try:
+            return Subscriber(addresses)
+        except BusAddressError as exc:
+            raise ConfigError(
+                f"display: {exc} (set with --set bus_address=... / protocol_address=...)"
+            ) from None
+
+    def _start_bus_thread(self, subscriber: Subscriber) -> None:
+        self._bus_thread = threading.Thread(
+            target=self._bus_loop, args=(subscriber,), name="display-bus", daemon=True
+        )
+        self._bus_thread.start()
+
+    def _revive_bus_thread(self) -> None:
+        """Restart the bus thread if it died (on the event loop, at 1 Hz)."""
+        thread = self._bus_thread
+        if thread is None or thread.is_alive() or self._stop_bus.is_set():
+            return
+        try:
+            subscriber = self._subscribe()
+        except EiferError as exc:
+            self._error(f"bus thread restart failed: {exc}")
+            return
+        self.bus_thread_restarts += 1
+        log.warning("display: restarting the bus thread (restart %d)", self.bus_thread_restarts)
+        self._start_bus_thread(subscriber)
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> str:
@@ -286,20 +385,12 @@ class DisplayServer:
         host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
         self.url = f"http://{host}:{port}/"
         try:
-            subscriber = Subscriber(
-                [a for a in (self.config.bus_address, self.config.protocol_address) if a]
-            )
-        except zmq.ZMQError as exc:
+            subscriber = self._subscribe()
+        except ConfigError:
             await self._runner.cleanup()
-            raise ConfigError(
-                f"display: cannot connect to the bus at {self.config.bus_address!r} ({exc}); "
-                "give an address like tcp://127.0.0.1:5556 with --set bus_address=..."
-            ) from None
+            raise
         self._stop_bus.clear()
-        self._bus_thread = threading.Thread(
-            target=self._bus_loop, args=(subscriber,), name="display-bus", daemon=True
-        )
-        self._bus_thread.start()
+        self._start_bus_thread(subscriber)
         self._ticker = asyncio.create_task(self._tick())
         return self.url
 

@@ -182,7 +182,8 @@ def publisher_factory() -> Iterator[Any]:
 def make_display_config(bus: str, **overrides: Any):
     from nodes.display.server import DisplayConfig
 
-    return DisplayConfig(bus_address=bus, **{"port": 0, **overrides})
+    # no protocol socket: the default tcp://127.0.0.1:5557 may be another demo's on this machine
+    return DisplayConfig(bus_address=bus, **{"port": 0, "protocol_address": "", **overrides})
 
 
 @pytest.fixture

@@ -206,3 +206,100 @@ def test_participant_view_shows_only_the_participant_panels(
     assert not errors and not failed, (errors, failed)
     assert not status_visible and not controls_visible
     assert heatmap_visible
+
+
+def test_hostile_bus_messages_never_break_the_page(browser, display_config) -> None:
+    """Every message that used to break the page (or stop the display), sent again and again,
+    interleaved with good data: the open page and one opened later both show the good data."""
+    import threading
+
+    import msgpack
+    import numpy as np
+    import zmq
+
+    from streaming.bus import encode
+    from streaming.electrodes import load_scheme
+
+    labels = load_scheme("fridlund").labels
+    overflow = {"dtype": "<f4", "shape": [2**32, 2**32], "data": b""}
+    hostile = [
+        [b"muscle", msgpack.packb({"schema": 1, "fields": {"x": overflow}})],
+        [b"muscle", msgpack.packb({"schema": 1, "fields": {"x": {"dtype": "<f4", "shape": [2**64 - 1], "data": b""}}})],
+        encode("hello", {"labels": 3, "pairs": "x"}),
+        encode("feedback_config", {"targets": 1}),
+        encode("display", {"errors": 5}),
+        encode("instruction", {"text": ["not", "text"], "remaining_s": "soon", "index": "x"}),
+        encode("muscle", {"channels": 7, "emg_measured": [1.0]}),
+        encode("muscle", {"channels": labels}),
+        encode("status", {"streams": {"emg": None}, "latency_ms": {"dsp": None}, "errors": 3}),
+        encode("expression", {"phi_video": "smile"}),
+        # valid per the contract, yet extreme: drawn (or not) without an error
+        encode("muscle", {"channels": [], "emg_measured": np.zeros(0, np.float32)}),
+        encode("muscle", {"channels": labels, "emg_measured": np.full(22, 3e38, np.float32),
+                          "emg_from_video": np.full(22, -np.inf, np.float32), "normalised": True}),
+        encode("expression", {"phi_video": np.full(500, 1e300), "phi_emg": [], "face_box": None}),
+        encode("status", {"streams": {"<img src=x onerror=alert(1)>": {"connected": True}},
+                          "latency_ms": {}, "frames": {}, "errors": ["<b>bold</b>"]}),
+        encode("instruction", {"text": "", "index": -(2**63), "total": 2**64 - 1}),
+    ]  # fmt: skip
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    stop = threading.Event()
+
+    def attack() -> None:
+        frame = 0
+        while not stop.is_set():
+            for parts in hostile:
+                pub.send_multipart(parts)
+            activity = np.full(22, 0.4, np.float32)
+            pub.send_multipart(encode("instruction", {"text": "Please do: Smile-Open"}))
+            pub.send_multipart(
+                encode("muscle", {"channels": labels, "emg_measured": activity}, t=frame / 30)
+            )
+            frame += 1
+            stop.wait(1 / 30)
+
+    sender = threading.Thread(target=attack, daemon=True)
+    config = display_config(f"tcp://127.0.0.1:{port}", target="Smile-Open")
+    try:
+        with ServerThread(config) as server:
+            first = browser.new_page()
+            errors, failed = _watch(first)
+            first.goto(server.server.url)
+            first.wait_for_function("() => window.eiferStats.connects === 1", timeout=15000)
+            sender.start()
+            pages = [first]
+            first.wait_for_function(
+                "() => (window.eiferStats.received.muscle || 0) > 30", timeout=20000
+            )
+            later = browser.new_page()  # a later visitor gets the cache
+            later_errors, _ = _watch(later)
+            later.goto(server.server.url)
+            pages.append(later)
+            for page in pages:
+                page.wait_for_function(
+                    "() => (window.eiferStats.received.feedback || 0) > 10", timeout=20000
+                )
+                page.wait_for_function(
+                    "() => document.getElementById('conn').textContent === 'live'", timeout=5000
+                )
+            shown = [
+                (p.text_content("#instruction"), p.text_content("#score"), _stats(p)) for p in pages
+            ]
+            health = server.call(server.server.health)
+            for page in pages:
+                page.close()
+    finally:
+        stop.set()
+        if sender.is_alive():
+            sender.join(5)
+        pub.close()
+    assert not errors and not later_errors and not failed, (errors, later_errors, failed)
+    for instruction, score, stats in shown:
+        assert instruction == "Please do: Smile-Open"
+        assert score != "–"
+        assert stats["bad"] == {}  # the server let nothing through that the page cannot draw
+        assert stats["received"]["hello"] == 1
+    assert health["bus_thread"]["alive"] and health["invalid"] > 100
+    assert health["undecodable"] > 20 and health["ignored_topics"] > 30

@@ -7,9 +7,11 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import msgpack
 import numpy as np
 import psutil
 import pytest
@@ -344,3 +346,90 @@ def test_eifer_display_serves_the_page_until_interrupted() -> None:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
     assert proc.returncode in (0, 130)
+
+
+# ---- hostile bus input ----------------------------------------------------------------------------
+def _hostile_round(pub: zmq.Socket) -> None:
+    """One of each message that used to break the display, then a good instruction and muscle."""
+    from streaming.bus import encode
+
+    overflow = {"dtype": "<f4", "shape": [2**32, 2**32], "data": b""}
+    pub.send_multipart([b"muscle", msgpack.packb({"schema": 1, "fields": {"x": overflow}})])
+    pub.send_multipart(encode("hello", {"labels": 3}))  # would replace the server's hello
+    pub.send_multipart(encode("display", {"clients": "many"}))
+    pub.send_multipart(encode("instruction", {"text": 42, "remaining_s": "soon"}))
+    pub.send_multipart(encode("muscle", {"channels": 5, "emg_measured": [1.0]}))
+    pub.send_multipart(encode("muscle", {"channels": ["F1"]}))  # no emg_measured
+    pub.send_multipart(encode("status", {"streams": {"emg": None}, "errors": "x"}))
+    pub.send_multipart(encode("instruction", {"text": "Please do: Smile-Open", "phase": "perform"}))
+    labels = [f"F{i}" for i in range(1, 23)]
+    pub.send_multipart(
+        encode("muscle", {"channels": labels, "emg_measured": np.full(22, 0.5, np.float32)}, t=1.0)
+    )
+
+
+def test_hostile_bus_messages_are_dropped_never_cached_and_the_bus_thread_lives(
+    display_config,
+) -> None:
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        with ServerThread(display_config(f"tcp://127.0.0.1:{port}")) as server:
+            deadline = time.monotonic() + 20
+            health = server.call(server.server.health)
+            while health["invalid"] < 10 and time.monotonic() < deadline:  # slow joiner: repeat
+                _hostile_round(pub)
+                time.sleep(0.2)
+                health = server.call(server.server.health)
+            latest = server.call(lambda: dict(server.server.hub.latest))
+            got = asyncio.run(_collect(server.server.url, {"hello", "instruction", "muscle"}))
+    finally:
+        pub.close()
+    assert health["bus_thread"]["alive"] and health["bus_thread"]["restarts"] == 0
+    assert health["invalid"] >= 10 and health["undecodable"] >= 2 and health["ignored_topics"] >= 4
+    assert health["rejected"] == health["invalid"] + health["undecodable"]
+    assert any("too large" in e for e in health["errors"])
+    assert any("instruction.text must be a string" in e for e in health["errors"])
+    assert set(latest) <= {"instruction", "muscle", "feedback", "feedback_config"}
+    assert json.loads(latest["instruction"])["fields"]["text"] == "Please do: Smile-Open"
+    assert len(json.loads(latest["muscle"])["fields"]["emg_measured"]) == 22
+    # a page opened after the attack gets the server's hello and the good data only
+    assert got["hello"]["fields"]["labels"][:2] == ["F1", "F2"]
+    assert got["instruction"]["fields"]["text"] == "Please do: Smile-Open"
+    assert got["muscle"]["fields"]["channels"][0] == "F1"
+
+
+def test_a_dead_bus_thread_is_reported_and_restarted(
+    publisher, display_config, monkeypatch
+) -> None:
+    """Fault injection: the subscriber's socket fails once (as a terminated context does)."""
+    from nodes.display import server as server_module
+
+    fail = threading.Event()
+    receive = server_module.Subscriber.receive
+
+    def failing_once(self, timeout_s: float):
+        if fail.is_set():
+            fail.clear()
+            raise zmq.ZMQError(zmq.ETERM)
+        return receive(self, timeout_s)
+
+    monkeypatch.setattr(server_module.Subscriber, "receive", failing_once)
+    with ServerThread(display_config(publisher.address)) as server:
+        deadline = time.monotonic() + 15
+        while server.call(server.server.health)["bus_messages"] < 10:
+            assert time.monotonic() < deadline, "no bus messages"
+            time.sleep(0.05)
+        fail.set()
+        while server.call(server.server.health)["bus_thread"]["restarts"] < 1:
+            assert time.monotonic() < deadline + 10, "the bus thread was not restarted"
+            time.sleep(0.05)
+        before = server.call(server.server.health)["bus_messages"]
+        while server.call(server.server.health)["bus_messages"] < before + 10:
+            assert time.monotonic() < deadline + 20, "no messages after the restart"
+            time.sleep(0.05)
+        health = server.call(server.server.health)
+    assert health["bus_thread"]["alive"] and health["bus_thread"]["restarts"] == 1
+    assert "ZMQError" in health["bus_thread"]["last_crash"]
+    assert any("bus thread stopped" in e for e in health["errors"])

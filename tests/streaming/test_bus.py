@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import subprocess
+import sys
 import time
 
 import msgpack
@@ -9,8 +12,27 @@ import numpy as np
 import pytest
 import zmq
 
-from streaming.bus import SCHEMA_VERSION, Publisher, Subscriber, decode, encode
-from streaming.errors import PayloadError
+from streaming.bus import (
+    SCHEMA_VERSION,
+    BusAddressError,
+    Publisher,
+    Subscriber,
+    decode,
+    encode,
+)
+from streaming.errors import EiferError, PayloadError
+
+DEFAULT = "tcp://127.0.0.1:5556"
+
+
+def _with_fields(fields: object, **envelope: object) -> list[bytes]:
+    """Raw parts of a message whose ``fields`` (and envelope keys) are exactly as given."""
+    payload = {"schema": 1, "t": None, "frame": None, "fields": fields, **envelope}
+    return [b"muscle", msgpack.packb(payload, use_bin_type=True)]
+
+
+def _array(dtype: object, shape: object, data: object = b"") -> dict[str, object]:
+    return {"x": {"dtype": dtype, "shape": shape, "data": data}}
 
 
 def test_encode_decode_round_trip_keeps_arrays_bit_exact() -> None:
@@ -68,6 +90,61 @@ def test_payload_is_plain_msgpack_readable_without_this_library() -> None:
 def test_malformed_payloads_are_rejected_with_a_clear_reason(parts, complaint) -> None:
     with pytest.raises(PayloadError, match=complaint):
         decode(parts)
+
+
+@pytest.mark.parametrize(
+    ("parts", "complaint"),
+    [
+        # shape products that overflow int64 (old code: ValueError / OverflowError escaped)
+        (_with_fields(_array("<f4", [2**32, 2**32])), "too large"),
+        (_with_fields(_array("<f4", [2**64 - 1])), "too large"),
+        (_with_fields(_array("<f4", [2**63, 2])), "too large"),
+        (_with_fields(_array("<f4", [2**20, 2**20])), "do not fill shape"),
+        (_with_fields(_array("|u1", [2**32, 2**32, 0])), "too large"),  # 0 bytes, yet
+        (_with_fields(_array("<f4", [-1], b"\0" * 4)), "non-negative integers"),
+        (_with_fields(_array("<f4", [-2, -2], b"\0" * 16)), "non-negative integers"),
+        (_with_fields(_array("<f4", "12", b"\0" * 8)), "shape must be a list"),
+        (_with_fields(_array("<f4", [1.5], b"\0" * 4)), "non-negative integers"),
+        (_with_fields(_array("<f4", [True], b"\0" * 4)), "non-negative integers"),
+        (_with_fields(_array("<f4", [1] * 40, b"\0" * 4)), "at most 32"),
+        (_with_fields(_array("<f4", None, b"\0" * 4)), "shape must be a list"),
+        (_with_fields(_array("i4,i4", [1], b"\0" * 8)), "not allowed"),
+        (_with_fields(_array("(2,)f4", [1], b"\0" * 8)), "not allowed"),
+        (_with_fields(_array("U3", [1], b"\0" * 12)), "not allowed"),
+        (_with_fields(_array("<c8", [1], b"\0" * 8)), "not allowed"),
+        (_with_fields(_array("<i3", [1], b"\0" * 3)), "not allowed"),
+        (_with_fields(_array({"names": ["a"], "formats": ["<f4"]}, [1], b"\0" * 4)), "not allowed"),
+        (_with_fields(_array(5, [1], b"\0" * 4)), "not allowed"),
+        (_with_fields(_array(b"<f4", [1], b"\0" * 4)), "not allowed"),
+        (_with_fields(_array("<f4", [1], "abcd")), "data must be bytes"),
+        (_with_fields(_array("<f4", [0])["x"]), "not an array"),  # found by the fuzzer
+        (_with_fields({b"raw": 1}), "not a string"),
+        (_with_fields({"a": {b"raw": 1}}), "not a string"),
+        (_with_fields({"a": functools.reduce(lambda x, _: [x], range(40), 1)}), "nested deeper"),
+        (_with_fields({}, t=float("nan")), "'t' must be a finite number"),
+        (_with_fields({}, t=float("inf")), "'t' must be a finite number"),
+        (_with_fields({}, t=True), "'t' must be"),
+        (_with_fields({}, frame=True), "'frame' must be an integer"),
+        (_with_fields({}, frame=1.5), "'frame' must be an integer"),
+        (_with_fields({}, schema=True), "schema True"),
+        (_with_fields({}, schema=1.0), "schema 1.0"),
+        ([b"muscle", msgpack.packb("just a string")], "must be a map"),
+        ([b"muscle", msgpack.packb(None)], "must be a map"),
+        ([b"\xff\xfe", msgpack.packb({"schema": 1, "fields": {}})], "not UTF-8"),
+        ([b"muscle", b""], "not msgpack"),
+        ([b"a", b"b", b"c"], "got 3"),
+    ],
+)
+def test_every_malformed_payload_is_a_named_payload_error(parts, complaint) -> None:
+    with pytest.raises(PayloadError, match=complaint):
+        decode(parts)
+
+
+def test_empty_and_zero_sized_arrays_are_valid() -> None:
+    message = decode(_with_fields(_array("<f4", [0, 2**40])))
+    assert message.fields["x"].shape == (0, 2**40)
+    message = decode(_with_fields(_array("|b1", [], b"\1")))
+    assert message.fields["x"].shape == () and bool(message.fields["x"])
 
 
 def test_object_arrays_cannot_be_sent() -> None:
@@ -134,6 +211,33 @@ def test_subscriber_survives_malformed_messages_and_counts_them() -> None:
         publisher.close()
 
 
+def test_subscriber_counts_overflowing_arrays_and_keeps_receiving() -> None:
+    """The message that killed the display's bus thread: shape [2**32, 2**32] with no data."""
+    publisher, subscriber = _connected_pair()
+    raw = zmq.Context.instance().socket(zmq.PUB)
+    raw.setsockopt(zmq.LINGER, 0)
+    port = raw.bind_to_random_port("tcp://127.0.0.1")
+    subscriber._socket.connect(f"tcp://127.0.0.1:{port}")
+    time.sleep(0.3)
+    try:
+        raw.send_multipart(_with_fields(_array("<f4", [2**32, 2**32])))
+        raw.send_multipart(_with_fields(_array("<f4", [2**64 - 1])))
+        publisher.publish("muscle", {"ok": True})
+        received = []
+        deadline = time.monotonic() + 5
+        while (subscriber.rejected < 2 or not received) and time.monotonic() < deadline:
+            message = subscriber.receive(0.2)
+            if message is not None:
+                received.append(message)
+        assert [m.fields for m in received] == [{"ok": True}]
+        assert subscriber.rejected == 2
+        assert "too large" in subscriber.last_error
+    finally:
+        raw.close()
+        subscriber.close()
+        publisher.close()
+
+
 def test_conflating_subscriber_returns_only_the_newest() -> None:
     publisher, subscriber = _connected_pair()
     subscriber.conflate = True
@@ -151,10 +255,54 @@ def test_conflating_subscriber_returns_only_the_newest() -> None:
 def test_binding_a_busy_address_names_it() -> None:
     first = Publisher("tcp://127.0.0.1:*")
     try:
-        with pytest.raises(OSError, match="cannot bind bus at"):
+        with pytest.raises(BusAddressError, match=r"cannot bind bus at .*already in use"):
             Publisher(first.address)
     finally:
         first.close()
+
+
+@pytest.mark.parametrize(
+    "address", ["banana", "localhost-5556", "tcp://127.0.0.1", "tcp://127.0.0.1:99999", ""]
+)
+def test_malformed_addresses_are_named_bus_address_errors(address: str) -> None:
+    for make in (Publisher, Subscriber, lambda a: Subscriber([DEFAULT, a])):
+        with pytest.raises(BusAddressError, match="bus address") as caught:
+            make(address)
+        assert isinstance(caught.value, EiferError)
+
+
+def test_an_unconnectable_address_is_a_bus_address_error() -> None:
+    with pytest.raises(BusAddressError, match=r"cannot connect bus at tcp://\*:5556: Invalid"):
+        Subscriber("tcp://*:5556")  # "any interface" is for binding only
+    with pytest.raises(BusAddressError, match=r"cannot connect bus at tcp://\*:5556: Invalid"):
+        Subscriber(["tcp://127.0.0.1:5556", "tcp://*:5556"])
+    with pytest.raises(BusAddressError, match=r"cannot bind bus at tcp://192\.0\.2\.1:5: Cannot"):
+        Publisher("tcp://192.0.2.1:5")  # TEST-NET-1: not an address of this machine
+
+
+def _eifer(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nodes.cli", *argv], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_listen_with_a_bad_address_is_one_line() -> None:
+    result = _eifer("listen", "--address", "banana", "--seconds", "1")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "eifer listen: error: bus address 'banana' is not valid: give tcp://HOST:PORT "
+        "(e.g. tcp://127.0.0.1:5556), ipc://PATH or inproc://NAME"
+    ]
+
+
+def test_a_second_pipeline_on_the_same_bus_port_is_one_line() -> None:
+    with Publisher("tcp://127.0.0.1:*") as first:
+        result = _eifer("pipeline", "--set", f'output.bus_address="{first.address}"')
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith(f"eifer pipeline: error: cannot bind bus at {first.address}")
+    assert "already in use" in lines[0]
 
 
 def test_one_subscriber_listens_to_several_publishers() -> None:

@@ -16,7 +16,7 @@ const S = {
 };
 // Read out by tests and benchmarks/display_latency.py.
 window.eiferStats = { received: {}, paints: 0, latency_ms: [], draw_latency_ms: [], connects: 0,
-  skipped: 0, draw_ms: {} };
+  skipped: 0, draw_ms: {}, bad: {} };
 
 const $ = (id) => document.getElementById(id);
 
@@ -30,7 +30,7 @@ function connect() {
     window.eiferStats.connects += 1;
     setBadge();
   };
-  ws.onmessage = (ev) => onMessage(JSON.parse(ev.data));
+  ws.onmessage = (ev) => onText(ev.data);
   ws.onclose = () => {
     S.connected = false; S.ws = null;
     S.retryAtMs = performance.now() + S.retryDelayMs;
@@ -62,6 +62,32 @@ function setBadge() {
 }
 
 // ---------------------------------------------------------------- messages
+// The server checks every bus message against the contract; this is the second line of defence:
+// a message the page cannot handle is counted (eiferStats.bad) and forgotten, never kept as the
+// topic's latest state, so the next good message draws normally.
+function onText(text) {
+  let msg = null;
+  try { msg = JSON.parse(text); } catch (err) { msg = null; }
+  if (!msg || typeof msg !== "object" || typeof msg.topic !== "string" ||
+      !msg.fields || typeof msg.fields !== "object") {
+    badMessage("unreadable", "not a {topic, fields} message");
+    return;
+  }
+  const previous = S.latest[msg.topic];
+  try {
+    onMessage(msg);
+  } catch (err) {
+    if (previous === undefined) delete S.latest[msg.topic]; else S.latest[msg.topic] = previous;
+    badMessage(msg.topic, err);
+  }
+}
+
+function badMessage(topic, why) {
+  const bad = window.eiferStats.bad;
+  bad[topic] = (bad[topic] || 0) + 1;
+  if (bad[topic] <= 3) console.warn(`message on ${topic} not shown:`, String(why));
+}
+
 function onMessage(msg) {
   const topic = msg.topic;
   const st = window.eiferStats;
@@ -81,7 +107,6 @@ function onMessage(msg) {
 }
 
 function onHello(h) {
-  S.hello = h;
   const index = new Map(h.labels.map((l, i) => [l, i]));
   const used = new Set();
   S.rows = [];
@@ -94,6 +119,7 @@ function onHello(h) {
     if (!used.has(i)) S.rows.push({ name: (prettyMuscle(h.muscles[i]) || l) + " (" + l + ")",
       right: h.sides[i] === "left" ? null : i, left: h.sides[i] === "left" ? i : null });
   });
+  S.hello = h;
   const n = h.labels.length;
   S.traces = { t: new Float64Array(TRACE_CAPACITY), meas: new Float32Array(TRACE_CAPACITY * n),
     pred: new Float32Array(TRACE_CAPACITY * n), n };
@@ -579,7 +605,10 @@ function drawStatus() {
   }
   if (d) {
     rows.push(`<tr><th>display</th><td colspan=5>bus ${esc(d.bus)} · ${d.clients} client(s) · last bus message ` +
-      `${d.bus_age_s == null ? "never" : fmt(d.bus_age_s, 1) + " s ago"} · rejected ${d.rejected}</td></tr>`);
+      `${d.bus_age_s == null ? "never" : fmt(d.bus_age_s, 1) + " s ago"} · rejected ${d.rejected}` +
+      (d.bus_thread && d.bus_thread.restarts ? ` · bus thread restarted ${d.bus_thread.restarts}×` : "") +
+      "</td></tr>");
+    if (d.bus_thread && !d.bus_thread.alive) rows.push('<tr><td colspan=6 class="bad">bus thread stopped: restarting</td></tr>');
     for (const e of (d.errors || []).slice(-2)) rows.push(`<tr><td colspan=6 class="bad">${esc(e)}</td></tr>`);
   }
   $("status").innerHTML = "<table>" + rows.join("") + "</table>";
