@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("face_models")
 
 def test_finds_the_face_where_it_is_in_a_real_photograph() -> None:
     photo = data.astronaut()  # the face is around x 177-272, y 66-161
-    result = FaceCropper().process(photo)
+    result = FaceCropper(landmarks=True).process(photo)
     assert result.detected and result.age_frames == 0
     assert result.detector == "blazeface" and result.mode == "eifer"
     assert result.landmarks is not None and result.landmarks.shape == (478, 3)
@@ -78,6 +78,11 @@ def test_smirk_mode_crops_from_the_landmark_box_with_smirks_transform() -> None:
     blank = cropper.process(np.full_like(photo, 128))
     assert not blank.detected and blank.age_frames == 1 and blank.landmarks is None
     assert np.array_equal(blank.transform, result.transform) and blank.crop is not None
+
+
+def test_landmarks_are_off_by_default_in_eifer_mode() -> None:
+    result = FaceCropper().process(data.astronaut())
+    assert result.detector == "blazeface" and result.landmarks is None
 
 
 def test_haar_stays_available_as_the_fallback_and_says_so() -> None:

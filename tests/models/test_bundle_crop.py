@@ -43,7 +43,7 @@ def test_a_smirk_bundle_gives_a_smirk_cropper(copy) -> None:
     fetch_models()  # the landmark models, through the package index when a checkout lacks them
     _edit(copy, lambda d: d.__setitem__("crop", {"mode": "smirk", "scale": 1.4, "size": 224}))
     bundle = load_bundle(copy)
-    cropper = FaceCropper.for_bundle(bundle, landmarks=None)
+    cropper = FaceCropper.for_bundle(bundle)
     assert cropper.mode == "smirk" and cropper.margin == 1.4 and cropper.landmarks_enabled
 
 
