@@ -10,7 +10,7 @@ Sources (frames made up front, then every method runs on the same frames):
   ``SOURCES``: a function ``(n_frames) -> (name, frames)``.
 
 Methods: ``haar`` (OpenCV cascade at 320 px width, every frame), ``blazeface`` (short range,
-every frame), ``landmarks`` (Face Mesh + Iris, tracked; the box is the landmarks' extent, SMIRK's
+every frame), ``blazeface_full`` (the full-range model), ``landmarks`` (Face Mesh + Iris, tracked; the box is the landmarks' extent, SMIRK's
 crop box), ``eifer_crop`` (the crop stage in eifer mode: BlazeFace, box smoothed). Per method and
 source: detection rate, box jitter and time per frame (p50/p99). Jitter: the frame-to-frame
 noise of the box centre and width, estimated from second differences (``std(d2 x) / sqrt(6)`` is
@@ -81,12 +81,16 @@ def make_methods() -> dict[str, Callable[[np.ndarray], np.ndarray | None]]:
     from eifer_models.face_detection.haar import HaarDetector
     from eifer_models.face_detection.landmarks import FaceLandmarker
 
-    haar, blazeface = HaarDetector(), BlazeFace()
+    haar, blazeface, full_range = HaarDetector(), BlazeFace(), BlazeFace(model="full_range")
     landmarker = FaceLandmarker(BlazeFace())
     cropper = FaceCropper(mode="eifer", detector="blazeface", landmarks=False)
 
     def blazeface_box(rgb: np.ndarray) -> np.ndarray | None:
         faces = blazeface.detect(rgb)
+        return faces[0].box if faces else None
+
+    def full_range_box(rgb: np.ndarray) -> np.ndarray | None:
+        faces = full_range.detect(rgb)
         return faces[0].box if faces else None
 
     def landmark_extent(rgb: np.ndarray) -> np.ndarray | None:
@@ -103,6 +107,7 @@ def make_methods() -> dict[str, Callable[[np.ndarray], np.ndarray | None]]:
     return {
         "haar": haar.detect_box,
         "blazeface": blazeface_box,
+        "blazeface_full": full_range_box,
         "landmarks": landmark_extent,
         "eifer_crop": eifer_crop,
     }
@@ -239,11 +244,11 @@ def main(argv: list[str] | None = None) -> int:
             comparisons[key] = compare_with_mediapipe(args.mediapipe_python, frames[:100])
         print(f"source {key}: {description}, {frames.shape[2]}x{frames.shape[1]}")
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, 1 thread each")
-    header = f"{'source':<8}{'method':<12}{'rate':>6}{'p50 ms':>8}{'p99 ms':>8}{'width':>7}{'jit px':>8}{'jit %':>7}"
+    header = f"{'source':<8}{'method':<15}{'rate':>6}{'p50 ms':>8}{'p99 ms':>8}{'width':>7}{'jit px':>8}{'jit %':>7}"
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['source']:<8}{r['method']:<12}{r['detection_rate']:>6.2f}{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}"
+        print(f"{r['source']:<8}{r['method']:<15}{r['detection_rate']:>6.2f}{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}"
               f"{r.get('box_width_px', float('nan')):>7.0f}{r.get('centre_jitter_px', float('nan')):>8.2f}"
               f"{r.get('centre_jitter_pct_of_width', float('nan')):>7.2f}")  # fmt: skip
     for key, comparison in comparisons.items():

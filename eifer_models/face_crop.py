@@ -81,6 +81,7 @@ class FaceCropper:
         mode: str = "eifer",
         detector: str = "auto",
         landmarks: bool = False,
+        blazeface_model: str = "short_range",
         num_threads: int = 1,
     ) -> None:
         self.spec = CropSpec(mode=mode, scale=margin, size=size)  # validates mode and scale
@@ -108,7 +109,7 @@ class FaceCropper:
         if mediapipe_ok and detector != "haar":
             from eifer_models.face_detection.blazeface import BlazeFace
 
-            self._blazeface = BlazeFace(num_threads=num_threads)
+            self._blazeface = BlazeFace(num_threads=num_threads, model=blazeface_model)
             self.detector = "blazeface"
         else:
             from eifer_models.face_detection.haar import HaarDetector

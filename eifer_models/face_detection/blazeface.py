@@ -1,18 +1,22 @@
-"""BlazeFace (Bazarevsky et al. 2019, MediaPipe Face Detection, short-range model) with
-MediaPipe's documented pre- and post-processing.
+"""BlazeFace (Bazarevsky et al. 2019, MediaPipe Face Detection) with MediaPipe's documented pre-
+and post-processing.
 
-From ``mediapipe/modules/face_detection/face_detection{,_short_range}.pbtxt``:
+From ``mediapipe/modules/face_detection/face_detection{,_short_range,_full_range}.pbtxt``:
 
-- input: the whole frame letterboxed into 128x128 (aspect kept, black bars), RGB in [-1, 1];
-- anchors (``SsdAnchorsCalculator``): 4 layers, strides 8/16/16/16, one aspect ratio plus the
-  interpolated one, fixed anchor size: 16x16x2 + 8x8x6 = 896 anchor centres;
+- input: the whole frame letterboxed into 128x128 (short range; full range 192x192; aspect kept,
+  black bars), RGB in [-1, 1];
+- anchors (``SsdAnchorsCalculator``): short range 4 layers, strides 8/16/16/16, one aspect ratio
+  plus the interpolated one, fixed anchor size: 16x16x2 + 8x8x6 = 896 anchor centres; full range
+  1 layer, stride 4, no interpolated ratio: 48x48 = 2304;
 - decoding (``TensorsToDetectionsCalculator``): 16 values per anchor (box x, y, w, h then 6
-  keypoints x, y), divided by 128 and offset by the anchor centre; score = sigmoid of the logit
-  clipped to +-100, kept above ``min_score`` (0.5);
+  keypoints x, y), divided by the input size and offset by the anchor centre; score = sigmoid of
+  the logit clipped to +-100, kept above ``min_score`` (short range 0.5, full range 0.6);
 - weighted non-maximum suppression, IoU threshold 0.3 (``NonMaxSuppressionCalculator``).
 
 Keypoints, in MediaPipe's order: right eye, left eye (the person's), nose tip, mouth centre,
-right ear tragion, left ear tragion.
+right ear tragion, left ear tragion. The short-range model (EIFER's and the default) wants faces
+within ~2 m filling a good part of the frame; the full-range model (up to ~5 m) finds smaller
+faces at ~2-3x the time.
 """
 
 from __future__ import annotations
@@ -41,15 +45,33 @@ class FaceDetection:
     score: float
 
 
-def ssd_anchors(input_size: int = INPUT_SIZE, strides: tuple[int, ...] = STRIDES) -> np.ndarray:
+@dataclass(frozen=True)
+class _Variant:
+    model: str  # name in models.MODEL_FILES
+    input_size: int
+    strides: tuple[int, ...]
+    anchors_per_layer: int  # aspect ratio 1, plus 1 when interpolated_scale_aspect_ratio > 0
+    min_score: float
+
+
+VARIANTS = {
+    "short_range": _Variant("face_detection_short_range", 128, STRIDES, 2, 0.5),
+    "full_range": _Variant("face_detection_full_range", 192, (4,), 1, 0.6),
+}
+
+
+def ssd_anchors(
+    input_size: int = INPUT_SIZE, strides: tuple[int, ...] = STRIDES, anchors_per_layer: int = 2
+) -> np.ndarray:
     """(N, 2) anchor centres in 0..1 (fixed anchor size: width = height = 1). Consecutive layers
-    with one stride share a grid; each layer adds 2 anchors per cell (ratio 1 + interpolated)."""
+    with one stride share a grid; each layer adds ``anchors_per_layer`` anchors per cell (ratio
+    1, plus the interpolated one)."""
     centres = []
     layer = 0
     while layer < len(strides):
         stride, per_cell = strides[layer], 0
         while layer < len(strides) and strides[layer] == stride:
-            per_cell += 2
+            per_cell += anchors_per_layer
             layer += 1
         cells = int(np.ceil(input_size / stride))
         grid = (np.arange(cells) + 0.5) / cells
@@ -60,13 +82,17 @@ def ssd_anchors(input_size: int = INPUT_SIZE, strides: tuple[int, ...] = STRIDES
 
 
 def decode(
-    regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, min_score: float = 0.5
+    regressors: np.ndarray,
+    logits: np.ndarray,
+    anchors: np.ndarray,
+    min_score: float = 0.5,
+    input_size: int = INPUT_SIZE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Raw outputs (N, 16), (N,) -> boxes (k, 4) as (xmin, ymin, xmax, ymax), keypoints (k, 6, 2)
     and scores (k,), all in 0..1 tensor coordinates, for the anchors scoring >= ``min_score``."""
     scores = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -SCORE_CLIP, SCORE_CLIP)))
     keep = scores >= min_score
-    raw, anchor, scores = regressors[keep] / INPUT_SIZE, anchors[keep], scores[keep]
+    raw, anchor, scores = regressors[keep] / input_size, anchors[keep], scores[keep]
     centre = raw[:, 0:2] + anchor
     half = raw[:, 2:4] / 2
     boxes = np.concatenate([centre - half, centre + half], axis=1)
@@ -104,28 +130,44 @@ def weighted_nms(
 
 
 class BlazeFace:
-    """``detect(rgb)`` -> faces, best first (see the module docstring)."""
+    """``detect(rgb)`` -> faces, best first (see the module docstring); ``model``:
+    "short_range" (default) or "full_range"; ``min_score``: None for MediaPipe's threshold."""
 
     name = "blazeface"
 
-    def __init__(self, min_score: float = 0.5, num_threads: int = 1) -> None:
-        self.min_score = min_score
-        self._model = TFLiteModel(model_path("face_detection_short_range"), num_threads)
-        self._anchors = ssd_anchors()
+    def __init__(
+        self, min_score: float | None = None, num_threads: int = 1, model: str = "short_range"
+    ) -> None:
+        if model not in VARIANTS:
+            raise ValueError(f"BlazeFace model {model!r}: one of {', '.join(VARIANTS)}")
+        self.variant = VARIANTS[model]
+        self.min_score = self.variant.min_score if min_score is None else min_score
+        self._model = TFLiteModel(model_path(self.variant.model), num_threads)
+        by_width = {d: n for n, d in self._output_widths().items()}
+        self._boxes_out, self._scores_out = by_width[16], by_width[1]
+        v = self.variant
+        self._anchors = ssd_anchors(v.input_size, v.strides, v.anchors_per_layer)
+
+    def _output_widths(self) -> dict[str, int]:
+        return {
+            name: int(self._model._interpreter.get_tensor(i).shape[-1])
+            for name, i in self._model._outputs.items()
+        }
 
     def detect(self, rgb: np.ndarray) -> list[FaceDetection]:
         h, w = rgb.shape[:2]
-        side = float(max(h, w))
-        roi = Roi(w / 2.0, h / 2.0, side)  # letterbox: the frame centred in a square
-        x = crop_tensor(rgb, roi, INPUT_SIZE, value_range=(-1.0, 1.0), border_replicate=False)
+        n = self.variant.input_size
+        roi = Roi(w / 2.0, h / 2.0, float(max(h, w)))  # letterbox: the frame centred in a square
+        x = crop_tensor(rgb, roi, n, value_range=(-1.0, 1.0), border_replicate=False)
         out = self._model(x)
         boxes, kps, scores = decode(
-            out["regressors"][0], out["classificators"][0, :, 0], self._anchors, self.min_score
-        )
+            out[self._boxes_out][0], out[self._scores_out][0, :, 0], self._anchors,
+            self.min_score, n,
+        )  # fmt: skip
         faces = []
         for box, keypoints, score in weighted_nms(boxes, kps, scores):
-            corners = roi.project(box.reshape(2, 2) * INPUT_SIZE, INPUT_SIZE)
-            points = roi.project(keypoints * INPUT_SIZE, INPUT_SIZE)
+            corners = roi.project(box.reshape(2, 2) * n, n)
+            points = roi.project(keypoints * n, n)
             (x0, y0), (x1, y1) = corners
             faces.append(FaceDetection(np.array([x0, y0, x1 - x0, y1 - y0]), points, score))
         return faces

@@ -1,8 +1,8 @@
 """MediaPipe's face models, taken from the ``mediapipe==0.10.14`` wheel through the package index.
 
-The wheel ships the TFLite files of MediaPipe Face Detection (BlazeFace, short range), Face Mesh
-(468 points) and Iris (eye contour + 5 iris points per eye). Only the files are used: the wheel is
-downloaded with ``pip download --no-deps`` and the three files are extracted and checked against
+The wheel ships the TFLite files of MediaPipe Face Detection (BlazeFace, short and full range),
+Face Mesh (468 points) and Iris (eye contour + 5 iris points per eye). Only the files are used: the
+wheel is downloaded with ``pip download --no-deps`` and the four files are extracted and checked against
 their SHA-256; ``mediapipe`` itself is never installed or imported (it pulls jax, protobuf<5 and an
 OpenCV 5 ``cv2`` that clashes with ``opencv-python-headless<5``).
 
@@ -38,6 +38,10 @@ MODEL_FILES: dict[str, tuple[str, str]] = {
     "face_detection_short_range": (
         "mediapipe/modules/face_detection/face_detection_short_range.tflite",
         "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
+    ),
+    "face_detection_full_range": (
+        "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
+        "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
     ),
     "face_landmark": (
         "mediapipe/modules/face_landmark/face_landmark.tflite",
@@ -82,7 +86,7 @@ def model_path(name: str) -> Path:
 
 
 def models_available() -> bool:
-    """All three files present and verified."""
+    """All the files present and verified."""
     try:
         for name in MODEL_FILES:
             model_path(name)

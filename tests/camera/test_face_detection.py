@@ -47,6 +47,23 @@ def test_anchors_are_the_896_centres_of_mediapipe_short_range() -> None:
     )
 
 
+def test_full_range_anchors_are_one_per_cell_of_a_48_grid() -> None:
+    anchors = ssd_anchors(192, (4,), 1)
+    assert anchors.shape == (2304, 2)
+    assert np.allclose(anchors[:2], [[0.5 / 48, 0.5 / 48], [1.5 / 48, 0.5 / 48]])
+
+
+def test_full_range_finds_a_face_too_small_for_the_short_range_model(photo, blazeface) -> None:
+    """The photo's face (~95 px) in a 1280x720 frame: below what the short-range model sees."""
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    frame[0:300, 400:650] = photo[0:300, 100:350]
+    assert blazeface.detect(frame) == []
+    (face,) = BlazeFace(model="full_range").detect(frame)
+    x, y, w, h = face.box
+    assert FACE[0] + 300 - 15 < x < x + w < FACE[2] + 300 + 15 and 60 < w < 130
+    assert FACE[1] - 20 < y < y + h < FACE[3] + 15
+
+
 def test_decoding_offsets_by_the_anchor_and_divides_by_the_input_size() -> None:
     anchors = np.array([[0.25, 0.5], [0.75, 0.5]])
     raw = np.zeros((2, 16))
