@@ -162,15 +162,16 @@ def timed(fn):
     for f in frames:
         t0 = time.perf_counter(); res.append(fn(f)); times.append(1e3 * (time.perf_counter() - t0))
     return res, [float(np.percentile(times, 50)), float(np.percentile(times, 99))]
-with mp.solutions.face_detection.FaceDetection(model_selection=0) as fd:
-    def det(f):
-        r = fd.process(f)
-        if not r.detections:
-            return None
-        b = r.detections[0].location_data.relative_bounding_box
-        h, w = f.shape[:2]
-        return [b.xmin * w, b.ymin * h, b.width * w, b.height * h]
-    out["blazeface"], out["blazeface_ms"] = timed(det)
+for selection, key in ((0, "blazeface"), (1, "blazeface_full")):
+    with mp.solutions.face_detection.FaceDetection(model_selection=selection) as fd:
+        def det(f):
+            r = fd.process(f)
+            if not r.detections:
+                return None
+            b = r.detections[0].location_data.relative_bounding_box
+            h, w = f.shape[:2]
+            return [b.xmin * w, b.ymin * h, b.width * w, b.height * h]
+        out[key], out[key + "_ms"] = timed(det)
 with mp.solutions.face_mesh.FaceMesh(refine_landmarks=True, max_num_faces=1) as fm:
     def mesh(f):
         r = fm.process(f)
@@ -198,19 +199,28 @@ def compare_with_mediapipe(python: str, frames: np.ndarray) -> dict:
         return {"error": done.stderr.strip().splitlines()[-1:]}
     theirs = json.loads(done.stdout.strip().splitlines()[-1])
     blazeface, landmarker = BlazeFace(), FaceLandmarker(BlazeFace())
-    box_err, lm_err = [], []
-    for frame, box, marks in zip(frames, theirs["blazeface"], theirs["landmarks"], strict=True):
-        faces = blazeface.detect(frame)
-        if box is not None and faces:
-            box_err.append(np.abs(faces[0].box - np.asarray(box)).max())
+    full_range = BlazeFace(model="full_range")
+    box_err, full_err, lm_err = [], [], []
+    for frame, box, full, marks in zip(
+        frames, theirs["blazeface"], theirs["blazeface_full"], theirs["landmarks"], strict=True
+    ):
+        for detector, reference, errors in (
+            (blazeface, box, box_err),
+            (full_range, full, full_err),
+        ):
+            faces = detector.detect(frame)
+            if reference is not None and faces:
+                errors.append(np.abs(faces[0].box - np.asarray(reference)).max())
         ours = landmarker.process(frame)
         if marks is not None and ours is not None:
             lm_err.append(np.linalg.norm(ours.landmarks[:, :2] - np.asarray(marks), axis=1).mean())
     return {
         "mediapipe": theirs["version"],
         "mediapipe_blazeface_p50_p99_ms": theirs["blazeface_ms"],
+        "mediapipe_blazeface_full_p50_p99_ms": theirs["blazeface_full_ms"],
         "mediapipe_face_mesh_478_p50_p99_ms": theirs["landmarks_ms"],
         "blazeface_box_max_abs_diff_px_median": float(np.median(box_err)) if box_err else None,
+        "full_range_box_max_abs_diff_px_median": float(np.median(full_err)) if full_err else None,
         "landmarks_mean_dist_px_median": float(np.median(lm_err)) if lm_err else None,
         "frames_compared": len(lm_err),
     }

@@ -52,6 +52,7 @@ MODEL_FILES: dict[str, tuple[str, str]] = {
         "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f",
     ),
 }
+WHEEL_PLATFORM, WHEEL_PYTHON = "manylinux2014_x86_64", "3.11"
 FETCH_COMMAND = "python -m eifer_models.face_detection.models"
 
 
@@ -121,6 +122,9 @@ def fetch_models(dest: Path | None = None, *, quiet: bool = True) -> Path:
         return dest
     with tempfile.TemporaryDirectory(prefix="eifer-mediapipe-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+        # one fixed wheel (the model files are the same in all of them): works from any
+        # Python version or CPU, and its files always match the checksums above
+        cmd += ["--platform", WHEEL_PLATFORM, "--python-version", WHEEL_PYTHON]
         cmd += ["-d", tmp, f"mediapipe=={MEDIAPIPE_VERSION}"]
         if quiet:
             cmd.append("-q")
