@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from eifer_models.face_detection.crop import (
     CropSpec,
@@ -34,6 +35,7 @@ from eifer_models.face_detection.crop import (
     warp_crop,
 )
 from eifer_models.face_detection.models import ModelFilesError, models_available
+from streaming.config import ConfigError
 
 __all__ = ["CropResult", "CropSpec", "FaceCropper"]
 
@@ -84,11 +86,20 @@ class FaceCropper:
         blazeface_model: str = "short_range",
         num_threads: int = 1,
     ) -> None:
-        self.spec = CropSpec(mode=mode, scale=margin, size=size)  # validates mode and scale
+        try:
+            self.spec = CropSpec(mode=mode, scale=margin, size=size)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(p) for p in error["loc"])
+            raise ConfigError(f"face crop {where}: {error['msg']}") from None
         self.size, self.margin, self.mode = size, margin, mode
         self.smoothing = smoothing  # weight of the new detection (exponential smoothing)
         if detector not in ("auto", "blazeface", "haar"):
-            raise ModelFilesError(f"unknown face detector {detector!r} (auto, blazeface, haar)")
+            raise ConfigError(f"unknown face detector {detector!r} (auto, blazeface, haar)")
+        if blazeface_model not in ("short_range", "full_range"):
+            raise ConfigError(
+                f"unknown BlazeFace model {blazeface_model!r} (short_range, full_range)"
+            )
         mediapipe_ok = detector != "haar" and _runtime_available()
         if detector == "blazeface" or mode == "smirk" or landmarks:
             if not _runtime_available():

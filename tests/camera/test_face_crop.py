@@ -102,3 +102,16 @@ def test_without_the_model_files_auto_falls_back_to_haar_and_smirk_refuses(
         FaceCropper(mode="smirk", margin=1.4)
     with pytest.raises(ModelFilesError, match="missing: fetch it"):
         FaceCropper(detector="blazeface")
+
+
+def test_bad_settings_are_one_line_config_errors() -> None:
+    from streaming.config import ConfigError
+
+    with pytest.raises(ConfigError, match="face crop mode"):
+        FaceCropper(mode="mtcnn")
+    with pytest.raises(ConfigError, match="face crop scale"):
+        FaceCropper(margin=-1.0)
+    with pytest.raises(ConfigError, match="unknown face detector 'dlib'"):
+        FaceCropper(detector="dlib")
+    with pytest.raises(ConfigError, match="unknown BlazeFace model"):
+        FaceCropper(blazeface_model="long_range")
