@@ -7,7 +7,10 @@ Sources (frames made up front, then every method runs on the same frames):
 - ``moving``: the synthetic camera source (the same photograph framed 1280x720 as the camera
   node sends it, head motion: translation, roll, zoom, brightness drift), 10 s at 30 fps;
 - further sources (the synthetic participant, with and without electrodes) plug in through
-  ``SOURCES``: a function ``(n_frames) -> (name, frames)``.
+  ``SOURCES``: a function ``(n_frames) -> (description, frames)`` or ``(description, frames,
+  truth)``, ``truth`` a dict of per-frame series (e.g. true activation per muscle and side). With
+  a truth, the benchmark also reports the outside check of issue 14: the correlation of each
+  landmark measure (:mod:`eifer_models.face_detection.measures`) with each truth series.
 
 Methods: ``haar`` (OpenCV cascade at 320 px width, every frame), ``blazeface`` (short range,
 every frame), ``blazeface_full`` (the full-range model), ``landmarks`` (Face Mesh + Iris, tracked; the box is the landmarks' extent, SMIRK's
@@ -66,7 +69,7 @@ def moving_source(n_frames: int) -> tuple[str, np.ndarray]:
     return "moving (synthetic camera 1280x720, head motion)", frames
 
 
-SOURCES: dict[str, Callable[[int], tuple[str, np.ndarray]]] = {
+SOURCES: dict[str, Callable[[int], tuple]] = {
     "photo": photo_source,
     "moving": moving_source,
     # "participant": the synthetic participant camera (with/without electrodes) goes here
@@ -149,6 +152,26 @@ def measure(method: Callable[[np.ndarray], np.ndarray | None], frames: np.ndarra
             }
         )
     return row
+
+
+def expression_check(frames: np.ndarray, truth: dict[str, np.ndarray]) -> dict:
+    """Pearson r of each landmark measure with each truth series, over the frames where the
+    landmarks were found."""
+    from eifer_models.face_detection.landmarks import FaceLandmarker
+    from eifer_models.face_detection.measures import correlations, expression_measures
+
+    landmarker = FaceLandmarker()
+    found, marks = [], []
+    for k, frame in enumerate(frames):
+        result = landmarker.process(frame)
+        if result is not None:
+            found.append(k)
+            marks.append(result.landmarks)
+    if len(found) < 3:
+        return {"error": f"landmarks found in {len(found)} of {len(frames)} frames"}
+    measures = expression_measures(np.stack(marks))
+    kept = {name: np.asarray(series)[found] for name, series in truth.items()}
+    return correlations(measures, kept)
 
 
 MEDIAPIPE_SCRIPT = r"""
@@ -245,9 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     from eifer_models.face_detection.models import fetch_models
 
     fetch_models()
-    rows, comparisons = [], {}
+    rows, comparisons, checks = [], {}, {}
     for key in args.sources:
-        description, frames = SOURCES[key](args.frames)
+        description, frames, *truth = SOURCES[key](args.frames)
+        if truth:
+            checks[key] = expression_check(frames, truth[0])
         for name, method in make_methods().items():
             rows.append({"source": key, "method": name, **measure(method, frames)})
         if args.mediapipe_python:
@@ -261,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['source']:<8}{r['method']:<15}{r['detection_rate']:>6.2f}{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}"
               f"{r.get('box_width_px', float('nan')):>7.0f}{r.get('centre_jitter_px', float('nan')):>8.2f}"
               f"{r.get('centre_jitter_pct_of_width', float('nan')):>7.2f}")  # fmt: skip
+    for key, check in checks.items():
+        print(f"landmark measures vs truth on {key}:")
+        for measure_name, row in check.items():
+            print(f"  {measure_name:<26}" + " ".join(f"{t}={r:+.2f}" for t, r in row.items()))
     for key, comparison in comparisons.items():
         print(f"mediapipe on {key}: {comparison}")
     result = {
@@ -271,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         "runtime_package_mb": _package_mb("ai_edge_litert"),
         "rows": rows,
         "mediapipe_comparison": comparisons,
+        "landmark_measures_vs_truth": checks,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
