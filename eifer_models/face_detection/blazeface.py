@@ -143,8 +143,8 @@ class BlazeFace:
         self.variant = VARIANTS[model]
         self.min_score = self.variant.min_score if min_score is None else min_score
         self._model = TFLiteModel(model_path(self.variant.model), num_threads)
-        by_width = {d: n for n, d in self._output_widths().items()}
-        self._boxes_out, self._scores_out = by_width[16], by_width[1]
+        self._boxes_out = self._model.output_with_size(16)  # (1, anchors, 16)
+        self._scores_out = self._model.output_with_size(1)  # (1, anchors, 1)
         v = self.variant
         self._anchors = ssd_anchors(v.input_size, v.strides, v.anchors_per_layer)
 

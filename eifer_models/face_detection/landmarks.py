@@ -95,8 +95,8 @@ class FaceLandmarker:
         self.track, self.min_presence = track, min_presence
         self._mesh = TFLiteModel(model_path("face_landmark"), num_threads)
         self._iris = TFLiteModel(model_path("iris_landmark"), num_threads)
-        self._mesh_out = _output_names(self._mesh, 1404)
-        self._iris_out = _output_names(self._iris, 213, 15)
+        self._mesh_out = (self._mesh.output_with_size(1404), self._mesh.output_with_size(1))
+        self._iris_out = (self._iris.output_with_size(213), self._iris.output_with_size(15))
         self._roi: Roi | None = None
 
     def reset(self) -> None:
@@ -149,12 +149,3 @@ class FaceLandmarker:
             landmarks[iris_first : iris_first + 5] = iris
         self._roi = roi_from_points(landmarks[:N_MESH, :2], 33, 263, FACE_ROI_SCALE)
         return LandmarkResult(landmarks.astype(np.float32), presence, tracked, detection)
-
-
-def _output_names(model: TFLiteModel, *sizes: int) -> tuple[str, ...]:
-    """Output names ordered: those with the given element counts first, then the rest."""
-    by_size = {
-        int(np.prod(model._interpreter.get_tensor(i).shape)): n for n, i in model._outputs.items()
-    }
-    named = [by_size[s] for s in sizes]
-    return (*named, *(n for n in model.output_names if n not in named))

@@ -31,11 +31,23 @@ class TFLiteModel:
         (detail,) = self._interpreter.get_input_details()
         self._input = detail["index"]
         self.input_shape = tuple(int(n) for n in detail["shape"])
-        self._outputs = {d["name"]: d["index"] for d in self._interpreter.get_output_details()}
+        details = self._interpreter.get_output_details()
+        self._outputs = {d["name"]: d["index"] for d in details}
+        self.output_shapes = {d["name"]: tuple(int(n) for n in d["shape"]) for d in details}
 
     @property
     def output_names(self) -> tuple[str, ...]:
         return tuple(self._outputs)
+
+    def output_with_size(self, n_values: int) -> str:
+        """The name of the output holding ``n_values`` numbers (outputs are told apart by size,
+        their names differ between model versions)."""
+        for name, shape in self.output_shapes.items():
+            if int(np.prod(shape)) == n_values or shape[-1] == n_values:
+                return name
+        raise ModelFilesError(
+            f"{self.path.name}: no output of {n_values} values ({self.output_shapes})"
+        )
 
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
         if x.shape != self.input_shape or x.dtype != np.float32:
