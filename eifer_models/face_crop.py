@@ -68,8 +68,9 @@ class FaceCropper:
 
     ``detector``: "auto" (BlazeFace when its model and runtime are present, else Haar),
     "blazeface" or "haar"; ``landmarks``: run the 478-point landmarker on every frame (always in
-    smirk mode; off by default in eifer mode: ~5 ms per frame on one core); ``detect_every``: eifer mode detects every n-th frame (None: 1 for
-    BlazeFace, 3 for Haar)."""
+    smirk mode; off by default in eifer mode: ~5 ms per frame on one core); ``blazeface_model``:
+    "short_range" (EIFER's, faces within ~2 m) or "full_range" (smaller faces, slower);
+    ``detect_every``: eifer mode detects every n-th frame (None: 1 for BlazeFace, 3 for Haar)."""
 
     def __init__(
         self,
