@@ -6,14 +6,20 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST := $(PY) -m pytest
 
-.PHONY: demo test test-slow lint format bench system clean
+.PHONY: demo test test-slow lint format bench system clean face-models
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m eifer_models.face_detection.models
 	touch $@
+
+# MediaPipe's face models (BlazeFace, Face Mesh, Iris), taken from the mediapipe wheel through
+# the package index (pip download --no-deps; mediapipe itself is never installed).
+face-models: $(STAMP)
+	$(PY) -m eifer_models.face_detection.models
 
 # System libraries the tests need: libusb for pyrealsense2, Chromium for the display tests.
 system:

@@ -36,6 +36,7 @@ from torch import nn
 
 from eifer_models.encoders import N_EXP, N_SHAPE, SmirkEncoder
 from eifer_models.export import EncoderGraph, export_encoders, export_mlp, onnx_io
+from eifer_models.face_detection.crop import CropSpec
 from eifer_models.mlp import DEFAULT_HIDDEN, MLP, N_EMG, EMG2Exp, Exp2EMG
 from eifer_models.runtimes.base import TensorSpec
 from streaming.config import ConfigError
@@ -65,7 +66,7 @@ IMAGE_NORMALISATION = {
     "range": [0.0, 1.0],
     "mean": None,  # SMIRK demo.py only divides by 255
     "std": None,
-    "crop": "face box from landmarks, scale 1.4, similarity warp to 224 (SMIRK crop_face)",
+    "crop": "see the manifest's crop (mode smirk: SMIRK crop_face; eifer: BlazeFace box)",
 }
 EMG_NORMALISATION = {
     "kind": "per_channel_max",
@@ -120,6 +121,7 @@ class Manifest(_Strict):
     n_shape: int = Field(gt=0)
     emg_channels: list[str] = Field(min_length=1)
     feature: dict[str, Any]
+    crop: CropSpec = Field(default_factory=CropSpec)  # absent in old bundles: eifer, x1.6
     input_normalisation: dict[str, Any]
     graphs: dict[str, GraphEntry]
     files: dict[str, str]
@@ -232,12 +234,18 @@ def save_bundle(
     fp16_onnx: bool = True,
     overwrite: bool = False,
     training: Mapping[str, Any] | None = None,
+    crop: CropSpec | Mapping[str, Any] | None = None,
 ) -> Bundle:
     """Write weights, ONNX graphs and the manifest; returns the verified bundle.
 
     ``feature``: a ``FeatureDefinition`` or its dict (what the MLP inputs were computed with);
-    ``training``: free JSON-compatible provenance (data, epochs, metrics) kept in the manifest.
+    ``training``: free JSON-compatible provenance (data, epochs, metrics) kept in the manifest;
+    ``crop``: the face crop the encoders were trained on (default: eifer, x1.6).
     """
+    try:
+        crop_spec = crop if isinstance(crop, CropSpec) else CropSpec(**dict(crop or {}))
+    except ValidationError as exc:
+        raise BundleError(f"crop: {exc.errors()[0]['msg']} ({dict(crop or {})})") from None
     path = Path(path)
     if path.exists() and any(path.iterdir()):
         if not overwrite:
@@ -302,6 +310,7 @@ def save_bundle(
         "n_shape": encoder.n_shape,
         "emg_channels": list(emg_channels),
         "feature": feature_dict,
+        "crop": crop_spec.model_dump(),
         "input_normalisation": {"image": IMAGE_NORMALISATION, "emg": EMG_NORMALISATION},
         "graphs": graphs,
         "files": files,

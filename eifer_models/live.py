@@ -46,7 +46,9 @@ class LiveModels:
                 "models: bundle %s is UNTRAINED (demo weights): predictions are noise",
                 config.bundle,
             )
-        return cls(inference, FaceCropper(), feature=bundle.feature_definition())
+        cropper = FaceCropper.for_bundle(bundle)
+        log.info("models: face crop: %s", cropper.describe())
+        return cls(inference, cropper, feature=bundle.feature_definition())
 
     def process(
         self, rgb: np.ndarray | None, envelope_normalised: np.ndarray | None, labels: Sequence[str]
@@ -62,6 +64,8 @@ class LiveModels:
             face = {
                 "face_detected": bool(result.detected),
                 "face_box": None if result.box is None else np.asarray(result.box, np.float32),
+                "landmarks": result.landmarks,  # (478, 3) float32 frame pixels, or None
+                "face_detector": result.detector,  # "blazeface", "haar" or "landmarks" (smirk)
             }
         envelope = None
         if envelope_normalised is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -27,6 +28,21 @@ class AppearanceSample:
     appearance: Tensor
     sample_mask: Tensor
     counts: Tensor
+
+
+def landmark_hull_mask(landmarks_xy: np.ndarray, shape: tuple[int, int] = (224, 224)) -> np.ndarray:
+    """SMIRK's hull mask (``datasets/base_dataset.py`` ``create_mask``): (H, W) uint8, 0 inside
+    the convex hull of the landmarks (crop pixels; truncated to integers as SMIRK does), 1
+    outside. SMIRK masks the face out of the generator's input with it; crop-frame landmarks
+    come from ``eifer_models.face_detection.crop.to_crop``."""
+    import cv2
+
+    points = np.asarray(landmarks_xy)[:, :2].astype(np.int32)
+    if points.shape[0] < 3:
+        raise ValueError(f"a hull needs at least 3 landmarks, got {points.shape[0]}")
+    mask = np.ones(shape, dtype=np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(points), 0)
+    return mask
 
 
 def pixel_count(fraction: float, height: int, width: int) -> int:
