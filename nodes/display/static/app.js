@@ -331,6 +331,7 @@ function drawHeatmap() {
   const scale = decayScale("heat", peak, v.normalised ? 1.0 : 5.0);
   const aspect = (FACE.y1 - FACE.y0) / (FACE.x1 - FACE.x0);
   const panelW = W / 2, size = Math.min(panelW - 10, (H - 24) / aspect);
+  if (!(size > 1)) return;  // canvas not laid out yet (first frames on a busy machine)
   const panels = [["measured", meas, scale], ["from video", pred, v.predOwnScale ? 1.0 : scale]];
   panels.forEach(([title, values, sc], p) => {
     const ox = p * panelW + (panelW - size) / 2, oy = 22;
