@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from nodes.protocol import (
+from streaming.config import ConfigError
+from streaming.protocol import (
     ProtocolRunner,
     build_markers,
     build_schedule,
     load_protocol,
     trials,
 )
-from streaming.config import ConfigError
 
 FUNCTIONAL = [
     "Face-At-Rest", "Forehead-Raise", "Eye-Gentle", "Eye-Tight", "Smile-Closed", "Smile-Open",
