@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
-Flags = Mapping[str, tuple[str, Any]]  # "--flag" -> (dotted config key, value or None if absent)
+Flags = Mapping[str, tuple[str, Any]]  # dotted config key -> ("--flag", value or None if absent)
 
 _MODEL = "_option_config_model"
 _OPTIONS = "_option_config_flags"
@@ -98,7 +98,7 @@ def load_node_config(
     for item in getattr(args, "overrides", None) or []:
         data = apply_overrides(data, [item])  # a malformed item raises, naming it
         origins[tuple(item.partition("=")[0].strip().split("."))] = f"--set {item}"
-    for flag, (key, value) in (flags or {}).items():
+    for key, (flag, value) in (flags or {}).items():
         if value is None:
             continue
         _set_value(data, key, value, flag)
@@ -154,7 +154,7 @@ def load_option_config(args: argparse.Namespace) -> BaseModel:
     """Fill ``args`` from ``--config``/``--set``/the typed options; returns the config too."""
     model: type[BaseModel] = getattr(args, _MODEL)
     options: dict[str, str] = getattr(args, _OPTIONS)
-    flags = {flag: (dest, getattr(args, dest)) for dest, flag in options.items()}
+    flags = {dest: (flag, getattr(args, dest)) for dest, flag in options.items()}
     config = load_node_config(model, args, flags=flags)
     for dest in options:
         setattr(args, dest, getattr(config, dest))

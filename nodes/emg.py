@@ -26,7 +26,14 @@ from streaming.emg_outlet import OutputConfig, StopEvent, TimingConfig
 from streaming.simulation import SimulatorConfig
 from streaming.simulation.live import stream_simulator
 
-__all__ = ["EmgNodeConfig", "add_arguments", "load_node_config", "run", "run_node"]
+__all__ = [
+    "EmgNodeConfig",
+    "add_arguments",
+    "config_from_args",
+    "load_node_config",
+    "run",
+    "run_node",
+]
 
 DEFAULT_CONFIG = config_path("nodes", "emg.toml")
 
@@ -73,13 +80,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=None, help="stop after this many s")
 
 
-def run(args: argparse.Namespace) -> int:
+def config_from_args(args: argparse.Namespace) -> EmgNodeConfig:
+    """The shipped file (or ``--config``), ``--set``, then ``--source``/``--scheme``/``--name``."""
     flags = {
-        "--source": ("source", args.source),
-        "--scheme": ("simulator.scheme", args.scheme),
-        "--name": ("stream.name", args.name),
+        "source": ("--source", args.source),
+        "simulator.scheme": ("--scheme", args.scheme),
+        "stream.name": ("--name", args.name),
     }
-    cfg = common.load_node_config(EmgNodeConfig, args, default=DEFAULT_CONFIG, flags=flags)
+    return common.load_node_config(EmgNodeConfig, args, default=DEFAULT_CONFIG, flags=flags)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
     stop = threading.Event()
     common.stop_on_signals(stop.set)  # SIGINT/SIGTERM: leave the loop, close the outlets
     run_node(cfg, stop, args.duration)

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from nodes.common import add_option_config_arguments, load_option_config
 from streaming.bus import DEFAULT_ADDRESS, TOPICS, Message, Subscriber
 
 
@@ -16,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topics", nargs="*", default=list(TOPICS), help="topics to show")
     parser.add_argument("--seconds", type=float, help="stop after this many seconds")
     parser.add_argument("--every", type=int, default=1, help="show every Nth per-frame message")
+    add_option_config_arguments(parser, example="every=30")
 
 
 def _bar(values: np.ndarray, scale: float, width: int = 8) -> str:
@@ -56,6 +58,7 @@ def format_message(message: Message) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    load_option_config(args)
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     counts: dict[str, int] = {}
     with Subscriber(args.address, args.topics) as subscriber:

@@ -28,7 +28,7 @@ import numpy as np
 
 from streaming.errors import SessionFileError
 from streaming.markers import parse_trial_marker
-from streaming.replay import RecordedStream, Recording, load_recording
+from streaming.session_reader import RecordedStream, Recording, load_recording
 
 __all__ = [
     "FORMATS",

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streaming.replay import ReplayConfig, Timeline, load_recording
+from streaming.replay import ReplayConfig, Timeline
+from streaming.session_reader import load_recording
 
 
 def _relative(stamps: np.ndarray, origin: float) -> np.ndarray:

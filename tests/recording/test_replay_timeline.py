@@ -12,12 +12,11 @@ from streaming.errors import SessionFileError
 from streaming.replay import (
     ReplayConfig,
     Timeline,
-    load_recording,
     outlet_info,
-    read_stream_headers,
     remove_negative_jumps,
     shorten_gaps,
 )
+from streaming.session_reader import load_recording, read_stream_headers
 
 
 def test_example_files_load_with_their_stream_layout(shared_data: Path) -> None:
