@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streaming.replay import ReplayConfig, Timeline
+from streaming.replay_timeline import ReplayConfig, Timeline
 from streaming.session_reader import load_recording
 
 

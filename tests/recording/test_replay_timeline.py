@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from streaming.errors import SessionFileError
-from streaming.replay import (
+from streaming.replay import outlet_info
+from streaming.replay_timeline import (
     ReplayConfig,
     Timeline,
-    outlet_info,
     remove_negative_jumps,
     shorten_gaps,
 )
