@@ -38,10 +38,13 @@ def test_every_command_takes_config_and_set(words: tuple[str, ...]) -> None:
 
 def test_the_set_examples_are_valid_for_their_command() -> None:
     from configs import config_path
+    from nodes.build_engine import BuildEngineConfig
     from nodes.camera import CameraNodeConfig
     from nodes.display.server import DisplayConfig
     from nodes.emg import DEFAULT_CONFIG, EmgNodeConfig
+    from streaming.pipeline import PipelineConfig
     from streaming.protocol import ProtocolConfig
+    from streaming.recorder import RecorderConfig
     from streaming.replay import ReplayConfig
 
     models = {
@@ -52,6 +55,9 @@ def test_the_set_examples_are_valid_for_their_command() -> None:
             ProtocolConfig, config_path("protocols", "mimics_and_muscles.toml"), [],
         ),
         ("display",): (DisplayConfig, config_path("nodes", "display.toml"), []),
+        ("pipeline",): (PipelineConfig, None, []),
+        ("record",): (RecorderConfig, None, []),
+        ("build-engine",): (BuildEngineConfig, None, ["bundle"]),
     }  # fmt: skip
     for words, (cls, default, positional) in models.items():
         parser = _parser(words)
