@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import Field, PositiveFloat, PositiveInt
 
 from configs import config_path
-from nodes.common import add_config_arguments, stop_on_signals
+from nodes.common import add_config_arguments, load_node_config, stop_on_signals
 from streaming.camera.frames import encode_frame, video_stream_info
 from streaming.camera.sources import (
     FrameSource,
@@ -22,7 +22,7 @@ from streaming.camera.sources import (
     RealSenseSource,
     SyntheticFaceSource,
 )
-from streaming.config import Config, load_config
+from streaming.config import Config, ConfigError
 from streaming.lsl_io import ChunkOutlet, configure_lsl, stream_info
 
 log = logging.getLogger("eifer.node.camera")
@@ -133,7 +133,7 @@ def run_camera(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser)
+    add_config_arguments(parser, example="rate_hz=60", default="configs/nodes/camera.toml")
     parser.add_argument(
         "--source", choices=["synthetic", "opencv", "realsense"], help="override `source`"
     )
@@ -143,19 +143,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` (e.g. ``640x480``) as two positive integers."""
+    width, sep, height = text.lower().partition("x")
+    if not (sep and width.strip().isdigit() and height.strip().isdigit()) or not (
+        int(width) > 0 and int(height) > 0
+    ):
+        raise ConfigError(f"--size {text!r}: expected WIDTHxHEIGHT in pixels, e.g. 640x480")
+    return int(width), int(height)
+
+
+def config_from_args(args: argparse.Namespace) -> CameraNodeConfig:
+    """The shipped file (or ``--config``), ``--set``, then the typed flags."""
+    width, height = parse_size(args.size) if args.size else (None, None)
+    flags = {
+        "source": ("--source", args.source),
+        "stream.name": ("--name", args.name),
+        "device": ("--device", args.device),
+        "width": ("--size", width),
+        "height": ("--size", height),
+    }
+    return load_node_config(
+        CameraNodeConfig, args, default=config_path("nodes", "camera.toml"), flags=flags
+    )
+
+
 def run(args: argparse.Namespace) -> int:
-    overrides = list(args.overrides)
-    if args.source:
-        overrides.append(f'source="{args.source}"')
-    if args.name:
-        overrides.append(f'stream.name="{args.name}"')
-    if args.device:
-        overrides.append(f'device="{args.device}"')
-    if args.size:
-        width, _, height = args.size.partition("x")
-        overrides += [f"width={int(width)}", f"height={int(height)}"]
-    path = args.config if args.config is not None else config_path("nodes", "camera.toml")
-    config = load_config(CameraNodeConfig, path, overrides)
+    config = config_from_args(args)
     configure_lsl()
     stop = threading.Event()
     stop_on_signals(stop.set)

@@ -1,34 +1,164 @@
-"""What every node shell shares: config arguments, config loading, clean shutdown."""
+"""What every node shell shares: one way to load its config, and clean shutdown.
+
+Every command takes ``--config FILE`` and repeated ``--set key=value`` (README "Commands").
+A command's settings are built in one order, later winning: the shipped default file (or
+``--config``), then each ``--set`` (values as TOML literals), then the command's own typed
+flags (``--name``, ``--size``...), set as Python values, never as TOML text built with quotes
+(so ``--participant 'P"01'`` reaches the config exactly). A bad value fails with one
+:class:`~streaming.config.ConfigError` naming where it came from: the ``--set`` or flag that
+gave it, else the config file.
+
+Two kinds of command:
+
+- those with a config model (EMG, camera, replay, protocol, display, pipeline...):
+  :func:`add_config_arguments` in ``add_arguments``, :func:`load_node_config` in ``run``;
+- those whose settings are just their options (listen, streams, export, demo):
+  :func:`add_option_config_arguments` last in ``add_arguments``, :func:`load_option_config`
+  first in ``run``; their config file's keys are the option names (``display_port = 8766``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import signal
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError, create_model
 
-from streaming.config import load_config
+from streaming.config import Config, ConfigError, apply_overrides, load_toml, validate
+
+__all__ = [
+    "add_config_arguments",
+    "add_option_config_arguments",
+    "load_node_config",
+    "load_option_config",
+    "stop_on_signals",
+]
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
+Flags = Mapping[str, tuple[str, Any]]  # dotted config key -> ("--flag", value or None if absent)
+
+_MODEL = "_option_config_model"
+_OPTIONS = "_option_config_flags"
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--config FILE`` and repeated ``--set key=value`` overrides (TOML literals)."""
-    parser.add_argument("--config", metavar="FILE", help="TOML config file (default: built-in)")
+def add_config_arguments(
+    parser: argparse.ArgumentParser, example: str = "key=value", default: str = "built-in"
+) -> None:
+    """``--config FILE`` and repeated ``--set key=value``; ``example`` fits the command."""
+    parser.add_argument("--config", metavar="FILE", help=f"TOML config file (default: {default})")
     parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config value, e.g. --set emg.feature=mmm (repeatable)",
+        help=f"override a config value, e.g. --set {example} (repeatable)",
     )
 
 
-def load_node_config(cls: type[ConfigT], args: argparse.Namespace) -> ConfigT:
-    return load_config(cls, args.config, args.overrides)
+def _set_value(data: dict[str, Any], dotted: str, value: Any, flag: str) -> None:
+    *parents, leaf = dotted.split(".")
+    node = data
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{flag}: {part!r} is a value, not a table")
+        node = child
+    node[leaf] = value
+
+
+def _culprits(exc: ValidationError, origins: Mapping[tuple[str, ...], str]) -> list[str]:
+    """The ``--set``/flags whose keys the failing locations are in (or under)."""
+    found: list[str] = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        for key, origin in origins.items():
+            n = min(len(key), len(loc))
+            if n and key[:n] == loc[:n] and origin not in found:
+                found.append(origin)
+    return found
+
+
+def load_node_config(
+    cls: type[ConfigT],
+    args: argparse.Namespace,
+    *,
+    default: str | Path | None = None,
+    flags: Flags | None = None,
+) -> ConfigT:
+    """``cls`` from ``--config`` (else ``default``, else the model's defaults), ``--set`` and
+    ``flags``; errors name the ``--set``/flag at fault, else the file."""
+    path = args.config if getattr(args, "config", None) is not None else default
+    data: dict[str, Any] = load_toml(path) if path is not None else {}
+    source = str(path) if path is not None else "defaults"
+    origins: dict[tuple[str, ...], str] = {}
+    for item in getattr(args, "overrides", None) or []:
+        data = apply_overrides(data, [item])  # a malformed item raises, naming it
+        origins[tuple(item.partition("=")[0].strip().split("."))] = f"--set {item}"
+    for key, (flag, value) in (flags or {}).items():
+        if value is None:
+            continue
+        _set_value(data, key, value, flag)
+        shown = " ".join(value) if isinstance(value, list) else value
+        origins[tuple(key.split("."))] = f"{flag} {shown}" if not isinstance(value, bool) else flag
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        culprits = _culprits(exc, origins)
+        return validate(cls, data, ", ".join(culprits) if culprits else source)
+
+
+# ------------------------------------------------------------ commands configured by options
+
+
+def _field(action: argparse.Action) -> tuple[Any, Any]:
+    """The pydantic field (type, default) an argparse option stands for."""
+    if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+        return bool, action.default
+    base: Any = action.type if isinstance(action.type, type) else str
+    if action.choices is not None:
+        base = Literal[tuple(action.choices)]  # type: ignore[misc]
+    if isinstance(action, argparse._AppendAction) or action.nargs in ("*", "+"):
+        return list[base], list(action.default or [])  # type: ignore[valid-type]
+    if action.default is None:
+        return base | None, None
+    return base, action.default
+
+
+def add_option_config_arguments(
+    parser: argparse.ArgumentParser, example: str, config_name: str = "options"
+) -> None:
+    """Call last in ``add_arguments``: ``--config``/``--set`` over the options defined so far.
+
+    Each option's default moves into a config model (the options then default to None, so
+    ``load_option_config`` knows which ones the user typed).
+    """
+    fields: dict[str, Any] = {}
+    options: dict[str, str] = {}
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "log_level") or action.required:
+            continue
+        fields[action.dest] = _field(action)
+        longest = max(action.option_strings, key=len)
+        options[action.dest] = longest
+        action.default = None
+    model = create_model(config_name, __base__=Config, **fields)
+    add_config_arguments(parser, example)
+    parser.set_defaults(**{_MODEL: model, _OPTIONS: options})
+
+
+def load_option_config(args: argparse.Namespace) -> BaseModel:
+    """Fill ``args`` from ``--config``/``--set``/the typed options; returns the config too."""
+    model: type[BaseModel] = getattr(args, _MODEL)
+    options: dict[str, str] = getattr(args, _OPTIONS)
+    flags = {dest: (flag, getattr(args, dest)) for dest, flag in options.items()}
+    config = load_node_config(model, args, flags=flags)
+    for dest in options:
+        setattr(args, dest, getattr(config, dest))
+    return config
 
 
 def stop_on_signals(stop: Callable[[], None]) -> None:

@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from nodes.common import add_option_config_arguments, load_option_config
 from nodes.listen import TerminalView
 from nodes.processes import ProcessGroup
 from streaming.bus import Subscriber
@@ -33,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-models", action="store_true", help="EMG only: no demo model bundle")
     parser.add_argument("--display-port", type=int, default=8765, help="web display port")
     parser.add_argument("--every", type=int, default=15, help="print every Nth frame")
+    add_option_config_arguments(parser, example="display_port=8766")
 
 
 def _demo_bundle(directory: Path) -> Path | None:
@@ -62,6 +64,7 @@ def _demo_profile(directory: Path, seconds: float = 200.0) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    load_option_config(args)
     work = Path(tempfile.mkdtemp(prefix="eifer-demo-"))
     suffix = f"demo{os.getpid()}"
     emg_name, camera_name = f"EMG-{suffix}", f"Camera-{suffix}"

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from nodes.common import add_option_config_arguments, load_option_config
 from streaming.bus import DEFAULT_ADDRESS, TOPICS, Message, Subscriber
 from streaming.bus_schema import UnknownTopicError, validate
 from streaming.errors import PayloadError
@@ -25,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topics", nargs="*", default=list(TOPICS), help="topics to show")
     parser.add_argument("--seconds", type=float, help="stop after this many seconds")
     parser.add_argument("--every", type=int, default=1, help="show every Nth per-frame message")
+    add_option_config_arguments(parser, example="every=30")
 
 
 _MAX_BARS = 64  # a line stays a line, whatever the channel count
@@ -149,6 +151,7 @@ class TerminalView:
 
 
 def run(args: argparse.Namespace) -> int:
+    load_option_config(args)
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     counts: dict[str, int] = {}
     view = TerminalView()

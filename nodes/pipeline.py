@@ -13,7 +13,7 @@ log = logging.getLogger("eifer.pipeline")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser)
+    add_config_arguments(parser, example="emg.mains_hz=60")
     parser.add_argument("--bundle", help="model bundle folder (overrides models.bundle)")
     parser.add_argument("--profile", help="participant profile JSON (overrides profile)")
     parser.add_argument("--frames", type=int, help="stop after this many frames")

@@ -22,7 +22,7 @@ log = logging.getLogger("eifer.record")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser)
+    add_config_arguments(parser, example="status_interval_s=2")
     parser.add_argument("--root", help="folder that holds the sessions (default: sessions)")
     parser.add_argument("--session", help="session name (default: the start time)")
     parser.add_argument("--participant", help="participant id")

@@ -11,17 +11,18 @@ import logging
 from typing import Any
 
 from configs import config_path
-from nodes.common import add_config_arguments, stop_on_signals
-from streaming.config import load_config
+from nodes.common import add_config_arguments, load_node_config, stop_on_signals
+from streaming.config import ConfigError
 from streaming.lsl_io import configure_lsl
-from streaming.replay import Player, ReplayConfig, load_recording, print_progress
+from streaming.replay import Player, ReplayConfig, print_progress
+from streaming.session_reader import load_recording
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="session folder (session.xdf + videos) or an XDF file")
-    add_config_arguments(parser)
+    add_config_arguments(parser, example="chunk_ms=5", default="configs/nodes/replay.toml")
     parser.add_argument("--speed", help='speed factor (e.g. 0.5, 2, 10) or "max"')
     parser.add_argument("--loop", action="store_true", help="loop until stopped")
     parser.add_argument("--start", type=float, metavar="S", help="start S seconds into the file")
@@ -36,21 +37,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
 
+def _speed(text: str | None) -> float | str | None:
+    if text is None or text == "max":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f'--speed {text!r}: expected a factor (e.g. 0.5, 2) or "max"') from None
+
+
 def load_replay_config(args: argparse.Namespace) -> ReplayConfig:
     """Config file (default: the shipped one), then ``--set``, then the short options."""
-    path = args.config if args.config is not None else config_path("nodes", "replay.toml")
-    overrides = list(args.overrides)
-    if args.speed is not None:
-        overrides.append(f"speed={args.speed}" if args.speed != "max" else 'speed="max"')
-    if args.loop:
-        overrides.append("repeat=0")
-    if args.start is not None:
-        overrides.append(f"start_s={args.start}")
-    if args.stop is not None:
-        overrides.append(f"stop_s={args.stop}")
-    if args.stream:
-        overrides.append("streams=[" + ", ".join(f'"{s}"' for s in args.stream) + "]")
-    return load_config(ReplayConfig, path, overrides)
+    flags = {
+        "speed": ("--speed", _speed(args.speed)),
+        "repeat": ("--loop", 0 if args.loop else None),
+        "start_s": ("--start", args.start),
+        "stop_s": ("--stop", args.stop),
+        "streams": ("--stream", list(args.stream) or None),
+    }
+    default = config_path("nodes", "replay.toml")
+    return load_node_config(ReplayConfig, args, default=default, flags=flags)
 
 
 def run(args: argparse.Namespace) -> int:

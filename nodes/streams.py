@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+from nodes.common import add_option_config_arguments, load_option_config
 from streaming.lsl_io import channel_format, configure_lsl, list_streams
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for streams")
+    add_option_config_arguments(parser, example="timeout=5")
 
 
 def run(args: argparse.Namespace) -> int:
+    load_option_config(args)
     configure_lsl()
     streams = list_streams(args.timeout)
     if not streams:

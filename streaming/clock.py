@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["LinearDejitter", "SampleIndexer"]
+__all__ = ["COUNTER_MODULUS", "LinearDejitter", "SampleIndexer"]
+
+#: amplifier sample counters wrap here: the largest power of two whose integers float32 holds
+#: exactly (a float32 ``counter`` channel; wraps every 68 min at 4096 Hz)
+COUNTER_MODULUS = 2**24
 
 
 class LinearDejitter:
@@ -102,8 +106,7 @@ class SampleIndexer:
     chunk starting more than 1.5 periods after the previous sample skipped samples.
     """
 
-    #: float32 channels hold integers exactly up to 2**24, so amplifier counters wrap there
-    COUNTER_MODULUS = 2**24
+    COUNTER_MODULUS = COUNTER_MODULUS  # the module constant, kept here for existing callers
 
     def __init__(self, rate_hz: float, counter_modulus: int = COUNTER_MODULUS) -> None:
         self.rate_hz = float(rate_hz)

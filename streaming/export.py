@@ -27,8 +27,9 @@ from typing import Any, Literal
 import numpy as np
 
 from streaming.errors import SessionFileError
+from streaming.markers import parse_trial_marker
 from streaming.optional import require
-from streaming.replay import RecordedStream, Recording, load_recording
+from streaming.session_reader import RecordedStream, Recording, load_recording
 
 __all__ = [
     "FORMATS",
@@ -57,7 +58,6 @@ _TO_VOLTS = {
     "volt": 1.0,
     "v": 1.0,
 }
-_MARKER = re.compile(r"^(start|stop):(.+):(\d+)$")
 
 
 def _channels(stream: RecordedStream) -> list[ET.Element]:
@@ -98,18 +98,19 @@ def marker_annotations(
     durations: list[float] = []
     descriptions: list[str] = []
     extras: list[dict[str, Any]] = []
-    open_trials: dict[tuple[str, str], float] = {}
+    open_trials: dict[tuple[str, int], float] = {}
     for t, text in zip(times, markers, strict=True):
-        match = _MARKER.match(text)
-        if match and match.group(1) == "start":
-            open_trials[(match.group(2), match.group(3))] = float(t) - t0
+        marker = parse_trial_marker(text)
+        if marker is not None and marker.kind == "start":
+            open_trials[(marker.movement, marker.repetition)] = float(t) - t0
             continue
-        if match and (match.group(2), match.group(3)) in open_trials:
-            onset = open_trials.pop((match.group(2), match.group(3)))
+        key = (marker.movement, marker.repetition) if marker is not None else None
+        if marker is not None and marker.kind == "stop" and key in open_trials:
+            onset = open_trials.pop(key)
             onsets.append(onset)
             durations.append(float(t) - t0 - onset)
-            descriptions.append(match.group(2))
-            extras.append({"repetition": int(match.group(3))})
+            descriptions.append(marker.movement)
+            extras.append({"repetition": marker.repetition})
             continue
         onsets.append(float(t) - t0)  # any other marker (or a stop without start): an event
         durations.append(0.0)
@@ -122,7 +123,7 @@ def marker_annotations(
         onsets.append(onset)
         durations.append(max(0.0, end_s - onset))
         descriptions.append(movement)
-        extras.append({"repetition": int(rep), "unterminated": True})
+        extras.append({"repetition": rep, "unterminated": True})
     order = np.argsort(onsets, kind="stable")
     return (
         [onsets[i] for i in order],

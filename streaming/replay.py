@@ -5,25 +5,20 @@ How the anchors do it (``../shared/research/streaming_anchors.md`` sections 2-4)
 ``local_clock`` so that drift cancels; pyxdf's ``playback_lsl`` re-stamps every stream with
 ``local_clock`` and offers a speed factor and a loop. Here:
 
-- every stream is read into one time base: pyxdf's clock synchronisation (per clock segment,
-  ClockOffset chunks) puts the samples in the recorder's clock; a negative jump that survives
-  (a clock reset without offsets) starts a new segment that continues where the last one ended,
-  and silences in *all* streams longer than ``max_gap_s`` are shortened (a reboot between clock
-  segments does not stall the replay for minutes); inter-stream alignment is kept because every
-  stream gets the same shift;
+- every stream is read into one time base (pyxdf clock synchronisation, clock resets joined,
+  long common silences shortened: :mod:`streaming.replay_timeline`);
 - output stamp = ``base + (t - t_start) / speed`` with one ``base`` for all streams (per loop), and
   samples are pushed with :meth:`ChunkOutlet.push_stamped` as numpy chunks when ``local_clock``
   reaches their stamp, in cycles of ``chunk_ms`` (the chunk sizes of a live amplifier node);
-- video: the XDF holds the frame-index stream (channel 0 = frame number in the video file,
-  ``desc/video/file`` = that file, relative to the session folder; its other ``desc`` children
-  are the camera stream's own), the pixels are in the video file; the replay decodes each frame
-  (on a prefetch thread) and streams it at its recorded time as the original ``Video`` stream.
+- video: the frame-index stream's pixels come from its video file (:mod:`streaming.session_reader`);
+  the replay decodes each frame (on a prefetch thread) and streams it at its recorded time as the
+  original ``Video`` stream.
 
-Reading is :func:`load_recording` (pyxdf for samples and clock sync, plus a chunk walk for the
-header XML); it is the one place to swap for the project's own XDF reader.
+Reading is :func:`streaming.session_reader.load_recording`; it and the timing names are
+re-exported here for callers of the replay as a whole.
 
-The timing core (:class:`Timeline`) is pure and tested without LSL; :class:`Player` owns the
-outlets and the clock.
+The timing core (:class:`Timeline`, :mod:`streaming.replay_timeline`) is pure and tested without
+LSL; :class:`Player` owns the outlets and the clock.
 """
 
 from __future__ import annotations
@@ -34,17 +29,26 @@ import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from pydantic import NonNegativeFloat, NonNegativeInt, PositiveFloat
 
-from streaming.config import Config
-from streaming.errors import SessionFileError
-from streaming.xdf.reader import describe, scan_xdf
+from streaming.replay_timeline import (
+    ReplayConfig,
+    Timeline,
+    Track,
+    remove_negative_jumps,
+    shorten_gaps,
+)
+from streaming.session_reader import (
+    RecordedStream,
+    Recording,
+    VideoSource,
+    load_recording,
+    read_stream_headers,
+)
 
 __all__ = [
     "Player",
@@ -63,357 +67,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-SESSION_XDF = "session.xdf"
-_NUMERIC_FORMATS = {"float32", "double64", "int8", "int16", "int32", "int64"}
-
-
-class ReplayConfig(Config):
-    """Settings of ``eifer replay`` (``configs/nodes/replay.toml``)."""
-
-    speed: PositiveFloat | Literal["max"] = 1.0  # 0.5..10 typical; "max" = as fast as possible
-    repeat: NonNegativeInt = 1  # how many times to play; 0 = loop until stopped
-    start_s: NonNegativeFloat = 0.0  # seconds into the recording where the replay starts
-    stop_s: PositiveFloat | None = None  # seconds into the recording where it stops (None = end)
-    streams: list[str] = []  # stream names or types to replay; empty = all
-    name_suffix: str = ""  # appended to every stream name and source id (side-by-side replays)
-    chunk_ms: PositiveFloat = 10.0  # push cycle; a live amplifier node sends 5-30 ms chunks
-    lead_s: NonNegativeFloat = 0.2  # delay between opening the outlets and the first sample
-    wait_for_consumers_s: NonNegativeFloat = 0.0  # wait this long for every outlet to be read
-    max_gap_s: PositiveFloat = 5.0  # silences in all streams longer than this are shortened
-    loop_gap_s: NonNegativeFloat = 0.1  # time between the end of one loop and the next start
-    video_buffer_s: PositiveFloat = 5.0  # outlet buffer of video streams (frames are large)
-    progress_s: PositiveFloat = 1.0  # period of the progress line
-    drain_s: NonNegativeFloat = 0.5  # outlets stay open this long after the last sample
-
-
-# ------------------------------------------------------------------------------------ reading
-
-
-@dataclass(frozen=True)
-class VideoSource:
-    """Where a frame-index stream's pixels are: the video file and the layout to stream them in."""
-
-    path: Path
-    name: str
-    type: str
-    width: int
-    height: int
-    depth: bool  # int16 depth (gray16le) instead of rgb24
-
-    @property
-    def channel_count(self) -> int:
-        return self.width * self.height * (1 if self.depth else 3)
-
-    @property
-    def channel_format(self) -> str:
-        return "int16" if self.depth else "int8"
-
-
-@dataclass
-class RecordedStream:
-    """One recorded stream: its header as recorded and its samples in the recording's clock."""
-
-    stream_id: int
-    header_xml: str
-    name: str
-    type: str
-    channel_count: int
-    rate_hz: float
-    channel_format: str
-    source_id: str
-    timestamps: np.ndarray  # (n,) float64
-    data: Any  # (n, channel_count) ndarray, or list of string rows
-    video: VideoSource | None = None  # set for the frame-index stream of a video file
-
-    @property
-    def n_samples(self) -> int:
-        return len(self.timestamps)
-
-    @property
-    def out_name(self) -> str:
-        return self.video.name if self.video else self.name
-
-    @property
-    def out_type(self) -> str:
-        return self.video.type if self.video else self.type
-
-    def matches(self, selectors: Sequence[str]) -> bool:
-        """Chosen by name or type (for video: the original camera stream's name or type too)."""
-        if not selectors:
-            return True
-        keys = {self.name, self.type, self.out_name, self.out_type}
-        return any(s in keys for s in selectors)
-
-
-@dataclass
-class Recording:
-    """The streams of one session folder or XDF file."""
-
-    path: Path
-    streams: list[RecordedStream]
-    file_header: dict[str, Any] = field(default_factory=dict)
-
-    def stream(self, name: str) -> RecordedStream:
-        for s in self.streams:
-            if name in (s.name, s.out_name):
-                return s
-        raise SessionFileError(
-            f"{self.path}: no stream named {name!r}; streams: {[s.out_name for s in self.streams]}"
-        )
-
-
-def _xdf_path(path: Path) -> Path:
-    if path.is_dir():
-        session = path / SESSION_XDF
-        if session.is_file():
-            return session
-        candidates = sorted(path.glob("*.xdf"))
-        if len(candidates) == 1:
-            return candidates[0]
-        raise SessionFileError(
-            f"{path}: a session folder needs {SESSION_XDF} (found {[c.name for c in candidates]})"
-        )
-    if not path.is_file():
-        raise SessionFileError(f"recording not found: {path}")
-    return path
-
-
-def read_stream_headers(path: str | Path) -> dict[int, str]:
-    """The StreamHeader XML of every stream, by stream id, as recorded (pyxdf keeps headers only
-    as parsed dicts; replay needs the XML itself to copy ``desc`` exactly). Damage found on the
-    way (truncation, corruption, unknown tags) is logged with its byte offset."""
-    scan = scan_xdf(path)
-    for problem in scan.problems:
-        log.warning("%s: %s", path, problem)
-    return scan.headers
-
-
-def _text(root: ET.Element, key: str, default: str = "") -> str:
-    value = root.findtext(key)
-    return value.strip() if value is not None and value.strip() else default
-
-
-def _video_source(root: ET.Element, name: str, folder: Path) -> VideoSource | None:
-    """The video file a frame-index stream refers to, if any.
-
-    Convention (shared with the recorder): the frame-index stream's ``desc/video/file`` names the
-    video file relative to the session folder; ``desc/video/stream_name`` / ``stream_type`` give
-    the camera stream to re-create (defaults: the index stream's name, ``Video``/``Depth``). A
-    stream without that element counts as a frame index when ``<folder>/<name>.mkv`` exists.
-    """
-    video = root.find("./desc/video")
-    file_name = _text(video, "file") if video is not None else ""
-    if not file_name:
-        candidate = folder / f"{name}.mkv"
-        if not candidate.is_file():
-            return None
-        file_name = candidate.name
-    path = folder / file_name
-    if not path.is_file():
-        raise SessionFileError(
-            f"stream {name!r} refers to video file {path}, which is missing; "
-            "copy the whole session folder"
-        )
-    from streaming.video_file import probe_video
-
-    width, height, depth = probe_video(path)
-    stream_name = _text(video, "stream_name", name) if video is not None else name
-    default_type = "Depth" if depth else "Video"
-    stream_type = _text(video, "stream_type", default_type) if video is not None else default_type
-    return VideoSource(path, stream_name, stream_type, width, height, depth)
-
-
-def _drop_segment_notice(record: logging.LogRecord) -> bool:
-    """pyxdf warns "Segments and clock-segments differ" for every stream of a file without
-    ClockOffset chunks (its dejitter segments vs. none from clock sync): noise, not a problem."""
-    return "clock-segments differ" not in record.getMessage()
-
-
-def load_recording(path: str | Path) -> Recording:
-    """Read a session folder (``session.xdf`` + video files) or any XDF file.
-
-    Samples come back in the recorder's clock (pyxdf clock synchronisation with clock-reset
-    handling, no dejitter: replay must reproduce the stamps as recorded).
-    """
-    import pyxdf
-
-    xdf = _xdf_path(Path(path))
-    headers = read_stream_headers(xdf)
-    pyxdf_log = logging.getLogger("pyxdf.pyxdf")
-    pyxdf_log.addFilter(_drop_segment_notice)
-    try:
-        raw_streams, file_header = pyxdf.load_xdf(
-            str(xdf),
-            synchronize_clocks=True,
-            handle_clock_resets=True,
-            dejitter_timestamps=False,
-        )
-    except Exception as exc:  # pyxdf raises plain Exceptions on corrupt files
-        raise SessionFileError(f"cannot read XDF ({exc})\n{describe(scan_xdf(xdf))}") from None
-    finally:
-        pyxdf_log.removeFilter(_drop_segment_notice)
-    streams = []
-    for raw in raw_streams:
-        info = raw["info"]
-        stream_id = int(info["stream_id"])
-        header = headers.get(stream_id)
-        if header is None:
-            raise SessionFileError(f"{xdf}: stream {stream_id} has samples but no header")
-        root = ET.fromstring(header)
-        name = _text(root, "name", f"stream{stream_id}")
-        fmt = _text(root, "channel_format", "float32")
-        n_ch = int(_text(root, "channel_count", "1"))
-        timestamps = np.asarray(raw["time_stamps"], dtype=np.float64)
-        series = raw["time_series"]
-        if fmt == "string":
-            data: Any = [[str(v) for v in row] for row in series]
-        else:
-            data = np.asarray(series).reshape(len(timestamps), n_ch)
-        stream = RecordedStream(
-            stream_id=stream_id,
-            header_xml=header,
-            name=name,
-            type=_text(root, "type"),
-            channel_count=n_ch,
-            rate_hz=float(_text(root, "nominal_srate", "0")),
-            channel_format=fmt,
-            source_id=_text(root, "source_id"),
-            timestamps=timestamps,
-            data=data,
-        )
-        if fmt in _NUMERIC_FORMATS:
-            stream.video = _video_source(root, name, xdf.parent)
-        streams.append(stream)
-    streams.sort(key=lambda s: s.stream_id)
-    return Recording(xdf.parent if Path(path).is_dir() else xdf, streams, dict(file_header))
-
-
-# ------------------------------------------------------------------------------ time base
-
-
-def remove_negative_jumps(timestamps: np.ndarray, rate_hz: float) -> tuple[np.ndarray, int]:
-    """Make a stream's stamps non-decreasing: after a backward jump (a clock reset not fixed by
-    clock offsets) the next segment continues one sample period after the previous one.
-
-    Returns ``(stamps, n_resets)``.
-    """
-    t = np.asarray(timestamps, dtype=np.float64).copy()
-    if len(t) < 2:
-        return t, 0
-    step = 1.0 / rate_hz if rate_hz > 0 else 0.0
-    jumps = np.flatnonzero(np.diff(t) < 0) + 1
-    for i in jumps:
-        t[i:] += t[i - 1] + step - t[i]
-    return t, len(jumps)
-
-
-def shorten_gaps(streams: Sequence[np.ndarray], max_gap_s: float) -> tuple[list[np.ndarray], float]:
-    """Shorten silences common to all streams to ``max_gap_s``, shifting every stream alike.
-
-    Returns the new stamps and the total time removed.
-    """
-    non_empty = [t for t in streams if len(t)]
-    if not non_empty:
-        return [np.asarray(t, dtype=np.float64) for t in streams], 0.0
-    union = np.unique(np.concatenate(non_empty))
-    gaps = np.diff(union)
-    where = np.flatnonzero(gaps > max_gap_s)
-    if not len(where):
-        return [np.asarray(t, dtype=np.float64) for t in streams], 0.0
-    ends = union[where]  # last stamp before each long gap
-    cut = gaps[where] - max_gap_s
-    cumulative = np.cumsum(cut)
-    result = []
-    for t in streams:
-        t = np.asarray(t, dtype=np.float64)
-        k = np.searchsorted(ends, t, side="left")  # how many gaps end strictly before t
-        shift = np.where(k > 0, cumulative[np.maximum(k - 1, 0)], 0.0)
-        result.append(t - shift)
-    return result, float(cumulative[-1])
-
-
-# ------------------------------------------------------------------------------ timeline
-
-
-@dataclass
-class Track:
-    """A stream as the player plays it: the chosen sample range and its recording times."""
-
-    stream: RecordedStream
-    times: np.ndarray  # (n,) recording times of the samples in [start, stop]
-    first: int  # index of times[0] in stream.timestamps
-
-
-class Timeline:
-    """Which samples are due at an output time, and their output stamps (pure, no LSL).
-
-    Recording time ``t`` in loop ``k`` maps to ``base + k * loop_s + (t - start) / speed``;
-    ``speed = inf`` gives the 1x stamps and ``due`` everything up to the virtual time the
-    caller advances.
-    """
-
-    def __init__(
-        self,
-        recording: Recording,
-        config: ReplayConfig,
-    ) -> None:
-        chosen = [s.matches(config.streams) for s in recording.streams]
-        if config.streams and not any(chosen):
-            listed = [(s.out_name, s.out_type) for s in recording.streams]
-            raise SessionFileError(
-                f"{recording.path}: no stream named or typed {config.streams}; streams: {listed}"
-            )
-        # one time base for the whole recording, whatever is chosen: offsets and alignment
-        # mean the same in every replay of it
-        fixed = []
-        self.resets = 0
-        for s in recording.streams:
-            t, resets = remove_negative_jumps(s.timestamps, s.rate_hz)
-            self.resets += resets
-            fixed.append(t)
-        fixed, self.removed_gap_s = shorten_gaps(fixed, config.max_gap_s)
-        if not any(len(t) for t, c in zip(fixed, chosen, strict=True) if c):
-            raise SessionFileError(f"{recording.path}: the chosen streams hold no samples")
-        origin = min(t[0] for t in fixed if len(t))
-        last = max(t[-1] for t, c in zip(fixed, chosen, strict=True) if c and len(t))
-        self.start = origin + config.start_s
-        self.stop = last if config.stop_s is None else min(last, origin + config.stop_s)
-        if self.stop < self.start:
-            raise SessionFileError(
-                f"{recording.path}: start_s={config.start_s} is past the end of the recording "
-                f"({last - origin:.3f} s long)"
-            )
-        self.duration_s = self.stop - self.start
-        self.speed = float("inf") if config.speed == "max" else float(config.speed)
-        self.repeat = config.repeat
-        self.loop_gap_s = config.loop_gap_s
-        self.tracks = []
-        for s, t, c in zip(recording.streams, fixed, chosen, strict=True):
-            if not c:
-                continue
-            i0 = int(np.searchsorted(t, self.start, side="left"))
-            i1 = int(np.searchsorted(t, self.stop, side="right"))
-            self.tracks.append(Track(s, t[i0:i1], i0))
-
-    @property
-    def stamp_scale(self) -> float:
-        """Output seconds per recording second (1 for as-fast-as-possible)."""
-        return 1.0 if np.isinf(self.speed) else 1.0 / self.speed
-
-    @property
-    def loop_s(self) -> float:
-        """Output seconds from the start of one loop to the start of the next."""
-        return self.duration_s * self.stamp_scale + self.loop_gap_s
-
-    def stamps(self, track: Track, lo: int, hi: int, base: float, loop: int) -> np.ndarray:
-        """Output stamps of ``track.times[lo:hi]`` in loop ``loop``."""
-        return base + loop * self.loop_s + (track.times[lo:hi] - self.start) * self.stamp_scale
-
-    def due(self, track: Track, elapsed_s: float) -> int:
-        """End index (exclusive) of the samples due ``elapsed_s`` output seconds into a loop."""
-        t = self.start + elapsed_s / self.stamp_scale
-        return int(np.searchsorted(track.times, t, side="right"))
 
 
 # ------------------------------------------------------------------------------ player

@@ -28,13 +28,14 @@ from aiohttp import WSMsgType, web
 from pydantic import Field
 
 from configs import CONFIG_DIR, config_path
+from nodes.common import add_config_arguments, load_node_config
 from nodes.display.feedback import Feedback
 from nodes.display.head import HeadMesh, load_head
 from nodes.display.hub import Hub, LatestSlots, message_json
 from streaming.biofeedback import METRICS, load_movement_levels
 from streaming.bus import DEFAULT_ADDRESS, BusAddressError, Message, Subscriber
 from streaming.bus_schema import UnknownTopicError, validate
-from streaming.config import Config, ConfigError, load_config
+from streaming.config import Config, ConfigError
 from streaming.electrodes import load_scheme
 from streaming.errors import EiferError, PayloadError
 
@@ -460,25 +461,13 @@ class ServerThread:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        help="display TOML (default: the shipped configs/nodes/display.toml)",
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a setting, e.g. --set port=8090 --set target=Smile-Open --set metric=distance",
+    add_config_arguments(
+        parser, example="port=8090 --set target=Smile-Open", default="configs/nodes/display.toml"
     )
 
 
 def load(args: argparse.Namespace) -> DisplayConfig:
-    path = args.config if args.config is not None else config_path("nodes", "display.toml")
-    return load_config(DisplayConfig, path, args.overrides)
+    return load_node_config(DisplayConfig, args, default=config_path("nodes", "display.toml"))
 
 
 async def _serve(config: DisplayConfig) -> None:

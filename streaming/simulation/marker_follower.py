@@ -6,7 +6,8 @@ import logging
 import threading
 from collections.abc import Mapping
 
-from streaming.simulation import LiveScript
+from streaming.markers import ends_protocol, parse_trial_marker
+from streaming.simulation.movements import LiveScript
 
 log = logging.getLogger(__name__)
 
@@ -14,8 +15,8 @@ log = logging.getLogger(__name__)
 class MarkerFollower:
     """Reads a protocol node's marker stream in a thread; the generator drains what arrived.
 
-    Markers (nodes/protocol.py): ``start:<movement>:<rep>``, ``stop:<movement>:<rep>``,
-    ``protocol:end`` / ``protocol:abort``. ``drain`` applies them to a
+    Markers (grammar in :mod:`streaming.markers`): ``start:<movement>:<rep>``,
+    ``stop:<movement>:<rep>``, ``protocol:end`` / ``protocol:abort``. ``drain`` applies them to a
     :class:`~streaming.simulation.LiveScript` at their LSL stamps (in this machine's clock)
     converted to simulator time ``stamp - t0``. A start stamped before samples already generated
     (up to one 125 ms block ahead) takes effect from the next block.
@@ -65,15 +66,14 @@ class MarkerFollower:
         with self._lock:
             pending, self._pending = self._pending, []
         for stamp, marker in sorted(pending):
-            kind, _, rest = marker.partition(":")
-            movement, _, rep = rest.rpartition(":")
+            parsed = parse_trial_marker(marker)
             t_s = stamp - t0
-            if kind == "start":
-                if movement not in known:
+            if parsed is not None and parsed.kind == "start":
+                if parsed.movement not in known:
                     log.warning("marker %r: unknown movement, ignored", marker)
                     continue
-                script.start(movement, t_s, int(rep) if rep.isdigit() else 1)
-            elif kind == "stop" or marker in ("protocol:end", "protocol:abort"):
+                script.start(parsed.movement, t_s, parsed.repetition)
+            elif (parsed is not None and parsed.kind == "stop") or ends_protocol(marker):
                 script.stop(t_s)
         script.prune(now_s - 60.0)
 

@@ -179,7 +179,7 @@ class MovementScript:
         Emotion trial: a face is shown ``show_s`` (rest), then ``perform_s`` to repeat it, then
         ``emotion_pause_s``; with 3 s + 3 s the peak falls 4.5 s into the trial as in the paper
         (EIFER.md). The defaults and the emotion order for a seed are those of the protocol node
-        (``configs/protocols/mimics_and_muscles.toml``, ``nodes.protocol.trials``: one
+        (``configs/protocols/mimics_and_muscles.toml``, ``streaming.protocol.trials``: one
         ``default_rng(seed).permutation`` of the emotion trials), so a simulator and a protocol
         node started together with the same seed agree on what is performed when. Each
         repetition's intensity varies by +/- ``intensity_jitter`` (its own seeded generator).

@@ -100,3 +100,14 @@ def test_shipped_camera_config_validates_and_matches_the_model_defaults() -> Non
         CameraNodeConfig, config_path("nodes", "camera.toml"), ['source="opencv"', "width=640"]
     )
     assert (overridden.source, overridden.width) == ("opencv", 640)
+
+
+@pytest.mark.parametrize("size", ["banana", "640x", "0x480", "640x480x3"])
+def test_a_bad_size_is_one_line_naming_the_flag(
+    size: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nodes.cli import main
+
+    assert main(["node", "camera", "--size", size, "--duration", "0"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"--size {size!r}" in err and "WIDTHxHEIGHT" in err

@@ -12,8 +12,9 @@ import time
 import numpy as np
 import pytest
 
-from nodes.emg import COUNTER_MODULO, load_node_config, run_bridge
+from nodes.emg import load_node_config, run_node
 from streaming.channel_map import ChannelMap, unit_scale
+from streaming.clock import COUNTER_MODULUS
 from streaming.config import ConfigError
 from streaming.errors import StreamFormatError
 from streaming.lsl_io import ChunkInlet, StreamSelector, channel_labels, desc_to_dict, find_stream
@@ -72,10 +73,12 @@ def test_simulator_node_streams_4096_hz_with_counter_offset_and_truth(spawn, uni
     desc = desc_to_dict(info)
     units = [c["unit"] for c in desc["channels"]["channel"]]
     assert units == ["microvolts"] * 22 + ["samples"]
+    types = [c["type"] for c in desc["channels"]["channel"]]
+    assert types == ["EMG"] * 22 + ["misc"]  # MNE's non-data type: never filtered or plotted
     sim = desc["simulation"]
     t0 = float(sim["t0_lsl"])
     assert float(sim["clock_offset_s"]) == offset and float(sim["jitter_s"]) == 0.0
-    assert desc["counter"]["modulo"] == str(COUNTER_MODULO)
+    assert desc["counter"]["modulo"] == str(COUNTER_MODULUS)
     assert truth_info.type() == "EMGTruth" and truth_info.nominal_srate() == FS / 32
     truth_labels = channel_labels(truth_info)
     assert truth_labels[0] == "sample_index" and "zygomaticus_major_l" in truth_labels
@@ -190,16 +193,16 @@ def test_bridge_refuses_a_missing_label_or_a_wrong_rate(spawn, unique_name) -> N
     base = [f'bridge.name="{raw}"', 'source="lsl"', "bridge.timeout_s=20"]
     cfg = load_node_config(None, [*base, 'bridge.channels.F1=["E1", "E7"]'])
     with pytest.raises(StreamFormatError, match=r"F1 needs 'E7'.*'E1', 'E2', 'Counter'"):
-        run_bridge(cfg, duration_s=0.1)
+        run_node(cfg, duration_s=0.1)
     cfg = load_node_config(None, [*base, "bridge.expect_rate_hz=4096.0"])
     with pytest.raises(StreamFormatError, match=r"runs at 500 Hz.*expects 4096 Hz"):
-        run_bridge(cfg, duration_s=0.1)
+        run_node(cfg, duration_s=0.1)
     cfg = load_node_config(None, [*base, "bridge.expect_channels=22"])
     with pytest.raises(StreamFormatError, match=r"has 3 channels.*expects 22"):
-        run_bridge(cfg, duration_s=0.1)
+        run_node(cfg, duration_s=0.1)
     cfg = load_node_config(None, [*base, 'bridge.scheme="fridlund"', 'bridge.channels.F1="E1"'])
     with pytest.raises(StreamFormatError, match=r"scheme 'fridlund'.*missing \['F2', 'F3'"):
-        run_bridge(cfg, duration_s=0.1)
+        run_node(cfg, duration_s=0.1)
 
 
 def test_unit_scale_converts_declared_units_to_microvolts() -> None:
@@ -211,6 +214,50 @@ def test_unit_scale_converts_declared_units_to_microvolts() -> None:
         unit_scale(["V", "mV"])
     with pytest.raises(StreamFormatError, match="furlongs"):
         unit_scale(["furlongs"])
+
+
+def test_mne_lsl_sees_the_counter_as_non_data_and_truth_follows_the_name(unique_name) -> None:
+    """MNE-LSL's StreamLSL on the real node: 22 EMG channels, the counter outside the data
+    channels; the truth stream is named after ``--name`` with its own source id."""
+    import mne
+    from mne_lsl.stream import StreamLSL
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nodes.cli", "node", "emg", "--name", unique_name,
+         "--set", "timing.start_delay_s=0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    stream = StreamLSL(bufsize=1.0, name=unique_name, stype="EMG")
+    try:
+        info = find_stream(StreamSelector(name=unique_name), timeout_s=30)
+        truth = find_stream(StreamSelector(name=f"{unique_name}-truth"), timeout_s=10)
+        assert unique_name in info.source_id()
+        assert truth.source_id() == f"{info.source_id()}-truth"
+        stream.connect(timeout=20)
+        types = stream.get_channel_types()
+        assert stream.ch_names[-1] == "counter" and types[-1] == "misc"
+        assert types[:-1] == ["emg"] * 22
+        data_channels = mne.pick_types(stream.info, emg=True, misc=False)
+        assert len(data_channels) == 22 and stream.ch_names.index("counter") not in data_channels
+    finally:
+        if stream.connected:
+            stream.disconnect()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.communicate(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
+def test_a_bad_set_value_is_named_in_the_cli_error() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "nodes.cli", "node", "emg", "--set", "stream.chunk_samples=0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "--set stream.chunk_samples=0" in result.stderr and "Traceback" not in result.stderr
+    assert "emg.toml" not in result.stderr  # the shipped file is not at fault
 
 
 def test_cli_node_without_counter_stops_cleanly_on_sigterm(unique_name) -> None:

@@ -220,7 +220,7 @@ def test_protocol_script_has_movements_x3_then_emotions_x4_in_seeded_random_orde
 
 def test_protocol_script_matches_the_protocol_node_schedule() -> None:
     """Same seed, same protocol file: the simulator performs what the protocol node instructs."""
-    from nodes.protocol import build_schedule, load_protocol
+    from streaming.protocol import build_schedule, load_protocol
 
     for seed in (0, 5):
         steps = build_schedule(load_protocol(None, [f"seed={seed}"]))

@@ -13,7 +13,7 @@ import pytest
 from nodes.cli import main
 from streaming.errors import SessionFileError
 from streaming.export import emg_to_raw, export_session, marker_annotations
-from streaming.replay import load_recording
+from streaming.session_reader import load_recording
 
 
 def test_emg_becomes_mne_raw_in_volts_with_marker_annotations(session_dir: Path) -> None:

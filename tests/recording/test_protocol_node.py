@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from nodes.protocol import (
+from streaming.config import ConfigError
+from streaming.protocol import (
     ProtocolRunner,
     build_markers,
     build_schedule,
     load_protocol,
     trials,
 )
-from streaming.config import ConfigError
 
 FUNCTIONAL = [
     "Face-At-Rest", "Forehead-Raise", "Eye-Gentle", "Eye-Tight", "Smile-Closed", "Smile-Open",
@@ -68,6 +68,32 @@ def test_markers_pair_every_start_with_a_stop_in_time_order() -> None:
     assert "start:Smile-Open:2" in texts
     times = [t for t, _ in markers]
     assert times == sorted(times)
+
+
+def test_what_the_protocol_writes_the_follower_and_the_exporter_read_back() -> None:
+    """One grammar (streaming.markers): every marker parses, and the exporter turns the
+    protocol's start/stop pairs into one annotation per trial lasting its perform phase."""
+    from streaming.export import marker_annotations
+    from streaming.markers import PROTOCOL_END, PROTOCOL_START, parse_trial_marker
+
+    config = load_protocol(None)
+    steps = build_schedule(config)
+    markers = build_markers(steps)
+    for _, text in markers:
+        assert parse_trial_marker(text) is not None or text in (PROTOCOL_START, PROTOCOL_END)
+    times = np.array([t for t, _ in markers])
+    onsets, durations, descriptions, extras = marker_annotations(
+        times, [m for _, m in markers], 0.0, float(times[-1])
+    )
+    trials_ = [i for i, e in enumerate(extras) if "repetition" in e]
+    perform = [s for s in steps if s.phase == "perform"]
+    assert len(trials_) == len(perform) == 57
+    for i, step in zip(trials_, perform, strict=True):
+        assert (descriptions[i], extras[i]["repetition"]) == (step.movement, step.repetition)
+        assert onsets[i] == pytest.approx(step.start_s)
+        assert durations[i] == pytest.approx(step.duration_s)  # functional 4 s, emotions 3 s
+    assert parse_trial_marker("start:Smile:Open:12").movement == "Smile:Open"  # colons in names
+    assert parse_trial_marker("start:Smile-Open:x") is None
 
 
 def test_bad_protocol_file_names_the_key(tmp_path: Any) -> None:

