@@ -138,7 +138,7 @@ def plot_online_vs_offline(path: Path) -> Path:
     for ax, feature in zip(axes, ("low_latency", "mmm"), strict=True):
         chain = build_chain(feature, 1)
         online = chain.process(x)[:, 0]
-        t_frames, frames = offline_frames(x, FS, feature)
+        t_frames, frames = offline_frames(x, chain)
         shifted = interp_at(t_frames + chain.group_delay_s, t, online[:, None])[:, 0]
         ax.plot(t, online, lw=0.8, color="0.6", label="online, causal (4096 Hz)")
         ax.plot(t_frames, frames[:, 0], lw=1.5, label="offline: zero-phase + resample (30 fps)")
