@@ -8,6 +8,7 @@ import sys
 
 BENCHMARKS = [
     "dsp_throughput",
+    "dsp_online_vs_offline",
     "emg_simulator",
     "pipeline_latency",
     "inference_latency",
