@@ -120,6 +120,7 @@ def run_case(seconds: float, size: str, bundle: Path | None, profile: Path, tag:
         counter = BusCounter(publisher.address)
         counter.start()
         failure: list[str] = []
+        frames_at_start: dict[str, int] = {}
 
         def control() -> None:
             # measure after everything connected and warmed up: EMG flowing, then 5 s more
@@ -129,6 +130,7 @@ def run_case(seconds: float, size: str, bundle: Path | None, profile: Path, tag:
                 return
             time.sleep(5.0)
             pipeline.latency.__init__()
+            frames_at_start.update(pipeline.status()["frames"])
             counter.counting = True
             time.sleep(seconds)
             pipeline.stop()
@@ -156,6 +158,7 @@ def run_case(seconds: float, size: str, bundle: Path | None, profile: Path, tag:
         "backend": status["backend"],
         "profile": status.get("profile"),
         "frames": status["frames"],
+        "frames_measured": {k: v - frames_at_start.get(k, 0) for k, v in status["frames"].items()},
         "expression_messages": counter.messages,
         "phi_emg_finite": counter.phi_emg_finite,
         "errors": status["errors"],
@@ -187,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         name = f"models ({case['backend']})" if case["models"] else "EMG only"
         for stage, row in sorted(case["latency_ms"].items()):
             print(f"{name:<22} {stage:<20} {row['p50']:>8.2f} {row['p99']:>8.2f} {row['n']:>6}")
-        print(f"{name:<22} frames {case['frames']}")
+        print(f"{name:<22} frames while measured {case['frames_measured']}")
         if case["models"]:
             print(
                 f"{name:<22} phi_emg finite in {case['phi_emg_finite']} of "
