@@ -9,7 +9,9 @@ the online chain runs in 32-sample chunks (an amplifier's packets) and the offli
 (zero-phase counterpart + ``scipy.signal.resample`` to 30 fps, streaming.dsp.offline) runs on the
 whole record. Printed and stored per channel: Pearson r of the online envelope read at each frame
 time ``t + D`` against the offline frames, with ``D`` the chain's reported delay over the
-envelope's band, at DC, and 0; and the lag measured by cross-correlation at 4096 Hz. The first
+envelope's band, at DC, and 0; the lag measured by cross-correlation at 4096 Hz; the record's
+median frequency; for ``mmm``, r against the former offline reference that left the high-pass out
+(mean removal only). Also stored: the 6 Hz envelope low-pass's group delay at 0-5 Hz. The first
 and last second (30 frames) are left out: start-up of the filters and the Fourier resample's
 wrap-around.
 
@@ -29,6 +31,7 @@ import numpy as np
 import scipy
 from scipy import signal
 
+from streaming.dsp import Chain, SosFilter, envelope_lowpass
 from streaming.dsp.offline import interp_at, offline_envelope, offline_frames
 from streaming.features import build_chain
 
@@ -102,6 +105,16 @@ def compare(x: np.ndarray, feature: str) -> dict[str, float]:
 
     skip = int(FS)  # start-up
     lag = xcorr_lag_s(online[skip:, 0], offline_envelope(x2, chain)[skip:, 0])
+    f, psd = signal.welch(x - x.mean(), fs=FS, nperseg=4096)
+    extra = {}
+    if any(isinstance(s, SosFilter) and s.name == "high_pass" for s in chain.stages):
+        # the former reference: mean removal only, the high-pass left out offline
+        without = Chain([s for s in chain.stages if s.name != "high_pass"])
+        _, frames_without = offline_frames(x2, without, FRAME_RATE_HZ)
+        read = interp_at(t_frames + chain.band_delay_s, t_samples, online)
+        extra["r_offline_without_high_pass"] = float(
+            np.corrcoef(read[inner, 0], frames_without[inner, 0])[0, 1]
+        )
     return {
         "r_band_delay": r_at(chain.band_delay_s),
         "r_dc_delay": r_at(chain.dc_delay_s),
@@ -111,6 +124,8 @@ def compare(x: np.ndarray, feature: str) -> dict[str, float]:
         "band_delay_ms": 1e3 * chain.band_delay_s,
         "dc_delay_ms": 1e3 * chain.dc_delay_s,
         "seconds": len(x) / FS,
+        "median_frequency_hz": float(f[np.searchsorted(np.cumsum(psd) / psd.sum(), 0.5)]),
+        **extra,
     }
 
 
@@ -169,16 +184,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"online vs offline, r at {FRAME_RATE_HZ:g} fps ({EDGE_FRAMES} edge frames left out)")
     print(
         f"{'record':<32} {'feature':<12} {'r (t+D)':>8} {'r (DC)':>8} {'r (t)':>8} "
-        f"{'lag ms':>7} {'D ms':>6}"
+        f"{'lag ms':>7} {'D ms':>6} {'f50 Hz':>6} {'r (offline without high-pass)':>8}"
     )
     for key, x in records.items():
         for feature in FEATURES:
             row = {"record": key, "feature": feature, **compare(x, feature)}
             rows.append(row)
+            without = row.get("r_offline_without_high_pass")
             print(
                 f"{key:<32} {feature:<12} {row['r_band_delay']:>8.4f} {row['r_dc_delay']:>8.4f} "
                 f"{row['r_uncompensated']:>8.4f} {row['measured_lag_ms']:>7.1f} "
-                f"{row['band_delay_ms']:>6.1f}",
+                f"{row['band_delay_ms']:>6.1f} {row['median_frequency_hz']:>6.0f}"
+                + ("" if without is None else f" {without:>8.4f}"),
                 flush=True,
             )
     summary = {}
@@ -219,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "numpy": np.__version__,
             "scipy": scipy.__version__,
+        },
+        "envelope_lowpass_6hz_group_delay_ms": {
+            f"{hz:g} Hz": 1e3 * float(envelope_lowpass(6, 2, 1, FS).group_delay_curve_s([hz])[0])
+            for hz in (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)
         },
         "summary": summary,
         "rows": rows,
