@@ -73,6 +73,8 @@ def carrier_delay_s(
         power = power * np.abs(stage.response(f)) ** 2
         delay = delay + stage.group_delay_curve_s(f)
     ok = np.isfinite(delay) & (power > 0)  # on a notch's zero the delay is undefined, power 0
+    if not ok.any():  # no band below Nyquist (fs < 2 x 20 Hz), or nothing passes
+        return 0.0
     return float(np.sum(delay[ok] * power[ok]) / np.sum(power[ok]))
 
 
