@@ -8,8 +8,10 @@ import sys
 
 BENCHMARKS = [
     "dsp_throughput",
+    "dsp_online_vs_offline",
     "emg_simulator",
     "pipeline_latency",
+    "camera_node",
     "inference_latency",
     "renderer_speed",
     "recording_throughput",

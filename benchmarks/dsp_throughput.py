@@ -115,51 +115,6 @@ def same_sos_check(seconds: float = 4.0) -> dict[str, float]:
     return {"max_abs_diff_rel": float(np.max(np.abs(a[half:] - b[half:])) / np.max(a[half:]))}
 
 
-def plot_online_vs_offline(path: Path) -> Path:
-    """Figure: online (causal) vs offline (paper) envelopes on a synthetic burst record, per
-    feature, raw and shifted by the reported delay. Needs matplotlib (not a project dependency)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from scipy import signal as ss
-
-    from streaming.dsp.offline import interp_at, offline_frames
-
-    rng = np.random.default_rng(7)
-    n = int(12 * FS)
-    t = np.arange(n) / FS
-    sos = ss.butter(4, [20, 450], btype="bandpass", output="sos", fs=FS)
-    noise = ss.sosfiltfilt(sos, rng.standard_normal(n))
-    amp = np.clip(np.minimum((t - 2) / 0.2, (6.2 - t) / 0.2), 0, 1)
-    amp = np.maximum(amp, np.clip(np.minimum((t - 8) / 0.2, (10.2 - t) / 0.2), 0, 1))
-    x = (noise / noise.std() * 76 * amp + 20 * np.sin(2 * np.pi * 50 * t))[:, None]
-    fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
-    for ax, feature in zip(axes, ("low_latency", "mmm"), strict=True):
-        chain = build_chain(feature, 1)
-        online = chain.process(x)[:, 0]
-        t_frames, frames = offline_frames(x, FS, feature)
-        shifted = interp_at(t_frames + chain.group_delay_s, t, online[:, None])[:, 0]
-        ax.plot(t, online, lw=0.8, color="0.6", label="online, causal (4096 Hz)")
-        ax.plot(t_frames, frames[:, 0], lw=1.5, label="offline: zero-phase + resample (30 fps)")
-        ax.plot(
-            t_frames,
-            shifted,
-            "--",
-            lw=1.2,
-            label=f"online at t + {1e3 * chain.group_delay_s:.0f} ms",
-        )
-        ax.set_title(f"{feature}: reported delay {1e3 * chain.group_delay_s:.1f} ms")
-        ax.set_ylabel("envelope (uV)")
-        ax.legend(loc="upper right", fontsize=8)
-    axes[-1].set_xlabel("time (s)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
 def time_run(
     make: Callable[[], Callable[[np.ndarray], np.ndarray]], x: np.ndarray, chunk: int, repeats: int
 ) -> float:
@@ -183,9 +138,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--channels", type=int, nargs="+", default=[22, 64])
     parser.add_argument("--chunks", type=int, nargs="+", default=[32, 256, 4096])
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument(
-        "--plot", action="store_true", help="also draw online vs offline envelopes (matplotlib)"
-    )
     args = parser.parse_args(argv)
 
     cpu = pin_one_core()
@@ -247,8 +199,6 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"same-SOS check (our output vs MNE-LSL sequence): {result['same_sos_check']}")
     print(f"wrote {args.out}")
-    if args.plot:
-        print(f"wrote {plot_online_vs_offline(args.out.with_name('dsp_online_vs_offline.png'))}")
     return 0
 
 

@@ -6,6 +6,12 @@ crop + encoders + MLPs on the selected backend). "capture_to_publish" is LSL tim
 the frame's capture stamp; it includes the bounded wait for EMG up to the frame's time (the EMG
 arrives in 7.8 ms chunks), which is the floor of any frame-synchronised EMG pipeline.
 
+The pipeline gets a participant profile (per-channel maxima of a simulated 200 s calibration run
+through the same chain, as ``eifer demo`` makes it), so the EMG is normalised and EMG2Exp runs;
+a subscriber on the pipeline's bus counts the ``expression`` messages whose ``phi_emg`` is finite,
+and the benchmark fails if fewer than 90 % of them are (EMG2Exp did not run). Measurement
+starts 5 s after the EMG first reaches the pipeline.
+
     python -m benchmarks.pipeline_latency [--seconds 20] [--size 1280x720]
 """
 
@@ -33,7 +39,57 @@ def _node(argv: list[str]) -> subprocess.Popen[bytes]:
     )
 
 
-def run_case(seconds: float, size: str, bundle: Path | None, tag: str) -> dict:
+def make_profile(directory: Path, seconds: float = 200.0) -> Path:
+    """Per-channel maxima of a simulated calibration run (seed 1) through the ``low_latency``
+    chain: the profile ``eifer demo`` computes."""
+    from nodes.emg import load_node_config
+    from streaming.profile import compute_profile
+    from streaming.simulation.emg import EmgSimulator
+
+    simulator = EmgSimulator(load_node_config().simulator.model_copy(update={"seed": 1}))
+    emg_uv, _ = simulator.generate(int(seconds * simulator.rate_hz))
+    profile = compute_profile(
+        emg_uv, simulator.rate_hz, simulator.labels, participant="bench", feature="low_latency"
+    )
+    return profile.save(directory / "bench-profile.json")
+
+
+class BusCounter(threading.Thread):
+    """Watches the pipeline's bus: notices the first ``muscle`` message with EMG present, then
+    (once ``counting``) counts ``expression`` messages and those with a finite ``phi_emg``."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(daemon=True)
+        from streaming.bus import Subscriber
+
+        self.subscriber = Subscriber(address, ["expression", "muscle"])
+        self.emg_connected = threading.Event()
+        self.messages = 0
+        self.phi_emg_finite = 0
+        self.counting = False
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        import numpy as np
+
+        while not self.done.is_set():
+            message = self.subscriber.receive(0.2)
+            if message is None:
+                continue
+            if message.topic == "muscle":
+                if message.fields.get("emg_missing") is False:
+                    self.emg_connected.set()
+                continue
+            if not self.counting:
+                continue
+            self.messages += 1
+            phi = message.fields.get("phi_emg")
+            if phi is not None and np.all(np.isfinite(np.asarray(phi, dtype=float))):
+                self.phi_emg_finite += 1
+        self.subscriber.close()
+
+
+def run_case(seconds: float, size: str, bundle: Path | None, profile: Path, tag: str) -> dict:
     from streaming.bus import Publisher
     from streaming.config import validate
     from streaming.pipeline import Pipeline, PipelineConfig
@@ -51,6 +107,7 @@ def run_case(seconds: float, size: str, bundle: Path | None, tag: str) -> dict:
                 "video": {"name": cam},
                 "output": {"lsl_name": f"EIFER-bench-{tag}"},
                 "models": {"bundle": str(bundle) if bundle else ""},
+                "profile": str(profile),
             },
         )
         models = None
@@ -58,23 +115,53 @@ def run_case(seconds: float, size: str, bundle: Path | None, tag: str) -> dict:
             from eifer_models.live import LiveModels
 
             models = LiveModels.from_config(config.models)
-        pipeline = Pipeline(config, models=models, publisher=Publisher("tcp://127.0.0.1:*"))
-        # measure after everything connected and warmed up: reset the stats at 5 s
-        warm = threading.Timer(5.0, lambda: pipeline.latency.__init__())
-        stop = threading.Timer(5.0 + seconds, pipeline.stop)
-        warm.start()
-        stop.start()
+        publisher = Publisher("tcp://127.0.0.1:*")
+        pipeline = Pipeline(config, models=models, publisher=publisher)
+        counter = BusCounter(publisher.address)
+        counter.start()
+        failure: list[str] = []
+        frames_at_start: dict[str, int] = {}
+
+        def control() -> None:
+            # measure after everything connected and warmed up: EMG flowing, then 5 s more
+            if not counter.emg_connected.wait(180.0):
+                failure.append("the EMG node's stream never reached the pipeline within 180 s")
+                pipeline.stop()
+                return
+            time.sleep(5.0)
+            pipeline.latency.__init__()
+            frames_at_start.update(pipeline.status()["frames"])
+            counter.counting = True
+            time.sleep(seconds)
+            pipeline.stop()
+
+        threading.Thread(target=control, daemon=True).start()
         pipeline.run()
         summary = pipeline.latency.summary()
         status = pipeline.status()
+        time.sleep(0.5)  # the last messages reach the subscriber
+        counter.done.set()
+        counter.join(5)
+        if failure:
+            raise RuntimeError(failure[0])
     finally:
         for node in nodes:
             node.terminate()
             node.wait(10)
+    if bundle is not None and counter.phi_emg_finite < 0.9 * max(1, counter.messages):
+        raise RuntimeError(
+            f"EMG2Exp did not run: phi_emg finite in {counter.phi_emg_finite} of "
+            f"{counter.messages} expression messages; pipeline errors: {status['errors']}"
+        )
     return {
         "models": bundle is not None,
         "backend": status["backend"],
+        "profile": status.get("profile"),
         "frames": status["frames"],
+        "frames_measured": {k: v - frames_at_start.get(k, 0) for k, v in status["frames"].items()},
+        "expression_messages": counter.messages,
+        "phi_emg_finite": counter.phi_emg_finite,
+        "errors": status["errors"],
         "latency_ms": summary,
     }
 
@@ -89,11 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     from eifer_models.bundle import create_demo_bundle
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as work:
         bundle = create_demo_bundle(Path(work) / "bundle").path
+        profile = make_profile(Path(work))
         cases = [
-            run_case(args.seconds, args.size, None, f"emg{os.getpid()}"),
-            run_case(args.seconds, args.size, bundle, f"models{os.getpid()}"),
+            run_case(args.seconds, args.size, None, profile, f"emg{os.getpid()}"),
+            run_case(args.seconds, args.size, bundle, profile, f"models{os.getpid()}"),
         ]
     print(f"pipeline latency, {args.size} frames at 30 fps, {args.seconds:g} s per case")
     print(f"{'case':<22} {'stage':<20} {'p50 ms':>8} {'p99 ms':>8} {'n':>6}")
@@ -101,7 +190,12 @@ def main(argv: list[str] | None = None) -> int:
         name = f"models ({case['backend']})" if case["models"] else "EMG only"
         for stage, row in sorted(case["latency_ms"].items()):
             print(f"{name:<22} {stage:<20} {row['p50']:>8.2f} {row['p99']:>8.2f} {row['n']:>6}")
-        print(f"{name:<22} frames {case['frames']}")
+        print(f"{name:<22} frames while measured {case['frames_measured']}")
+        if case["models"]:
+            print(
+                f"{name:<22} phi_emg finite in {case['phi_emg_finite']} of "
+                f"{case['expression_messages']} expression messages"
+            )
     RESULTS.mkdir(exist_ok=True)
     out = {
         "benchmark": "pipeline_latency",
@@ -112,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
         },
+        "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
         "cases": cases,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }

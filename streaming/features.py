@@ -8,10 +8,13 @@ can store the one its MLPs were trained on and the pipeline can rebuild the same
 Shipped definitions live in ``configs/features/<name>.toml``:
 
 - ``low_latency`` (default): 20-450 Hz Butterworth N=2, 50 Hz notch Q=30 with harmonics below
-  450 Hz, full-wave rectification, 6 Hz N=2 low-pass; ~40 ms delay
-  (research note emg_processing.md, section 3.5).
+  450 Hz, full-wave rectification, 6 Hz N=2 low-pass (research note emg_processing.md, section
+  3.5); delay over the envelope's band 47.9 ms (39.4 ms at DC).
 - ``mmm``: the official MMM preprocessing (EIFER dataset README: 50 Hz IIR notch Q=2, 10-500 Hz
-  FIR 129 taps Hamming, 2048-sample sliding RMS) made causal; ~266 ms delay at 4096 Hz.
+  FIR 129 taps Hamming, 2048-sample sliding RMS) made causal; delay 266.0 ms at 4096 Hz.
+
+Delays are over the envelope's band (:mod:`streaming.dsp.delay`), the lag the pipeline must
+compensate; the DC figure is ``build_chain(...).dc_delay_s``.
 """
 
 from __future__ import annotations
@@ -131,8 +134,9 @@ class FeatureDefinition(Config):
         return self.model_copy(update={"stages": new})
 
     def delay_s(self, fs: float | None = None) -> float:
-        """Group delay (seconds) of the online chain built at ``fs`` (default ``rate_hz``)."""
-        return build_chain(self, 1, fs).group_delay_s
+        """Delay (seconds) over the envelope's band of the online chain built at ``fs`` (default
+        ``rate_hz``): :attr:`streaming.dsp.stages.Chain.band_delay_s`."""
+        return build_chain(self, 1, fs).band_delay_s
 
 
 def _scaled_samples(n: int, fs: float, rate_hz: float, odd: bool) -> int:

@@ -1,21 +1,33 @@
 """Offline reference: the paper's method on a whole recording, for comparison with online output.
 
 EIFER (Buechner et al., CVPR 2025) processes each recording at once: zero-phase filtering, then
-``scipy.signal.resample`` (Fourier) to the 30 fps frame times. Here each stage of a feature
-definition gets its offline counterpart: Butterworth/notch via ``sosfiltfilt`` (zero-phase,
-magnitude squared), FIR linear-phase filtering with its delay removed (centred convolution),
-centred RMS window, and (for the MMM definition) per-channel mean removal instead of the causal
-high-pass, as the MMM README does. NaN become 0 after mean removal (README step 2).
+``scipy.signal.resample`` (Fourier) to the 30 fps frame times. Here each stage of an online chain
+(:class:`streaming.dsp.stages.Chain`, built from a feature definition by
+``streaming.features.build_chain``) gets its offline counterpart, the same filter applied without
+delay: IIR sections (band-pass, notch, high-pass, envelope low-pass) via ``sosfiltfilt``
+(zero-phase, magnitude squared), FIR taps by centred convolution, the sliding RMS over a centred
+window. Every channel's mean is subtracted and NaN set to 0 first (MMM dataset README, step 2);
+the high-pass then removes the drift the mean leaves (the MMM definition's 1 Hz high-pass runs
+zero-phase here, as its causal counterpart runs online).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import numpy as np
 from scipy import signal
 from scipy.ndimage import uniform_filter1d
 
-from streaming import features as ft
-from streaming.dsp import design
+from streaming.dsp.stages import (
+    BipolarDerivation,
+    Chain,
+    FirFilter,
+    Rectify,
+    SlidingRms,
+    SosFilter,
+    Stage,
+)
 
 __all__ = [
     "frame_times",
@@ -27,47 +39,42 @@ __all__ = [
 ]
 
 
-def offline_stage(spec: ft.StageSpec, x: np.ndarray, fs: float, rate_hz: float) -> np.ndarray:
-    """Zero-phase (non-causal) counterpart of one stage, applied to a whole (n, ch) record."""
-    if isinstance(spec, ft.BandpassStage):
-        return signal.sosfiltfilt(
-            design.butter_bandpass(spec.low_hz, spec.high_hz, spec.order, fs), x, axis=0
-        )
-    if isinstance(spec, ft.HighpassStage):
-        # The causal high-pass stands in for the per-record mean removal of the MMM README.
-        return x - x.mean(axis=0, keepdims=True)
-    if isinstance(spec, ft.NotchStage):
-        return signal.sosfiltfilt(
-            design.notch_cascade(spec.freq_hz, spec.q, fs, spec.max_hz), x, axis=0
-        )
-    if isinstance(spec, ft.RectifyStage):
-        return np.abs(x)
-    if isinstance(spec, ft.LowpassStage):
-        return signal.sosfiltfilt(design.butter_lowpass(spec.cutoff_hz, spec.order, fs), x, axis=0)
-    if isinstance(spec, ft.FirBandpassStage):
-        numtaps = ft._scaled_samples(spec.numtaps, fs, rate_hz, odd=True)
-        taps = design.fir_bandpass(spec.low_hz, spec.high_hz, numtaps, fs, spec.window)
-        return signal.convolve(x, taps[:, None], mode="same")
-    if isinstance(spec, ft.RmsStage):
-        window = ft._scaled_samples(spec.window_samples, fs, rate_hz, odd=False)
-        mean_sq = uniform_filter1d(x * x, size=window, axis=0, mode="constant")
+def offline_stage(stage: Stage, x: np.ndarray) -> np.ndarray:
+    """Zero-phase (non-causal) counterpart of one online stage, on a whole (n, ch) record."""
+    if isinstance(stage, Chain):
+        return _apply(stage.stages, x)
+    if isinstance(stage, SosFilter):
+        return signal.sosfiltfilt(stage.sos, x, axis=0)
+    if isinstance(stage, FirFilter):
+        return signal.convolve(x, stage.taps[:, None], mode="same")
+    if isinstance(stage, SlidingRms):
+        mean_sq = uniform_filter1d(x * x, size=stage.window, axis=0, mode="constant")
         return np.sqrt(np.maximum(mean_sq, 0.0))
-    raise TypeError(f"unknown stage spec {spec!r}")  # pragma: no cover - union is closed
+    if isinstance(stage, Rectify):
+        return np.abs(x)
+    if isinstance(stage, BipolarDerivation):
+        return x[:, stage.plus] - x[:, stage.minus]
+    raise TypeError(f"no offline counterpart for stage {stage.name!r} ({type(stage).__name__})")
 
 
-def offline_envelope(
-    x: np.ndarray, fs: float, definition: ft.FeatureDefinition | str
-) -> np.ndarray:
-    """Zero-phase envelope of a whole recording ``x`` (n_samples, n_channels) at ``fs``."""
-    defn = ft.get_feature(definition) if isinstance(definition, str) else definition
+def _apply(stages: Iterable[Stage], x: np.ndarray) -> np.ndarray:
+    for stage in stages:
+        x = offline_stage(stage, x)
+    return x
+
+
+def offline_envelope(x: np.ndarray, chain: Chain) -> np.ndarray:
+    """Zero-phase envelope of a whole recording ``x`` (n_samples, n_channels) through the
+    offline counterpart of ``chain``."""
     y = np.asarray(x, dtype=np.float64)
-    if y.ndim != 2:
-        raise ValueError(f"offline_envelope needs (n_samples, n_channels), got shape {y.shape}")
+    if y.ndim != 2 or y.shape[1] != chain.n_channels:
+        raise ValueError(
+            f"offline_envelope needs (n_samples, {chain.n_channels}) for this chain, "
+            f"got shape {y.shape}"
+        )
     y = y - np.nanmean(y, axis=0, keepdims=True)  # README step 2: subtract mean, NaN -> 0
     y = np.where(np.isfinite(y), y, 0.0)
-    for spec in defn.stages:
-        y = offline_stage(spec, y, fs, defn.rate_hz)
-    return y
+    return _apply(chain.stages, y)
 
 
 def frame_times(n_samples: int, fs: float, n_frames: int) -> np.ndarray:
@@ -81,15 +88,18 @@ def resample_to_frames(envelope: np.ndarray, n_frames: int) -> np.ndarray:
 
 
 def offline_frames(
-    x: np.ndarray, fs: float, definition: ft.FeatureDefinition | str, frame_rate_hz: float = 30.0
+    x: np.ndarray, chain: Chain, frame_rate_hz: float = 30.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Paper-style frames: zero-phase envelope, Fourier-resampled to ``frame_rate_hz``.
 
-    Returns ``(t_frames_s, frames (n_frames, n_channels))``, times from the first sample.
+    Returns ``(t_frames_s, frames (n_frames, n_channels))``, times from the first sample, at the
+    chain's sampling rate.
     """
-    env = offline_envelope(x, fs, definition)
-    n_frames = round(env.shape[0] * frame_rate_hz / fs)
-    return frame_times(env.shape[0], fs, n_frames), resample_to_frames(env, n_frames)
+    if chain.fs is None:
+        raise ValueError("offline_frames: the chain has no filter, so no sampling rate")
+    env = offline_envelope(x, chain)
+    n_frames = round(env.shape[0] * frame_rate_hz / chain.fs)
+    return frame_times(env.shape[0], chain.fs, n_frames), resample_to_frames(env, n_frames)
 
 
 def interp_at(t_query: np.ndarray, t_samples: np.ndarray, values: np.ndarray) -> np.ndarray:

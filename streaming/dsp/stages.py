@@ -10,13 +10,14 @@ never poisoned. A chunk with the wrong channel count raises :class:`StreamFormat
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 
 import numpy as np
 from scipy import signal
 
-from streaming.dsp import design
+from streaming.dsp import delay, design
 from streaming.errors import StreamFormatError
 
 __all__ = [
@@ -55,7 +56,23 @@ class Stage:
 
     @property
     def group_delay_s(self) -> float:
+        """Delay (s) at the stage's reference frequency (DC for envelope smoothers)."""
         return 0.0
+
+    # Linear description, for the delay over the envelope's band (streaming.dsp.delay). A
+    # stage without one (rectification, bipolar derivation) passes every frequency unchanged.
+    def response(self, freqs_hz: np.ndarray) -> np.ndarray:
+        """Complex frequency response H(f) of the causal stage."""
+        return np.ones(np.shape(freqs_hz), dtype=complex)
+
+    def zero_phase_response(self, freqs_hz: np.ndarray) -> np.ndarray:
+        """Real response of the stage's offline (zero-phase) counterpart in
+        :mod:`streaming.dsp.offline`."""
+        return np.ones(np.shape(freqs_hz))
+
+    def group_delay_curve_s(self, freqs_hz: np.ndarray) -> np.ndarray:
+        """Group delay (s) at each frequency."""
+        return np.zeros(np.shape(freqs_hz))
 
     def reset(self) -> None:
         """Forget all state (as if freshly built); counters are kept."""
@@ -148,6 +165,16 @@ class SosFilter(Stage):
     def group_delay_s(self) -> float:
         return self._delay_s
 
+    def response(self, freqs_hz: np.ndarray) -> np.ndarray:
+        _, h = signal.sosfreqz(self.sos, worN=np.atleast_1d(freqs_hz), fs=self.fs)
+        return h
+
+    def zero_phase_response(self, freqs_hz: np.ndarray) -> np.ndarray:
+        return np.abs(self.response(freqs_hz)) ** 2  # sosfiltfilt: forward and backward
+
+    def group_delay_curve_s(self, freqs_hz: np.ndarray) -> np.ndarray:
+        return design.sos_group_delay_curve_s(self.sos, freqs_hz, self.fs)
+
     def reset(self) -> None:
         super().reset()
         self._zi = None
@@ -226,6 +253,18 @@ class FirFilter(Stage):
     def group_delay_s(self) -> float:
         return design.fir_group_delay_s(self.taps.size, self.fs)
 
+    def response(self, freqs_hz: np.ndarray) -> np.ndarray:
+        _, h = signal.freqz(self.taps, worN=np.atleast_1d(freqs_hz), fs=self.fs)
+        return h
+
+    def zero_phase_response(self, freqs_hz: np.ndarray) -> np.ndarray:
+        # centred convolution: the causal response with its linear phase removed (real, signed)
+        f = np.atleast_1d(freqs_hz)
+        return np.real(self.response(f) * np.exp(2j * np.pi * f * self.group_delay_s))
+
+    def group_delay_curve_s(self, freqs_hz: np.ndarray) -> np.ndarray:
+        return np.full(np.shape(freqs_hz), self.group_delay_s)  # symmetric taps: linear phase
+
     def reset(self) -> None:
         super().reset()
         self._zi = None
@@ -261,6 +300,21 @@ class SlidingRms(Stage):
     @property
     def group_delay_s(self) -> float:
         return (self.window - 1) / 2.0 / self.fs
+
+    def zero_phase_response(self, freqs_hz: np.ndarray) -> np.ndarray:
+        """The moving mean of the squares, centred: the Dirichlet kernel of ``window`` samples
+        (the square root is memoryless and adds no delay)."""
+        w_half = np.pi * np.atleast_1d(np.asarray(freqs_hz, dtype=float)) / self.fs
+        num, den = np.sin(self.window * w_half), self.window * np.sin(w_half)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(np.abs(den) > 1e-12, num / den, 1.0)
+
+    def response(self, freqs_hz: np.ndarray) -> np.ndarray:
+        f = np.atleast_1d(np.asarray(freqs_hz, dtype=float))
+        return self.zero_phase_response(f) * np.exp(-2j * np.pi * f * self.group_delay_s)
+
+    def group_delay_curve_s(self, freqs_hz: np.ndarray) -> np.ndarray:
+        return np.full(np.shape(freqs_hz), self.group_delay_s)
 
     def reset(self) -> None:
         super().reset()
@@ -311,15 +365,20 @@ class BipolarDerivation(Stage):
         super().__init__(len(labels), len(pairs))
         self.input_labels = labels
         self.labels = [name for name, _, _ in pairs]
-        self._plus = np.array([index[p] for _, p, _ in pairs])
-        self._minus = np.array([index[m] for _, _, m in pairs])
+        self.plus = np.array([index[p] for _, p, _ in pairs])
+        self.minus = np.array([index[m] for _, _, m in pairs])
 
     def _process(self, x: np.ndarray) -> np.ndarray:
-        return x[:, self._plus] - x[:, self._minus]
+        return x[:, self.plus] - x[:, self.minus]
 
 
 class Chain(Stage):
-    """Stages applied in order; delays add up, bad-sample counts add up."""
+    """Stages applied in order; bad-sample counts add up.
+
+    Its delay is the delay over the envelope's band (:func:`streaming.dsp.delay.band_delay_s`),
+    what a consumer compensates when it aligns the envelope with another signal;
+    ``dc_delay_s`` is the plain sum of the stages' delays at their reference frequencies.
+    """
 
     name = "EMG feature chain"
 
@@ -333,9 +392,40 @@ class Chain(Stage):
                 )
         self.stages = list(stages)
         super().__init__(stages[0].n_channels, stages[-1].n_out)
+        rates = [s.fs for s in self._flat_stages() if hasattr(s, "fs")]
+        self.fs: float | None = rates[0] if rates else None
 
     @property
     def group_delay_s(self) -> float:
+        """The delay the chain's envelope lags its input by: :attr:`band_delay_s`."""
+        return self.band_delay_s
+
+    @functools.cached_property
+    def band_delay_s(self) -> float:
+        """Delay (s) over the envelope's band: the carrier stages' (before rectification)
+        energy-weighted group delay over 20-450 Hz plus the envelope stages' cross-correlation
+        lag over 0-5 Hz (definition: :mod:`streaming.dsp.delay`)."""
+        stages = self._flat_stages()
+        if self.fs is None:
+            return 0.0
+        # the envelope starts after rectification, or at a sliding RMS (squares, then smooths)
+        carrier, envelope = stages, []
+        for i, s in enumerate(stages):
+            if isinstance(s, Rectify | SlidingRms):
+                carrier, envelope = stages[:i], stages[i + int(isinstance(s, Rectify)) :]
+                break
+        return delay.carrier_delay_s(carrier, self.fs) + delay.envelope_delay_s(envelope)
+
+    def _flat_stages(self) -> list[Stage]:
+        out: list[Stage] = []
+        for s in self.stages:
+            out.extend(s._flat_stages() if isinstance(s, Chain) else [s])
+        return out
+
+    @property
+    def dc_delay_s(self) -> float:
+        """Sum of the stages' delays at their reference frequencies (DC for the envelope
+        low-pass): the envelope's delay for infinitely slow changes only."""
         return float(sum(s.group_delay_s for s in self.stages))
 
     @property

@@ -81,6 +81,35 @@ def bb_contractions(shared_data: Path) -> np.ndarray:
     return np.loadtxt(shared_data / "emg" / "bbcontractions.csv")[:, None]
 
 
+def load_uci_lower_limb(path: Path) -> np.ndarray:
+    """UCI lower-limb gait file: the 4 EMG columns (mV) of the rows with exactly 5 numbers."""
+    rows = []
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        if len(fields) == 5:
+            try:
+                rows.append([float(v) for v in fields])
+            except ValueError:  # the header's column names
+                continue
+    return np.array(rows)[:, :4]
+
+
+@pytest.fixture
+def uci_lower_limb(shared_data: Path) -> np.ndarray:
+    """Four leg muscles during gait, 1 kHz, mV, (6563, 4) (shared/data/emg/README.md)."""
+    return load_uci_lower_limb(shared_data / "emg" / "uci_lower_limb_5Nmar.txt")
+
+
+@pytest.fixture
+def real_recordings(
+    biosppy_emg: np.ndarray, bb_contractions: np.ndarray, uci_lower_limb: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Every channel of the three real recordings, 1 kHz, keyed ``file:channel``."""
+    out = {"bbcontractions:0": bb_contractions[:, 0], "biosppy_emg_1:0": biosppy_emg[:, 0]}
+    out |= {f"uci_lower_limb_5Nmar:{c}": uci_lower_limb[:, c] for c in range(4)}
+    return out
+
+
 @pytest.fixture
 def sig() -> SimpleNamespace:
     """The signal helpers above (test modules cannot import conftest under importlib mode)."""

@@ -26,9 +26,10 @@ def test_shipped_definitions_are_low_latency_default_and_mmm() -> None:
         assert defn.name == name and defn.source and defn.description and defn.rate_hz == FS
 
 
-def test_low_latency_delay_is_about_40_ms() -> None:
+def test_low_latency_delay_over_the_envelope_band_is_48_ms_and_39_ms_at_dc() -> None:
     defn = get_feature("low_latency")
-    assert defn.delay_s() * 1e3 == pytest.approx(39.4, abs=1.0)
+    assert defn.delay_s() * 1e3 == pytest.approx(47.9, abs=0.5)
+    assert build_chain(defn, 1).dc_delay_s * 1e3 == pytest.approx(39.4, abs=0.5)
     kinds = [s.kind for s in defn.stages]
     assert kinds == ["butter_bandpass", "notch", "rectify", "butter_lowpass"]
 
@@ -96,7 +97,9 @@ def test_definition_loads_from_a_toml_path_with_overrides(tmp_path) -> None:
     )
     defn = get_feature(path, overrides=("rate_hz=2048.0",))
     assert (defn.name, defn.rate_hz, defn.stages[1].cutoff_hz) == ("slow", 2048.0, 3.0)
-    assert defn.delay_s() * 1e3 == pytest.approx(75.0, abs=0.1)  # N=2 3 Hz at DC
+    chain = build_chain(defn, 1)
+    assert chain.dc_delay_s * 1e3 == pytest.approx(75.0, abs=0.1)  # N=2 3 Hz at DC
+    assert defn.delay_s() == chain.band_delay_s > chain.dc_delay_s  # delay rises in-band
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "bad"\ndescription = "x"\nsource = "x"\nstages = []\n')
     with pytest.raises(ConfigError, match=r"(?s)bad\.toml.*stages"):

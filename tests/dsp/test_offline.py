@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -32,7 +36,7 @@ def test_online_matches_offline_reference_after_delay_compensation(
     _, x, _ = sig.burst_record(seconds=20.0, n_channels=2, seed=7)
     chain = build_chain(feature, 2)
     online = chain.process(x)
-    t_frames, frames = offline_frames(x, FS, feature, frame_rate_hz=30.0)
+    t_frames, frames = offline_frames(x, chain, frame_rate_hz=30.0)
     assert frames.shape == (600, 2)
     t_samples = np.arange(x.shape[0]) / FS
     inner = slice(edge_frames, -edge_frames)  # resample wraps at the ends; RMS fills for 0.5 s
@@ -44,15 +48,16 @@ def test_online_matches_offline_reference_after_delay_compensation(
         assert r >= 0.99
         assert r > r_raw  # the reported delay is the right direction and size
     # the lag measured by cross-correlation agrees with the reported delay
-    lag_s = xcorr_lag_s(online[:, 0], offline_envelope(x, FS, feature)[:, 0])
+    lag_s = xcorr_lag_s(online[:, 0], offline_envelope(x, chain)[:, 0])
     assert lag_s == pytest.approx(chain.group_delay_s, abs=0.010)
 
 
 def test_online_gain_exceeds_zero_phase_gain_by_about_ten_percent(sig) -> None:
     # zero-phase filtering squares |H|: band edges at -6 dB pass less EMG power (note 3.4: 1.117x)
     _, x, _ = sig.burst_record(seconds=20.0, n_channels=2, seed=7)
-    online = build_chain("low_latency", 2).process(x)
-    offline = offline_envelope(x, FS, "low_latency")
+    chain = build_chain("low_latency", 2)
+    online = chain.process(x)
+    offline = offline_envelope(x, chain)
     ratio = online[4096:-4096].mean() / offline[4096:-4096].mean()
     assert 1.05 < ratio < 1.15
 
@@ -60,8 +65,9 @@ def test_online_gain_exceeds_zero_phase_gain_by_about_ten_percent(sig) -> None:
 def test_fourier_resample_wraps_when_the_record_ends_mid_burst(sig) -> None:
     # why edge frames are excluded from comparisons: frame 0 sees the end of the record
     _, x, _ = sig.burst_record(seconds=20.0, n_channels=1, seed=7, bursts=[(2, 5), (17, 21)])
-    env = offline_envelope(x, FS, "low_latency")
-    t_frames, frames = offline_frames(x, FS, "low_latency")
+    chain = build_chain("low_latency", 1)
+    env = offline_envelope(x, chain)
+    t_frames, frames = offline_frames(x, chain)
     true = interp_at(t_frames, np.arange(x.shape[0]) / FS, env)
     assert abs(frames[0, 0] - true[0, 0]) > 10.0
     assert np.sqrt(np.mean((frames[3:-3, 0] - true[3:-3, 0]) ** 2)) < 0.5
@@ -73,3 +79,17 @@ def test_frame_times_are_where_resample_puts_its_samples() -> None:
     ramp = np.sin(2 * np.pi * 1.0 * np.arange(8192) / FS)[:, None]
     out = resample_to_frames(ramp, 60)
     np.testing.assert_allclose(out[:, 0], np.sin(2 * np.pi * t), atol=1e-9)
+
+
+def test_the_dsp_layer_imports_nothing_from_the_layers_above_it() -> None:
+    # dsp is the lower layer: streaming.features builds on it, never the reverse (no cycle)
+    code = (
+        "import sys, streaming.dsp, streaming.dsp.offline, streaming.dsp.delay;"
+        "print(sorted(m for m in sys.modules if m.startswith('streaming')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(ast.literal_eval(out.stdout.strip()))
+    assert {m for m in loaded if not m.startswith("streaming.dsp")} <= {
+        "streaming",
+        "streaming.errors",
+    }
