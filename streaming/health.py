@@ -121,10 +121,10 @@ class StreamHealth:
         return None if self._lost_at is None else time.monotonic() - self._lost_at
 
     @property
-    def rate_hz(self) -> float | None:
-        """Arrival rate over the last ``RATE_WINDOW_S`` (None while the stream is not connected)."""
+    def rate_hz(self) -> float:
+        """Arrival rate over the last ``RATE_WINDOW_S`` (0 while the stream is not connected)."""
         if not self.check_stall():
-            return None
+            return 0.0
         now = time.monotonic()
         with self._lock:
             window = [(t, n) for t, n in self._rate_window if now - t < RATE_WINDOW_S]
@@ -137,7 +137,7 @@ class StreamHealth:
         age, outage = self.age_s, self.outage_s
         return {
             "connected": self.connected,
-            "rate_hz": None if rate is None else round(rate, 2),
+            "rate_hz": round(rate, 2),
             "samples": self.samples,
             "gaps": self.gaps,
             "lost_samples": self.lost_samples,

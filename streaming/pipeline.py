@@ -162,7 +162,8 @@ class Pipeline:
         import pylsl
 
         t_start = time.perf_counter()
-        if frame.t_arrival is not None:
+        if frame.t_arrival is not None:  # camera + transport, then waiting for this thread
+            self.latency.add("capture_to_arrival", 1e3 * (frame.t_arrival - frame.t))
             self.latency.add("frame_queue", 1e3 * (pylsl.local_clock() - frame.t_arrival))
         # the wait is bounded from the capture time, so a pipeline that is behind (or an EMG
         # outage) never makes later frames wait longer
@@ -210,7 +211,10 @@ class Pipeline:
         self._push_lsl(frame, muscle, expression)
         self.published += 1
         self.latency.add("pipeline", 1e3 * (time.perf_counter() - t_start))
-        self.latency.add("capture_to_publish", 1e3 * (pylsl.local_clock() - frame.t))
+        published_at = pylsl.local_clock()
+        self.latency.add("capture_to_publish", 1e3 * (published_at - frame.t))
+        if frame.t_arrival is not None:  # the part this pipeline controls
+            self.latency.add("arrival_to_publish", 1e3 * (published_at - frame.t_arrival))
 
     def _predict(
         self, frame: Frame, envelope: np.ndarray | None, labels: list[str]

@@ -175,7 +175,7 @@ def test_frames_without_emg_are_published_marked_missing(spawn_node, unique_name
 def _stream_status_is_consistent(stream: dict[str, Any], stall_after_s: float = 1.0) -> None:
     """What every status must say of a stream that has sent nothing for a while."""
     if stream["age_s"] is not None and stream["age_s"] > stall_after_s + 0.1:
-        assert not stream["connected"] and stream["rate_hz"] is None, stream
+        assert not stream["connected"] and stream["rate_hz"] == 0, stream
         assert "no data for" in stream["error"], stream
 
 
@@ -194,7 +194,7 @@ def test_pipeline_recovers_when_the_emg_stream_vanishes_and_returns(
     # the outage is flagged on the frames and reported in status (rate gone, error names it)
     run.wait_message("muscle", lambda m: m.fields["emg_missing"])
     lost = run.wait_status(lambda s: not s["streams"]["emg"]["connected"], 30)["streams"]["emg"]
-    assert lost["rate_hz"] is None and lost["outages"] == 1, lost
+    assert lost["rate_hz"] == 0 and lost["outages"] == 1, lost
     assert "no data for" in lost["error"] and unique_name in lost["error"], lost
     spawn_node("amplifier", name=unique_name + "-emg")
     back = run.wait_status(lambda s: s["streams"]["emg"]["connected"], 60)["streams"]["emg"]
@@ -260,6 +260,14 @@ def test_before_the_emg_connects_muscle_carries_the_configured_channels_as_nan(
             assert fields[key].shape == (len(channels),) and np.isnan(fields[key]).all()
 
 
+def _settled_envelope_uv(run: Running) -> np.ndarray:
+    """The envelope of a frame 30 frames (1 s) after the EMG first reached one."""
+    first = run.wait_message("muscle", lambda m: not m.fields["emg_missing"], 60)
+    return run.wait_message(
+        "muscle", lambda m: not m.fields["emg_missing"] and m.frame >= first.frame + 30
+    ).fields["emg_measured_uv"]
+
+
 @pytest.mark.parametrize(
     ("unit", "scale"), [("volts", 1e-6), ("millivolts", 1e-3), ("uV", 1.0), ("0", 1e-6)]
 )
@@ -268,9 +276,7 @@ def test_the_declared_emg_unit_is_converted_to_microvolts(
 ):
     spawn_node("amplifier", name=unique_name + "-emg", unit=unit, scale=scale)
     run = pipeline_with(_config(unique_name + "-emg", None))
-    run.wait_message("muscle", lambda m: not m.fields["emg_missing"])
-    message = run.collect("muscle", len(run.collect("muscle", 0)) + 30)[-1]  # envelope settled
-    np.testing.assert_allclose(message.fields["emg_measured_uv"], 63.66, rtol=0.05)
+    np.testing.assert_allclose(_settled_envelope_uv(run), 63.66, rtol=0.05)
 
 
 def test_a_recording_played_by_mne_lsl_is_read_in_microvolts(
@@ -281,9 +287,7 @@ def test_a_recording_played_by_mne_lsl_is_read_in_microvolts(
     config = _config(unique_name + "-mne", None)
     config["emg"]["type"] = "emg"  # PlayerLSL names the stream type after the channel type
     run = pipeline_with(config)
-    run.wait_message("muscle", lambda m: not m.fields["emg_missing"], 60)
-    message = run.collect("muscle", len(run.collect("muscle", 0)) + 30)[-1]
-    np.testing.assert_allclose(message.fields["emg_measured_uv"], 63.66, rtol=0.05)
+    np.testing.assert_allclose(_settled_envelope_uv(run), 63.66, rtol=0.05)
 
 
 def test_an_unknown_emg_unit_is_refused_with_a_clear_error(spawn_node, unique_name, pipeline_with):
@@ -320,3 +324,51 @@ def test_under_overload_stale_frames_are_skipped_and_latency_stays_bounded(
     assert latency["p50"] < 400 and latency["p99"] < 600, latency
     assert status["frames"]["dropped"] == 0, status["frames"]
     run.assert_every_frame_accounted_for()
+
+
+def test_stream_health_counts_returns_and_reports_an_outage_when_read():
+    from streaming.health import StreamHealth
+
+    health = StreamHealth(name="EMG", stall_after_s=0.05)
+    health.on_data(32)
+    health.on_data(32)
+    assert health.connected and health.reconnects == 0  # the first connection is no reconnect
+    time.sleep(0.1)  # nothing checked the stall since: reading the status judges it
+    status = health.as_status()
+    assert not status["connected"] and status["rate_hz"] == 0 and status["outages"] == 1
+    assert "'EMG': no data for" in status["error"] and status["outage_s"] >= 0
+    health.on_data(32)
+    status = health.as_status()
+    assert status["connected"] and status["reconnects"] == 1 and status["error"] == ""
+    assert status["outage_s"] is None
+
+
+def test_stale_frames_are_skipped_only_while_a_newer_one_waits():
+    from collections import deque
+
+    from streaming.video_feed import Frame, _take_current, arrival_time
+
+    queue = deque(Frame(t=k / 30, index=k, t_arrival=k / 30 + 0.01) for k in range(5))
+    # at 0.15 s frames 0..2 have waited > 50 ms: skipped; frame 3 (waited 40 ms) is taken
+    frame, skipped = _take_current(queue, 0.15, 0.05, arrival_time)
+    assert (frame.index, skipped, len(queue)) == (3, 3, 1)
+    # the last frame is never skipped, however old: there is nothing newer to show
+    frame, skipped = _take_current(queue, 10.0, 0.05, arrival_time)
+    assert (frame.index, skipped) == (4, 0)
+
+
+def test_the_internal_clock_skips_ahead_instead_of_building_a_backlog():
+    import pylsl
+
+    from streaming.video_feed import InternalFrameClock, arrival_time
+
+    clock = InternalFrameClock(30.0, max_queue_ms=50.0)
+    clock.start()
+    first = clock.next_frame(1.0, arrival_time)
+    time.sleep(0.5)  # a consumer that stalls for 15 frame periods
+    called_at = pylsl.local_clock()
+    late = clock.next_frame(1.0, arrival_time)
+    assert first is not None and late is not None
+    assert clock.skipped >= 10 and late.index == first.index + 1 + clock.skipped
+    assert abs((late.t - first.t) - (late.index - first.index) / 30) < 1e-9
+    assert called_at - late.t <= 0.05 + 1e-9  # current again: due at most max_queue_ms ago
