@@ -32,8 +32,11 @@ log = logging.getLogger(__name__)
 class ModelsSettings(Protocol):
     """The pipeline's ``[models]`` table, as far as this module reads it."""
 
-    bundle: str
-    backend: str
+    @property
+    def bundle(self) -> str: ...
+
+    @property
+    def backend(self) -> str: ...
 
 
 class FramePredictor:
@@ -98,8 +101,10 @@ class FramePredictor:
             latency["face_crop"] = 1e3 * (time.perf_counter() - t0)
             crop, detected = result.crop, bool(result.detected)
             box = None if result.box is None else np.asarray(result.box, np.float32)
-        usable = envelope_normalised is not None and index is not None
-        graphs = self.inference.process(crop, envelope_normalised[index] if usable else None)
+        envelope = None
+        if envelope_normalised is not None and index is not None:
+            envelope = envelope_normalised[index]
+        graphs = self.inference.process(crop, envelope)
         emg_from_video = np.full(len(labels), np.nan, np.float32)
         if index is not None:
             emg_from_video[index] = graphs.emg_from_video
