@@ -1,5 +1,6 @@
-"""The per-frame inference stage the pipeline calls: face crop and EMG envelope in, EIFER's
-predictions out.
+"""The bundle's three graphs on one backend: a prepared face crop and a normalised EMG envelope
+in, :class:`~streaming.predictions.FramePredictions` out. (Face detection and the channel order
+of the EMG stream are :mod:`eifer_models.live`'s job, in front of this.)
 
 Per frame (EIFER, Buechner et al., CVPR 2025, live use of the CSN side):
 
@@ -8,8 +9,8 @@ Per frame (EIFER, Buechner et al., CVPR 2025, live use of the CSN side):
 - EMG2Exp(normalised envelope) -> ``phi_emg`` (55).
 
 A missing or malformed input (no face, no EMG for this frame, wrong shape, NaN) gives NaN for the
-outputs that depend on it, ``video_missing`` / ``emg_missing`` flags and an entry in ``errors``;
-the call never raises for bad input. Latency per stage is measured with ``perf_counter``.
+outputs that depend on it (``video_missing`` / ``emg_missing``) and an entry in ``errors``; the
+call never raises for bad input. Latency per stage is measured with ``perf_counter``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -26,8 +26,9 @@ from eifer_models.bundle import Bundle, load_bundle
 from eifer_models.runtimes.base import Runtime
 from eifer_models.runtimes.select import Selection, open_runtime, select_backend
 from streaming.errors import StreamFormatError
+from streaming.predictions import FramePredictions
 
-__all__ = ["FrameInference"]
+__all__ = ["FrameInference", "GraphInference"]
 
 log = logging.getLogger(__name__)
 CROP_SIZE = 224
@@ -37,7 +38,7 @@ def _nan(n: int) -> np.ndarray:
     return np.full(n, np.nan, dtype=np.float32)
 
 
-class FrameInference:
+class GraphInference:
     """All three graphs of a bundle on one backend (chosen by :func:`select_backend`)."""
 
     def __init__(
@@ -130,41 +131,43 @@ class FrameInference:
 
     def process(
         self, face_crop_224: np.ndarray | None, emg_envelope_normalised: np.ndarray | None
-    ) -> dict[str, Any]:
-        """Predictions for one frame (float32 arrays; NaN where an input is missing)."""
+    ) -> FramePredictions:
+        """Predictions for one frame (float32 arrays in the bundle's channel order)."""
         t_start = time.perf_counter()
         errors: list[str] = []
         latency: dict[str, float] = {}
-        out: dict[str, Any] = {
-            "phi_video": _nan(self.expression_dim),
-            "pose": _nan(6),
-            "shape": _nan(self.n_shape),
-            "emg_from_video": _nan(len(self.emg_channels)),
-            "phi_emg": _nan(self.expression_dim),
-        }
+        phi_video, pose = _nan(self.expression_dim), _nan(6)
+        shape, emg_from_video = _nan(self.n_shape), _nan(len(self.emg_channels))
+        phi_emg = _nan(self.expression_dim)
         image = self._image(face_crop_224, errors)
         if image is not None:
             enc = self._run("encoders", {"image": image}, latency, errors)
             if enc is not None:
-                out["phi_video"] = enc["expression"][0]
-                out["pose"] = enc["pose"][0]
-                out["shape"] = enc["shape"][0]
+                phi_video, pose, shape = enc["expression"][0], enc["pose"][0], enc["shape"][0]
                 emg = self._run("exp2emg", {"expression": enc["expression"]}, latency, errors)
                 if emg is not None:
-                    out["emg_from_video"] = emg["emg"][0]
+                    emg_from_video = emg["emg"][0]
         env = self._envelope(emg_envelope_normalised, errors)
         if env is not None:
             phi = self._run("emg2exp", {"emg": env}, latency, errors)
             if phi is not None:
-                out["phi_emg"] = phi["expression"][0]
-        out["video_missing"] = bool(np.isnan(out["phi_video"]).any())
-        out["emg_missing"] = bool(np.isnan(out["phi_emg"]).any())
+                phi_emg = phi["expression"][0]
         latency["total"] = 1e3 * (time.perf_counter() - t_start)
-        out["latency_ms"] = latency
-        out["errors"] = errors
-        out["backend"] = self.backend
-        return out
+        return FramePredictions(
+            phi_video=np.asarray(phi_video, np.float32),
+            pose=np.asarray(pose, np.float32),
+            shape=np.asarray(shape, np.float32),
+            emg_from_video=np.asarray(emg_from_video, np.float32),
+            phi_emg=np.asarray(phi_emg, np.float32),
+            backend=self.backend,
+            latency_ms=latency,
+            errors=tuple(errors),
+        )
 
     def close(self) -> None:
         for runtime in self.runtimes.values():
             runtime.close()
+
+
+#: the name this class had while two modules called themselves "the inference stage"
+FrameInference = GraphInference

@@ -1,8 +1,11 @@
-"""The pipeline's inference stage: face crop -> encoders -> Exp2EMG, and EMG2Exp, per frame.
+"""The pipeline's model stage: one camera frame and its EMG envelope in, that frame's predictions
+out.
 
-Joins the face cropper (detection, smoothing, last box kept when detection fails, as the paper's
-preprocessing) and :class:`~eifer_models.inference.FrameInference` (the bundle's graphs on the
-selected backend) behind the pipeline's ``FrameModels`` interface.
+In front of :class:`~eifer_models.inference.GraphInference` (the bundle's graphs on one backend)
+it puts the face cropper (detection, smoothing, last box kept when detection fails, as the paper's
+preprocessing) and the reordering of the EMG stream's channels into the bundle's order (and of
+Exp2EMG's output back into the stream's). It is what the pipeline's ``FrameModels`` interface
+asks for.
 """
 
 from __future__ import annotations
@@ -10,74 +13,123 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 
 from eifer_models.bundle import load_bundle
 from eifer_models.face_crop import FaceCropper
-from eifer_models.inference import FrameInference
+from eifer_models.inference import GraphInference
+from streaming.errors import StreamFormatError
+from streaming.features import FeatureDefinition
+from streaming.predictions import FramePredictions
 
-__all__ = ["LiveModels"]
+__all__ = ["FramePredictor", "LiveModels"]
 
 log = logging.getLogger(__name__)
 
 
-class LiveModels:
+class ModelsSettings(Protocol):
+    """The pipeline's ``[models]`` table, as far as this module reads it."""
+
+    @property
+    def bundle(self) -> str: ...
+
+    @property
+    def backend(self) -> str: ...
+
+
+class FramePredictor:
     """Per-frame predictions from a model bundle; never raises on bad input."""
 
-    def __init__(self, inference: FrameInference, cropper: FaceCropper, feature: Any = None):
+    def __init__(
+        self,
+        inference: GraphInference,
+        cropper: FaceCropper,
+        feature: FeatureDefinition | None = None,
+    ) -> None:
         self.inference = inference
         self.cropper = cropper
         self.feature = feature  # the EMG feature definition the bundle's MLPs were trained on
         self.backend = inference.backend
         self.expression_dim = inference.expression_dim
         self._index: np.ndarray | None = None
-        self._labels: tuple[str, ...] = ()
+        self._index_error = "no EMG channel labels given"
+        self._labels: tuple[str, ...] | None = None
 
     @classmethod
-    def from_config(cls, config: Any) -> LiveModels:
+    def from_config(cls, config: ModelsSettings) -> FramePredictor:
         """From the pipeline's ``[models]`` table (``bundle`` folder, ``backend`` override)."""
         bundle = load_bundle(config.bundle)
-        inference = FrameInference(bundle, runtime_override=config.backend)
+        inference = GraphInference(bundle, runtime_override=config.backend)
         log.info("models: %s; backend %s", bundle.summary(), inference.selection.describe())
         if not bundle.trained:
             log.warning(
                 "models: bundle %s is UNTRAINED (demo weights): predictions are noise",
                 config.bundle,
             )
+        feature: FeatureDefinition = bundle.feature_definition()
         cropper = FaceCropper.for_bundle(bundle)
         log.info("models: face crop: %s", cropper.describe())
-        return cls(inference, cropper, feature=bundle.feature_definition())
+        return cls(inference, cropper, feature=feature)
+
+    def _bundle_index(self, labels: Sequence[str], errors: list[str]) -> np.ndarray | None:
+        """Indices of the bundle's channels in ``labels``; None (and why) when one lacks."""
+        if tuple(labels) != self._labels:
+            self._labels = tuple(labels)
+            try:
+                self._index = self.inference.channel_index(labels)
+            except StreamFormatError as exc:
+                self._index, self._index_error = None, str(exc)
+        if self._index is None:
+            errors.append(self._index_error)
+        return self._index
 
     def process(
         self, rgb: np.ndarray | None, envelope_normalised: np.ndarray | None, labels: Sequence[str]
-    ) -> dict[str, Any]:
+    ) -> FramePredictions:
+        """Predictions for one frame; ``labels`` name the envelope's channels (the stream's).
+
+        ``emg_from_video`` comes back in the order of ``labels`` (NaN for channels the bundle
+        does not predict), so it lines up with the ``muscle`` message's ``channels``.
+        """
+        errors: list[str] = []
+        index = self._bundle_index(labels, errors)
         latency: dict[str, float] = {}
-        crop = None
-        face: dict[str, Any] = {"face_detected": False}
+        crop, detected, box, landmarks, detector = None, False, None, None, ""
         if rgb is not None:
             t0 = time.perf_counter()
             result = self.cropper.process(rgb)
             latency["face_crop"] = 1e3 * (time.perf_counter() - t0)
-            crop = result.crop
-            face = {
-                "face_detected": bool(result.detected),
-                "face_box": None if result.box is None else np.asarray(result.box, np.float32),
-                "landmarks": result.landmarks,  # (478, 3) float32 frame pixels, or None
-                "face_detector": result.detector,  # "blazeface", "haar" or "landmarks" (smirk)
-            }
+            crop, detected = result.crop, bool(result.detected)
+            box = None if result.box is None else np.asarray(result.box, np.float32)
+            landmarks, detector = result.landmarks, result.detector
         envelope = None
-        if envelope_normalised is not None:
-            if tuple(labels) != self._labels:
-                self._labels = tuple(labels)
-                self._index = self.inference.channel_index(labels)
-            envelope = envelope_normalised[self._index]
-        outputs = self.inference.process(crop, envelope)
-        latency.update({f"model_{k}": v for k, v in outputs.pop("latency_ms").items()})
-        outputs["latency_ms"] = latency
-        outputs.update(face)
-        return outputs
+        if envelope_normalised is not None and index is not None:
+            envelope = envelope_normalised[index]
+        graphs = self.inference.process(crop, envelope)
+        emg_from_video = np.full(len(labels), np.nan, np.float32)
+        if index is not None:
+            emg_from_video[index] = graphs.emg_from_video
+        latency.update({f"model_{k}": v for k, v in graphs.latency_ms.items()})
+        return FramePredictions(
+            phi_video=graphs.phi_video,
+            pose=graphs.pose,
+            shape=graphs.shape,
+            emg_from_video=emg_from_video,
+            phi_emg=graphs.phi_emg,
+            backend=graphs.backend,
+            face_detected=detected,
+            face_box=box,
+            landmarks=landmarks,
+            face_detector=detector,
+            latency_ms=latency,
+            errors=(*errors, *graphs.errors),
+        )
 
     def close(self) -> None:
         self.inference.close()
+
+
+#: the name this class had while two modules called themselves "the inference stage"
+LiveModels = FramePredictor

@@ -20,12 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_models(config: PipelineConfig) -> FrameModels | None:
-    """The inference stage for ``config.models`` (None without a bundle)."""
+    """The model stage for ``config.models`` (None without a bundle)."""
     if not config.models.bundle:
         return None
-    from eifer_models.live import LiveModels
+    from eifer_models.live import FramePredictor
 
-    return LiveModels.from_config(config.models)
+    return FramePredictor.from_config(config.models)
 
 
 def run(args: argparse.Namespace) -> int:

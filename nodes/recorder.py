@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
                 next_status = time.monotonic() + config.status_interval_s
                 print(recorder.status_line(), file=sys.stderr, flush=True)
             stop.wait(0.1)
+        if not stop.is_set():  # the loop ended on the deadline, not by a signal
+            reason = f"the duration ended ({args.duration:g} s)"
     except EiferError as exc:
         reason, status = str(exc), 1
         print(f"eifer record: {exc}", file=sys.stderr, flush=True)

@@ -81,6 +81,20 @@ def _vector(value: Any, where: str) -> np.ndarray:
     raise _fail(where, "a numeric vector", value)
 
 
+def _points(value: Any, where: str) -> np.ndarray:
+    """A (N, 2) or (N, 3) numeric array of points (e.g. face landmarks in frame pixels)."""
+    if not isinstance(value, np.ndarray) or value.ndim != 2 or value.shape[1] not in (2, 3):
+        shown = (
+            f"{value.dtype} array of shape {value.shape}"
+            if isinstance(value, np.ndarray)
+            else value
+        )
+        raise _fail(where, "an (N, 2) or (N, 3) numeric array", shown)
+    if value.dtype.kind not in "iuf":
+        raise _fail(where, "a numeric array", f"{value.dtype} array")
+    return value.astype(np.float64)
+
+
 def _labels(value: Any, where: str) -> list[str]:
     if not isinstance(value, list):
         raise _fail(where, "a list of channel labels", value)
@@ -165,6 +179,8 @@ TOPIC_FIELDS: dict[str, tuple[dict[str, Check], frozenset[str]]] = {
             "pose": _vector,
             "face_detected": _boolean,
             "face_box": _nullable(_vector),
+            "face_detector": _text,
+            "landmarks": _nullable(_points),
         },
         frozenset(),
     ),

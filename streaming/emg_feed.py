@@ -12,12 +12,14 @@ import time
 from typing import Any
 
 import numpy as np
-from pydantic import Field, NonNegativeFloat, PositiveFloat
+from pydantic import Field, PositiveFloat, field_validator
 
 from streaming.clock import LinearDejitter, SampleIndexer
 from streaming.config import Config
 from streaming.dsp.stages import Chain
-from streaming.errors import StreamFormatError, StreamNotFoundError
+from streaming.electrodes import load_scheme
+from streaming.emg_units import channel_units, microvolts_per_unit, to_microvolts_scale
+from streaming.errors import StreamFormatError
 from streaming.features import FeatureDefinition, build_chain, get_feature
 from streaming.feed import ReconnectingFeed
 from streaming.health import LatencyStats
@@ -35,7 +37,17 @@ class EmgInputConfig(Config):
     name: str | None = "EMG"
     type: str | None = "EMG"
     source_id: str | None = None
-    channels: list[str] = Field(default_factory=list, description="labels to use; [] = all")
+    channels: list[str] = Field(
+        default_factory=list, description="labels to use; [] = the scheme's channels"
+    )
+    scheme: str = Field(
+        "fridlund",
+        description="electrode scheme (name or .toml path) whose labels are the channels when "
+        "`channels` is empty; '' = every channel the stream has (unknown until it connects)",
+    )
+    undeclared_unit: str = Field(
+        "microvolts", description="unit assumed for channels whose stream declares none"
+    )
     counter_label: str = "counter"
     feature: str = "low_latency"
     mains_hz: PositiveFloat = 50.0
@@ -43,10 +55,23 @@ class EmgInputConfig(Config):
     dejitter_half_life_s: PositiveFloat = 10.0
     buffer_s: PositiveFloat = 10.0
     reconnect_timeout_s: PositiveFloat = 2.0
-    stall_after_s: NonNegativeFloat = 1.0
+    stall_after_s: PositiveFloat = 1.0  # no data this long = an outage (reported in status)
+
+    @field_validator("undeclared_unit")
+    @classmethod
+    def _known_unit(cls, unit: str) -> str:
+        if microvolts_per_unit(unit) is None:
+            raise ValueError(f"{unit!r} is not a voltage unit (volts, millivolts, microvolts)")
+        return unit
 
     def selector(self) -> StreamSelector:
         return StreamSelector(self.name or None, self.type or None, self.source_id or None)
+
+    def expected_channels(self) -> list[str]:
+        """The channels every ``muscle`` message carries, known before the stream connects."""
+        if self.channels:
+            return list(self.channels)
+        return load_scheme(self.scheme).labels if self.scheme else []
 
 
 class EmgFeed(ReconnectingFeed):
@@ -65,10 +90,14 @@ class EmgFeed(ReconnectingFeed):
         chosen = feature if feature is not None else get_feature(config.feature)
         self.feature: FeatureDefinition = chosen.with_mains_hz(config.mains_hz)
         super().__init__(
-            config.selector(), config.reconnect_timeout_s, config.name or config.type or "EMG"
+            config.selector(),
+            config.reconnect_timeout_s,
+            config.name or config.type or "EMG",
+            stall_after_s=config.stall_after_s,
         )
         self.latency = latency or LatencyStats()
-        self.labels: list[str] = list(config.channels)
+        self.expected_labels = config.expected_channels()
+        self.labels: list[str] = list(self.expected_labels)
         self.ring: TimeSeriesRing | None = None
         self.group_delay_s: float | None = None
 
@@ -87,26 +116,41 @@ class EmgFeed(ReconnectingFeed):
                     return False
                 self._changed.wait(remaining)
 
+    def covers(self, t: float) -> bool:
+        """The envelope has arrived up to time ``t``."""
+        ring = self.ring
+        latest = ring.latest_t if ring is not None else None
+        return latest is not None and latest >= t
+
     def envelope_at(self, t: float) -> tuple[np.ndarray, float] | None:
         """Envelope (per channel) and fractional EMG sample index at time ``t``, if covered."""
         ring = self.ring
         return None if ring is None else ring.interpolate(t)
 
     # -- acquisition ------------------------------------------------------------------------
-    def _select(self, info: Any) -> tuple[np.ndarray, int | None]:
+    def _select(self, info: Any) -> tuple[np.ndarray, int | None, np.ndarray]:
+        """Channel picks, the counter channel and each pick's factor to microvolts."""
         labels = channel_labels(info)
         counter = (
             labels.index(self.config.counter_label) if self.config.counter_label in labels else None
         )
-        wanted = self.config.channels or [label for i, label in enumerate(labels) if i != counter]
+        wanted = self.expected_labels or [label for i, label in enumerate(labels) if i != counter]
         missing = [label for label in wanted if label not in labels]
         if missing:
             raise StreamFormatError(
                 f"EMG stream {info.name()!r} lacks channels {missing}; it has {labels}. "
-                "Set emg.channels to labels it has, or map them in the EMG node's bridge."
+                "Set emg.channels (or emg.scheme) to labels it has, or map them in the EMG "
+                "node's bridge."
             )
+        picks = np.array([labels.index(label) for label in wanted])
+        units = channel_units(info)
+        scale = to_microvolts_scale(
+            [units[i] for i in picks], wanted, info.name(), self.config.undeclared_unit
+        )
+        if not np.all(scale == 1.0):
+            log.info("EMG input: %r values converted to microvolts (x%g)", info.name(), scale[0])
         self.labels = list(wanted)
-        return np.array([labels.index(label) for label in wanted]), counter
+        return picks, counter, scale
 
     def _acquire(self, info: Any) -> None:
         rate_hz = info.nominal_srate()
@@ -115,7 +159,7 @@ class EmgFeed(ReconnectingFeed):
                 f"EMG stream {info.name()!r} is irregular (nominal rate 0); EMG must be sampled "
                 "at a fixed rate"
             )
-        picks, counter = self._select(info)
+        picks, counter, scale_uv = self._select(info)
         chain = build_chain(self.feature, len(picks), rate_hz)
         self.group_delay_s = chain.group_delay_s
         dejitter = LinearDejitter(rate_hz, self.config.dejitter_half_life_s)
@@ -124,8 +168,6 @@ class EmgFeed(ReconnectingFeed):
         max_chunk = max(256, int(rate_hz * 0.5))
         with ChunkInlet(info, max_buflen_s=self.config.buffer_s, max_chunk=max_chunk) as inlet:
             inlet.open(self.config.reconnect_timeout_s)
-            self.health.reconnects += 1  # 'connected' once data flows
-            self.health.last_error = ""
             log.info(
                 "EMG input: %r, %d channels at %g Hz, feature %r (group delay %.1f ms)",
                 info.name(),
@@ -135,17 +177,11 @@ class EmgFeed(ReconnectingFeed):
                 1e3 * chain.group_delay_s,
             )
             while not self._stop.is_set():
-                try:
-                    data, stamps = inlet.pull(timeout_s=0.05)
-                except StreamNotFoundError:
-                    self.health.connected = False
-                    raise
+                data, stamps = inlet.pull(timeout_s=0.05)  # raises when the stream is lost
                 if len(stamps) == 0:
-                    stalled = self.health.age_s > max(self.config.stall_after_s, 0.05)
-                    self.health.connected = not stalled
+                    self.health.check_stall()  # liblsl's recover=True keeps waiting silently
                     continue
-                self.health.connected = True
-                self._ingest(data, stamps, picks, counter, chain, dejitter, indexer)
+                self._ingest(data, stamps, picks, counter, scale_uv, chain, dejitter, indexer)
 
     def _ingest(
         self,
@@ -153,6 +189,7 @@ class EmgFeed(ReconnectingFeed):
         stamps: np.ndarray,
         picks: np.ndarray,
         counter: int | None,
+        scale_uv: np.ndarray,
         chain: Chain,
         dejitter: LinearDejitter,
         indexer: SampleIndexer,
@@ -166,7 +203,7 @@ class EmgFeed(ReconnectingFeed):
             if self.ring is not None:
                 self.ring.clear()
         times = dejitter.update(indices, stamps) + self.config.clock_offset_s
-        envelope = chain.process(data[:, picks].astype(np.float64))
+        envelope = chain.process(data[:, picks].astype(np.float64) * scale_uv)
         if self.ring is not None:
             self.ring.append(times, envelope, indices)
         self.health.on_data(len(stamps))

@@ -22,10 +22,16 @@ class ReconnectingFeed:
 
     label = "input"
 
-    def __init__(self, selector: StreamSelector, reconnect_timeout_s: float, name: str) -> None:
+    def __init__(
+        self,
+        selector: StreamSelector,
+        reconnect_timeout_s: float,
+        name: str,
+        stall_after_s: float = 1.0,
+    ) -> None:
         self.selector = selector
         self.reconnect_timeout_s = reconnect_timeout_s
-        self.health = StreamHealth(name=name)
+        self.health = StreamHealth(name=name, stall_after_s=stall_after_s)
         self._changed = threading.Condition()  # notified when new data arrived, and on stop
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -46,10 +52,9 @@ class ReconnectingFeed:
             try:
                 self._acquire(find_stream(self.selector, self.reconnect_timeout_s))
             except EiferError as exc:
-                self.health.connected = False
                 if str(exc) != self.health.last_error:
                     log.warning("%s: %s", self.label, exc)
-                self.health.last_error = str(exc)
+                self.health.on_lost(str(exc))
                 if isinstance(exc, StreamFormatError):  # wrong stream: do not spin on it
                     self._stop.wait(self.reconnect_timeout_s)
 

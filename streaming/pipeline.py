@@ -3,9 +3,12 @@
 For each frame at capture time ``t`` the pipeline waits (bounded) until the EMG envelope covers
 ``t``, reads it there by interpolation (emg_processing.md 3.3) and publishes one ``muscle``
 message (and ``expression`` when models run). A frame whose EMG never comes is published with
-``emg_missing = true``, never dropped (DESIGN.md). About once a second a ``status`` message
-reports stream health, per-stage latency and drops. Predictions also go out as the ``EIFER`` LSL
-stream, so a recorder keeps them next to the raw data.
+``emg_missing = true``, never dropped (DESIGN.md); before the EMG stream was ever seen, the
+message already carries the configured channels (NaN), so every consumer sees one shape. Under
+overload the frame feed skips stale frames (counted as ``skipped``) instead of building a backlog.
+About once a second a ``status`` message reports stream health, per-stage latency, drops and
+skips. Predictions also go out as the ``EIFER`` LSL stream, so a recorder keeps them next to the
+raw data.
 """
 
 from __future__ import annotations
@@ -25,10 +28,18 @@ from streaming.bus import DEFAULT_ADDRESS, Publisher
 from streaming.config import Config
 from streaming.emg_feed import EmgFeed, EmgInputConfig
 from streaming.errors import EiferError
+from streaming.features import FeatureDefinition
 from streaming.health import LatencyStats
 from streaming.lsl_io import ChunkOutlet, stream_info
+from streaming.predictions import FramePredictions, nan_predictions
 from streaming.profile import Profile
-from streaming.video_feed import Frame, InternalFrameClock, VideoFeed, VideoInputConfig
+from streaming.video_feed import (
+    Frame,
+    InternalFrameClock,
+    VideoFeed,
+    VideoInputConfig,
+    arrival_time,
+)
 
 __all__ = ["FrameModels", "Pipeline", "PipelineConfig"]
 
@@ -61,15 +72,16 @@ class PipelineConfig(Config):
 
 
 class FrameModels(Protocol):
-    """The inference stage: per frame, pixels and normalised envelope in, predictions out."""
+    """The model stage (e.g. ``eifer_models.live.FramePredictor``): per frame, pixels and the
+    normalised envelope (channels named by ``labels``) in, that frame's predictions out."""
 
     backend: str
-    feature: Any  # the FeatureDefinition the MLPs were trained on (None: use the config's)
+    feature: FeatureDefinition | None  # what the MLPs were trained on (None: the config's)
     expression_dim: int  # length of phi (55 for EIFER/SMIRK; a bundle property)
 
     def process(
         self, rgb: np.ndarray | None, envelope_normalised: np.ndarray | None, labels: list[str]
-    ) -> dict[str, Any]: ...
+    ) -> FramePredictions: ...
 
 
 class Pipeline:
@@ -83,7 +95,7 @@ class Pipeline:
     ) -> None:
         self.config = config
         self.latency = LatencyStats()
-        bundle_feature = getattr(models, "feature", None)
+        bundle_feature = models.feature if models is not None else None
         if bundle_feature is not None and bundle_feature.name != config.emg.feature:
             log.info(
                 "EMG feature %r from the model bundle (config says %r): models only work on "
@@ -95,7 +107,7 @@ class Pipeline:
         self.frames: VideoFeed | InternalFrameClock = (
             VideoFeed(config.video)
             if config.video.enabled
-            else InternalFrameClock(config.video.frame_rate_hz)
+            else InternalFrameClock(config.video.frame_rate_hz, config.video.max_queue_ms)
         )
         self.models = models
         self.profile = Profile.load(config.profile) if config.profile else None
@@ -122,7 +134,7 @@ class Pipeline:
             while not self._stop.is_set():
                 if max_frames is not None and self.published >= max_frames:
                     break
-                frame = self.frames.next_frame(timeout_s=0.2)
+                frame = self.frames.next_frame(timeout_s=0.2, ready_at=self._ready_at)
                 if frame is not None:
                     self._process(frame)
                     if on_frame is not None:
@@ -138,10 +150,21 @@ class Pipeline:
         return self.published
 
     # -- per frame ----------------------------------------------------------------------------
+    def _ready_at(self, frame: Frame) -> float:
+        """When ``frame`` became ready to process: on arrival if its EMG is there, else at the
+        end of its bounded EMG wait. Waiting longer than that makes a frame stale."""
+        arrived = arrival_time(frame)
+        if self.emg.covers(frame.t):
+            return arrived
+        return max(arrived, frame.t + self.config.sync.max_wait_ms / 1e3)
+
     def _process(self, frame: Frame) -> None:
         import pylsl
 
         t_start = time.perf_counter()
+        if frame.t_arrival is not None:  # camera + transport, then waiting for this thread
+            self.latency.add("capture_to_arrival", 1e3 * (frame.t_arrival - frame.t))
+            self.latency.add("frame_queue", 1e3 * (pylsl.local_clock() - frame.t_arrival))
         # the wait is bounded from the capture time, so a pipeline that is behind (or an EMG
         # outage) never makes later frames wait longer
         wait_s = frame.t + self.config.sync.max_wait_ms / 1e3 - pylsl.local_clock()
@@ -167,38 +190,54 @@ class Pipeline:
         }
         expression: dict[str, Any] | None = None
         if self.models is not None:
-            t_models = time.perf_counter()
-            try:
-                outputs = self.models.process(
-                    frame.rgb, None if aligned is None else normalised, labels
-                )
-            except EiferError as exc:  # e.g. the EMG stream lacks the bundle's channels
-                self._note_error(f"models: {exc}")
-                outputs = {}
-            for problem in outputs.pop("errors", []):
-                self._note_error(f"models: {problem}")
             if normalised is None and aligned is not None:
                 self._note_error("models: EMG2Exp needs normalised EMG: load a participant profile")
-            self.latency.add("models", 1e3 * (time.perf_counter() - t_models))
-            for stage, ms in outputs.pop("latency_ms", {}).items():
-                self.latency.add(stage, ms)
-            expression = {k: outputs[k] for k in ("phi_video", "phi_emg", "pose") if k in outputs}
-            if "emg_from_video" in outputs:
-                muscle["emg_from_video"] = outputs["emg_from_video"]
-                if self.profile is not None:
-                    muscle["emg_from_video_uv"] = self.profile.to_microvolts(
-                        outputs["emg_from_video"]
-                    ).astype(np.float32)
-            for key in ("face_detected", "face_box"):
-                if key in outputs:
-                    expression[key] = outputs[key]
+            predictions = self._predict(frame, None if aligned is None else normalised, labels)
+            expression = {
+                "phi_video": predictions.phi_video,
+                "phi_emg": predictions.phi_emg,
+                "pose": predictions.pose,
+                "face_detected": predictions.face_detected,
+                "face_box": predictions.face_box,
+            }
+            if predictions.face_detector:
+                expression["face_detector"] = predictions.face_detector
+            if predictions.landmarks is not None:
+                expression["landmarks"] = predictions.landmarks
+            muscle["emg_from_video"] = predictions.emg_from_video
+            if self.profile is not None:
+                muscle["emg_from_video_uv"] = self.profile.to_microvolts(
+                    predictions.emg_from_video
+                ).astype(np.float32)
         self.publisher.publish("muscle", muscle, t=frame.t, frame=frame.index)
         if expression is not None:
             self.publisher.publish("expression", expression, t=frame.t, frame=frame.index)
         self._push_lsl(frame, muscle, expression)
         self.published += 1
         self.latency.add("pipeline", 1e3 * (time.perf_counter() - t_start))
-        self.latency.add("capture_to_publish", 1e3 * (pylsl.local_clock() - frame.t))
+        published_at = pylsl.local_clock()
+        self.latency.add("capture_to_publish", 1e3 * (published_at - frame.t))
+        if frame.t_arrival is not None:  # the part this pipeline controls
+            self.latency.add("arrival_to_publish", 1e3 * (published_at - frame.t_arrival))
+
+    def _predict(
+        self, frame: Frame, envelope: np.ndarray | None, labels: list[str]
+    ) -> FramePredictions:
+        """The model stage's predictions; its problems go to ``errors``, never stop the frame."""
+        assert self.models is not None
+        t_models = time.perf_counter()
+        try:
+            predictions = self.models.process(frame.rgb, envelope, labels)
+        except EiferError as exc:  # a model stage that raises after all: NaN, and say why
+            predictions = nan_predictions(
+                self.models.expression_dim, len(labels), 0, self.models.backend, (str(exc),)
+            )
+        for problem in predictions.errors:
+            self._note_error(f"models: {problem}")
+        self.latency.add("models", 1e3 * (time.perf_counter() - t_models))
+        for stage, ms in predictions.latency_ms.items():
+            self.latency.add(stage, ms)
+        return predictions
 
     def _normalise(self, envelope_uv: np.ndarray, labels: list[str]) -> np.ndarray | None:
         if self.profile is None:
@@ -276,7 +315,8 @@ class Pipeline:
             "latency_ms": self.latency.summary(),
             "frames": {
                 "published": self.published,
-                "dropped": int(self.frames.dropped),
+                "dropped": int(self.frames.dropped),  # by the camera (gaps in its stamps)
+                "skipped": int(self.frames.skipped),  # by the pipeline, to stay current
                 "duplicates": int(self.frames.duplicates),
                 "emg_missing": self.emg_missing,
             },

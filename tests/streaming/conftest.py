@@ -67,7 +67,9 @@ def spawn_outlet() -> Iterator[Callable[..., Any]]:
 
 
 def _serve_amplifier(spec: dict[str, Any], ready: Any, stop: Any, t0_shared: Any) -> None:
-    """A 4096 Hz amplifier on another clock: 130 Hz 100 uV sines (no mains harmonic), a counter channel, jittered stamps."""
+    """A 4096 Hz amplifier on another clock: 130 Hz 100 uV sines (no mains harmonic), a counter
+    channel, jittered stamps. ``unit`` is the declared unit of the EMG channels and ``scale`` the
+    value of one microvolt in it (1e-6 for volts)."""
     import time
 
     import numpy as np
@@ -85,9 +87,10 @@ def _serve_amplifier(spec: dict[str, Any], ready: Any, stop: Any, t0_shared: Any
         "float32",
         spec["name"],
         channel_labels=labels,
-        channel_unit="microvolts",
+        channel_unit=[spec.get("unit", "microvolts")] * n_ch + ["none"],
     )
     outlet = ChunkOutlet(info)
+    scale = spec.get("scale", 1.0)
     rng = np.random.default_rng(0)
     t0 = pylsl.local_clock() + 0.05
     t0_shared.value = t0
@@ -100,9 +103,8 @@ def _serve_amplifier(spec: dict[str, Any], ready: Any, stop: Any, t0_shared: Any
             time.sleep(wait)
         idx = np.arange(k, k + chunk)
         data = np.empty((chunk, n_ch + 1), np.float32)
-        data[:, :n_ch] = (spec.get("amplitude_uv", 100.0) * np.sin(2 * np.pi * 130.0 * idx / rate))[
-            :, None
-        ]
+        sine_uv = spec.get("amplitude_uv", 100.0) * np.sin(2 * np.pi * 130.0 * idx / rate)
+        data[:, :n_ch] = scale * sine_uv[:, None]
         data[:, n_ch] = idx
         stamp = t_last + spec.get("offset_s", 0.0) + rng.uniform(-1, 1) * spec.get("jitter_s", 0.0)
         outlet.push(data, stamp)
@@ -144,20 +146,40 @@ def _serve_camera(spec: dict[str, Any], ready: Any, stop: Any) -> None:
     outlet.close()
 
 
+def _serve_mne_player(spec: dict[str, Any], ready: Any, stop: Any) -> None:
+    """MNE-LSL's ``PlayerLSL`` playing an MNE recording of 22 EMG channels: 130 Hz sines of
+    100 uV, stored as MNE stores data (volts), declared as MNE-LSL declares it."""
+    import mne
+    import numpy as np
+    from mne_lsl.player import PlayerLSL
+
+    rate = 4096.0
+    t = np.arange(int(10 * rate)) / rate  # 1300 whole periods: the loop joins seamlessly
+    data = np.repeat(100e-6 * np.sin(2 * np.pi * 130.0 * t)[None], 22, axis=0)
+    info = mne.create_info([f"F{i + 1}" for i in range(22)], rate, "emg")
+    raw = mne.io.RawArray(data, info, verbose="error")
+    player = PlayerLSL(raw, chunk_size=32, name=spec["name"], source_id=spec["name"])
+    player.start()
+    ready.set()
+    stop.wait()
+    player.stop()
+
+
 @pytest.fixture
 def spawn_node() -> Iterator[Callable[..., Any]]:
-    """Start ``amplifier`` or ``camera`` outlets in child processes; returns (stop, t0)."""
+    """Start ``amplifier``, ``camera`` or ``mne_player`` outlets in child processes; returns
+    (stop, t0)."""
     ctx = mp.get_context("spawn")
     running: list[tuple[Any, Any]] = []
 
     def start(kind: str, **spec: Any) -> tuple[Any, Any]:
         ready, stop = ctx.Event(), ctx.Event()
         t0 = ctx.Value("d", 0.0)
-        target, args = (
-            (_serve_amplifier, (spec, ready, stop, t0))
-            if kind == "amplifier"
-            else (_serve_camera, (spec, ready, stop))
-        )
+        target, args = {
+            "amplifier": (_serve_amplifier, (spec, ready, stop, t0)),
+            "camera": (_serve_camera, (spec, ready, stop)),
+            "mne_player": (_serve_mne_player, (spec, ready, stop)),
+        }[kind]
         process = ctx.Process(target=target, args=args, daemon=True)
         process.start()
         assert ready.wait(20), f"{kind} process did not start"

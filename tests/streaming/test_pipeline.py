@@ -13,6 +13,7 @@ import pytest
 from streaming.bus import Message, Publisher, Subscriber
 from streaming.config import validate
 from streaming.pipeline import Pipeline, PipelineConfig
+from streaming.predictions import FramePredictions, nan_predictions
 
 RATE_HZ = 4096.0
 
@@ -20,10 +21,12 @@ RATE_HZ = 4096.0
 class Running:
     """A pipeline in a background thread, with a subscriber collecting what it publishes."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], models: Any = None) -> None:
         self.publisher = Publisher("tcp://127.0.0.1:*")
         self.subscriber = Subscriber(self.publisher.address)
-        self.pipeline = Pipeline(validate(PipelineConfig, config), publisher=self.publisher)
+        self.pipeline = Pipeline(
+            validate(PipelineConfig, config), models=models, publisher=self.publisher
+        )
         self.thread = threading.Thread(target=self.pipeline.run, daemon=True)
         self.messages: list[Message] = []
         time.sleep(0.2)
@@ -49,6 +52,25 @@ class Running:
             seen = len(statuses)
         raise AssertionError(f"no status satisfied the check; last: {statuses[-1].fields}")
 
+    def wait_message(self, topic: str, check: Any, timeout_s: float = 30.0) -> Message:
+        """The first ``topic`` message, read from now on, for which ``check(message)`` holds."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            message = self.subscriber.receive(0.2)
+            if message is None:
+                continue
+            self.messages.append(message)
+            if message.topic == topic and check(message):
+                return message
+        raise AssertionError(f"no {topic} message satisfied the check within {timeout_s} s")
+
+    def assert_every_frame_accounted_for(self) -> None:
+        """Frames are published in order; each one not published was counted as skipped."""
+        frames = [m.frame for m in self.messages if m.topic == "muscle"]
+        assert frames == sorted(set(frames)), "frames out of order or twice"
+        unpublished = set(range(frames[0], frames[-1] + 1)) - set(frames)
+        assert len(unpublished) <= self.pipeline.frames.skipped, "a frame vanished uncounted"
+
     def stop(self) -> None:
         self.pipeline.stop()
         self.thread.join(10)
@@ -60,8 +82,8 @@ class Running:
 def pipeline_with() -> Iterator[Any]:
     running: list[Running] = []
 
-    def start(config: dict[str, Any]) -> Running:
-        running.append(Running(config))
+    def start(config: dict[str, Any], models: Any = None) -> Running:
+        running.append(Running(config, models))
         return running[-1]
 
     yield start
@@ -86,11 +108,10 @@ def test_one_muscle_message_per_frame_with_22_channels_and_monotonic_times(
     run = pipeline_with(_config(unique_name + "-emg", unique_name + "-cam"))
     muscle = run.collect("muscle", 60)
     assert len(muscle) >= 60
-    frames = [m.frame for m in muscle]
-    assert frames == list(range(frames[0], frames[0] + len(frames))), "a frame was not published"
-    times = np.array([m.t for m in muscle])
+    run.assert_every_frame_accounted_for()
+    frames, times = np.array([m.frame for m in muscle]), np.array([m.t for m in muscle])
     assert np.all(np.diff(times) > 0)
-    np.testing.assert_allclose(np.diff(times), 1 / 30, atol=5e-3)
+    np.testing.assert_allclose(np.diff(times), np.diff(frames) / 30, atol=5e-3)
     last = muscle[-1].fields
     assert last["channels"] == [f"F{i + 1}" for i in range(22)]
     assert last["emg_measured"].shape == (22,) and not last["emg_missing"]
@@ -151,6 +172,13 @@ def test_frames_without_emg_are_published_marked_missing(spawn_node, unique_name
     assert status["frames"]["emg_missing"] >= 20
 
 
+def _stream_status_is_consistent(stream: dict[str, Any], stall_after_s: float = 1.0) -> None:
+    """What every status must say of a stream that has sent nothing for a while."""
+    if stream["age_s"] is not None and stream["age_s"] > stall_after_s + 0.1:
+        assert not stream["connected"] and stream["rate_hz"] == 0, stream
+        assert "no data for" in stream["error"], stream
+
+
 def test_pipeline_recovers_when_the_emg_stream_vanishes_and_returns(
     spawn_node, unique_name, pipeline_with
 ):
@@ -159,17 +187,41 @@ def test_pipeline_recovers_when_the_emg_stream_vanishes_and_returns(
     run = pipeline_with(
         {**_config(unique_name + "-emg", unique_name + "-cam"), "sync": {"max_wait_ms": 30}}
     )
-    run.collect("muscle", 30)
+    before = run.wait_status(lambda s: (s["streams"]["emg"]["rate_hz"] or 0) > 1000, 30)
+    assert before["streams"]["emg"]["reconnects"] == 0  # the first connection is no reconnect
+    run.wait_message("muscle", lambda m: not m.fields["emg_missing"])
     stop_emg.set()
-    time.sleep(2.0)
+    # the outage is flagged on the frames and reported in status (rate gone, error names it)
+    run.wait_message("muscle", lambda m: m.fields["emg_missing"])
+    lost = run.wait_status(lambda s: not s["streams"]["emg"]["connected"], 30)["streams"]["emg"]
+    assert lost["rate_hz"] == 0 and lost["outages"] == 1, lost
+    assert "no data for" in lost["error"] and unique_name in lost["error"], lost
     spawn_node("amplifier", name=unique_name + "-emg")
-    n = len(run.collect("muscle", 0))
-    muscle = run.collect("muscle", n + 150, timeout_s=30)
-    missing = [m.fields["emg_missing"] for m in muscle]
-    assert any(missing[30:]), "the outage was not flagged"
-    assert not any(missing[-15:]), "EMG did not come back"
-    frames = [m.frame for m in muscle]
-    assert frames == list(range(frames[0], frames[0] + len(frames))), "frames lost during outage"
+    back = run.wait_status(lambda s: s["streams"]["emg"]["connected"], 60)["streams"]["emg"]
+    assert back["reconnects"] == 1 and back["error"] == "", back
+    run.wait_message("muscle", lambda m: not m.fields["emg_missing"])  # EMG on frames again
+    for message in run.collect("status", 0):
+        _stream_status_is_consistent(message.fields["streams"]["emg"])
+    run.assert_every_frame_accounted_for()
+
+
+def test_a_camera_outage_is_reported_not_counted_as_dropped_frames(
+    spawn_node, unique_name, pipeline_with
+):
+    spawn_node("amplifier", name=unique_name + "-emg")
+    stop_camera, _ = spawn_node("camera", name=unique_name + "-cam")
+    run = pipeline_with(_config(unique_name + "-emg", unique_name + "-cam"))
+    run.wait_status(lambda s: s["streams"]["video"]["connected"], 30)
+    stop_camera.set()
+    lost = run.wait_status(lambda s: not s["streams"]["video"]["connected"], 30)
+    assert "no data for" in lost["streams"]["video"]["error"]
+    time.sleep(1.0)  # a gap of 30+ frame periods
+    spawn_node("camera", name=unique_name + "-cam")
+    back = run.wait_status(lambda s: s["streams"]["video"]["reconnects"] >= 1, 60)
+    assert back["streams"]["video"]["outages"] == 1 and back["streams"]["video"]["connected"]
+    assert back["frames"]["dropped"] == 0, back["frames"]
+    for message in run.collect("status", 0):
+        _stream_status_is_consistent(message.fields["streams"]["video"])
 
 
 def test_wrong_channel_labels_are_reported_not_crashing(spawn_node, unique_name, pipeline_with):
@@ -182,8 +234,141 @@ def test_wrong_channel_labels_are_reported_not_crashing(spawn_node, unique_name,
 
 def test_without_a_camera_an_internal_clock_paces_frames(spawn_node, unique_name, pipeline_with):
     spawn_node("amplifier", name=unique_name + "-emg")
-    run = pipeline_with(_config(unique_name + "-emg", None))
-    run.wait_status(lambda s: s["streams"]["emg"]["connected"])
+    # a generous bounded wait: EMG late by up to 0.5 s (a loaded machine) still reaches its frame
+    run = pipeline_with({**_config(unique_name + "-emg", None), "sync": {"max_wait_ms": 500}})
+    run.wait_status(lambda s: s["streams"]["emg"]["connected"], 30)
+    run.wait_message("muscle", lambda m: not m.fields["emg_missing"])
     muscle = run.collect("muscle", len(run.collect("muscle", 0)) + 45)[-45:]
     assert not any(m.fields["emg_missing"] for m in muscle)
-    np.testing.assert_allclose(np.diff([m.t for m in muscle]), 1 / 30, atol=1e-6)
+    # frame k is due at t0 + k / 30 exactly: skipped frames leave gaps of whole periods
+    t = np.array([m.t for m in muscle])
+    k = np.array([m.frame for m in muscle])
+    np.testing.assert_allclose(np.diff(t), np.diff(k) / 30, atol=1e-6)
+    run.assert_every_frame_accounted_for()
+
+
+def test_before_the_emg_connects_muscle_carries_the_configured_channels_as_nan(
+    spawn_node, unique_name, pipeline_with
+):
+    spawn_node("camera", name=unique_name + "-cam")
+    scheme = pipeline_with(_config(unique_name + "-absent", unique_name + "-cam"))
+    explicit = pipeline_with(_config(unique_name + "-absent2", None, channels=["F3", "F1"]))
+    for run, channels in ((scheme, [f"F{i + 1}" for i in range(22)]), (explicit, ["F3", "F1"])):
+        fields = run.collect("muscle", 3)[-1].fields
+        assert fields["emg_missing"] and fields["channels"] == channels
+        for key in ("emg_measured", "emg_measured_uv"):
+            assert fields[key].shape == (len(channels),) and np.isnan(fields[key]).all()
+
+
+def _settled_envelope_uv(run: Running) -> np.ndarray:
+    """The envelope of a frame 30 frames (1 s) after the EMG first reached one."""
+    first = run.wait_message("muscle", lambda m: not m.fields["emg_missing"], 60)
+    return run.wait_message(
+        "muscle", lambda m: not m.fields["emg_missing"] and m.frame >= first.frame + 30
+    ).fields["emg_measured_uv"]
+
+
+@pytest.mark.parametrize(
+    ("unit", "scale"), [("volts", 1e-6), ("millivolts", 1e-3), ("uV", 1.0), ("0", 1e-6)]
+)
+def test_the_declared_emg_unit_is_converted_to_microvolts(
+    spawn_node, unique_name, pipeline_with, unit, scale
+):
+    spawn_node("amplifier", name=unique_name + "-emg", unit=unit, scale=scale)
+    run = pipeline_with(_config(unique_name + "-emg", None))
+    np.testing.assert_allclose(_settled_envelope_uv(run), 63.66, rtol=0.05)
+
+
+def test_a_recording_played_by_mne_lsl_is_read_in_microvolts(
+    spawn_node, unique_name, pipeline_with
+):
+    """MNE-LSL's PlayerLSL sends an MNE recording in volts and declares it its own way."""
+    spawn_node("mne_player", name=unique_name + "-mne")
+    config = _config(unique_name + "-mne", None)
+    config["emg"]["type"] = "emg"  # PlayerLSL names the stream type after the channel type
+    run = pipeline_with(config)
+    np.testing.assert_allclose(_settled_envelope_uv(run), 63.66, rtol=0.05)
+
+
+def test_an_unknown_emg_unit_is_refused_with_a_clear_error(spawn_node, unique_name, pipeline_with):
+    spawn_node("amplifier", name=unique_name + "-emg", unit="furlongs")
+    run = pipeline_with(_config(unique_name + "-emg", None))
+    status = run.wait_status(lambda s: "furlongs" in s["streams"]["emg"]["error"], 30)
+    assert "cannot convert to microvolts" in status["streams"]["emg"]["error"]
+    assert all(m.fields["emg_missing"] for m in run.collect("muscle", 5))
+
+
+class SlowModels:
+    """A model stage that needs two frame periods per frame (a CPU shared with other work)."""
+
+    backend = "slow-test-stage"
+    feature = None
+    expression_dim = 55
+
+    def process(self, rgb: Any, envelope: Any, labels: list[str]) -> FramePredictions:
+        time.sleep(2 / 30)
+        return nan_predictions(self.expression_dim, len(labels), 300, self.backend)
+
+
+def test_under_overload_stale_frames_are_skipped_and_latency_stays_bounded(
+    spawn_node, unique_name, pipeline_with
+):
+    spawn_node("amplifier", name=unique_name + "-emg")
+    spawn_node("camera", name=unique_name + "-cam")
+    run = pipeline_with(_config(unique_name + "-emg", unique_name + "-cam"), models=SlowModels())
+    run.collect("muscle", 60, timeout_s=60)
+    status = run.wait_status(lambda s: s["frames"]["skipped"] >= 30, 60)
+    latency = status["latency_ms"]["capture_to_publish"]
+    # backlogged, frames would wait in a queue of 30 (1 s) and more; current, a frame waits at
+    # most sync.max_wait_ms + video.max_queue_ms (150 ms) plus one frame's work (67 ms)
+    assert latency["p50"] < 400 and latency["p99"] < 600, latency
+    assert status["frames"]["dropped"] == 0, status["frames"]
+    run.assert_every_frame_accounted_for()
+
+
+def test_stream_health_counts_returns_and_reports_an_outage_when_read():
+    from streaming.health import StreamHealth
+
+    health = StreamHealth(name="EMG", stall_after_s=0.05)
+    health.on_data(32)
+    health.on_data(32)
+    assert health.connected and health.reconnects == 0  # the first connection is no reconnect
+    time.sleep(0.1)  # nothing checked the stall since: reading the status judges it
+    status = health.as_status()
+    assert not status["connected"] and status["rate_hz"] == 0 and status["outages"] == 1
+    assert "'EMG': no data for" in status["error"] and status["outage_s"] >= 0
+    health.on_data(32)
+    status = health.as_status()
+    assert status["connected"] and status["reconnects"] == 1 and status["error"] == ""
+    assert status["outage_s"] is None
+
+
+def test_stale_frames_are_skipped_only_while_a_newer_one_waits():
+    from collections import deque
+
+    from streaming.video_feed import Frame, _take_current, arrival_time
+
+    queue = deque(Frame(t=k / 30, index=k, t_arrival=k / 30 + 0.01) for k in range(5))
+    # at 0.15 s frames 0..2 have waited > 50 ms: skipped; frame 3 (waited 40 ms) is taken
+    frame, skipped = _take_current(queue, 0.15, 0.05, arrival_time)
+    assert (frame.index, skipped, len(queue)) == (3, 3, 1)
+    # the last frame is never skipped, however old: there is nothing newer to show
+    frame, skipped = _take_current(queue, 10.0, 0.05, arrival_time)
+    assert (frame.index, skipped) == (4, 0)
+
+
+def test_the_internal_clock_skips_ahead_instead_of_building_a_backlog():
+    import pylsl
+
+    from streaming.video_feed import InternalFrameClock, arrival_time
+
+    clock = InternalFrameClock(30.0, max_queue_ms=50.0)
+    clock.start()
+    first = clock.next_frame(1.0, arrival_time)
+    time.sleep(0.5)  # a consumer that stalls for 15 frame periods
+    called_at = pylsl.local_clock()
+    late = clock.next_frame(1.0, arrival_time)
+    assert first is not None and late is not None
+    assert clock.skipped >= 10 and late.index == first.index + 1 + clock.skipped
+    assert abs((late.t - first.t) - (late.index - first.index) / 30) < 1e-9
+    assert called_at - late.t <= 0.05 + 1e-9  # current again: due at most max_queue_ms ago
