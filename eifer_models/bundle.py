@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -418,7 +418,7 @@ def _check_graph_files(bundle: Bundle) -> None:
                         raise BundleError(
                             f"{bundle.path / file}: no {kind[:-1]} {spec.name!r} (has {sorted(declared)})"
                         )
-                    got = declared[spec.name]["shape"]
+                    got = cast("list[int | None]", declared[spec.name]["shape"])
                     if len(got) != len(spec.shape) or any(
                         g is not None and g != want for g, want in zip(got, spec.shape, strict=True)
                     ):

@@ -112,7 +112,7 @@ def export_onnx(
         torch.onnx.export(
             model,
             tuple(example),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # stub says path; the TorchScript exporter writes file-likes
             input_names=list(input_names),
             output_names=list(output_names),
             opset_version=opset,
@@ -169,7 +169,7 @@ def export_mlp(
     )  # fmt: skip
 
 
-_ONNX_DTYPES = {
+_ONNX_DTYPES: dict[int, str] = {
     onnx.TensorProto.FLOAT: "float32",
     onnx.TensorProto.FLOAT16: "float16",
     onnx.TensorProto.BFLOAT16: "bfloat16",
@@ -183,7 +183,7 @@ def onnx_io(path: str | Path) -> dict[str, dict[str, dict[str, object]]]:
     graph = onnx.load(str(path), load_external_data=False).graph
 
     def describe(values: Sequence[onnx.ValueInfoProto]) -> dict[str, dict[str, object]]:
-        result = {}
+        result: dict[str, dict[str, object]] = {}
         for v in values:
             t = v.type.tensor_type
             dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]

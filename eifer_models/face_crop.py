@@ -88,7 +88,7 @@ class FaceCropper:
         num_threads: int = 1,
     ) -> None:
         try:
-            self.spec = CropSpec(mode=mode, scale=margin, size=size)
+            self.spec = CropSpec.model_validate({"mode": mode, "scale": margin, "size": size})
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(p) for p in error["loc"])

@@ -255,7 +255,8 @@ def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
         f".{path.name}.{os.getpid()}.tmp.npz"
     )  # atomic: readers never see half a file
     try:
-        np.savez_compressed(tmp, format=np.array(FORMAT_TAG), **dict(arrays))
+        named: dict[str, Any] = dict(arrays)  # Any: numpy's stub types **kwds as its own flags
+        np.savez_compressed(tmp, format=np.array(FORMAT_TAG), **named)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

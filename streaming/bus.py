@@ -207,10 +207,10 @@ def decode(parts: Sequence[bytes]) -> Message:
     )
 
 
-def _open(kind: int, address: str, *, bind: bool) -> zmq.Socket:
+def _open(kind: int, address: str, *, bind: bool) -> zmq.Socket[bytes]:
     """A socket bound or connected to ``address``; :class:`BusAddressError` names the problem."""
     check_address(address)
-    socket = zmq.Context.instance().socket(kind)
+    socket: zmq.Socket[bytes] = zmq.Context.instance().socket(kind)
     socket.setsockopt(zmq.LINGER, 0)
     try:
         if bind:

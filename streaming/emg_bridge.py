@@ -165,7 +165,9 @@ def run_bridge(
             derived = cmap.apply(data)
             if out.counter:
                 if counter_col is not None:
-                    counter = np.asarray(data[:, counter_col], dtype=np.float64) % COUNTER_MODULUS
+                    counter: np.ndarray = (
+                        np.asarray(data[:, counter_col], dtype=np.float64) % COUNTER_MODULUS
+                    )
                 else:
                     counter = np.arange(received, received + len(stamps)) % COUNTER_MODULUS
                 derived = np.concatenate([derived, counter[:, None]], axis=1)

@@ -261,7 +261,9 @@ class Pipeline:
             ]
         return layout
 
-    def _push_lsl(self, frame: Frame, muscle: dict[str, Any], expression: dict | None) -> None:
+    def _push_lsl(
+        self, frame: Frame, muscle: dict[str, Any], expression: dict[str, Any] | None
+    ) -> None:
         if not self.config.output.lsl_predictions:
             return
         n_emg = len(muscle["channels"])

@@ -263,7 +263,7 @@ class Recorder:
 
     def discover(self, timeout_s: float = 1.0) -> list[str]:
         """Start recording every wanted stream not yet recorded; returns the new names."""
-        added = []
+        added: list[str] = []
         if self._closing.is_set():
             return added
         known_sources = {(r.info.source_id(), r.info.name()) for r in self.streams.values()}

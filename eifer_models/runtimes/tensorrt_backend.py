@@ -246,7 +246,8 @@ class TensorRTBackend(Runtime):
         )
         self._stream = torch.cuda.Stream(self._device)
         self._tensors: dict[str, torch.Tensor] = {}
-        inputs, outputs = [], []
+        inputs: list[TensorSpec] = []
+        outputs: list[TensorSpec] = []
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
             shape = tuple(int(d) for d in engine.get_tensor_shape(name))

@@ -198,7 +198,7 @@ class MovementScript:
                 events.append(MovementEvent(movement, t, hold_s, rep, intensity()))
                 t += hold_s + pause_s
         trials = [e for e in emotions for _ in range(emotion_repetitions)]
-        order = order_rng.permutation(len(trials)) if trials else []
+        order: np.ndarray | list[int] = order_rng.permutation(len(trials)) if trials else []
         counts: dict[str, int] = {}
         for i in order:
             emotion = trials[i]
