@@ -98,9 +98,10 @@ class ParticipantRenderer:
         face_px: int = 224,
         occlusion: str | None = None,
         cables: bool = True,
+        sensor_noise: bool = True,
     ) -> None:
         self.traits, self.width, self.height = traits, width, height
-        self.face_px, self.cables = face_px, cables
+        self.face_px, self.cables, self.sensor_noise = face_px, cables, sensor_noise
         arrays = make_synthetic_head()
         # the identity is fixed: bake it into the template (the per-frame blend has 50 terms)
         shaped = dict(arrays)
@@ -203,7 +204,8 @@ class ParticipantRenderer:
         radius = ELECTRODE_COLLAR_M * scale
         if self.occlusion is not None:
             electrodes_px, visible = self._draw_electrodes(frame, verts, cx, cy, scale, box)
-        self._add_noise(frame, cx, cy, scale, round(float(state.t_s[i]) * 30))
+        if self.sensor_noise:
+            self._add_noise(frame, cx, cy, scale, round(float(state.t_s[i]) * 30))
         return RenderedFrame(frame, box, electrodes_px, visible, radius, scale)
 
     # -- appearance ------------------------------------------------------------------------------
