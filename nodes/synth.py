@@ -19,13 +19,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, help="protocol minutes per session (default 1)")
     parser.add_argument("--seed", type=int, help="seed of the first participant (default 0)")
     parser.add_argument("--size", help="frame WIDTHxHEIGHT (default 640x360)")
+    parser.add_argument("--jobs", type=int, help="sessions in parallel (default 1)")
     parser.add_argument("--out", required=True, help="output folder (sessions go below it)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
-    for key in ("participants", "minutes", "seed"):
+    for key in ("participants", "minutes", "seed", "jobs"):
         if getattr(args, key) is not None:
             overrides.append(f"{key}={getattr(args, key)}")
     if args.size:

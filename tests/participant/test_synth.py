@@ -87,9 +87,11 @@ def test_free_session_has_no_electrodes_and_no_emg(sessions) -> None:
     free.close()
 
 
-def test_same_seed_gives_the_same_files_and_another_seed_does_not(sessions, tmp_path) -> None:
+def test_same_seed_gives_the_same_files_in_parallel_and_another_seed_does_not(
+    sessions, tmp_path
+) -> None:
     config = SynthConfig(participants=1, seed=7, **TINY)
-    synthesise(config, tmp_path / "again")
+    synthesise(config.model_copy(update={"jobs": 2}), tmp_path / "again")  # in parallel too
     first, again = sessions / "a", tmp_path / "again"
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert len(files) == 6

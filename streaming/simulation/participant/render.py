@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from eifer_models.flame import FLAME
-from eifer_models.renderer import rasterize, vertex_normals
+from eifer_models.renderer import rasterize
 from eifer_models.synthetic_head import _LMK_XY, EYE_CENTRES_M, _embed_points, make_synthetic_head
 from streaming.electrodes import load_scheme
 from streaming.simulation.participant.model import (
@@ -188,7 +188,7 @@ class ParticipantRenderer:
         if len(rows):
             tex_xyz = np.einsum("nk,nkc->nc", bary, self._template[f])
             albedo = self._albedo(tex_xyz, state.phi[i])
-            normals = vertex_normals(torch.as_tensor(verts[None]), self._faces)[0].numpy()
+            normals = _vertex_normals(verts, self._faces_np)
             lambert = np.clip(normals @ self.traits.light_direction, 0.0, 1.0)
             shade_v = self.traits.ambient + lambert
             shade = np.einsum("nk,nk->n", bary, shade_v[f])
@@ -300,6 +300,18 @@ class ParticipantRenderer:
             cv2.circle(frame, centre, collar << shift, (236, 236, 230), -1, cv2.LINE_AA, shift)
             cv2.circle(frame, centre, disc << shift, (150, 150, 155), -1, cv2.LINE_AA, shift)
         return px, visible
+
+
+def _vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals (as :func:`eifer_models.renderer.vertex_normals`),
+    accumulated with ``bincount`` (a few times faster than ``index_add`` for one mesh)."""
+    tri = verts[faces]
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    n = np.zeros_like(verts)
+    for k in range(3):
+        for c in range(3):
+            n[:, c] += np.bincount(faces[:, k], fn[:, c], minlength=len(verts))
+    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
 
 def _barycentric(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
