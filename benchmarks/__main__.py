@@ -14,6 +14,8 @@ BENCHMARKS = [
     "renderer_speed",
     "recording_throughput",
     "display_latency",
+    "participant_render",
+    "synth_speed",
 ]
 
 
