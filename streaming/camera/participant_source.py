@@ -161,13 +161,17 @@ class ParticipantSource:
         self._truth_outlet = ChunkOutlet(info, max_buffered_s=10.0)
 
     def _next_due(self) -> float:
+        """Capture time of the next frame. Behind by more than a period (the CPU is busy), the
+        source drops the missed frames as a camera does (their indices are skipped, so the node
+        counts them), so it stays current instead of building a backlog."""
         now = _local_clock()
         if self._first_due is None:
             self._first_due = now
         due = self._first_due + self._index / self.rate_hz
-        if due < now - 1.0:  # far behind (suspended): restart the schedule, keep the index
-            self._first_due = now - self._index / self.rate_hz
-            due = now
+        behind = int((now - due) * self.rate_hz)
+        if behind >= 1:
+            self._index += behind
+            due = self._first_due + self._index / self.rate_hz
         return due
 
     def read(self) -> CapturedFrame | None:
