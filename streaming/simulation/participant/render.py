@@ -245,13 +245,14 @@ class ParticipantRenderer:
         xb, yb = min(x0 + size, self.width), min(y0 + size, self.height)
         if xa >= xb or ya >= yb:
             return frame
-        big = cv2.resize(crop, (size, size), interpolation=cv2.INTER_LINEAR)
+        # scale in 8 bits (small), blend with OpenCV: the frame-sized work stays cheap
+        small = (np.clip(crop, 0.0, 1.0) * 255.0).astype(np.uint8)
+        big = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
         a = cv2.resize(alpha, (size, size), interpolation=cv2.INTER_LINEAR)
-        a = cv2.GaussianBlur(a, (3, 3), 0)[ya - y0 : yb - y0, xa - x0 : xb - x0, None]
-        big = big[ya - y0 : yb - y0, xa - x0 : xb - x0]
-        roi = frame[ya:yb, xa:xb].astype(np.float32)
-        roi += a * (np.clip(big, 0.0, 1.0) * np.float32(255.0) - roi)
-        frame[ya:yb, xa:xb] = roi.astype(np.uint8)
+        a = cv2.GaussianBlur(a, (3, 3), 0)[ya - y0 : yb - y0, xa - x0 : xb - x0]
+        big = np.ascontiguousarray(big[ya - y0 : yb - y0, xa - x0 : xb - x0])
+        roi = np.ascontiguousarray(frame[ya:yb, xa:xb])
+        frame[ya:yb, xa:xb] = cv2.blendLinear(big, roi, np.ascontiguousarray(a), 1.0 - a)
         return frame
 
     def _add_noise(self, frame: np.ndarray, cx: float, cy: float, scale: float, n: int) -> None:
