@@ -42,6 +42,13 @@ def test_frame_size_and_face_box_cover_the_drawn_face(participant) -> None:
         int(y + h * 0.3) : int(y + h * 0.7), int(x + w * 0.3) : int(x + w * 0.7)
     ]
     assert np.abs(inside.astype(int) - wall).mean() > 20
+    # true landmarks: inside the box; the subject's left mouth corner (iBUG 54) and eye appear on
+    # the viewer's right; brows above the eyes above the mouth
+    lmk = {k: frame.landmarks_px[k - 17] for k in range(17, 68)}
+    pts = frame.landmarks_px
+    assert np.all((pts[:, 0] > x) & (pts[:, 0] < x + w) & (pts[:, 1] > y) & (pts[:, 1] < y + h))
+    assert lmk[54][0] > lmk[48][0] and lmk[45][0] > lmk[36][0]
+    assert lmk[19][1] < lmk[37][1] < lmk[33][1] < lmk[51][1] < lmk[57][1]
 
 
 def test_movements_change_the_face_where_they_should(participant) -> None:

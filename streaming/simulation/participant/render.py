@@ -84,6 +84,7 @@ class RenderedFrame:
     electrodes_visible: np.ndarray  # (n,) bool: facing the camera, so drawn
     electrode_radius_px: float
     scale_px_per_m: float
+    landmarks_px: np.ndarray  # (51, 2) iBUG-68 points 17..67 (FLAME's static set), frame pixels
 
 
 class ParticipantRenderer:
@@ -118,6 +119,8 @@ class ParticipantRenderer:
         self._faces = torch.as_tensor(self._faces_np)
         self._template = neutral.astype(np.float32)  # texture coordinates: the neutral head
         self._mask_face = np.asarray(arrays["mask_face"])
+        self._lmk_vertices = faces[np.asarray(arrays["lmk_faces_idx"])]  # (51, 3)
+        self._lmk_bary = np.asarray(arrays["lmk_bary_coords"], np.float32)
         self._texture = _paint_texture(traits)
         self._background = _paint_background(traits, width, height)
         self._noise_rng_key = traits.seed
@@ -199,6 +202,14 @@ class ParticipantRenderer:
         fx = cx + (face[:, 0] - HEAD_CENTRE_M[0]) * scale
         fy = cy - (face[:, 1] - HEAD_CENTRE_M[1]) * scale
         box = np.array([fx.min(), fy.min(), fx.max() - fx.min(), fy.max() - fy.min()])
+        lmk = np.einsum("lk,lkc->lc", self._lmk_bary, verts[self._lmk_vertices])
+        lmk_px = np.stack(
+            [
+                cx + (lmk[:, 0] - HEAD_CENTRE_M[0]) * scale,
+                cy - (lmk[:, 1] - HEAD_CENTRE_M[1]) * scale,
+            ],
+            1,
+        )
         electrodes_px = np.zeros((0, 2))
         visible = np.zeros(0, bool)
         radius = ELECTRODE_COLLAR_M * scale
@@ -206,7 +217,7 @@ class ParticipantRenderer:
             electrodes_px, visible = self._draw_electrodes(frame, verts, cx, cy, scale, box)
         if self.sensor_noise:
             self._add_noise(frame, cx, cy, scale, round(float(state.t_s[i]) * 30))
-        return RenderedFrame(frame, box, electrodes_px, visible, radius, scale)
+        return RenderedFrame(frame, box, electrodes_px, visible, radius, scale, lmk_px)
 
     # -- appearance ------------------------------------------------------------------------------
     def _albedo(self, xyz: np.ndarray, phi: np.ndarray) -> np.ndarray:

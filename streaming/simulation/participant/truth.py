@@ -5,7 +5,9 @@ Channels (float32): ``frame_index``; ``phi_<label>`` x 55 (50 expression, eyelid
 ``pose_rot_x/y/z`` (FLAME global rotation, axis-angle rad), ``pose_centre_x_px``,
 ``pose_centre_y_px`` (head centre in the frame), ``pose_scale_px_per_m``; ``face_x/y/w/h_px``
 (bounds of the face-mask vertices); ``act_<muscle>_<side>`` (the EMG simulator's truth at the
-frame's capture time, not delayed: ``phi`` follows it one electromechanical delay later).
+frame's capture time, not delayed: ``phi`` follows it one electromechanical delay later);
+``lmk<k>_x/y_px`` (k = 17..67: the iBUG-68 points of FLAME's static landmark set, frame pixels,
+for checking landmark trackers and detectors).
 The stamp is the frame's capture time, the same stamp as the frame.
 """
 
@@ -28,6 +30,7 @@ POSE_LABELS = (
     "pose_centre_y_px",
     "pose_scale_px_per_m",
 )
+LANDMARK_IDS = range(17, 68)  # iBUG-68 numbering
 BOX_LABELS = ("face_x_px", "face_y_px", "face_w_px", "face_h_px")
 
 
@@ -38,6 +41,7 @@ def truth_labels(muscle_labels: list[str]) -> list[str]:
         *POSE_LABELS,
         *BOX_LABELS,
         *(f"act_{m}" for m in muscle_labels),
+        *(f"lmk{k}_{axis}_px" for k in LANDMARK_IDS for axis in ("x", "y")),
     ]
 
 
@@ -47,7 +51,14 @@ def truth_row(
     """One ``VideoTruth`` sample (1, C) float32 for state row ``i`` rendered as ``frame``."""
     pose = np.concatenate([state.rotation[i], centre_px, [frame.scale_px_per_m]])
     row = np.concatenate(
-        [[float(frame_index)], state.phi[i], pose, frame.face_box, state.activation[i]]
+        [
+            [float(frame_index)],
+            state.phi[i],
+            pose,
+            frame.face_box,
+            state.activation[i],
+            frame.landmarks_px.ravel(),
+        ]
     )
     return row.astype(np.float32)[None, :]
 
