@@ -17,6 +17,8 @@ BENCHMARKS = [
     "recording_throughput",
     "display_latency",
     "face_detection",
+    "participant_render",
+    "synth_speed",
 ]
 
 
