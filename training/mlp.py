@@ -205,6 +205,9 @@ def _run(
     else:
         if config is None:
             raise RunError("no config given")
+        if not config.dataset:
+            raise RunError("no training set given: --dataset FOLDER (from `eifer train dataset`)")
+        load_dataset(config.dataset)  # a bad training set fails before a run folder is made
         folder = Path(dist_ctx.broadcast(str(_new_run(config)) if dist_ctx.is_main else None))
         run_info = {}
     if config.threads:

@@ -152,3 +152,27 @@ def test_two_process_torchrun_gives_the_same_metrics(
     whole, ddp = _states(tiny_run), _states(tmp_path / "ddp")
     for key in whole:  # same batches, gradients averaged over ranks: equal up to float sums
         torch.testing.assert_close(whole[key], ddp[key], atol=2e-3, rtol=0)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [sys.executable, "-m", "nodes.cli", "train", *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_report_command_and_clear_cli_errors(tiny_run: Path, tmp_path: Path) -> None:
+    (tiny_run / "report" / "report.md").unlink()
+    result = _cli("report", str(tiny_run))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tiny_run / "report" / "report.md").is_file()
+    result = _cli("mlp", "--dataset", str(tmp_path / "nothing"), "--set", f'output="{tmp_path}"')
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"eifer train: error: {tmp_path / 'nothing' / 'dataset.json'}: missing; not a training "
+        "set (make one with `eifer train dataset`)"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == []  # no run folder left behind
+    result = _cli("mlp", "--config", str(REPO / "configs/training/mlp.toml"), "--set", "folds=0")
+    assert result.returncode == 1 and "folds" in result.stderr and "Traceback" not in result.stderr
