@@ -87,7 +87,7 @@ def _phi_from_encoders(ts: TrainingSet, bundle_dir: str) -> np.ndarray:
         out = np.full((meta["n_frames"], int(ts.index["expression_dim"])), np.nan, np.float32)
         with torch.no_grad():
             for lo in range(0, len(crops), 64):
-                image = torch.from_numpy(np.asarray(crops[lo : lo + 64])).permute(0, 3, 1, 2)
+                image = torch.from_numpy(np.array(crops[lo : lo + 64])).permute(0, 3, 1, 2)
                 out[lo : lo + 64] = graph(image.float() / 255.0)[2].numpy()
         parts.append(out)
     return np.concatenate(parts)

@@ -176,3 +176,33 @@ def test_report_command_and_clear_cli_errors(tiny_run: Path, tmp_path: Path) -> 
     assert [p.name for p in tmp_path.iterdir()] == []  # no run folder left behind
     result = _cli("mlp", "--config", str(REPO / "configs/training/mlp.toml"), "--set", "folds=0")
     assert result.returncode == 1 and "folds" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow  # encoder export + forward over crops: ~100 s on a loaded 2-core machine
+def test_phi_from_a_bundles_encoders_over_the_stored_crops(tmp_path: Path) -> None:
+    from eifer_models.bundle import create_demo_bundle
+    from training.config import DatasetConfig
+    from training.dataset import build_dataset, load_dataset
+    from training.mlp import prepare
+    from training.toy_sessions import ToySpec, write_toy_session
+
+    spec = ToySpec("P7", seed=7, repetitions=1, perform_s=0.3, rest_s=0.1, lead_in_s=0.2)
+    folder = write_toy_session(tmp_path / "s", spec)
+    dataset = build_dataset(
+        DatasetConfig(sessions=[str(folder)], output=str(tmp_path / "sets")), progress=False
+    )
+    bundle = create_demo_bundle(tmp_path / "bundle", fp16_onnx=False)
+    ts = load_dataset(dataset)
+    config = MlpConfig(
+        dataset=str(dataset), phi_source="encoders", encoders_bundle=str(bundle.path)
+    )
+    data = prepare(ts, config)
+    graph = bundle.build_module("encoders")
+    row = int(np.flatnonzero(np.isfinite(ts.arrays["emg_uv"]).all(axis=1))[0])
+    image = torch.from_numpy(np.array(ts.crops(0)[row : row + 1])).permute(0, 3, 1, 2).float()
+    with torch.no_grad():
+        expected = graph(image / 255.0)[2].numpy()[0]
+    np.testing.assert_allclose(data.phi[0], expected, atol=1e-5)
+    assert not np.allclose(data.phi[0], ts.arrays["phi"][row])  # not the truth stream
+    with pytest.raises(RunError, match="needs encoders_bundle"):
+        prepare(ts, config.model_copy(update={"encoders_bundle": ""}))
