@@ -71,10 +71,25 @@ def evaluate(
             }
             for name, m in members.items()
         }
+    truth = predictions.get("emg_truth")
+    if truth is not None and truth.size and np.isfinite(truth).any():
+        # against the simulator's true activation under each channel (scale-free r): the
+        # envelope the EMG would have without noise, cross-talk and the feature's smoothing
+        has = np.isfinite(truth).all(axis=0)
+        for key, members in groups.items():
+            for name, m in members.items():
+                result[key][name]["exp2emg_vs_truth"] = _summary(
+                    predictions["emg_pred"][m][:, has],
+                    truth[m][:, has],
+                    np.ones(int(has.sum()), bool),
+                )
     folds = result["fold"].values()
     result["headline"] = {
         "exp2emg_mean_r_held_out": result["all"]["all"]["exp2emg"]["mean_r"],
         "emg2exp_mean_r_held_out": result["all"]["all"]["emg2exp"]["mean_r"],
+        "exp2emg_mean_r_vs_true_activation": result["all"]["all"]
+        .get("exp2emg_vs_truth", {})
+        .get("mean_r"),
         "exp2emg_mean_r_per_fold": [f["exp2emg"]["mean_r"] for f in folds],
         "emg2exp_mean_r_per_fold": [f["emg2exp"]["mean_r"] for f in folds],
     }

@@ -56,6 +56,7 @@ class PhaseTwoData:
     phi: np.ndarray  # (n, dim) float32
     participant: np.ndarray  # (n,) str
     movement: np.ndarray  # (n,) str
+    emg_truth: np.ndarray  # (n, channels) true activation under each channel, NaN where none
     reference_uv: dict[str, list[float]]  # per participant: the divisor per channel (µV)
 
 
@@ -107,9 +108,13 @@ def prepare(ts: TrainingSet, config: MlpConfig) -> PhaseTwoData:
             "sessions without a truth stream need phi_source = 'encoders')"
         )
     x, refs = normalise_by_participant(emg[keep], ts.participant[keep], config.normalisation)
+    truth = ts.arrays.get("emg_truth", np.zeros((len(emg), 0)))
+    if truth.shape[1] != emg.shape[1]:
+        truth = np.full(emg.shape, np.nan, np.float32)
     return PhaseTwoData(
-        x, phi[keep].astype(np.float32), ts.participant[keep], ts.arrays["movement"][keep], refs
-    )
+        x, phi[keep].astype(np.float32), ts.participant[keep], ts.arrays["movement"][keep],
+        truth[keep].astype(np.float32), refs,
+    )  # fmt: skip
 
 
 def assign_folds(participants: list[str], folds: int, seed: int) -> list[list[str]]:
@@ -314,6 +319,7 @@ def _cross_validate(
             np.savez(
                 tmp, participant=data.participant[test], movement=data.movement[test],
                 emg_true=data.x_emg[test], emg_pred=emg_pred, phi_true=data.phi[test],
+                emg_truth=data.emg_truth[test],
                 phi_pred=phi_pred,
             )  # fmt: skip
             tmp.replace(done)

@@ -193,6 +193,14 @@ def write_report(run: str | Path) -> Path:
         f"- **EMG2Exp** (EMG -> phi), held-out mean Pearson r over the {len(metrics['driven_phi'])} "
         f"driven expression components: **{_fmt(head['emg2exp_mean_r_held_out'])}** (per fold: "
         f"{', '.join(_fmt(v) for v in head['emg2exp_mean_r_per_fold'])})",
+        *(
+            [
+                f"- **Exp2EMG** against the simulator's true activation under each channel: mean r "
+                f"**{_fmt(head['exp2emg_mean_r_vs_true_activation'])}**"
+            ]
+            if head.get("exp2emg_mean_r_vs_true_activation") is not None
+            else []
+        ),
         "",
         "EMG targets are the participant-normalised envelopes of the training set's EMG feature; "
         "phi targets the truth stream / parameter files (or the encoders). r is computed over the "

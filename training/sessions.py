@@ -143,6 +143,24 @@ def _emg_truth(
     return values.astype(np.float32), labels
 
 
+def truth_per_channel(values: np.ndarray, labels: list[str], channels: list[str]) -> np.ndarray:
+    """The true activation under each EMG channel (``(n, channels)``, NaN where none): a truth
+    column named like the channel, else the one of the channel's muscle and side in the
+    electrode scheme (``<muscle>_l`` / ``_r``, the simulator's labels)."""
+    from streaming.electrodes import load_scheme
+
+    scheme = load_scheme("fridlund")
+    out = np.full((len(values), len(channels)), np.nan, dtype=np.float32)
+    for c, label in enumerate(channels):
+        name = label
+        if name not in labels and label in scheme.labels:
+            channel = scheme.channel(label)
+            name = f"{channel.muscle}_{channel.side[0]}" if channel.muscle else ""
+        if name in labels:
+            out[:, c] = values[:, labels.index(name)]
+    return out
+
+
 def read_session(
     folder: Path,
     config: DatasetConfig,
@@ -195,6 +213,11 @@ def read_session(
     truth, truth_labels = _emg_truth(
         _optional(recording, config.emg_truth_stream), t0, rate_hz, t_frames
     )
+    if truth_labels:  # stored per EMG channel, in the channel order
+        truth, truth_labels = (
+            truth_per_channel(truth, truth_labels, list(config.channels)),
+            list(config.channels),
+        )
     table = FrameTable(
         source=str(folder), participant=participant, occluded=occluded, t_frame=t_frames,
         frame_index=frame_index, emg_uv=emg_uv.astype(np.float32), movement=movement, phi=phi,

@@ -59,6 +59,8 @@ def test_tiny_run_trains_reports_and_writes_a_loadable_bundle(
     head = metrics["headline"]
     # 12 epochs on three short sessions already learn the toy map on unseen participants
     assert head["exp2emg_mean_r_held_out"] > 0.8 and head["emg2exp_mean_r_held_out"] > 0.8
+    assert head["exp2emg_mean_r_vs_true_activation"] > 0.8  # toy truth: one per channel
+    assert "true activation" in (tiny_run / "report" / "report.md").read_text()
     report = (tiny_run / "report" / "report.md").read_text()
     assert "Per held-out participant" in report and "Smile-Open" in report
     for figure in ("r_per_channel.png", "envelopes_per_movement.png", "face_heatmaps.png"):
