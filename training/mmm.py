@@ -4,6 +4,7 @@ Layout (MMM_DATASET_README.md; research note eifer_smirk.md section 6)::
 
     <root>/MMM.csv      index: source, index, pid, rec, mode, task, type, sync_grade, use,
                         video, video_no-cut, emg, video_noelec (one row per clip)
+    <root>/video/{id}.mp4  the clip (286x286, 30 fps, H.264; electrodes on): face crops
     <root>/emg/{pid}_{rec}/{id}.csv
                         header row, then per video frame (30 Hz): an unnamed integer frame index
                         and 22 envelopes in the dataset's channel order (alphabetical by muscle,
@@ -31,6 +32,7 @@ import numpy as np
 
 from streaming.electrodes import load_scheme
 from training.config import DatasetConfig
+from training.crops import face_crops
 from training.errors import DatasetError
 from training.frames import FrameTable
 
@@ -131,10 +133,13 @@ class MmmClip:
     emg_file: Path
     params_file: Path
     channels: list[str]
+    video_file: Path | None = None  # the clip's video (electrodes on), read when crops are made
+    crop_size: int = 224
 
     @property
     def files(self) -> list[Path]:
-        return [self.root / "MMM.csv", self.emg_file, self.params_file]
+        videos = [self.video_file] if self.video_file is not None else []
+        return [self.root / "MMM.csv", self.emg_file, self.params_file, *videos]
 
     def read(self, progress: Callable[[int], None] | None = None) -> FrameTable:
         scheme = load_scheme("fridlund")
@@ -150,7 +155,10 @@ class MmmClip:
                 f"{len(emg)} (row i must be video frame i)"
             )
         n = len(emg)
-        if progress is not None:
+        crops = found = None
+        if self.video_file is not None:
+            crops, found = face_crops(self.video_file, np.arange(n), self.crop_size, progress)
+        elif progress is not None:
             progress(n)
         return FrameTable(
             source=f"{self.root}::{self.clip_id}", participant=self.pid,
@@ -159,6 +167,7 @@ class MmmClip:
             movement=np.full(n, self.task), phi=params[:, PHI_COLUMNS].astype(np.float32),
             emg_truth=np.zeros((n, 0), np.float32),
             info={"mmm_clip": self.clip_id, "feature_delay_s": 0.0, "n_frames": n},
+            crops=crops, face_found=found,
         )  # fmt: skip
 
 
@@ -191,10 +200,13 @@ def mmm_clips(root: Path, config: DatasetConfig) -> Iterator[MmmClip]:
             root / "video_noelec_params" / config.mmm_params_method / f"{pid}_{session}"
             / f"{clip_id}_params.csv.gz"
         )  # fmt: skip
-        for file in (emg_file, params):
-            if not file.is_file():
+        video = root / rec["video"] if config.crops else None
+        if config.crops and not rec["video"]:
+            raise DatasetError(f"{index} line {line}: clip {clip_id} has no video for its crops")
+        for file in (emg_file, params, video):
+            if file is not None and not file.is_file():
                 raise DatasetError(f"{file}: missing (listed by {index} line {line})")
         yield MmmClip(
             root, clip_id, pid, session, rec["mode"], rec["task"], emg_file, params,
-            list(config.channels),
+            list(config.channels), video, config.crop_size,
         )  # fmt: skip

@@ -23,6 +23,7 @@ from streaming.replay import RecordedStream, Recording, load_recording
 from streaming.session import read_session_info
 from streaming.xdf.reader import scan_xdf
 from training.config import DatasetConfig
+from training.crops import face_crops
 from training.emg_at_frames import emg_at_frames, sample_times
 from training.errors import DatasetError
 from training.frames import REST, FrameTable
@@ -225,31 +226,8 @@ def read_session(
         info={"emg_rate_hz": rate_hz, "feature_delay_s": delay_s, "n_frames": len(t_frames)},
     )  # fmt: skip
     if config.crops:
-        table.crops, table.face_found = _crops(video, frame_index, config.crop_size, progress)
+        assert video.video is not None
+        table.crops, table.face_found = face_crops(
+            video.video.path, frame_index, config.crop_size, progress
+        )
     return table
-
-
-def _crops(
-    video: RecordedStream, frame_index: np.ndarray, size: int,
-    progress: Callable[[int], None] | None,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """The pipeline's face crop of every frame (same cropper, frames in recording order)."""
-    from eifer_models.face_crop import FaceCropper
-    from streaming.video_file import VideoReader
-
-    assert video.video is not None
-    cropper = FaceCropper(size=size)
-    crops = np.zeros((len(frame_index), size, size, 3), dtype=np.uint8)
-    found = np.zeros(len(frame_index), dtype=bool)
-    expected = int(frame_index.max()) + 1 if len(frame_index) else 0
-    try:
-        with VideoReader(video.video.path, expected_frames=expected) as reader:
-            for row, index in enumerate(frame_index):
-                result = cropper.process(reader.read(int(index)))
-                if result.crop is not None:
-                    crops[row], found[row] = result.crop, True
-                if progress is not None:
-                    progress(1)
-    except SessionFileError as exc:
-        raise DatasetError(str(exc)) from None
-    return crops, found

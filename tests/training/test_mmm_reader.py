@@ -155,3 +155,36 @@ def test_mmm_needs_the_official_feature(tmp_path: Path) -> None:
         build_dataset(
             config(tmp_path / "MMM", tmp_path / "sets", feature="low_latency"), progress=False
         )
+
+
+def write_mp4(path: Path, n_frames: int, size: int = 286) -> None:
+    """An H.264 MP4 at 30 fps, as the dataset publishes its clips, of a real face photograph."""
+    import av
+    import cv2
+    from skimage import data
+
+    face = cv2.resize(data.astronaut()[0:300, 90:390], (size, size), interpolation=cv2.INTER_AREA)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = size, size, "yuv420p"
+        for _ in range(n_frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(face, format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+def test_mmm_clips_get_the_pipelines_face_crops(tmp_path: Path) -> None:
+    root = tmp_path / "MMM"
+    write_mmm(root)
+    for pid, rec, mode, seq, task, n in CLIPS:
+        write_mp4(root / "video" / f"{clip_id(pid, rec, mode, seq, task)}.mp4", n)
+    ts = load_dataset(build_dataset(config(root, tmp_path / "sets", crops=True), progress=False))
+    crops = ts.crops(0)
+    assert crops.shape == (40, 224, 224, 3) and ts.arrays["face_found"].mean() > 0.9
+    # a clip whose video is shorter than its EMG rows is named
+    short = root / "video" / f"{clip_id(*CLIPS[1][:5])}.mp4"
+    write_mp4(short, 10)
+    with pytest.raises(
+        DatasetError, match=rf"{short.name}: the frame index expects 35 frames but the video has 10"
+    ):
+        build_dataset(config(root, tmp_path / "sets2", crops=True), progress=False)
