@@ -20,6 +20,7 @@ BENCHMARKS = [
     "face_detection",
     "participant_render",
     "synth_speed",
+    "trainer_toy",
 ]
 
 
