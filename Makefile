@@ -45,9 +45,12 @@ test: $(STAMP) system
 test-slow: $(STAMP) system
 	$(PYTEST) -m slow; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
+# ruff (lint and format) and mypy (configured in pyproject.toml's [tool.mypy]: streaming,
+# eifer_models, nodes).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

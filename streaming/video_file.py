@@ -25,6 +25,7 @@ import os
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 import av
 import numpy as np
@@ -34,7 +35,7 @@ from streaming.errors import SessionFileError
 __all__ = ["CODECS", "PIXEL_FORMATS", "VideoReader", "VideoWriter", "probe_video"]
 
 # codec name -> FFmpeg encoder
-CODECS = {"x264-lossless": "libx264rgb", "ffv1": "ffv1"}
+CODECS: dict[str, Literal["libx264rgb", "ffv1"]] = {"x264-lossless": "libx264rgb", "ffv1": "ffv1"}
 # pixel format accepted by write() -> (FFmpeg frame format, numpy dtype, channels)
 PIXEL_FORMATS = {"rgb24": ("rgb24", np.uint8, 3), "gray16le": ("gray16le", np.uint16, 1)}
 # encoder pixel format per (codec, pixel format); a missing pair cannot be stored losslessly

@@ -251,7 +251,7 @@ def synthesise_session(
     try:
         for start_s in np.arange(0.0, duration_s, block_s):
             end_s = min(start_s + block_s, duration_s)
-            if emg_id is not None:
+            if emg_id is not None and truth_id is not None:  # set together: electrodes on
                 stop = min(round(end_s * simulator.rate_hz), n_emg)
                 stop -= (stop - emg_done) % config.chunk_samples
                 if stop > emg_done:
@@ -307,7 +307,7 @@ def synthesise_session(
 
 def session_plan(config: SynthConfig) -> list[tuple[str, int, int, str | None]]:
     """(folder name, participant seed, session number, occlusion) for every session."""
-    plan = []
+    plan: list[tuple[str, int, int, str | None]] = []
     for i in range(config.participants):
         seed = config.seed + i
         for k in range(config.occluded_sessions):

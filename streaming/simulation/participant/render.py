@@ -345,7 +345,7 @@ def _paint_texture(traits: ParticipantTraits) -> np.ndarray:
     w = round((_TEX_X[1] - _TEX_X[0]) / _TEX_M_PER_PX)
     h = round((_TEX_Y[1] - _TEX_Y[0]) / _TEX_M_PER_PX)
     rng = np.random.default_rng([traits.seed, 5])
-    blotch = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 12)
+    blotch: np.ndarray = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 12)
     blotch /= max(float(blotch.std()), 1e-6)
     pores = rng.normal(0, 1, (h, w)).astype(np.float32)
     tex = np.ones((h, w, 3), np.float32) * traits.skin_rgb.astype(np.float32)
