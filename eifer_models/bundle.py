@@ -185,12 +185,47 @@ def save_bundle(
     crop: CropSpec | Mapping[str, Any] | None = None,
     emg_normalisation: Any = None,
 ) -> Bundle:
-    """Write weights, ONNX graphs and the manifest; returns the verified bundle.
+    """Write weights, ONNX graphs and the manifest into a folder; return the verified bundle.
 
-    ``feature``: a ``FeatureDefinition`` or its dict (what the MLP inputs were computed with);
-    ``training``: free JSON-compatible provenance (data, epochs, metrics) kept in the manifest;
-    ``crop``: the face crop the encoders were trained on (default: eifer, x1.6).
-    ``emg_normalisation``: the ``streaming.profile.Normalisation`` the MLPs were trained with.
+    Parameters
+    ----------
+    path : str | Path
+        The bundle folder; created if absent.
+    encoder : SmirkEncoder
+        The three face encoders, exported as one ONNX graph (and an FP16 variant).
+    emg2exp, exp2emg : MLP
+        The phase-2 MLPs; they must map ``len(emg_channels)`` <-> ``encoder.expression_dim``.
+    emg_channels : sequence of str
+        The EMG channel labels the MLPs read and write, in order.
+    feature : FeatureDefinition | Mapping
+        The EMG feature the MLP inputs were computed with (``streaming.features``), or its dict.
+    trained : bool
+        False marks random weights: the pipeline then labels every prediction as meaningless.
+    producer : str
+        Who wrote the bundle (kept in the manifest).
+    description : str
+        Free text kept in the manifest.
+    fp16_onnx : bool
+        Also export ``encoders_fp16.onnx`` (TensorRT >= 11 builds FP16 engines from it).
+    overwrite : bool
+        Replace a non-empty ``path``; without it a non-empty folder is an error.
+    training : Mapping | None
+        JSON-compatible provenance (data, epochs, metrics) kept in the manifest.
+    crop : CropSpec | Mapping | None
+        The face crop the encoders were trained on (default: eifer mode, margin x1.6).
+    emg_normalisation : Normalisation | None
+        The ``streaming.profile.Normalisation`` the MLPs' EMG was divided by (default: the
+        profile's default method).
+
+    Returns
+    -------
+    Bundle
+        The folder as :func:`load_bundle` reads it back (fully verified).
+
+    Raises
+    ------
+    streaming.errors.BundleError
+        Mismatched MLP dimensions, a bad crop, or a non-empty folder without ``overwrite``.
     """
     try:
         crop_spec = crop if isinstance(crop, CropSpec) else CropSpec(**dict(crop or {}))
@@ -320,8 +355,26 @@ def _check_graph_files(bundle: Bundle) -> None:
 
 
 def load_bundle(path: str | Path, *, verify: bool = True) -> Bundle:
-    """Read and verify a bundle folder (checksums, versions, dimensions, ONNX I/O, weight
-    shapes). ``verify=False`` skips the checksums and file checks (manifest still validated)."""
+    """Read and verify a bundle folder.
+
+    Parameters
+    ----------
+    path : str | Path
+        The bundle folder (holding ``manifest.json``).
+    verify : bool
+        Check every file: sha256 checksums, the ONNX graphs' inputs and outputs, the weight
+        shapes, the feature definition and the EMG normalisation. False checks the manifest
+        alone (format, version, schema, dimensions): for tools that only read it.
+
+    Returns
+    -------
+    Bundle
+
+    Raises
+    ------
+    streaming.errors.BundleError
+        Naming the file and the field at fault.
+    """
     path = Path(path)
     manifest = read_manifest(path)
     check_shapes(path, manifest)
@@ -344,8 +397,30 @@ def create_demo_bundle(
     fp16_onnx: bool = True,
     overwrite: bool = False,
 ) -> Bundle:
-    """A bundle of randomly initialised models (seeded; SMIRK's head initialisation), marked
-    ``"trained": false``: for the demo and tests only, its predictions mean nothing."""
+    """A bundle of randomly initialised models, marked ``"trained": false``.
+
+    For the demo and tests only: its predictions mean nothing.
+
+    Parameters
+    ----------
+    path : str | Path
+        The bundle folder to write.
+    seed : int
+        Seed of ``torch.manual_seed`` before the models are built (SMIRK's head initialisation):
+        the same seed gives the same weights.
+    feature : str
+        Name of the EMG feature definition (``configs/features``) recorded in the manifest.
+    hidden : sequence of int
+        Hidden layer widths of both MLPs.
+    emg_channels : sequence of str | None
+        EMG channel labels (default ``F1`` .. ``F22``, the Fridlund bipolar scheme).
+    fp16_onnx, overwrite : bool
+        As in :func:`save_bundle`.
+
+    Returns
+    -------
+    Bundle
+    """
     from streaming.features import get_feature
 
     torch.manual_seed(seed)

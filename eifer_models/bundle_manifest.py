@@ -78,6 +78,8 @@ class _Strict(BaseModel):
 
 
 class SpecModel(_Strict):
+    """One declared graph input or output: name, shape (None: any size), dtype."""
+
     name: str
     shape: list[int | None]
     dtype: str = "float32"
@@ -122,6 +124,7 @@ class Manifest(_Strict):
 
 
 def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with Path(path).open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -130,6 +133,7 @@ def sha256_file(path: str | Path) -> str:
 
 
 def read_manifest(path: Path) -> Manifest:
+    """``path/manifest.json`` validated: format, version, schema; BundleError names the key."""
     file = path / MANIFEST
     if not path.is_dir():
         raise BundleError(f"bundle folder not found: {path}")
@@ -158,6 +162,7 @@ def read_manifest(path: Path) -> Manifest:
 
 
 def check_shapes(path: Path, m: Manifest) -> None:
+    """The declared dimensions agree: expression = n_exp + 5, every graph's I/O shapes."""
     dim, n_emg = m.expression_dim, len(m.emg_channels)
     where = path / MANIFEST
     if dim != m.n_exp + 5:
@@ -186,6 +191,7 @@ def check_shapes(path: Path, m: Manifest) -> None:
 
 
 def check_files(path: Path, m: Manifest) -> None:
+    """Every graph file has a checksum, every listed file exists and matches its sha256."""
     referenced = set()
     for name, entry in m.graphs.items():
         for file in (entry.weights, entry.onnx, entry.onnx_fp16):

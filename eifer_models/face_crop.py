@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CropResult:
+    """One frame's face crop, where it came from and how it was found."""
+
     crop: np.ndarray | None  # (size, size, 3) uint8 RGB; None until a face was ever found
     box: tuple[float, float, float, float] | None  # (x, y, w, h) frame pixels (eifer: smoothed)
     detected: bool  # a detection (eifer) / landmarks (smirk) ran on this frame and found a face

@@ -325,6 +325,7 @@ def convert(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m eifer_models.flame_io convert PKL NPZ``; returns the exit status."""
     parser = argparse.ArgumentParser(
         prog="python -m eifer_models.flame_io", description=__doc__.split("\n")[0]
     )

@@ -131,6 +131,34 @@ def stream_info(
 
     Channel metadata follows the XDF meta-data conventions (``desc/channels/channel/label``,
     ``unit``, ``type``) that LabRecorder, pyxdf and MNE-LSL read.
+
+    Parameters
+    ----------
+    name, stype : str
+        Stream name and type (e.g. ``"EMG"``, ``"EMG"``; DESIGN.md names the contract streams).
+    channel_count : int
+        Channels per sample (>= 1).
+    rate_hz : float
+        Nominal sampling rate; 0 for irregular streams (markers).
+    channel_format : str
+        One of ``NUMPY_DTYPES`` (``"float32"``, ``"double64"``, ``"int8"``, ``"string"``, ...).
+    source_id : str
+        Stable identity of the source: LSL resumes a lost stream with the same source id.
+    channel_labels : sequence of str | None
+        One label per channel (default ``ch1``, ``ch2``, ... when units or types are given).
+    channel_unit, channel_type : str | sequence of str | None
+        One value for all channels, or one per channel.
+    desc : Mapping | None
+        Further ``desc`` entries: a mapping becomes child elements, a list repeated elements.
+
+    Returns
+    -------
+    pylsl.StreamInfo
+
+    Raises
+    ------
+    ValueError
+        Unknown channel format, no channels, or as many labels as channels not given.
     """
     import pylsl
 

@@ -157,6 +157,7 @@ def build_markers(steps: list[Step]) -> list[tuple[float, str]]:
 
 
 def instruction_fields(step: Step, remaining_s: float) -> dict[str, Any]:
+    """The ``instruction`` bus message for ``step`` with ``remaining_s`` left (DESIGN.md)."""
     return {
         "text": step.text,
         "movement": step.movement,

@@ -131,6 +131,8 @@ class ScriptConfig(Config):
 
 
 class SimulatorConfig(Config):
+    """The simulated EMG: rate, electrode scheme, movement script, signal model and artefacts."""
+
     scheme: str = "fridlund"
     movements_file: str | None = None  # default: the shipped configs/movements.toml
     rate_hz: float = Field(4096.0, gt=0)

@@ -48,6 +48,8 @@ EMOTIONS = ("angry", "disgusted", "fearful", "happy", "sad", "surprised")
 
 
 class Muscle(Config):
+    """One muscle: its action units, electrode site and RMS at full contraction."""
+
     action_units: list[int] = []
     position: tuple[float, float]  # right-side site, frontal-view frame of configs/electrodes
     max_uv: float = Field(gt=0)  # RMS at full contraction

@@ -40,6 +40,8 @@ EPOCH = datetime(2025, 1, 1, tzinfo=UTC)  # the fixed "recording date" of synthe
 
 
 class SynthConfig(Config):
+    """Settings of ``eifer synth``: how many participants and sessions, how long, what video."""
+
     participants: PositiveInt = 1
     minutes: PositiveFloat = 1.0
     seed: int = 0  # participant i has seed + i
@@ -64,6 +66,8 @@ class SynthConfig(Config):
 
 @dataclass(frozen=True)
 class SynthProgress:
+    """Progress of ``eifer synth``: seconds of ``session`` done, of all sessions, wall time."""
+
     session: str
     done_s: float
     total_s: float

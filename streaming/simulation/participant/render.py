@@ -78,6 +78,8 @@ def electrode_sites_m(scheme_name: str) -> tuple[list[str], np.ndarray]:
 
 @dataclass(frozen=True)
 class RenderedFrame:
+    """One rendered camera frame and what the truth stream reports about it."""
+
     rgb: np.ndarray  # (H, W, 3) uint8
     face_box: np.ndarray  # (4,) x, y, w, h in frame pixels (the face-mask vertices' bounds)
     electrodes_px: np.ndarray  # (n, 2) electrode centres in frame pixels (empty: no occlusion)
