@@ -362,6 +362,21 @@ class ChunkInlet:
     ``clock_sync`` applies liblsl's clock correction (the consumer's clock), ``dejitter`` its
     RLS timestamp smoothing (slow to converge: ~90 s half-time; :mod:`streaming.clock` has a
     faster one for the pipeline). Recorders keep raw stamps: ``clock_sync=False``.
+
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        The resolved stream.
+    max_buflen_s : float
+        Seconds liblsl buffers before dropping the oldest samples (rounded up to whole seconds).
+    clock_sync : bool
+        Apply liblsl's clock correction (stamps in this machine's LSL clock).
+    dejitter : bool
+        Apply liblsl's timestamp smoothing.
+    recover : bool
+        Let liblsl reconnect to a stream with the same source id after it was lost.
+    max_chunk : int
+        Most samples one pull returns (the size of the preallocated buffer).
     """
 
     def __init__(
