@@ -237,6 +237,17 @@ class EmgSimulator:
     ``generate(n)`` returns the next ``n`` samples: ``emg_uv`` float32 ``(n, n_channels)`` in
     scheme channel order and the true ``activation`` float32 ``(n, n_muscles)`` in
     :attr:`muscle_labels` order (``<muscle>_l``, ``<muscle>_r``).
+
+    Parameters
+    ----------
+    config : SimulatorConfig | None
+        Signal model, seed and script (default: the shipped defaults).
+    scheme : ElectrodeScheme | None
+        Electrode scheme to simulate (default: ``config.scheme`` from ``configs/electrodes``).
+    library : MovementLibrary | None
+        Muscles and movements (default: ``config.movements_file`` or the shipped one).
+    script : MovementScript | LiveScript | None
+        What the face does over time (default: built from ``config.script`` and the seed).
     """
 
     def __init__(
