@@ -147,7 +147,23 @@ def synthesise_session(
     occlusion: str | None,
     on_progress: Callable[[float], None] | None = None,
 ) -> Path:
-    """Write one session folder (``folder`` must not exist); returns it."""
+    """Write one session folder (``folder`` must not exist); returns it.
+
+    Parameters
+    ----------
+    folder : Path
+        The session folder to create.
+    config : SynthConfig
+        Length, video size and rate, electrode scheme.
+    participant_seed : int
+        The participant (face, muscles, traits); the same seed, the same person.
+    session_no : int
+        Session number: with the participant seed, it seeds the session's EMG noise and jitter.
+    occlusion : str | None
+        Electrode scheme drawn on the face (and EMG recorded), or None: no electrodes, no EMG.
+    on_progress : callable (seconds done) | None
+        Called as the session is written.
+    """
     import torch
 
     from streaming.lsl_io import stream_info
