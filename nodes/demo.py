@@ -112,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
     check_addresses(args)
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop_on)
+    # Ctrl-C is the documented way to stop, even when a script started us with SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     remove_stale_work_folders()
     work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))
     (work / PID_FILE).write_text(str(os.getpid()))

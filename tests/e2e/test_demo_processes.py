@@ -77,25 +77,43 @@ def _wait_for(condition, timeout_s: float) -> bool:
     return condition()
 
 
-STOPS = ["SIGTERM", "SIGHUP", "timeout", "SIGKILL", "Ctrl-C during calibration"]
+STOPS = [
+    "SIGTERM",
+    "SIGHUP",
+    "timeout",
+    "SIGKILL",
+    "Ctrl-C during calibration",
+    "Ctrl-C while the models load, started by a script",
+]
+
+
+def _ignore_sigint() -> None:
+    """As a shell script's background job starts: SIGINT ignored."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", STOPS)
 def test_no_child_outlives_the_demo(how, tmp_path):
     bus, protocol, display = _free_port(), _free_port(), _free_port()
-    demo = [*CLI, "demo", "--no-models", "--bus", f"tcp://127.0.0.1:{bus}",
+    models = [] if "models" in how else ["--no-models"]
+    demo = [*CLI, "demo", *models, "--bus", f"tcp://127.0.0.1:{bus}",
             "--protocol-bus", f"tcp://127.0.0.1:{protocol}", "--display-port", str(display)]  # fmt: skip
     if how == "timeout":  # `timeout` passes the SIGTERM it gets on to the demo
         demo = ["timeout", "600", *demo]
     process = subprocess.Popen(
         demo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=ENV,
-        start_new_session=True,
+        preexec_fn=_ignore_sigint if "script" in how else os.setsid,
     )  # fmt: skip
     try:
         out = _read_until(process, r"logs in ", 60)
         work = Path(re.search(r"logs in (\S+)", out)[1])
-        if how == "Ctrl-C during calibration":
+        if "models load" in how:
+            assert _wait_for(lambda: len(_descendants(process.pid)) >= 3, 60)
+            children = _descendants(process.pid)
+            process.send_signal(signal.SIGINT)
+        elif how == "Ctrl-C during calibration":
             _read_until(process, r"^calibration:", 120)
             children = _descendants(process.pid)
             process.send_signal(signal.SIGINT)
@@ -196,6 +214,12 @@ def test_a_taken_bus_port_stops_the_demo_at_once_with_one_line():
     ],
 )
 def test_bad_options_end_in_one_line(argv, message):
+    if argv[0] == "demo":  # free ports for the options not under test (5556/5557 may be busy)
+        for option in ("--bus", "--protocol-bus"):
+            if option not in argv:
+                argv = [*argv, option, f"tcp://127.0.0.1:{_free_port()}"]
+        if "--display-port" not in argv:
+            argv = [*argv, "--display-port", str(_free_port())]
     code, output, _ = _run_cli(*argv)
     assert code != 0 and "Traceback" not in output, output
     assert re.search(message, output), output
