@@ -155,6 +155,11 @@ class StreamRecorder:
         self._stop_t = pylsl.local_clock() if at_lsl_time is None else at_lsl_time
         self._stop.set()
 
+    def discard(self) -> None:
+        """A recorder never started (the session closed meanwhile): release its video file."""
+        self._stop.set()
+        self._close_video()
+
     def join(self) -> None:
         self._thread.join(self.config.drain_timeout_s + 10)
 
@@ -353,7 +358,7 @@ class Recorder:
                 continue
             with self._lock:
                 if self._closing.is_set():
-                    recorder.stop()
+                    recorder.discard()
                     break
                 self.streams[resolved.uid()] = recorder
             recorder.start()
