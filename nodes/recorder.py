@@ -10,10 +10,13 @@ text (quotes included) reaches ``session.json`` exactly.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
 import threading
 import time
+from typing import TextIO
 
 from configs import config_path
 from nodes.common import add_config_arguments, stop_on_signals
@@ -64,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     configure_lsl()
     stop = threading.Event()
     stop_on_signals(stop.set)
+    # a closed terminal (SIGHUP) ends the recording cleanly too, never by killing it
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: stop.set())
     recorder = Recorder(config)
     print(f"recording into {recorder.folder}", flush=True)
     deadline = None if args.duration is None else time.monotonic() + args.duration
@@ -74,15 +79,21 @@ def run(args: argparse.Namespace) -> int:
             recorder.poll()
             if not args.quiet and time.monotonic() >= next_status:
                 next_status = time.monotonic() + config.status_interval_s
-                print(recorder.status_line(), file=sys.stderr, flush=True)
+                _say(recorder.status_line(), sys.stderr)
             stop.wait(0.1)
     except EiferError as exc:
         reason, status = str(exc), 1
-        print(f"eifer record: error: {exc}", file=sys.stderr, flush=True)
+        _say(f"eifer record: error: {exc}", sys.stderr)
     else:
         if not stop.is_set():
             reason = f"--duration {args.duration:g} s reached"
     finally:
         recorder.close(reason)
-    print(f"session saved: {recorder.folder} ({recorder.status_line()})", flush=True)
+    _say(f"session saved: {recorder.folder} ({recorder.status_line()})", sys.stdout)
     return status
+
+
+def _say(line: str, stream: TextIO) -> None:
+    """Print, unless the terminal is gone (after SIGHUP): the recording matters, not the line."""
+    with contextlib.suppress(OSError):
+        print(line, file=stream, flush=True)

@@ -473,3 +473,23 @@ def test_participant_and_notes_reach_session_json_exactly(tmp_path):
     info = json.loads((tmp_path / "q" / "session.json").read_text())
     assert info["participant"] == participant and info["notes"] == notes
     assert "duration" in info["stop_reason"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_closed_terminal_or_sigterm_ends_the_recording_cleanly(
+    outlets, unique_name, tmp_path, signum
+):
+    outlets.start(unique_name, "emg")
+    process = _record_cli(tmp_path, unique_name)
+    folder = tmp_path / "crash"
+    xdf = folder / "session.xdf"
+    deadline = time.monotonic() + 60  # until EMG data reach the file
+    while time.monotonic() < deadline and (not xdf.exists() or xdf.stat().st_size < 50_000):
+        time.sleep(0.2)
+    process.send_signal(signum)
+    process.communicate(timeout=60)
+    assert process.returncode == 0
+    info = json.loads((folder / "session.json").read_text())
+    assert info["stopped"] and info["streams"][0]["samples"] > 1000
+    stream = _streams_by_name(folder / "session.xdf")[unique_name]
+    assert int(stream["footer"]["info"]["sample_count"][0]) == len(stream["time_stamps"])
