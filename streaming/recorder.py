@@ -173,11 +173,15 @@ class StreamRecorder:
                 max_chunk=max_chunk,
             ) as inlet:  # fmt: skip
                 inlet.open(5.0)
-                next_offset = 0.0
+                next_offset = next_flush = 0.0
                 while not self._stop.is_set():
                     if time.monotonic() >= next_offset:
                         next_offset = time.monotonic() + self.config.clock_offset_interval_s
                         self._clock_offset(inlet, pylsl.local_clock())
+                    if self.video is not None and time.monotonic() >= next_flush:
+                        # video reaches the disk like the XDF: a kill loses about the last second
+                        next_flush = time.monotonic() + self.config.flush_interval_s
+                        self.video.flush()
                     data, stamps = inlet.pull(timeout_s=0.2)
                     if len(stamps):
                         self._write(data, stamps)

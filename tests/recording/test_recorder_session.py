@@ -493,3 +493,24 @@ def test_a_closed_terminal_or_sigterm_ends_the_recording_cleanly(
     assert info["stopped"] and info["streams"][0]["samples"] > 1000
     stream = _streams_by_name(folder / "session.xdf")[unique_name]
     assert int(stream["footer"]["info"]["sample_count"][0]) == len(stream["time_stamps"])
+
+
+def test_sigkill_loses_at_most_the_last_second_of_video(outlets, unique_name, tmp_path):
+    _, sent = outlets.start(unique_name, "camera")
+    process = _record_cli(tmp_path, unique_name)
+    video = tmp_path / "crash" / f"{unique_name}.mkv"
+    deadline = time.monotonic() + 60  # until frames reach the video file
+    while time.monotonic() < deadline and (not video.exists() or video.stat().st_size < 20_000):
+        time.sleep(0.2)
+    time.sleep(3.0)
+    sent_at_kill = sent.value
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    index = _streams_by_name(tmp_path / "crash" / "session.xdf")[unique_name]["time_series"]
+    saved = len(VideoReader(video))
+    assert len(index) - saved <= 30, f"{len(index) - saved} indexed frames not in the video"
+    first_value = int(VideoReader(video).read(0)[0, 0, 0])
+    last_value = int(VideoReader(video).read(saved - 1)[0, 0, 0])
+    assert (last_value - first_value) % 256 == saved - 1, "frames missing inside the video"
+    lost = (sent_at_kill - 1 - last_value) % 256  # frames sent before the kill, not saved
+    assert lost <= 30, f"the last {lost} frames (> 1 s at 30 fps) before the kill are lost"
