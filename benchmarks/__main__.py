@@ -14,6 +14,7 @@ BENCHMARKS = [
     "renderer_speed",
     "recording_throughput",
     "display_latency",
+    "demo_stop",
 ]
 
 
