@@ -143,6 +143,7 @@ class StreamRecorder:
             writer.stream_header(stream_id, info.as_xml())
         self._stop = threading.Event()
         self._stop_t = float("inf")  # set by stop(): drain up to this LSL time
+        self._write_failed = False
         self._thread = threading.Thread(target=self._run, name=f"rec-{info.name()}", daemon=True)
 
     def start(self) -> None:
@@ -190,6 +191,7 @@ class StreamRecorder:
             self.stats.lost = True
             log.warning("record: %s", exc)
         except Exception as exc:  # disk full, video errors: stop the recording, say why
+            self._write_failed = True
             self.on_error(self._as_session_error(exc))
         finally:
             self._close_video()
@@ -220,7 +222,10 @@ class StreamRecorder:
         if self.video is None:
             return
         try:
-            self.video.close()
+            if self._write_failed or _free_bytes(self.writer.path.parent) < 1_000_000:
+                self.video.abandon()  # draining the encoder would only fail again (full disk)
+            else:
+                self.video.close()
         except Exception as exc:  # the disk filled: the frames written so far stay readable
             error = self._as_session_error(exc)
             self.on_error(error)
