@@ -21,6 +21,7 @@ BENCHMARKS = [
     "participant_render",
     "synth_speed",
     "trainer_toy",
+    "demo_stop",
 ]
 
 
