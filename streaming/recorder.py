@@ -343,9 +343,9 @@ class Recorder:
 
     def discover(self, timeout_s: float = 1.0) -> list[str]:
         """Start recording every wanted stream not yet recorded; returns the new names."""
-        added: list[str] = []
+        added = []
         if self._closing.is_set():
-            return added
+            return []
         known_sources = {(r.info.source_id(), r.info.name()) for r in self.streams.values()}
         for resolved in list_streams(timeout_s):
             if resolved.uid() in self.streams or not self._wanted(resolved):
