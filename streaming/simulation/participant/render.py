@@ -2,7 +2,7 @@
 sEMG electrodes of a scheme drawn on the face.
 
 The head (:mod:`eifer_models.synthetic_head` through the FLAME layer: shape, expression, eyelids,
-jaw, head pose) is rasterised into a small square (``face_px``, 256 by default) with the
+jaw, head pose) is rasterised into a small square (``face_px``, 224 by default) with the
 project's hard-visibility rasteriser; each covered pixel takes the participant's albedo from a
 texture painted in the head's frontal template coordinates (skin with blotches and pores, brows,
 lips, nostrils, eyes whose upper lid follows the eyelid parameters, hair), times Gouraud-shaded
@@ -90,7 +90,23 @@ class RenderedFrame:
 
 
 class ParticipantRenderer:
-    """Frames of one participant; ``render(state_row)`` draws one :class:`FaceState` row."""
+    """Frames of one participant; ``render(state_row)`` draws one :class:`FaceState` row.
+
+    Parameters
+    ----------
+    traits : ParticipantTraits
+        The participant's looks (face shape, skin, noise level).
+    width, height : int
+        Frame size in pixels.
+    face_px : int
+        Side of the square the face region is rendered at before scaling (speed vs. detail).
+    occlusion : str | None
+        Electrode scheme whose electrodes are drawn on the face; None, "" or "none": none.
+    cables : bool
+        Draw the electrode leads.
+    sensor_noise : bool
+        Add camera sensor noise around the face.
+    """
 
     def __init__(
         self,
