@@ -73,7 +73,8 @@ class NodeSpec(Config):
 class SessionConfig(Config):
     name: str = "session"
     status_interval_s: PositiveFloat = 2.0
-    stop_timeout_s: PositiveFloat = 40.0  # longest wait for a node to end after SIGTERM
+    stop_timeout_s: PositiveFloat = 40.0  # the recorder's longest drain and close after SIGTERM
+    node_stop_timeout_s: PositiveFloat = 10.0  # other nodes: then they are killed
     startup_grace_s: NonNegativeFloat = 0.0  # extra wait after all streams are up
     lsl_scope: Literal["", "machine", "link", "site"] = ""  # "": leave LSL's config alone
     prepare: list[Literal["demo_bundle", "demo_profile"]] = Field(default_factory=list)
@@ -202,11 +203,14 @@ class SessionRunner:
 
     def check(self, visible: set[str]) -> None:
         """:class:`SessionError` naming the node that failed or whose stream never came."""
-        failed = self.group.failed()
-        if failed is not None:
+        if self.group.failed() is not None:  # one line per failed node (say, two devices off)
             raise SessionError(
-                f"{failed.name} stopped (exit {failed.exit_code}): "
-                f"{last_error_line(failed.log_tail())} (log: {failed.log_path})"
+                "\n".join(
+                    f"{child.name} stopped (exit {child.exit_code}): "
+                    f"{last_error_line(child.log_tail())} (log: {child.log_path})"
+                    for child in self.group.children
+                    if child.exit_code not in (None, *((0,) if child.may_finish else ()))
+                )
             )
         now = time.monotonic()
         for name in list(self.waiting):
@@ -242,4 +246,4 @@ class SessionRunner:
             first = ProcessGroup(self.work)
             first.children = recorders
             first.stop(self.config.stop_timeout_s)
-        self.group.stop(self.config.stop_timeout_s)
+        self.group.stop(self.config.node_stop_timeout_s)

@@ -225,3 +225,48 @@ def test_sigterm_while_recording_saves_the_file_and_leaves_no_process(
     emg = next(s for s in streams if s["info"]["type"][0] == "EMG")
     assert emg["time_series"].shape[0] > 4096
     assert "footer" in emg  # closed cleanly: drained, footers written
+
+
+def _run_session(tmp_path: Path, text: str, timeout_s: float = STARTUP_S) -> tuple[int, str]:
+    path = tmp_path / "broken.toml"
+    path.write_text(text)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "LSLAPICFG": str(_lsl_cfg(tmp_path))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nodes.cli", "session", "--config", str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env,
+    )  # fmt: skip
+    output, _ = process.communicate(timeout=timeout_s)
+    return process.returncode, output
+
+
+def test_missing_hardware_is_one_line_per_node_never_a_hang(tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    code, output = _run_session(
+        tmp_path,
+        f"""
+[nodes.emg]
+command = ["node", "emg", "--name", "EMG-{tag}"]
+[nodes.camera]
+command = ["node", "camera", "--source", "realsense", "--name", "Camera-{tag}"]
+""",
+    )
+    assert code == 1
+    assert re.search(r"camera stopped \(exit 1\): .*no RealSense camera", output), output
+    assert "eifer session: error:" in output
+
+    code, output = _run_session(
+        tmp_path,
+        f"""
+[nodes.amplifier]
+command = ["node", "emg", "--source", "lsl"]
+stream = "EMG-{tag}"
+start_timeout_s = 5.0
+hint = "is the amplifier on?"
+[nodes.amplifier.set]
+stream.name = "EMG-{tag}"
+bridge.name = "NoAmplifier-{tag}"
+bridge.timeout_s = 600.0
+""",
+    )
+    assert code == 1
+    assert f"amplifier: no LSL stream 'EMG-{tag}' after 5 s (is the amplifier on?)" in output
