@@ -128,7 +128,9 @@ class RecorderController:
 
     @property
     def recording(self) -> bool:
-        return self.recorder is not None
+        """Whether a recording is open (waits for a start or stop under way to finish)."""
+        with self._lock:
+            return self.recorder is not None
 
     def poll(self) -> None:
         """Periodic work of the recording; a failed recording is closed and its error raised."""
