@@ -45,3 +45,28 @@ def test_export_to_an_unwritable_folder_ends_in_one_line(session_dir, tmp_path):
                                str(not_a_folder / "out"), "--log-level", "WARNING")  # fmt: skip
     assert code == 1 and "Traceback" not in output, output
     assert re.fullmatch(r"eifer export: error: cannot write the export to .*\n", output), output
+
+
+@pytest.fixture
+def read_only_disk(tmp_path):
+    """A read-only file system (root can write everywhere else). Needs root and mount rights."""
+    mount = tmp_path / "read-only"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_record_and_export_onto_a_read_only_disk_end_in_one_line(read_only_disk, session_dir):
+    code, output = _run_cli("record", "--root", str(read_only_disk), "--quiet")
+    assert code == 1 and "Traceback" not in output, output
+    assert re.fullmatch(r"eifer record: error: .*Read-only file system\n", output), output
+    code, output = _run_cli("export", str(session_dir), "--to", "csv", "--out",
+                            str(read_only_disk / "out"), "--log-level", "WARNING")  # fmt: skip
+    assert code == 1 and "Traceback" not in output, output
+    assert re.fullmatch(r"eifer export: error: .*Read-only file system\n", output), output
