@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -161,6 +162,22 @@ def placeholder_values(work: Path) -> dict[str, str]:
     return {"work": str(work), "pid": str(os.getpid())}
 
 
+def recorder_status(port: int, timeout_s: float = 0.5) -> str:
+    """The recorder's own status line, asked over its remote-control socket (``status``)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+            sock.sendall(b"status\n")
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+    except OSError:
+        return "remote control not answering yet"
+    return reply.decode(errors="replace").strip()
+
+
 def last_error_line(log_tail: str) -> str:
     """The node's own one-line error (``eifer ...: error: ...``) if it printed one, else its
     last line."""
@@ -183,6 +200,7 @@ class SessionRunner:
         self.group = ProcessGroup(work)
         self.nodes = config.enabled_nodes()
         self.waiting: dict[str, float] = {}  # node -> deadline for its stream
+        self.streams: dict[str, str] = {}  # node -> its stream's name, placeholders filled in
         self.started_at = time.monotonic()
 
     def check_ports(self) -> None:
@@ -195,6 +213,7 @@ class SessionRunner:
         values = placeholder_values(self.work)
         values.update(prepare(list(self.config.prepare), self.work, self.say))
         argvs = {name: node_argv(node, values, self.base) for name, node in self.nodes.items()}
+        self.streams = {name: substitute(node.stream, values) for name, node in self.nodes.items()}
         for name, node in self.nodes.items():
             self.group.start(name, argvs[name], may_finish=node.may_finish)
             if node.stream:
@@ -214,14 +233,14 @@ class SessionRunner:
             )
         now = time.monotonic()
         for name in list(self.waiting):
-            node = self.nodes[name]
-            if node.stream in visible:
+            node, stream = self.nodes[name], self.streams[name]
+            if stream in visible:
                 del self.waiting[name]
-                self.say(f"{name}: stream {node.stream!r} is up")
+                self.say(f"{name}: stream {stream!r} is up")
             elif now > self.waiting[name]:
                 hint = f" ({node.hint})" if node.hint else ""
                 raise SessionError(
-                    f"{name}: no LSL stream {node.stream!r} after {node.start_timeout_s:g} s"
+                    f"{name}: no LSL stream {stream!r} after {node.start_timeout_s:g} s"
                     f"{hint}; its log: {self.group_child(name).log_path}"
                 )
 
@@ -234,8 +253,11 @@ class SessionRunner:
             node = self.nodes[child.name]
             code = child.exit_code
             state = "running" if code is None else ("finished" if code == 0 else f"exit {code}")
-            if node.stream and code is None:
-                state += f", {node.stream} " + ("up" if node.stream in visible else "waiting")
+            stream = self.streams.get(child.name, "")
+            if stream and code is None:
+                state += f", {stream} " + ("up" if stream in visible else "waiting")
+            if node.records and node.ports and code is None:
+                state += f", {recorder_status(node.ports[0])}"
             parts.append(f"{child.name}: {state}")
         return f"[{time.monotonic() - self.started_at:5.0f} s] " + " | ".join(parts)
 

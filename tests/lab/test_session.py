@@ -173,7 +173,9 @@ def test_remote_control_records_to_the_bids_path_and_sigterm_leaves_nothing(
     first = study / "sub-P07/ses-S2/emg/sub-P07_ses-S2_task-smile_run-001_emg.xdf"
     assert first.is_file()  # LabRecorder: after start's OK the file exists
     assert client.send("start").startswith("ERROR: already recording")
-    time.sleep(4.0)
+    # the session's one status line shows the recorder's own state
+    session.wait_for(r"recorder: running, sub-P07_ses-S2_task-smile_run-001_emg\.xdf: ", 60)
+    time.sleep(2.0)
     assert client.send("stop") == "OK"
     # the next start takes the next free run, as LabRecorder's counter does
     assert client.send("start") == "OK"
