@@ -108,8 +108,12 @@ def _watch(runner: SessionRunner, config: SessionConfig, seconds: float | None) 
     configure_lsl()
     deadline = None if seconds is None else time.monotonic() + seconds
     next_status = 0.0
+    visible: set[str] = set()
     while deadline is None or time.monotonic() < deadline:
-        visible = {info.name() for info in list_streams(0.5)}
+        # one discovery round sees only some of a machine's outlets (liblsl#92, the unicast
+        # "lottery" on 127.0.0.1), so "up" means seen since the start; a node that dies is
+        # caught by its exit, not by its stream going out of sight
+        visible |= {info.name() for info in list_streams(1.0)}
         runner.check(visible)
         if time.monotonic() >= next_status:
             next_status = time.monotonic() + config.status_interval_s
