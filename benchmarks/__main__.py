@@ -18,6 +18,7 @@ BENCHMARKS = [
     "display_latency",
     "face_detection",
     "demo_stop",
+    "lab_session",
 ]
 
 

@@ -351,6 +351,7 @@ class Recorder:
         *,
         selection: Literal["config", "all", "none"] = "config",
         missing_at_start: list[str] | None = None,
+        visible: list[Any] | None = None,
     ) -> None:
         self.config = config
         self.selection = selection
@@ -382,14 +383,17 @@ class Recorder:
         self._closing = threading.Event()
         # discovery waits on the network (a short resolve misses streams): its own thread
         self._discovery = threading.Thread(
-            target=self._discover_loop, name="rec-discover", daemon=True
+            target=self._discover_loop, args=(visible,), name="rec-discover", daemon=True
         )
         self._discovery.start()
 
-    def _discover_loop(self) -> None:
+    def _discover_loop(self, visible: list[Any] | None) -> None:
+        """Streams already resolved by the caller (``visible``) are subscribed at once, so the
+        recording starts without another discovery round (a second of data)."""
         while not self._closing.is_set():
             try:
-                self.discover(timeout_s=1.0)
+                self.discover(timeout_s=1.0, resolved=visible)
+                visible = None
             except Exception as exc:  # never let discovery kill the recording
                 log.warning("record: discovery failed: %s", exc)
             self._closing.wait(self.config.discover_interval_s)
@@ -407,21 +411,22 @@ class Recorder:
         selectors = [s.selector() for s in self.config.streams]
         return not selectors or any(s.matches(info) for s in selectors)
 
-    def discover(self, timeout_s: float = 1.0) -> list[str]:
-        """Start recording every wanted stream not yet recorded; returns the new names."""
+    def discover(self, timeout_s: float = 1.0, resolved: list[Any] | None = None) -> list[str]:
+        """Start recording every wanted stream not yet recorded; returns the new names.
+        ``resolved``: streams just resolved elsewhere (else: look for ``timeout_s``)."""
         added = []
         if self._closing.is_set():
             return added
         known_sources = {(r.info.source_id(), r.info.name()) for r in self.streams.values()}
-        visible = list_streams(timeout_s)
+        visible = list_streams(timeout_s) if resolved is None else resolved
         self.missing_required = missing_required(self.config.required_streams, visible)
-        for resolved in visible:
-            if resolved.uid() in self.streams or not self._wanted(resolved):
+        for found in visible:
+            if found.uid() in self.streams or not self._wanted(found):
                 continue
-            if resolved.source_id() and (resolved.source_id(), resolved.name()) in known_sources:
+            if found.source_id() and (found.source_id(), found.name()) in known_sources:
                 continue  # the same source came back: liblsl's recovery resumes its recorder
             try:
-                info = with_full_desc(resolved)
+                info = with_full_desc(found)
                 recorder = StreamRecorder(
                     info,
                     len(self.streams) + 1,
@@ -431,13 +436,13 @@ class Recorder:
                     self._on_error,
                 )
             except EiferError as exc:
-                log.warning("record: cannot record %r: %s", resolved.name(), exc)
+                log.warning("record: cannot record %r: %s", found.name(), exc)
                 continue
             with self._lock:
                 if self._closing.is_set():
                     recorder.discard()
                     break
-                self.streams[resolved.uid()] = recorder
+                self.streams[found.uid()] = recorder
             recorder.start()
             added.append(info.name())
             log.info("record: recording %r (%s)", info.name(), info.type())

@@ -38,6 +38,7 @@ FILE_NAME_KEYS = {
 }
 
 Selection = Literal["config", "all", "none"]
+FRESH_S = 3.0  # a start uses the streams seen this recently (the idle loop looks every ~2 s)
 
 
 class RecorderControlError(EiferError):
@@ -58,6 +59,7 @@ class RecorderController:
         self.recorder: Recorder | None = None
         self.last_xdf: Path | None = None
         self.visible: list[Any] = []
+        self.visible_at = -float("inf")  # monotonic time of the last look for streams
         self._lock = threading.RLock()
 
     # ----------------------------------------------------------------- LabRecorder's commands
@@ -95,7 +97,7 @@ class RecorderController:
         """``update``: look for streams again; returns the required ones still missing."""
         visible = list_streams(timeout_s)
         with self._lock:
-            self.visible = visible
+            self.visible, self.visible_at = visible, time.monotonic()
         return missing_required(self.config.required_streams, visible)
 
     def start(self) -> Path:
@@ -106,10 +108,14 @@ class RecorderController:
             config, selection = self.config, self.selection
             if selection == "none" and not config.required_streams:
                 raise RecorderControlError("no streams selected: send 'select all' first")
+            if time.monotonic() - self.visible_at > FRESH_S:
+                self.refresh(1.0)
             missing = self._wait_for_required(config)
             if missing:
                 self._confirm_missing(config, missing)
-            self.recorder = Recorder(config, selection=selection, missing_at_start=missing)
+            self.recorder = Recorder(
+                config, selection=selection, missing_at_start=missing, visible=self.visible
+            )
             self.last_xdf = self.recorder.paths.xdf
             log.info("record: recording into %s", self.last_xdf)
             return self.last_xdf
@@ -167,10 +173,10 @@ class RecorderController:
         if not config.required_streams:
             return []
         deadline = time.monotonic() + config.required_wait_s
-        while True:
+        missing = missing_required(config.required_streams, self.visible)
+        while missing and time.monotonic() < deadline:
             missing = self.refresh(1.0)
-            if not missing or time.monotonic() >= deadline:
-                return missing
+        return missing
 
     def _confirm_missing(self, config: RecorderConfig, missing: list[str]) -> None:
         text = f"required streams missing: {', '.join(missing)}"
