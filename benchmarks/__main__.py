@@ -11,6 +11,7 @@ BENCHMARKS = [
     "dsp_online_vs_offline",
     "emg_simulator",
     "pipeline_latency",
+    "pipeline_overload",
     "camera_node",
     "inference_latency",
     "renderer_speed",
@@ -19,6 +20,9 @@ BENCHMARKS = [
     "face_detection",
     "demo_stop",
     "lab_session",
+    "participant_render",
+    "synth_speed",
+    "trainer_toy",
 ]
 
 
