@@ -9,6 +9,7 @@ isolated to this test by an LSL ``SessionID`` of its own (other tests' streams s
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
@@ -196,6 +197,15 @@ def test_remote_control_records_to_the_bids_path_and_sigterm_leaves_nothing(
     video = first.with_name(f"sub-P07_ses-S2_task-smile_run-001_emg_Camera-{tag}.mkv")
     assert video.is_file() and video.stat().st_size > 0
     assert first.with_name("sub-P07_ses-S2_task-smile_run-001_emg_session.json").is_file()
+    # after the session: BIDS from the run's own LabRecorder fields (no labels given)
+    if importlib.util.find_spec("mne_bids") and importlib.util.find_spec("edfio"):
+        from streaming.export_bids import export_bids
+
+        written, left_out = export_bids(first, tmp_path / "bids", emg=f"EMG-{tag}")
+        assert tmp_path / "bids/sub-P07/ses-S2/emg/sub-P07_ses-S2_task-smile_run-1_emg.bdf" in (
+            written
+        )
+        assert any(f"Camera-{tag}" in line for line in left_out)
 
     nodes = session.descendants()
     assert len(nodes) >= 3  # emg, camera, recorder
