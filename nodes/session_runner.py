@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 PREPARE_STEPS = ("demo_bundle", "demo_profile")
+FAIL_GRACE_S = 3.0  # after a node fails: time for others failing at start to say so too
 _WORD = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
@@ -223,6 +224,7 @@ class SessionRunner:
     def check(self, visible: set[str]) -> None:
         """:class:`SessionError` naming the node that failed or whose stream never came."""
         if self.group.failed() is not None:  # one line per failed node (say, two devices off)
+            time.sleep(FAIL_GRACE_S)  # nodes checking their hardware at start fail together
             raise SessionError(
                 "\n".join(
                     f"{child.name} stopped (exit {child.exit_code}): "
