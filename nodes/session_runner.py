@@ -42,7 +42,6 @@ __all__ = [
     "substitute",
 ]
 
-PREPARE_STEPS = ("demo_bundle", "demo_profile")
 FAIL_GRACE_S = 3.0  # after a node fails: time for others failing at start to say so too
 _WORD = re.compile(r"^[a-z][a-z0-9-]*$")
 
