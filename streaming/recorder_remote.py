@@ -34,6 +34,7 @@ __all__ = [
     "MAX_LINE_BYTES",
     "RemoteCommand",
     "RemoteCommandError",
+    "RemoteControlError",
     "RemoteControlServer",
     "execute",
     "parse_command",
@@ -48,6 +49,10 @@ _SIMPLE = ("start", "stop", "update", "status")
 
 class RemoteCommandError(EiferError):
     """A remote-control line that is not a command this recorder understands."""
+
+
+class RemoteControlError(EiferError):
+    """The remote-control socket cannot listen (port taken, address unusable)."""
 
 
 @dataclass(frozen=True)
@@ -175,7 +180,7 @@ class RemoteControlServer:
             self._server = _Server((host, port), _Handler)
         except OSError as exc:
             taken = exc.errno == errno.EADDRINUSE
-            raise EiferError(
+            raise RemoteControlError(
                 f"remote control: port {port} on {host} is "
                 + ("already in use (LabRecorder or another recorder running?); "
                    "set remote_control.port" if taken else f"unusable ({exc.strerror})")

@@ -12,7 +12,7 @@ import pytest
 
 from streaming.recorder import RecorderConfig
 from streaming.recorder_control import RecorderController
-from streaming.recorder_remote import MAX_LINE_BYTES, RemoteControlServer
+from streaming.recorder_remote import MAX_LINE_BYTES, RemoteControlError, RemoteControlServer
 
 
 @pytest.fixture
@@ -74,5 +74,5 @@ def test_a_script_drives_it_over_tcp(served, tmp_path: Path) -> None:
 
 def test_a_taken_port_is_one_clear_line(served) -> None:
     controller, port = served
-    with pytest.raises(Exception, match=f"port {port} on 127.0.0.1 is already in use"):
+    with pytest.raises(RemoteControlError, match=f"port {port} on 127.0.0.1 is already in use"):
         RemoteControlServer(controller, "127.0.0.1", port)
