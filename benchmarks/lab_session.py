@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -157,6 +158,8 @@ def run(seconds: float, runs: int) -> dict[str, object]:
     finally:
         if process.poll() is None:
             process.kill()
+            process.wait(30)
+        shutil.rmtree(work, ignore_errors=True)  # ~180 MB of lossless video per run
     return results
 
 

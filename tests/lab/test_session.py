@@ -40,6 +40,7 @@ class Session:
 
     def __init__(self, config: Path, lsl_cfg: Path) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "LSLAPICFG": str(lsl_cfg)}
+        env["TMPDIR"] = str(lsl_cfg.parent)  # its work folder (logs kept on failure) stays here
         self.process = subprocess.Popen(
             [sys.executable, "-m", "nodes.cli", "session", "--config", str(config)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env,
@@ -243,6 +244,7 @@ def _run_session(tmp_path: Path, text: str, timeout_s: float = STARTUP_S) -> tup
     path = tmp_path / "broken.toml"
     path.write_text(text)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "LSLAPICFG": str(_lsl_cfg(tmp_path))}
+    env["TMPDIR"] = str(tmp_path)  # the failed session keeps its logs: here, not in /tmp
     process = subprocess.Popen(
         [sys.executable, "-m", "nodes.cli", "session", "--config", str(path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env,
