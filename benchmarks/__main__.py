@@ -18,10 +18,11 @@ BENCHMARKS = [
     "recording_throughput",
     "display_latency",
     "face_detection",
+    "demo_stop",
+    "lab_session",
     "participant_render",
     "synth_speed",
     "trainer_toy",
-    "demo_stop",
 ]
 
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 # command words -> (module, one-line help)
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("demo",): ("nodes.demo", "simulated EMG + camera -> pipeline -> live view of the bus"),
+    ("session",): ("nodes.session", "a real session from one TOML file: every node, one status"),
     ("node", "emg"): ("nodes.emg", "EMG acquisition: simulator or bridge for a real amplifier"),
     ("node", "camera"): ("nodes.camera", "camera acquisition: RealSense, webcam or video file"),
     ("node", "protocol"): ("nodes.protocol", "run a recording protocol, emit LSL markers"),

@@ -1,6 +1,7 @@
-"""``eifer export SESSION --to mne|npz|csv``: a recorded session in formats other tools read.
+"""``eifer export SESSION --to mne|npz|csv|bids``: a recorded session in formats other tools read.
 
-A thin shell over :mod:`streaming.export`; prints the files it wrote.
+A thin shell over :mod:`streaming.export` and :mod:`streaming.export_bids`; prints the files it
+wrote, and for BIDS the streams it could not write and why.
 """
 
 from __future__ import annotations
@@ -15,10 +16,20 @@ from streaming.export import FORMATS, export_session
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("session", help="session folder (session.xdf + videos) or an XDF file")
-    parser.add_argument("--to", required=True, choices=FORMATS, help="output format")
-    parser.add_argument("--out", help="output folder (default: <session>/export)")
+    parser.add_argument("--to", required=True, choices=(*FORMATS, "bids"), help="output format")
+    parser.add_argument(
+        "--out", help="output folder; for bids the dataset root (default: <session>/export)"
+    )
     parser.add_argument("--emg", help="EMG stream name for MNE (default: first of type EMG)")
     parser.add_argument("--markers", help="marker stream name (default: first of type Markers)")
+    bids = parser.add_argument_group("bids (default: the recording's LabRecorder fields)")
+    bids.add_argument("--subject", help="BIDS subject label (default: the participant)")
+    bids.add_argument("--bids-session", help="BIDS session label")
+    bids.add_argument("--task", help="BIDS task label (default: the task, else the protocol)")
+    bids.add_argument("--run", type=int, help="BIDS run (default: the recording's run)")
+    bids.add_argument("--acquisition", help="BIDS acquisition label")
+    bids.add_argument("--line-freq", type=float, default=50.0, help="power-line frequency, Hz")
+    bids.add_argument("--overwrite", action="store_true", help="replace an existing BIDS run")
     add_option_config_arguments(parser, example='emg="EMG-lab2"')
 
 
@@ -27,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.out:  # before loading the session: an unwritable folder fails at once
             Path(args.out).mkdir(parents=True, exist_ok=True)
+        if args.to == "bids":
+            return _bids(args)
         paths = export_session(args.session, args.to, args.out, emg=args.emg, markers=args.markers)
     except OSError as exc:  # an output folder that cannot be created or written
         where = exc.filename or args.out or "the output folder"
@@ -35,4 +48,21 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     for path in paths:
         print(path)
+    return 0
+
+
+def _bids(args: argparse.Namespace) -> int:
+    from streaming.export_bids import export_bids
+
+    source = Path(args.session)
+    root = args.out or (source / "export" / "bids" if source.is_dir() else source.with_name("bids"))
+    paths, left_out = export_bids(
+        source, root, emg=args.emg, markers=args.markers, line_freq_hz=args.line_freq,
+        overwrite=args.overwrite, subject=args.subject, session=args.bids_session,
+        task=args.task, run=args.run, acquisition=args.acquisition,
+    )  # fmt: skip
+    for path in paths:
+        print(path)
+    for line in left_out:
+        print(f"not written to BIDS (kept in the session): {line}")
     return 0

@@ -5,6 +5,11 @@ drained, the stream footers and the final ``session.json`` are written. A full d
 recording with one line and files that still load. Settings: ``configs/nodes/recorder.toml``
 (default), ``--config FILE``, ``--set key=value``; the options below set typed values, so any
 text (quotes included) reaches ``session.json`` exactly.
+
+As LabRecorder: ``--template bids`` (or ``path_template``) names the XDF by its BIDS template
+with the next free run; ``required_streams`` are shown missing until they appear, and a start
+without them asks, refuses or records (``missing_required``); ``--remote`` listens for
+LabRecorder's remote-control commands (loopback port 22345) and records when told to.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from nodes.common import add_config_arguments, stop_on_signals
 from streaming.config import load_config, validate
 from streaming.errors import EiferError
 from streaming.lsl_io import configure_lsl
-from streaming.recorder import Recorder, RecorderConfig
+from streaming.recorder import RecorderConfig
+from streaming.recorder_control import RecorderController
+from streaming.recorder_remote import RemoteControlServer
 
 log = logging.getLogger("eifer.record")
 
@@ -41,6 +48,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="record only streams with this name (repeatable; default: every visible stream)",
     )
+    parser.add_argument(
+        "--template",
+        help='LabRecorder path template under --root, "bids" for its BIDS template '
+        "(sub-%%p/ses-%%s/%%m/sub-%%p_ses-%%s_task-%%b[_acq-%%a]_run-%%r_%%m.xdf)",
+    )
+    parser.add_argument("--task", help="task label (%%b in a template)")
+    parser.add_argument("--run", type=int, help="run number (%%r; default: the next free run)")
+    parser.add_argument(
+        "--require",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help='a required stream, "Name" or "Name (hostname)" (repeatable)',
+    )
+    parser.add_argument(
+        "--remote",
+        action="store_true",
+        help="LabRecorder remote control: wait for start/stop on the control port",
+    )
+    parser.add_argument(
+        "--remote-port", type=int, help="remote control port (default 22345; 0: any free port)"
+    )
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--quiet", action="store_true", help="no status line")
 
@@ -52,11 +81,21 @@ def recorder_config(args: argparse.Namespace) -> RecorderConfig:
     config = load_config(RecorderConfig, path, args.overrides)
     update: dict[str, object] = {
         key: getattr(args, key)
-        for key in ("root", "session", "participant", "notes")
+        for key in ("root", "session", "participant", "notes", "task", "run")
         if getattr(args, key) is not None
     }
+    if args.template is not None:
+        update["path_template"] = args.template
     if args.stream:
         update["streams"] = [{"name": name} for name in args.stream]
+    if args.require:
+        update["required_streams"] = list(args.require)
+    if args.remote or args.remote_port is not None:
+        remote = config.remote_control.model_dump()
+        remote["enabled"] = remote["enabled"] or args.remote
+        if args.remote_port is not None:
+            remote["port"] = args.remote_port
+        update["remote_control"] = remote
     if not update:
         return config
     return validate(RecorderConfig, {**config.model_dump(), **update}, "command line")
@@ -69,30 +108,77 @@ def run(args: argparse.Namespace) -> int:
     stop_on_signals(stop.set)
     # a closed terminal (SIGHUP) ends the recording cleanly too, never by killing it
     signal.signal(signal.SIGHUP, lambda _signum, _frame: stop.set())
-    recorder = Recorder(config)
-    print(f"recording into {recorder.folder}", flush=True)
-    deadline = None if args.duration is None else time.monotonic() + args.duration
+    controller = RecorderController(config, ask=_ask if sys.stdin.isatty() else None)
+    remote = config.remote_control
+    server = None
+    if remote.enabled:
+        server = RemoteControlServer(controller, remote.host, remote.port).start()
+        host, port = server.address
+        _say(f"remote control: listening on {host}:{port} (LabRecorder commands)", sys.stdout)
     reason, status = "stopped by the user", 0
-    next_status = 0.0
     try:
-        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-            recorder.poll()
-            if not args.quiet and time.monotonic() >= next_status:
-                next_status = time.monotonic() + config.status_interval_s
-                _say(recorder.status_line(), sys.stderr)
-            stop.wait(0.1)
-        if not stop.is_set():  # the loop ended on the deadline, not by a signal
-            reason = f"the duration ended ({args.duration:g} s)"
+        if server is None or remote.auto_start:
+            controller.start()
+            _say(f"recording into {_shown(controller)}", sys.stdout)
+        elif config.required_streams:
+            controller.refresh()
+        status, reason = _loop(args, config, controller, stop, remote_control=server is not None)
     except EiferError as exc:
         reason, status = str(exc), 1
         _say(f"eifer record: error: {exc}", sys.stderr)
-    else:
-        if not stop.is_set():
-            reason = f"--duration {args.duration:g} s reached"
     finally:
-        recorder.close(reason)
-    _say(f"session saved: {recorder.folder} ({recorder.status_line()})", sys.stdout)
+        if server is not None:
+            server.close()
+        saved = controller.close(reason)
+    if saved is not None or (server is None and controller.last_xdf is not None):
+        _say(f"session saved: {_shown(controller)}", sys.stdout)
     return status
+
+
+def _loop(
+    args: argparse.Namespace,
+    config: RecorderConfig,
+    controller: RecorderController,
+    stop: threading.Event,
+    *,
+    remote_control: bool,
+) -> tuple[int, str]:
+    """Until a signal, the duration, or (without remote control) a failed recording."""
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    next_status = next_refresh = 0.0
+    while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+        try:
+            controller.poll()
+        except EiferError as exc:
+            if not remote_control:
+                raise
+            _say(f"eifer record: error: {exc} (recording stopped)", sys.stderr)
+        now = time.monotonic()
+        if remote_control and not controller.recording and now >= next_refresh:
+            next_refresh = now + config.discover_interval_s  # missing required streams, live
+            controller.refresh(0.5)
+        if not args.quiet and now >= next_status:
+            next_status = now + config.status_interval_s
+            _say(controller.status_line(), sys.stderr)
+        stop.wait(0.1)
+    if not stop.is_set():  # the loop ended on the deadline, not by a signal
+        return 0, f"the duration ended ({args.duration:g} s)"
+    return 0, "stopped by the user"
+
+
+def _shown(controller: RecorderController) -> str:
+    """A session folder is shown as the folder (as before templates), a templated run as its XDF."""
+    xdf = controller.last_xdf
+    assert xdf is not None
+    return str(xdf.parent if xdf.name == "session.xdf" else xdf)
+
+
+def _ask(question: str) -> bool:
+    """LabRecorder's "record anyway?" dialog, on the terminal."""
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
 
 
 def _say(line: str, stream: TextIO) -> None:

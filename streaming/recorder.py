@@ -25,9 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, PositiveFloat
+from pydantic import Field, NonNegativeFloat, PositiveFloat
 
 from streaming.camera.frames import decode_frame, frame_shape
 from streaming.config import Config
@@ -39,18 +39,23 @@ from streaming.lsl_io import (
     list_streams,
     with_full_desc,
 )
+from streaming.recording_names import (
+    FileNameFields,
+    SessionPaths,
+    folder_paths,
+    templated_paths,
+)
+from streaming.required_streams import missing_required, required_matches
 from streaming.session import (
-    RESERVE_FILE,
     SessionInfo,
     create_session_folder,
     reserve_session_info,
-    video_file_name,
     write_session_info,
 )
 from streaming.video_file import VideoWriter
 from streaming.xdf.writer import DiskFullError, XdfWriter
 
-__all__ = ["Recorder", "RecorderConfig", "SelectorConfig"]
+__all__ = ["Recorder", "RecorderConfig", "RemoteControlConfig", "SelectorConfig", "session_paths"]
 
 log = logging.getLogger(__name__)
 VIDEO_TYPES = ("Video", "Depth")
@@ -65,9 +70,29 @@ class SelectorConfig(Config):
         return StreamSelector(self.name, self.type, self.source_id)
 
 
+class RemoteControlConfig(Config):
+    """LabRecorder's remote control socket (``RCSEnabled``, ``RCSPort``, ``AutoStart``)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"  # loopback: only scripts on this machine (LabRecorder: any)
+    port: int = Field(default=22345, ge=0, lt=65536)  # LabRecorder's; 0 = any free port
+    auto_start: bool = False  # start recording at once, as without remote control
+
+
 class RecorderConfig(Config):
     root: str = "sessions"
-    session: str = ""  # "" -> the start time, e.g. 20261125-143000
+    session: str = ""  # folder name ("" -> the start time); with a template: its %s label
+    # LabRecorder's path template ("" = a session folder; "bids" = its BIDS template)
+    path_template: str = ""
+    task: str = ""  # %b
+    run: int | None = Field(default=None, ge=0)  # %r / %n; None or 0: the next free run
+    acquisition: str = ""  # %a
+    modality: str = "emg"  # %m
+    # streams that must be there, as LabRecorder's RequiredStreams: "Name" or "Name (hostname)"
+    required_streams: list[str] = Field(default_factory=list)
+    missing_required: Literal["ask", "refuse", "record"] = "ask"
+    required_wait_s: NonNegativeFloat = 5.0  # at a start: how long to look for them
+    remote_control: RemoteControlConfig = Field(default_factory=RemoteControlConfig)
     streams: list[SelectorConfig] = Field(default_factory=list)  # [] = every visible stream
     participant: str = ""
     electrode_scheme: str = "fridlund"
@@ -81,6 +106,25 @@ class RecorderConfig(Config):
     video_codec: str | None = None  # None: x264 lossless RGB / FFV1 depth (bit-exact)
     drain_timeout_s: PositiveFloat = 30.0  # at a stop: longest wait to save what is pending
     drain_quiet_s: PositiveFloat = 0.5  # at a stop: a stream silent this long has no more
+
+    def file_name_fields(self) -> FileNameFields:
+        return FileNameFields(
+            template=self.path_template,
+            participant=self.participant,
+            session=self.session,
+            task=self.task,
+            run=self.run,
+            acquisition=self.acquisition,
+            modality=self.modality,
+        )
+
+
+def session_paths(config: RecorderConfig) -> SessionPaths:
+    """Where a new recording goes: a new session folder, or the path template's next run."""
+    if config.path_template.strip():
+        return templated_paths(config.root, config.file_name_fields())
+    name = config.session or datetime.now().strftime("%Y%m%d-%H%M%S")
+    return folder_paths(create_session_folder(config.root, name))
 
 
 @dataclass
@@ -119,8 +163,8 @@ class StreamRecorder:
     """Pulls one stream into the XDF (and its video file) in a thread."""
 
     def __init__(
-        self, info: Any, stream_id: int, writer: XdfWriter, folder: Path, config: RecorderConfig,
-        on_error: Callable[[Exception], None],
+        self, info: Any, stream_id: int, writer: XdfWriter, paths: SessionPaths,
+        config: RecorderConfig, on_error: Callable[[Exception], None],
     ) -> None:  # fmt: skip
         self.info, self.stream_id, self.writer, self.config = info, stream_id, writer, config
         self.on_error = on_error
@@ -130,11 +174,12 @@ class StreamRecorder:
         self.stats = StreamStats(info.name(), "video" if self.is_video else "samples")
         self.video: VideoWriter | None = None
         if self.is_video:
-            self.video_file = video_file_name(info.name())
+            video_path = paths.video(info.name())
+            self.video_file = video_path.name
             height, width = frame_shape(info) if info.type() == "Video" else _depth_shape(info)
             self.shape = (height, width)
             self.video = VideoWriter(
-                folder / self.video_file, width, height, info.nominal_srate() or 30.0,
+                video_path, width, height, info.nominal_srate() or 30.0,
                 pixel_format="rgb24" if info.type() == "Video" else "gray16le",
                 codec=config.video_codec,
             )  # fmt: skip
@@ -298,21 +343,44 @@ def _depth_shape(info: Any) -> tuple[int, int]:
 
 
 class Recorder:
-    """A session being recorded: ``start()``, ``poll()`` in a loop, ``close()``."""
+    """A session being recorded: ``start()``, ``poll()`` in a loop, ``close()``.
 
-    def __init__(self, config: RecorderConfig) -> None:
+    ``selection``: the config's streams (``"config"``), every visible stream (``"all"``), or
+    none but the required ones (``"none"``), as LabRecorder's ``select all`` / ``select none``.
+    """
+
+    def __init__(
+        self,
+        config: RecorderConfig,
+        paths: SessionPaths | None = None,
+        *,
+        selection: Literal["config", "all", "none"] = "config",
+        missing_at_start: list[str] | None = None,
+        visible: list[Any] | None = None,
+    ) -> None:
         self.config = config
-        name = config.session or datetime.now().strftime("%Y%m%d-%H%M%S")
-        self.folder = create_session_folder(config.root, name)
-        self.writer = XdfWriter(self.folder / "session.xdf")
+        self.selection = selection
+        self.paths = session_paths(config) if paths is None else paths
+        self.folder = self.paths.folder
+        self.writer = XdfWriter(self.paths.xdf)
+        templated = self.paths.info.name != "session.json"
         self.info = SessionInfo(
             participant=config.participant,
             electrode_scheme=config.electrode_scheme,
             protocol=config.protocol,
             notes=config.notes,
+            file_name_fields=(
+                {"xdf": self.paths.xdf.name, **config.file_name_fields().model_dump()}
+                if templated
+                else {}
+            ),
+            required_streams_missing=list(missing_at_start or []),
         )
-        write_session_info(self.folder, self.info)
-        reserve_session_info(self.folder)  # the final session.json is written even on a full disk
+        self.missing_required: list[str] = list(config.required_streams)
+        self._info_name = self.paths.info.name
+        write_session_info(self.folder, self.info, self._info_name)
+        # the final session.json is written even on a full disk
+        reserve_session_info(self.folder, file_name=self._info_name)
         self.streams: dict[str, StreamRecorder] = {}
         self.error: Exception | None = None
         self._lock = threading.Lock()
@@ -320,14 +388,17 @@ class Recorder:
         self._closing = threading.Event()
         # discovery waits on the network (a short resolve misses streams): its own thread
         self._discovery = threading.Thread(
-            target=self._discover_loop, name="rec-discover", daemon=True
+            target=self._discover_loop, args=(visible,), name="rec-discover", daemon=True
         )
         self._discovery.start()
 
-    def _discover_loop(self) -> None:
+    def _discover_loop(self, visible: list[Any] | None) -> None:
+        """Streams already resolved by the caller (``visible``) are subscribed at once, so the
+        recording starts without another discovery round (a second of data)."""
         while not self._closing.is_set():
             try:
-                self.discover(timeout_s=1.0)
+                self.discover(timeout_s=1.0, resolved=visible)
+                visible = None
             except Exception as exc:  # never let discovery kill the recording
                 log.warning("record: discovery failed: %s", exc)
             self._closing.wait(self.config.discover_interval_s)
@@ -338,38 +409,45 @@ class Recorder:
                 self.error = exc
 
     def _wanted(self, info: Any) -> bool:
+        if required_matches(self.config.required_streams, info):
+            return True  # LabRecorder: required streams are always checked
+        if self.selection != "config":
+            return self.selection == "all"
         selectors = [s.selector() for s in self.config.streams]
         return not selectors or any(s.matches(info) for s in selectors)
 
-    def discover(self, timeout_s: float = 1.0) -> list[str]:
-        """Start recording every wanted stream not yet recorded; returns the new names."""
+    def discover(self, timeout_s: float = 1.0, resolved: list[Any] | None = None) -> list[str]:
+        """Start recording every wanted stream not yet recorded; returns the new names.
+        ``resolved``: streams just resolved elsewhere (else: look for ``timeout_s``)."""
         added = []
         if self._closing.is_set():
             return []
         known_sources = {(r.info.source_id(), r.info.name()) for r in self.streams.values()}
-        for resolved in list_streams(timeout_s):
-            if resolved.uid() in self.streams or not self._wanted(resolved):
+        visible = list_streams(timeout_s) if resolved is None else resolved
+        self.missing_required = missing_required(self.config.required_streams, visible)
+        for found in visible:
+            if found.uid() in self.streams or not self._wanted(found):
                 continue
-            if resolved.source_id() and (resolved.source_id(), resolved.name()) in known_sources:
+            if found.source_id() and (found.source_id(), found.name()) in known_sources:
                 continue  # the same source came back: liblsl's recovery resumes its recorder
             try:
-                info = with_full_desc(resolved)
+                info = with_full_desc(found)
                 recorder = StreamRecorder(
                     info,
                     len(self.streams) + 1,
                     self.writer,
-                    self.folder,
+                    self.paths,
                     self.config,
                     self._on_error,
                 )
             except EiferError as exc:
-                log.warning("record: cannot record %r: %s", resolved.name(), exc)
+                log.warning("record: cannot record %r: %s", found.name(), exc)
                 continue
             with self._lock:
                 if self._closing.is_set():
                     recorder.discard()
                     break
-                self.streams[resolved.uid()] = recorder
+                self.streams[found.uid()] = recorder
             recorder.start()
             added.append(info.name())
             log.info("record: recording %r (%s)", info.name(), info.type())
@@ -400,8 +478,20 @@ class Recorder:
             f"{r.stats.name}: {r.stats.samples}{' (lost)' if r.stats.lost else ''}"
             for r in self.streams.values()
         ]
-        size_mb = sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file()) / 1e6
-        return f"{self.folder.name}: {'; '.join(parts) or 'no streams yet'} | {size_mb:.1f} MB | {free_gb:.1f} GB free"
+        files = [self.paths.xdf] + [
+            self.folder / r.video_file for r in self.streams.values() if r.video is not None
+        ]
+        size_mb = sum(p.stat().st_size for p in files if p.is_file()) / 1e6
+        missing = (
+            f" | missing required: {', '.join(self.missing_required)}"
+            if self.missing_required
+            else ""
+        )
+        name = self.folder.name if self._info_name == "session.json" else self.paths.xdf.name
+        return (
+            f"{name}: {'; '.join(parts) or 'no streams yet'}{missing} | {size_mb:.1f} MB"
+            f" | {free_gb:.1f} GB free"
+        )
 
     def close(self, reason: str = "stopped") -> None:
         """Drain every stream, write the footers, close the files, then the final session.json.
@@ -441,8 +531,8 @@ class Recorder:
                 }
             )
             try:
-                write_session_info(self.folder, self.info)
+                write_session_info(self.folder, self.info, self._info_name)
             except EiferError as exc:
                 log.warning("record: %s", exc)
             finally:
-                (self.folder / RESERVE_FILE).unlink(missing_ok=True)
+                (self.folder / (self._info_name + ".reserve")).unlink(missing_ok=True)

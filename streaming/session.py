@@ -51,6 +51,9 @@ class SessionInfo(Config):
     stopped: str = ""
     streams: list[dict[str, object]] = Field(default_factory=list)
     stop_reason: str = ""
+    # LabRecorder's file-name fields of a templated recording (empty in a session folder)
+    file_name_fields: dict[str, object] = Field(default_factory=dict)
+    required_streams_missing: list[str] = Field(default_factory=list)  # at the start
 
 
 def create_session_folder(root: str | Path, name: str) -> Path:
@@ -71,9 +74,12 @@ def create_session_folder(root: str | Path, name: str) -> Path:
     return path
 
 
-def reserve_session_info(folder: Path, size: int = RESERVE_BYTES) -> None:
-    """Pre-allocate the space of the final ``session.json`` (see the module docstring)."""
-    path = folder / RESERVE_FILE
+def reserve_session_info(
+    folder: Path, size: int = RESERVE_BYTES, file_name: str = INFO_FILE
+) -> None:
+    """Pre-allocate the space of the final ``session.json`` (see the module docstring);
+    ``file_name``: a templated recording's ``<stem>_session.json``."""
+    path = folder / (file_name + ".reserve")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
@@ -89,19 +95,19 @@ def reserve_session_info(folder: Path, size: int = RESERVE_BYTES) -> None:
     except OSError as exc:
         path.unlink(missing_ok=True)
         raise SessionFileError(
-            f"cannot reserve {size // 1024} KB for {folder / INFO_FILE} "
+            f"cannot reserve {size // 1024} KB for {folder / file_name} "
             f"({exc.strerror or exc}): is the disk full?"
         ) from None
 
 
-def write_session_info(folder: Path, info: SessionInfo) -> None:
+def write_session_info(folder: Path, info: SessionInfo, file_name: str = INFO_FILE) -> None:
     """Replace ``session.json`` atomically, in the reserved space when there is one.
 
     On failure the previous ``session.json`` stays as it was, no temporary file is left, and
     :class:`SessionFileError` says why.
     """
     data = json.dumps(info.model_dump(), indent=2).encode()
-    reserve, tmp = folder / RESERVE_FILE, folder / TMP_FILE
+    reserve, tmp = folder / (file_name + ".reserve"), folder / (file_name + ".tmp")
     source = reserve if reserve.is_file() else tmp
     try:
         fd = os.open(source, os.O_WRONLY | os.O_CREAT, 0o644)  # no O_TRUNC: keep the blocks
@@ -113,13 +119,13 @@ def write_session_info(folder: Path, info: SessionInfo) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(source, folder / INFO_FILE)
+        os.replace(source, folder / file_name)
         _fsync_folder(folder)
     except OSError as exc:
         if source == tmp:
             tmp.unlink(missing_ok=True)
         raise SessionFileError(
-            f"cannot write {folder / INFO_FILE} ({exc.strerror or exc}); "
+            f"cannot write {folder / file_name} ({exc.strerror or exc}); "
             "the previous version is kept"
         ) from None
 

@@ -1,0 +1,78 @@
+"""The remote-control socket itself: real TCP, as scripts use it (several commands in one send,
+replies never read, a line too long, bytes that are not UTF-8); the recorder keeps serving."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from streaming.recorder import RecorderConfig
+from streaming.recorder_control import RecorderController
+from streaming.recorder_remote import MAX_LINE_BYTES, RemoteControlError, RemoteControlServer
+
+
+@pytest.fixture
+def served(tmp_path: Path, unique_name: str):
+    # record only this test's (absent) stream: an empty recording, nothing else on the machine
+    config = RecorderConfig(root=str(tmp_path / "unused"), streams=[{"name": unique_name}])
+    controller = RecorderController(config)
+    server = RemoteControlServer(controller, "127.0.0.1", 0).start()
+    yield controller, server.address[1]
+    server.close()
+    controller.close()
+
+
+def _replies(sock: socket.socket, count: int, timeout_s: float = 60.0) -> list[str]:
+    """``count`` replies: ``OK`` (two bytes, as LabRecorder) or a newline-ended line."""
+    sock.settimeout(timeout_s)
+    data, replies = b"", []
+    while len(replies) < count:
+        data += sock.recv(4096)
+        while data:
+            if data.startswith(b"OK"):
+                replies.append("OK")
+                data = data[2:]
+            elif b"\n" in data:
+                line, data = data.split(b"\n", 1)
+                replies.append(line.decode())
+            else:
+                break
+    return replies
+
+
+def test_a_script_drives_it_over_tcp(served, tmp_path: Path) -> None:
+    controller, port = served
+    assert served and controller.config.remote_control.host == "127.0.0.1"  # loopback default
+    study = tmp_path / "study"
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(
+            f"filename {{root:{study}}} {{participant:P01}} {{task:rest}}\nstart\n".encode()
+        )
+        assert _replies(sock, 2) == ["OK", "OK"]
+        xdf = study / "sub-P01/ses-S001/emg/sub-P01_ses-S001_task-rest_run-001_emg.xdf"
+        assert xdf.is_file() and xdf.read_bytes().startswith(b"XDF:")
+        sock.sendall(b"x" * (MAX_LINE_BYTES + 10) + b"\n\xff\xfe\nstatus\n")
+        long_line, garbage, status = _replies(sock, 3)
+        assert long_line.startswith("ERROR: line longer than")
+        assert garbage.startswith("ERROR: unknown command")
+        assert xdf.name in status
+    # a client that sends and leaves at once (many scripts do): the command still runs
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"stop\n")
+    deadline = time.monotonic() + 60
+    while controller.recording and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not controller.recording
+    info = json.loads(xdf.with_name(xdf.stem + "_session.json").read_text())
+    assert info["stop_reason"] == "stopped by remote control"
+    assert info["file_name_fields"]["participant"] == "P01"
+
+
+def test_a_taken_port_is_one_clear_line(served) -> None:
+    controller, port = served
+    with pytest.raises(RemoteControlError, match=f"port {port} on 127.0.0.1 is already in use"):
+        RemoteControlServer(controller, "127.0.0.1", port)
