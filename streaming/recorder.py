@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 
 
 class SelectorConfig(Config):
+    """A stream to record, by name, type and/or source id (None: any)."""
+
     name: str | None = None
     type: str | None = None
     source_id: str | None = None
@@ -78,6 +80,8 @@ class RemoteControlConfig(Config):
 
 
 class RecorderConfig(Config):
+    """Settings of ``eifer record`` (``configs/nodes/recorder.toml``)."""
+
     root: str = "sessions"
     session: str = ""  # folder name ("" -> the start time); with a template: its %s label
     # LabRecorder's path template ("" = a session folder; "bids" = its BIDS template)

@@ -41,6 +41,8 @@ VIDEO_TYPES = ("Video", "Depth")
 
 @dataclass
 class StreamStats:
+    """What the XDF footer of one stream needs: sample count, first/last time, clock offsets."""
+
     name: str
     kind: str
     samples: int = 0
