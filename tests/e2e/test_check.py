@@ -1,0 +1,105 @@
+"""``eifer check`` against real nodes: the EMG simulator (with its truth stream), the synthetic
+camera and the pipeline, each its own process, judged from outside through the bus and LSL."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _eifer(*argv: str) -> list[str]:
+    return [sys.executable, "-m", "nodes.cli", *argv]
+
+
+def _start(*argv: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        _eifer(*argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO
+    )
+
+
+def _check(bus: str, emg: str, cam: str, seconds: float, *more: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        _eifer("check", "--seconds", str(seconds), "--bus", bus, "--json",
+               "--set", f'emg.name="{emg}"', "--set", f'video.name="{cam}"',
+               "--set", "find_timeout_s=20", *more),
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def live_system(unique_name: str) -> Iterator[tuple[str, str, str]]:
+    emg, cam = f"{unique_name}-emg", f"{unique_name}-cam"
+    bus = f"tcp://127.0.0.1:{_free_port()}"
+    nodes = [
+        _start("node", "emg", "--name", emg, "--set", "timing.jitter_s=0.002"),
+        _start("node", "camera", "--source", "synthetic", "--name", cam, "--size", "160x120"),
+        _start("pipeline", "--set", f'emg.name="{emg}"', "--set", f'video.name="{cam}"',
+               "--set", f'output.bus_address="{bus}"',
+               "--set", f'output.lsl_name="{unique_name}-EIFER"'),
+    ]  # fmt: skip
+    try:
+        yield bus, emg, cam
+    finally:
+        for node in nodes:
+            node.terminate()
+        for node in nodes:
+            node.wait(15)
+
+
+def _rows(report: dict) -> dict[str, dict]:
+    return {row["check"]: row for row in report["rows"]}
+
+
+def test_check_judges_a_live_simulated_setup_against_its_truth(live_system):
+    bus, emg, cam = live_system
+    result = _check(bus, emg, cam, 8, "--set", "settle_s=3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    rows = _rows(report)
+    assert report["passed"] and report["emg_truth"]
+    assert rows["frames captured"]["value"] >= 8 * 30 * 0.9
+    assert rows["published / captured"]["passed"] is True
+    alignment = rows["EMG-to-frame alignment error |p99| (vs truth)"]
+    assert alignment["passed"] is True and alignment["value"] < 1.0, alignment
+    assert rows["duplicated frames published"]["value"] == 0
+    assert any(name.startswith("latency capture_to_publish") for name in rows)
+
+    # the same system against a threshold it cannot meet: a failing row, exit status 1
+    strict = _check(bus, emg, cam, 2, "--set", "thresholds.max_capture_to_publish_p99_ms=0.001")
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+    failed = [row["check"] for row in json.loads(strict.stdout)["rows"] if row["passed"] is False]
+    assert failed == ["capture -> received here p99"]
+
+
+def test_check_without_a_pipeline_fails_with_nothing_published(unique_name):
+    cam = f"{unique_name}-cam"
+    camera = _start("node", "camera", "--source", "synthetic", "--name", cam, "--size", "64x48")
+    try:
+        bus = f"tcp://127.0.0.1:{_free_port()}"
+        result = subprocess.run(
+            _eifer("check", "--seconds", "2", "--bus", bus, "--set", f'video.name="{cam}"',
+                   "--set", 'emg.name="absent-emg"', "--set", "find_timeout_s=10"),
+            capture_output=True, text=True, cwd=REPO, timeout=120,
+        )  # fmt: skip
+    finally:
+        camera.terminate()
+        camera.wait(15)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "published / captured" in result.stdout and "FAIL" in result.stdout
+    assert "EMG stream" in result.stdout  # the note says which stream was not found
