@@ -32,4 +32,4 @@ def alignment_errors_ms(
     t_read = np.array(
         [m.t + 1e-3 * float(m.fields.get("emg_read_offset_ms", 0.0)) for m in with_emg]
     )
-    return 1e3 * (sample_time(k, truth_t, truth_k) - t_read)
+    return 1e3 * (sample_time(k, t_read, truth_t, truth_k) - t_read)

@@ -22,6 +22,8 @@ from streaming.lsl_io import (
     find_stream,
 )
 
+MAX_TRUTH_GAP_S = 0.5  # a time farther than this from every truth row is not judged
+
 __all__ = ["TruthRecorder", "emg_truth_selector", "sample_time"]
 
 
@@ -74,12 +76,21 @@ class TruthRecorder:
         return self.table()[1][:, self.labels.index(label)]
 
 
-def sample_time(sample_index: np.ndarray, truth_t: np.ndarray, truth_k: np.ndarray) -> np.ndarray:
-    """True LSL time of (fractional) EMG sample indices, from the truth rows' ``(t, k)`` pairs;
-    NaN outside the rows' span."""
+def sample_time(
+    sample_index: np.ndarray, near_t: np.ndarray, truth_t: np.ndarray, truth_k: np.ndarray
+) -> np.ndarray:
+    """True LSL time of (fractional) EMG sample indices, each from the truth row stamped
+    nearest ``near_t`` (its expected time) and the sample rate; NaN where no truth row lies
+    within ``MAX_TRUTH_GAP_S`` of it. Local, because a looping replay repeats the indices."""
+    sample_index, near_t = np.asarray(sample_index, float), np.asarray(near_t, float)
     if len(truth_t) < 2:
-        return np.full(np.shape(sample_index), np.nan)
-    return np.interp(sample_index, truth_k, truth_t, left=np.nan, right=np.nan)
+        return np.full(sample_index.shape, np.nan)
+    steps = np.diff(truth_k) / np.diff(truth_t)
+    rate_hz = float(np.median(steps[np.isfinite(steps) & (steps > 0)]))
+    i = np.clip(np.searchsorted(truth_t, near_t), 1, len(truth_t) - 1)
+    nearest = np.where(np.abs(truth_t[i - 1] - near_t) <= np.abs(truth_t[i] - near_t), i - 1, i)
+    t = truth_t[nearest] + (sample_index - truth_k[nearest]) / rate_hz
+    return np.where(np.abs(truth_t[nearest] - near_t) > MAX_TRUTH_GAP_S, np.nan, t)
 
 
 def emg_truth_selector(emg_info: Any) -> StreamSelector | None:

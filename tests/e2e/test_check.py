@@ -62,6 +62,15 @@ def live_system(unique_name: str) -> Iterator[tuple[str, str, str]]:
             node.wait(15)
 
 
+def _failed(result: subprocess.CompletedProcess) -> str:
+    """The failing rows (or the error) of a check run, for an assertion message."""
+    try:
+        report = json.loads(result.stdout)
+    except ValueError:
+        return result.stdout + result.stderr[-2000:]
+    return json.dumps([r for r in report["rows"] if r["passed"] is False] + report["notes"])
+
+
 def _rows(report: dict) -> dict[str, dict]:
     return {row["check"]: row for row in report["rows"]}
 
@@ -69,7 +78,7 @@ def _rows(report: dict) -> dict[str, dict]:
 def test_check_judges_a_live_simulated_setup_against_its_truth(live_system):
     bus, emg, cam = live_system
     result = _check(bus, emg, cam, 8, "--set", "settle_s=3")
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 0, _failed(result)
     report = json.loads(result.stdout)
     rows = _rows(report)
     assert report["passed"] and report["emg_truth"]
@@ -103,3 +112,58 @@ def test_check_without_a_pipeline_fails_with_nothing_published(unique_name):
     assert result.returncode == 1, result.stdout + result.stderr
     assert "published / captured" in result.stdout and "FAIL" in result.stdout
     assert "EMG stream" in result.stdout  # the note says which stream was not found
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="found by this check, not yet fixed: on a replayed session the pipeline's EMG time "
+    "model drifts (emg_sample_index advances ~3790/s against 4096/s of frame time; alignment "
+    "error grows ~8% of elapsed time, e.g. 960 ms), although the replayed EMG stamps agree with "
+    "the replayed truth to 0.01 ms",
+)
+def test_check_on_a_replayed_session_reproduces_the_live_figures(unique_name, tmp_path):
+    """Live: simulator + camera + pipeline, checked while ``eifer record`` keeps the sources
+    (EMG, its truth, camera). Then the nodes stop, ``eifer replay`` plays the session to a new
+    pipeline, and ``eifer check`` gives the same verdicts and figures within tolerance."""
+    emg, cam = f"{unique_name}-emg", f"{unique_name}-cam"
+    bus = f"tcp://127.0.0.1:{_free_port()}"
+    pipeline_args = ("pipeline", "--set", f'emg.name="{emg}"', "--set", f'video.name="{cam}"',
+                     "--set", f'output.bus_address="{bus}"',
+                     "--set", f'output.lsl_name="{unique_name}-EIFER"')  # fmt: skip
+    sources = [
+        _start("node", "emg", "--name", emg, "--set", "timing.jitter_s=0.002"),
+        _start("node", "camera", "--source", "synthetic", "--name", cam, "--size", "160x120"),
+    ]
+    pipeline = _start(*pipeline_args)
+    try:
+        recorder = subprocess.Popen(
+            _eifer("record", "--root", str(tmp_path), "--session", "s", "--duration", "16",
+                   "--quiet", "--stream", emg, "--stream", f"{emg}-truth", "--stream", cam),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        )  # fmt: skip
+        live = _check(bus, emg, cam, 6, "--set", "settle_s=4")
+        assert recorder.wait(60) == 0, recorder.stderr.read() if recorder.stderr else ""
+    finally:
+        for node in [*sources, pipeline]:
+            node.terminate()
+        for node in [*sources, pipeline]:
+            node.wait(15)
+    assert live.returncode == 0, _failed(live)
+    replay = _start("replay", str(tmp_path / "s"), "--quiet")
+    pipeline = _start(*pipeline_args)
+    try:
+        replayed = _check(bus, emg, cam, 6, "--set", "settle_s=4")
+    finally:
+        for node in (replay, pipeline):
+            node.terminate()
+        for node in (replay, pipeline):
+            node.wait(15)
+    assert replayed.returncode == 0, _failed(replayed)
+    a, b = _rows(json.loads(live.stdout)), _rows(json.loads(replayed.stdout))
+    assert json.loads(replayed.stdout)["emg_truth"], "the replay carries the truth stream"
+    for name in ("published / captured", "frames with EMG missing"):
+        assert abs(a[name]["value"] - b[name]["value"]) <= 0.05, (name, a[name], b[name])
+    alignment = "EMG-to-frame alignment error |p99| (vs truth)"
+    assert a[alignment]["value"] < 1.0 and b[alignment]["value"] < 1.0, (a[alignment], b[alignment])
+    assert abs(a["frames captured"]["value"] - b["frames captured"]["value"]) <= 0.1 * 180
