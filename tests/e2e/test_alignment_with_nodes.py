@@ -41,16 +41,16 @@ def _run_pipeline(config: PipelineConfig, n: int) -> tuple[list, dict]:
     thread = threading.Thread(target=pipeline.run, daemon=True)
     thread.start()
     muscle: list = []
-    status: dict = {}
+    status: dict = {}  # the first status after the n-th muscle message: it counts every skip
     try:
         deadline = time.monotonic() + 40
-        while len(muscle) < n and time.monotonic() < deadline:
+        while not status and time.monotonic() < deadline:
             message = subscriber.receive(0.5)
             if message is None:
                 continue
-            if message.topic == "muscle":
+            if message.topic == "muscle" and len(muscle) < n:
                 muscle.append(message)
-            else:
+            elif message.topic == "status" and len(muscle) == n:
                 status = message.fields
     finally:
         pipeline.stop()
@@ -95,7 +95,10 @@ def test_emg_and_video_in_step_within_1_ms_of_the_truth_in_both_modes(unique_nam
     for align, (messages, status) in runs.items():
         assert len(messages) == 200, align
         frames = [m.frame for m in messages]
-        assert frames == list(range(frames[0], frames[0] + 200)), "one muscle message per frame"
+        assert frames == sorted(set(frames)), "frames in order, each once"
+        # a frame not published was skipped to stay current (a loaded machine), and counted
+        unpublished = frames[-1] - frames[0] + 1 - len(frames)
+        assert unpublished <= min(status["frames"]["skipped"], 10), (unpublished, status)
         assert np.all(np.diff([m.t for m in messages]) > 0)
         settled = [m for m in messages[-100:] if not m.fields["emg_missing"]]
         assert len(settled) == 100 and settled[-1].fields["emg_measured"].shape == (22,)
