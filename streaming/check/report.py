@@ -25,7 +25,7 @@ class Row:
     """One line of the table: a figure and, when judged, its threshold and verdict."""
 
     check: str
-    value: float | None
+    value: float | int | None  # counts stay integers
     unit: str = ""
     threshold: str = ""  # e.g. ">= 0.95"; "" = reported, not judged
     passed: bool | None = None  # None: not judged (no threshold, or nothing to judge)
@@ -33,12 +33,13 @@ class Row:
 
 
 def _judge(
-    check: str, value: float | None, unit: str, op: str, limit: float, note: str = ""
+    check: str, value: float | int | None, unit: str, op: str, limit: float, note: str = ""
 ) -> Row:
     if value is None or not math.isfinite(value):
         return Row(check, None, unit, f"{op} {limit:g}", None, note or "nothing to judge")
     ok = value >= limit if op == ">=" else value <= limit
-    return Row(check, float(value), unit, f"{op} {limit:g}", bool(ok), note)
+    shown = value if isinstance(value, int) else float(value)
+    return Row(check, shown, unit, f"{op} {limit:g}", bool(ok), note)
 
 
 def mean_correlation(predicted: np.ndarray, true: np.ndarray) -> float | None:
@@ -274,12 +275,10 @@ def as_json(rows: list[Row], obs: Observation) -> dict[str, Any]:
     }
 
 
-def _shown(value: float | None) -> str:
+def _shown(value: float | int | None) -> str:
     if value is None:
         return "-"
-    if float(value).is_integer() and abs(value) >= 1:
-        return f"{int(value)}"
-    return f"{value:.3f}"
+    return str(value) if isinstance(value, int) else f"{value:.3f}"
 
 
 def format_table(rows: list[Row]) -> str:

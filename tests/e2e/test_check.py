@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -160,3 +161,26 @@ def test_check_on_a_replayed_session_reproduces_the_live_figures(unique_name, tm
     alignment = "EMG-to-frame alignment error |p99| (vs truth)"
     assert a[alignment]["value"] < 1.0 and b[alignment]["value"] < 1.0, (a[alignment], b[alignment])
     assert abs(a["frames captured"]["value"] - b["frames captured"]["value"]) <= 0.1 * 180
+
+
+def test_correlation_is_averaged_over_the_columns_that_move():
+    from streaming.check.report import mean_correlation
+
+    t = np.linspace(0, 1, 50)
+    true = np.stack([np.sin(6 * t), np.full_like(t, 0.3), t], axis=1)  # a constant column
+    predicted = np.stack([2 * np.sin(6 * t) + 1, t, -t], axis=1)
+    assert mean_correlation(predicted, true) == pytest.approx((1.0 - 1.0) / 2)
+    assert mean_correlation(predicted[:2], true[:2]) is None
+
+
+def test_sample_times_come_from_the_nearest_truth_rows_when_a_replay_loops():
+    from streaming.check.truth import sample_time
+
+    rate_hz, chunk = 4096.0, 32
+    k_loop = np.arange(0, 4096, chunk, dtype=float)  # one second of truth rows, played twice
+    truth_k = np.concatenate([k_loop, k_loop])
+    truth_t = np.concatenate([100 + k_loop / rate_hz, 101.1 + k_loop / rate_hz])
+    k = np.array([1000.5, 1000.5])
+    near = np.array([100 + 1000.5 / rate_hz, 101.1 + 1000.5 / rate_hz])
+    np.testing.assert_allclose(sample_time(k, near, truth_t, truth_k), near, atol=1e-9)
+    assert np.isnan(sample_time(k[:1], near[:1] + 5, truth_t, truth_k)[0])  # no truth near
