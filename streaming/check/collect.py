@@ -87,7 +87,11 @@ def _find(selector: StreamSelector, timeout_s: float, what: str, notes: list[str
 
 
 def _video_truth_selector(info: Any) -> StreamSelector | None:
-    name = desc_to_dict(info).get("truth_stream") or ""
+    """The ``VideoTruth`` stream a camera names in ``desc/camera/truth_stream`` (the synthetic
+    participant; None: no truth)."""
+    desc = desc_to_dict(info)
+    camera = desc.get("camera") if isinstance(desc.get("camera"), dict) else {}
+    name = camera.get("truth_stream") or desc.get("truth_stream") or ""
     return StreamSelector(name=name) if name else None
 
 
