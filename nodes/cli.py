@@ -28,6 +28,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("display",): ("nodes.display.server", "live biofeedback web page fed from the bus"),
     ("streams",): ("nodes.streams", "list the LSL streams visible from this machine"),
     ("listen",): ("nodes.listen", "print what is published on the bus"),
+    ("check",): ("nodes.check", "watch the live system for a while, judge it, print one table"),
     ("build-engine",): ("nodes.build_engine", "build TensorRT engines for a bundle"),
     ("train",): ("nodes.train", "offline trainer: training sets, phase-2 MLPs, reports, bundles"),
 }

@@ -107,6 +107,15 @@ def _texts(value: Any, where: str) -> list[str]:
     return [_text(v, f"{where}[{i}]") for i, v in enumerate(value)]
 
 
+def _choice(*allowed: str) -> Check:
+    def choice(value: Any, where: str) -> str:
+        if value not in allowed:
+            raise _fail(where, " or ".join(repr(a) for a in allowed), value)
+        return str(value)
+
+    return choice
+
+
 def _nullable(check: Check) -> Check:
     def nullable(value: Any, where: str) -> Any:
         return None if value is None else check(value, where)
@@ -155,6 +164,14 @@ _STREAM = _record(
         "error": _nullable(_text),
     }
 )
+_SYNC = _record(
+    {
+        "align": _choice("delay", "latest"),
+        "emg_read_offset_ms": _count,
+        "emg_lag_ms": _count,
+        "max_wait_ms": _count,
+    }
+)
 _LATENCY = _record({"p50": _count, "p99": _count, "n": _count})
 
 # topic -> (field checks, required fields). Vectors of ``muscle`` also match ``channels``.
@@ -167,6 +184,8 @@ TOPIC_FIELDS: dict[str, tuple[dict[str, Check], frozenset[str]]] = {
             "normalised": _boolean,
             "emg_missing": _boolean,
             "emg_sample_index": _nullable(_number),
+            "align": _choice("delay", "latest"),
+            "emg_read_offset_ms": _number,
             "emg_from_video": _vector,
             "emg_from_video_uv": _vector,
         },
@@ -192,6 +211,7 @@ TOPIC_FIELDS: dict[str, tuple[dict[str, Check], frozenset[str]]] = {
             "backend": _nullable(_text),
             "feature": _nullable(_text),
             "emg_group_delay_ms": _count,
+            "sync": _SYNC,
             "profile": _nullable(_text),
             "errors": _texts,
         },

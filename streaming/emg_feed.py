@@ -7,8 +7,10 @@ health record, and when it returns the clock model and filters restart cleanly.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,8 @@ from streaming.ringbuffer import TimeSeriesRing
 __all__ = ["EmgFeed", "EmgInputConfig"]
 
 log = logging.getLogger(__name__)
+
+ARRIVALS_KEPT = 1024  # chunk arrivals remembered (>= 4 s of 32-sample chunks at 4096 Hz)
 
 
 class EmgInputConfig(Config):
@@ -100,6 +104,8 @@ class EmgFeed(ReconnectingFeed):
         self.labels: list[str] = list(self.expected_labels)
         self.ring: TimeSeriesRing | None = None
         self.group_delay_s: float | None = None
+        # (envelope covered up to t, LSL time that chunk arrived), for when a time was covered
+        self._arrivals: deque[tuple[float, float]] = deque(maxlen=ARRIVALS_KEPT)
 
     # -- reading -------------------------------------------------------------------------------
     def wait_until(self, t: float, timeout_s: float) -> bool:
@@ -121,6 +127,14 @@ class EmgFeed(ReconnectingFeed):
         ring = self.ring
         latest = ring.latest_t if ring is not None else None
         return latest is not None and latest >= t
+
+    def covered_at(self, t: float) -> float | None:
+        """LSL time at which the envelope came to cover ``t`` (None: not yet, or too long ago to
+        remember); a frame waiting for its EMG became ready then, not when it arrived."""
+        with self._changed:
+            arrivals = list(self._arrivals)
+        i = bisect.bisect_left([covered for covered, _ in arrivals], t)
+        return arrivals[i][1] if i < len(arrivals) else None
 
     def envelope_at(self, t: float) -> tuple[np.ndarray, float] | None:
         """Envelope (per channel) and fractional EMG sample index at time ``t``, if covered."""
@@ -202,6 +216,8 @@ class EmgFeed(ReconnectingFeed):
             chain.reset()
             if self.ring is not None:
                 self.ring.clear()
+            with self._changed:
+                self._arrivals.clear()
         times = dejitter.update(indices, stamps) + self.config.clock_offset_s
         envelope = chain.process(data[:, picks].astype(np.float64) * scale_uv)
         if self.ring is not None:
@@ -210,5 +226,9 @@ class EmgFeed(ReconnectingFeed):
         self.health.gaps, self.health.lost_samples = indexer.gaps, indexer.lost_samples
         self.health.bad_samples = int(chain.bad_samples)
         self.latency.add("emg_dsp", 1e3 * (time.perf_counter() - t0))
+        import pylsl
+
         with self._changed:
+            if len(times):
+                self._arrivals.append((float(times[-1]), pylsl.local_clock()))
             self._changed.notify_all()

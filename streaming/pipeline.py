@@ -1,7 +1,13 @@
 """The live pipeline: per camera frame, the EMG feature at the frame's time, models, publish.
 
-For each frame at capture time ``t`` the pipeline waits (bounded) until the EMG envelope covers
-``t``, reads it there by interpolation (emg_processing.md 3.3) and publishes one ``muscle``
+A causal envelope lags its input by the feature chain's delay ``D`` (over the envelope's band,
+:attr:`streaming.dsp.stages.Chain.band_delay_s`). With ``sync.align = "delay"`` (the default) the
+pipeline reads the envelope at ``t + D`` for a frame captured at ``t``, so both halves of a message
+describe the same moment (what the MLPs were trained on: zero-phase features), at the price of
+``D`` more latency; ``sync.align = "latest"`` reads at ``t`` (lowest latency; the EMG then lags
+the video by ``D``). Each ``muscle`` message says which (``align``, ``emg_read_offset_ms``).
+The pipeline waits (bounded, from the capture time) until the envelope covers the read time,
+reads it there by interpolation (emg_processing.md 3.3) and publishes one ``muscle``
 message (and ``expression`` when models run). A frame whose EMG never comes is published with
 ``emg_missing = true``, never dropped (DESIGN.md); before the EMG stream was ever seen, the
 message already carries the configured channels (NaN), so every consumer sees one shape. Under
@@ -19,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import Field, NonNegativeFloat, PositiveFloat
@@ -46,8 +52,18 @@ __all__ = ["FrameModels", "Pipeline", "PipelineConfig"]
 log = logging.getLogger(__name__)
 
 
+Align = Literal["delay", "latest"]
+
+
 class SyncConfig(Config):
-    max_wait_ms: NonNegativeFloat = 100.0  # bounded wait for late EMG per frame
+    align: Align = Field(
+        "delay",
+        description="delay: read the envelope at t + D (EMG and video in step); latest: at t "
+        "(lowest latency, EMG lags the video by D)",
+    )
+    max_wait_ms: NonNegativeFloat = Field(
+        100.0, description="bounded wait for late EMG per frame, past its read time t (+ D)"
+    )
 
 
 class OutputConfig(Config):
@@ -151,13 +167,23 @@ class Pipeline:
         return self.published
 
     # -- per frame ----------------------------------------------------------------------------
+    @property
+    def read_offset_s(self) -> float:
+        """How long after a frame's capture time its envelope is read: ``D`` when aligning (once
+        the EMG stream, hence its rate and ``D``, is known), else 0."""
+        delay_s = self.emg.group_delay_s
+        return delay_s if self.config.sync.align == "delay" and delay_s is not None else 0.0
+
     def _ready_at(self, frame: Frame) -> float:
-        """When ``frame`` became ready to process: on arrival if its EMG is there, else at the
-        end of its bounded EMG wait. Waiting longer than that makes a frame stale."""
+        """When ``frame`` became ready to process: once it arrived and its EMG (at ``t + D``)
+        arrived, else at the end of its bounded EMG wait. Waiting longer than that
+        makes a frame stale."""
         arrived = arrival_time(frame)
-        if self.emg.covers(frame.t):
-            return arrived
-        return max(arrived, frame.t + self.config.sync.max_wait_ms / 1e3)
+        t_read = frame.t + self.read_offset_s
+        if self.emg.covers(t_read):
+            covered_at = self.emg.covered_at(t_read)
+            return max(arrived, t_read if covered_at is None else covered_at)
+        return max(arrived, t_read + self.config.sync.max_wait_ms / 1e3)
 
     def _process(self, frame: Frame) -> None:
         import pylsl
@@ -168,10 +194,12 @@ class Pipeline:
             self.latency.add("frame_queue", 1e3 * (pylsl.local_clock() - frame.t_arrival))
         # the wait is bounded from the capture time, so a pipeline that is behind (or an EMG
         # outage) never makes later frames wait longer
-        wait_s = frame.t + self.config.sync.max_wait_ms / 1e3 - pylsl.local_clock()
-        covered = self.emg.wait_until(frame.t, max(0.0, wait_s))
+        read_offset_s = self.read_offset_s
+        t_read = frame.t + read_offset_s
+        wait_s = t_read + self.config.sync.max_wait_ms / 1e3 - pylsl.local_clock()
+        covered = self.emg.wait_until(t_read, max(0.0, wait_s))
         self.latency.add("emg_wait", 1e3 * (time.perf_counter() - t_start))
-        aligned = self.emg.envelope_at(frame.t) if covered else None
+        aligned = self.emg.envelope_at(t_read) if covered else None
         labels = self.emg.labels
         if aligned is None:
             self.emg_missing += 1
@@ -188,6 +216,8 @@ class Pipeline:
             "normalised": normalised is not None,
             "emg_missing": aligned is None,
             "emg_sample_index": sample_index,
+            "align": self.config.sync.align,
+            "emg_read_offset_ms": 1e3 * read_offset_s,
         }
         expression: dict[str, Any] | None = None
         if self.models is not None:
@@ -328,8 +358,21 @@ class Pipeline:
             "emg_group_delay_ms": None
             if self.emg.group_delay_s is None
             else round(1e3 * self.emg.group_delay_s, 2),
+            "sync": self._sync_status(),
             "profile": Path(self.config.profile).name if self.config.profile else None,
             "errors": list(self.errors),
+        }
+
+    def _sync_status(self) -> dict[str, Any]:
+        """How EMG and video are paired: the envelope is read ``emg_read_offset_ms`` after each
+        frame's capture (the latency alignment adds) and lags the video by ``emg_lag_ms``."""
+        delay_s = self.emg.group_delay_s
+        offset_s = self.read_offset_s
+        return {
+            "align": self.config.sync.align,
+            "emg_read_offset_ms": round(1e3 * offset_s, 3),
+            "emg_lag_ms": None if delay_s is None else round(1e3 * (delay_s - offset_s), 3),
+            "max_wait_ms": self.config.sync.max_wait_ms,
         }
 
     def _maybe_status(self) -> None:

@@ -46,6 +46,9 @@ class ReplayConfig(Config):
 # ------------------------------------------------------------------------------ time base
 
 
+RESET_MIN_S = 0.5  # backward steps of jittered chunk stamps are ms; clock resets are far larger
+
+
 def remove_negative_jumps(timestamps: np.ndarray, rate_hz: float) -> tuple[np.ndarray, int]:
     """Make a stream's stamps non-decreasing: after a backward jump (a clock reset not fixed by
     clock offsets) the next segment continues one sample period after the previous one.
@@ -56,7 +59,8 @@ def remove_negative_jumps(timestamps: np.ndarray, rate_hz: float) -> tuple[np.nd
     if len(t) < 2:
         return t, 0
     step = 1.0 / rate_hz if rate_hz > 0 else 0.0
-    jumps = np.flatnonzero(np.diff(t) < 0) + 1
+    # a step back smaller than RESET_MIN_S is chunk-stamp jitter (kept as recorded), not a reset
+    jumps = np.flatnonzero(np.diff(t) < -RESET_MIN_S) + 1
     for i in jumps:
         t[i:] += t[i - 1] + step - t[i]
     return t, len(jumps)

@@ -130,7 +130,8 @@ def test_emg_sample_aligned_to_each_frame_is_within_1_ms_despite_offset_and_jitt
     )
     muscle = run.collect("muscle", 150)[-90:]  # after the clock model settled (~2 s)
     k_aligned = np.array([m.fields["emg_sample_index"] for m in muscle])
-    k_true = (np.array([m.t for m in muscle]) - t0.value) * RATE_HZ
+    t_read = np.array([m.t + 1e-3 * m.fields["emg_read_offset_ms"] for m in muscle])
+    k_true = (t_read - t0.value) * RATE_HZ  # at t + D: the envelope's delay compensated
     error_ms = 1e3 * np.abs(k_aligned - k_true) / RATE_HZ
     assert np.nanmax(error_ms) < 1.0, f"alignment error up to {np.nanmax(error_ms):.3f} ms"
 
@@ -142,7 +143,8 @@ def test_uncompensated_clock_offset_is_visible_as_misalignment(
     spawn_node("camera", name=unique_name + "-cam")
     run = pipeline_with(_config(unique_name + "-emg", unique_name + "-cam"))
     muscle = [m for m in run.collect("muscle", 60) if not m.fields["emg_missing"]][-20:]
-    k_true = (np.array([m.t for m in muscle]) - t0.value) * RATE_HZ
+    k_true = np.array([m.t + 1e-3 * m.fields["emg_read_offset_ms"] for m in muscle]) - t0.value
+    k_true *= RATE_HZ
     error_s = (np.array([m.fields["emg_sample_index"] for m in muscle]) - k_true) / RATE_HZ
     np.testing.assert_allclose(error_s, 0.1, atol=2e-3)
 

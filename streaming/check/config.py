@@ -1,0 +1,52 @@
+"""``eifer check`` settings: what to watch, for how long, and the thresholds it must meet."""
+
+from __future__ import annotations
+
+from pydantic import Field, NonNegativeFloat, PositiveFloat
+
+from streaming.bus import DEFAULT_ADDRESS
+from streaming.config import Config
+from streaming.lsl_io import StreamSelector
+
+__all__ = ["CheckConfig", "StreamConfig", "Thresholds"]
+
+
+class StreamConfig(Config):
+    name: str | None = None
+    type: str | None = None
+    source_id: str | None = None
+
+    def selector(self) -> StreamSelector:
+        return StreamSelector(self.name or None, self.type or None, self.source_id or None)
+
+
+class Thresholds(Config):
+    """Each check passes when its figure is on the right side of its threshold.
+
+    Defaults: 95 % of captured frames published is what the issue asks of the demo; 1 ms of
+    EMG-to-frame alignment error is a quarter of the shortest facial-EMG onset a 4096 Hz system
+    resolves and 1/33 of a frame; 500 ms capture->publish p99 is the overload bound of the
+    pipeline tests plus the `mmm` feature's 266 ms delay. Correlations are only judged where a
+    truth stream exists (and models run); their defaults are set from the demo's held-out
+    participant (README "Checking a setup").
+    """
+
+    min_published_fraction: float = Field(0.95, ge=0, le=1)
+    max_duplicated_frames: int = Field(0, ge=0)
+    max_emg_missing_fraction: float = Field(0.05, ge=0, le=1)
+    max_alignment_error_ms: PositiveFloat = 1.0  # p99 of |error|
+    max_capture_to_publish_p99_ms: PositiveFloat = 500.0
+    min_r_emg_from_video: float = Field(0.3, ge=-1, le=1)
+    min_r_phi_video: float = Field(0.3, ge=-1, le=1)
+    min_r_phi_emg: float = Field(0.3, ge=-1, le=1)
+
+
+class CheckConfig(Config):
+    seconds: PositiveFloat = 10.0  # how long to watch
+    settle_s: NonNegativeFloat = 0.5  # after connecting, before the window opens
+    drain_s: PositiveFloat = 1.5  # after the window, for messages of frames captured in it
+    bus_address: str = DEFAULT_ADDRESS
+    find_timeout_s: PositiveFloat = 5.0
+    emg: StreamConfig = Field(default_factory=lambda: StreamConfig(name="EMG", type="EMG"))
+    video: StreamConfig = Field(default_factory=lambda: StreamConfig(name="Camera", type="Video"))
+    thresholds: Thresholds = Field(default_factory=Thresholds)
