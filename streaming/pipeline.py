@@ -79,6 +79,8 @@ class ModelsConfig(Config):
 
 
 class PipelineConfig(Config):
+    """Settings of ``eifer pipeline`` (``--config`` file, ``--set``; defaults here)."""
+
     emg: EmgInputConfig = Field(default_factory=EmgInputConfig)
     video: VideoInputConfig = Field(default_factory=VideoInputConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
