@@ -11,33 +11,48 @@ Layout (DESIGN.md, "Model bundles")::
     <bundle>/engines/<gpu>-trt<ver>/    TensorRT plans built on a GPU (not checksummed: built
                                         per machine, each with its own sidecar)
 
-``load_bundle`` verifies the format version, every checksum, the dimensions, the ONNX inputs
-and outputs and the weight shapes, and raises :class:`~streaming.errors.BundleError` naming the
-file and field at fault. ``create_demo_bundle`` writes randomly initialised (seeded) models,
+``load_bundle`` verifies the format version, every checksum, the dimensions (those three in
+:mod:`eifer_models.bundle_manifest`, with the manifest's schema), the ONNX inputs and outputs and
+the weight shapes, and raises :class:`~streaming.errors.BundleError` naming the file and field at
+fault. ``create_demo_bundle`` writes randomly initialised (seeded) models,
 marked ``"trained": false`` in the manifest, for the demo and tests.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from eifer_models.bundle_manifest import (
+    FORMAT,
+    FORMAT_VERSION,
+    GRAPHS,
+    IMAGE_NORMALISATION,
+    MANIFEST,
+    GraphEntry,
+    Manifest,
+    check_files,
+    check_shapes,
+    default_emg_channels,
+    emg_normalisation_entry,
+    read_manifest,
+    sha256_file,
+)
 from eifer_models.encoders import N_EXP, N_SHAPE, SmirkEncoder
 from eifer_models.export import EncoderGraph, export_encoders, export_mlp, onnx_io
 from eifer_models.face_detection.crop import CropSpec
-from eifer_models.mlp import DEFAULT_HIDDEN, MLP, N_EMG, EMG2Exp, Exp2EMG
+from eifer_models.mlp import DEFAULT_HIDDEN, MLP, EMG2Exp, Exp2EMG
 from eifer_models.runtimes.base import TensorSpec
 from streaming.config import ConfigError
 from streaming.errors import BundleError
@@ -54,96 +69,6 @@ __all__ = [
     "save_bundle",
     "sha256_file",
 ]
-
-FORMAT = "eifer-bundle"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-GRAPHS = ("encoders", "emg2exp", "exp2emg")
-IMAGE_NORMALISATION = {
-    "layout": "NCHW",
-    "color": "RGB",
-    "size": [224, 224],
-    "range": [0.0, 1.0],
-    "mean": None,  # SMIRK demo.py only divides by 255
-    "std": None,
-    "crop": "see the manifest's crop (mode smirk: SMIRK crop_face; eifer: BlazeFace box)",
-}
-
-
-def emg_normalisation_entry(method: Any = None) -> dict[str, Any]:
-    """``input_normalisation.emg``: the declared method (``streaming.profile.Normalisation``;
-    default the profile's default) the MLPs' EMG was normalised with; the pipeline refuses a
-    participant profile made with another method."""
-    from streaming.profile import Normalisation
-
-    method = method or Normalisation()
-    return {
-        "method": method.model_dump(),
-        "description": f"envelope divided by the participant's {method.describe()} from the "
-        "calibration recording (EIFER: 'maximum measured activity'); Exp2EMG output times the "
-        "profile = microvolts",
-    }
-
-
-def default_emg_channels() -> list[str]:
-    """``F1`` .. ``F22``: the bipolar Fridlund channels (Fridlund & Cacioppo 1986)."""
-    return [f"F{i}" for i in range(1, N_EMG + 1)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SpecModel(_Strict):
-    name: str
-    shape: list[int | None]
-    dtype: str = "float32"
-
-
-class GraphEntry(_Strict):
-    """One graph: its files, constructor config and declared inputs/outputs."""
-
-    weights: str
-    onnx: str | None = None
-    onnx_fp16: str | None = None
-    config: dict[str, Any]
-    inputs: list[SpecModel]
-    outputs: list[SpecModel]
-
-    def specs(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-        def conv(items: list[SpecModel]) -> tuple[TensorSpec, ...]:
-            return tuple(TensorSpec(s.name, tuple(s.shape), s.dtype) for s in items)
-
-        return conv(self.inputs), conv(self.outputs)
-
-
-class Manifest(_Strict):
-    """The contents of ``manifest.json`` (unknown keys are an error, as in configs)."""
-
-    format: str = FORMAT
-    format_version: int
-    producer: str
-    created: str
-    trained: bool
-    description: str = ""
-    expression_dim: int = Field(gt=0)
-    n_exp: int = Field(gt=0)
-    n_shape: int = Field(gt=0)
-    emg_channels: list[str] = Field(min_length=1)
-    feature: dict[str, Any]
-    crop: CropSpec = Field(default_factory=CropSpec)  # absent in old bundles: eifer, x1.6
-    input_normalisation: dict[str, Any]
-    graphs: dict[str, GraphEntry]
-    files: dict[str, str]
-    training: dict[str, Any] = Field(default_factory=dict)  # provenance: data, epochs, metrics
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -260,12 +185,47 @@ def save_bundle(
     crop: CropSpec | Mapping[str, Any] | None = None,
     emg_normalisation: Any = None,
 ) -> Bundle:
-    """Write weights, ONNX graphs and the manifest; returns the verified bundle.
+    """Write weights, ONNX graphs and the manifest into a folder; return the verified bundle.
 
-    ``feature``: a ``FeatureDefinition`` or its dict (what the MLP inputs were computed with);
-    ``training``: free JSON-compatible provenance (data, epochs, metrics) kept in the manifest;
-    ``crop``: the face crop the encoders were trained on (default: eifer, x1.6).
-    ``emg_normalisation``: the ``streaming.profile.Normalisation`` the MLPs were trained with.
+    Parameters
+    ----------
+    path : str | Path
+        The bundle folder; created if absent.
+    encoder : SmirkEncoder
+        The three face encoders, exported as one ONNX graph (and an FP16 variant).
+    emg2exp, exp2emg : MLP
+        The phase-2 MLPs; they must map ``len(emg_channels)`` <-> ``encoder.expression_dim``.
+    emg_channels : sequence of str
+        The EMG channel labels the MLPs read and write, in order.
+    feature : FeatureDefinition | Mapping
+        The EMG feature the MLP inputs were computed with (``streaming.features``), or its dict.
+    trained : bool
+        False marks random weights: the pipeline then labels every prediction as meaningless.
+    producer : str
+        Who wrote the bundle (kept in the manifest).
+    description : str
+        Free text kept in the manifest.
+    fp16_onnx : bool
+        Also export ``encoders_fp16.onnx`` (TensorRT >= 11 builds FP16 engines from it).
+    overwrite : bool
+        Replace a non-empty ``path``; without it a non-empty folder is an error.
+    training : Mapping | None
+        JSON-compatible provenance (data, epochs, metrics) kept in the manifest.
+    crop : CropSpec | Mapping | None
+        The face crop the encoders were trained on (default: eifer mode, margin x1.6).
+    emg_normalisation : Normalisation | None
+        The ``streaming.profile.Normalisation`` the MLPs' EMG was divided by (default: the
+        profile's default method).
+
+    Returns
+    -------
+    Bundle
+        The folder as :func:`load_bundle` reads it back (fully verified).
+
+    Raises
+    ------
+    streaming.errors.BundleError
+        Mismatched MLP dimensions, a bad crop, or a non-empty folder without ``overwrite``.
     """
     try:
         crop_spec = crop if isinstance(crop, CropSpec) else CropSpec(**dict(crop or {}))
@@ -348,85 +308,6 @@ def save_bundle(
     return load_bundle(path)
 
 
-def _read_manifest(path: Path) -> Manifest:
-    file = path / MANIFEST
-    if not path.is_dir():
-        raise BundleError(f"bundle folder not found: {path}")
-    if not file.is_file():
-        raise BundleError(f"{file}: missing; not a model bundle (create one with save_bundle)")
-    try:
-        data = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{file}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise BundleError(f"{file}: top level must be an object")
-    if data.get("format", FORMAT) != FORMAT:
-        raise BundleError(f"{file}: format {data.get('format')!r} is not {FORMAT!r}")
-    version = data.get("format_version")
-    if version != FORMAT_VERSION:
-        raise BundleError(
-            f"{file}: format_version {version!r} not supported (this code reads {FORMAT_VERSION})"
-        )
-    try:
-        return Manifest.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
-        )
-        raise BundleError(f"{file}: invalid manifest: {problems}") from None
-
-
-def _check_shapes(path: Path, m: Manifest) -> None:
-    dim, n_emg = m.expression_dim, len(m.emg_channels)
-    where = path / MANIFEST
-    if dim != m.n_exp + 5:
-        raise BundleError(f"{where}: expression_dim {dim} != n_exp {m.n_exp} + 5 (eyelid 2, jaw 3)")
-    missing = [g for g in GRAPHS if g not in m.graphs]
-    if missing:
-        raise BundleError(f"{where}: graphs {missing} missing")
-    expected = {
-        ("encoders", "inputs", "image"): [1, 3, 224, 224],
-        ("encoders", "outputs", "pose"): [1, 6],
-        ("encoders", "outputs", "shape"): [1, m.n_shape],
-        ("encoders", "outputs", "expression"): [1, dim],
-        ("emg2exp", "inputs", "emg"): [1, n_emg],
-        ("emg2exp", "outputs", "expression"): [1, dim],
-        ("exp2emg", "inputs", "expression"): [1, dim],
-        ("exp2emg", "outputs", "emg"): [1, n_emg],
-    }
-    for (graph, kind, name), shape in expected.items():
-        specs = {s.name: s for s in getattr(m.graphs[graph], kind)}
-        if name not in specs:
-            raise BundleError(f"{where}: graphs.{graph}.{kind} lacks {name!r}")
-        if specs[name].shape != shape:
-            raise BundleError(
-                f"{where}: graphs.{graph}.{kind}.{name} shape {specs[name].shape}, expected {shape}"
-            )
-
-
-def _check_files(path: Path, m: Manifest) -> None:
-    referenced = set()
-    for name, entry in m.graphs.items():
-        for file in (entry.weights, entry.onnx, entry.onnx_fp16):
-            if file is None:
-                continue
-            referenced.add(file)
-            if file not in m.files:
-                raise BundleError(
-                    f"{path / MANIFEST}: graphs.{name} file {file!r} has no checksum in 'files'"
-                )
-    for file, digest in m.files.items():
-        full = path / file
-        if not full.is_file():
-            raise BundleError(f"{full}: missing (listed in manifest files)")
-        actual = sha256_file(full)
-        if actual != digest:
-            raise BundleError(
-                f"{full}: sha256 {actual[:12]}... does not match the manifest ({digest[:12]}...); "
-                "the file is corrupt or was changed after the bundle was written"
-            )
-
-
 def _check_graph_files(bundle: Bundle) -> None:
     for name, entry in bundle.manifest.graphs.items():
         inputs, outputs = entry.specs()
@@ -446,7 +327,7 @@ def _check_graph_files(bundle: Bundle) -> None:
                         raise BundleError(
                             f"{bundle.path / file}: no {kind[:-1]} {spec.name!r} (has {sorted(declared)})"
                         )
-                    got = declared[spec.name]["shape"]
+                    got = cast("list[int | None]", declared[spec.name]["shape"])
                     if len(got) != len(spec.shape) or any(
                         g is not None and g != want for g, want in zip(got, spec.shape, strict=True)
                     ):
@@ -474,14 +355,32 @@ def _check_graph_files(bundle: Bundle) -> None:
 
 
 def load_bundle(path: str | Path, *, verify: bool = True) -> Bundle:
-    """Read and verify a bundle folder (checksums, versions, dimensions, ONNX I/O, weight
-    shapes). ``verify=False`` skips the checksums and file checks (manifest still validated)."""
+    """Read and verify a bundle folder.
+
+    Parameters
+    ----------
+    path : str | Path
+        The bundle folder (holding ``manifest.json``).
+    verify : bool
+        Check every file: sha256 checksums, the ONNX graphs' inputs and outputs, the weight
+        shapes, the feature definition and the EMG normalisation. False checks the manifest
+        alone (format, version, schema, dimensions): for tools that only read it.
+
+    Returns
+    -------
+    Bundle
+
+    Raises
+    ------
+    streaming.errors.BundleError
+        Naming the file and the field at fault.
+    """
     path = Path(path)
-    manifest = _read_manifest(path)
-    _check_shapes(path, manifest)
+    manifest = read_manifest(path)
+    check_shapes(path, manifest)
     bundle = Bundle(path, manifest)
     if verify:
-        _check_files(path, manifest)
+        check_files(path, manifest)
         _check_graph_files(bundle)
         bundle.feature_definition()
         bundle.emg_normalisation()
@@ -498,8 +397,30 @@ def create_demo_bundle(
     fp16_onnx: bool = True,
     overwrite: bool = False,
 ) -> Bundle:
-    """A bundle of randomly initialised models (seeded; SMIRK's head initialisation), marked
-    ``"trained": false``: for the demo and tests only, its predictions mean nothing."""
+    """A bundle of randomly initialised models, marked ``"trained": false``.
+
+    For the demo and tests only: its predictions mean nothing.
+
+    Parameters
+    ----------
+    path : str | Path
+        The bundle folder to write.
+    seed : int
+        Seed of ``torch.manual_seed`` before the models are built (SMIRK's head initialisation):
+        the same seed gives the same weights.
+    feature : str
+        Name of the EMG feature definition (``configs/features``) recorded in the manifest.
+    hidden : sequence of int
+        Hidden layer widths of both MLPs.
+    emg_channels : sequence of str | None
+        EMG channel labels (default ``F1`` .. ``F22``, the Fridlund bipolar scheme).
+    fp16_onnx, overwrite : bool
+        As in :func:`save_bundle`.
+
+    Returns
+    -------
+    Bundle
+    """
     from streaming.features import get_feature
 
     torch.manual_seed(seed)

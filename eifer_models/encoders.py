@@ -88,9 +88,9 @@ class PoseEncoder(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.encoder = create_backbone("tf_mobilenetv3_small_minimal_100")
-        self.pose_cam_layers = nn.Sequential(nn.Linear(self.encoder.num_features, 6))
+        head = nn.Linear(self.encoder.num_features, 6)
+        self.pose_cam_layers = nn.Sequential(head)
         with torch.no_grad():  # SMIRK init_weights
-            head = self.pose_cam_layers[0]
             head.weight.mul_(0.001)
             head.bias.mul_(0.001)
             head.weight[3].zero_()
@@ -106,10 +106,11 @@ class ShapeEncoder(nn.Module):
     def __init__(self, n_shape: int = N_SHAPE) -> None:
         super().__init__()
         self.encoder = create_backbone("tf_mobilenetv3_large_minimal_100")
-        self.shape_layers = nn.Sequential(nn.Linear(self.encoder.num_features, n_shape))
+        head = nn.Linear(self.encoder.num_features, n_shape)
+        self.shape_layers = nn.Sequential(head)
         with torch.no_grad():
-            self.shape_layers[0].weight.zero_()
-            self.shape_layers[0].bias.zero_()
+            head.weight.zero_()
+            head.bias.zero_()
 
     def forward(self, img: Tensor) -> Tensor:
         return self.shape_layers(_pooled(self.encoder, img))
@@ -122,12 +123,11 @@ class ExpressionEncoder(nn.Module):
         super().__init__()
         self.n_exp = n_exp
         self.encoder = create_backbone("tf_mobilenetv3_large_minimal_100")
-        self.expression_layers = nn.Sequential(
-            nn.Linear(self.encoder.num_features, n_exp + N_EYELID + N_JAW)
-        )
+        head = nn.Linear(self.encoder.num_features, n_exp + N_EYELID + N_JAW)
+        self.expression_layers = nn.Sequential(head)
         with torch.no_grad():
-            self.expression_layers[0].weight.mul_(0.1)
-            self.expression_layers[0].bias.mul_(0.1)
+            head.weight.mul_(0.1)
+            head.bias.mul_(0.1)
 
     def forward(self, img: Tensor) -> Tensor:
         return self.expression_layers(_pooled(self.encoder, img))

@@ -83,6 +83,7 @@ def encoder_io(
 def mlp_io(
     mlp: MLP, input_name: str, output_name: str
 ) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+    """The MLP graph's (inputs, outputs) as ``{name: shape}``, batch 1."""
     return {input_name: (1, mlp.n_in)}, {output_name: (1, mlp.n_out)}
 
 
@@ -97,7 +98,32 @@ def export_onnx(
     dynamic_batch: bool = False,
     half: bool = False,
 ) -> Path:
-    """Export ``model`` (eval mode, CPU) to ``path`` and check the file with onnx.checker."""
+    """Export ``model`` (eval mode, CPU) to ``path`` and check the file with onnx.checker.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The module to trace (TorchScript exporter, ``dynamo=False``).
+    example : sequence of Tensor
+        Example inputs, one per graph input; their shapes become the graph's shapes.
+    path : str | Path
+        The ``.onnx`` file to write (parent folders are created).
+    input_names, output_names : sequence of str
+        Names of the graph's inputs and outputs, in the module's order.
+    opset : int
+        ONNX opset version (default 17).
+    dynamic_batch : bool
+        Leave the first axis of every input and output symbolic (``batch``); otherwise every
+        output shape is stated from a run of ``example``.
+    half : bool
+        Compute in float16 inside the graph, float32 at its inputs and outputs
+        (:class:`HalfPrecision`).
+
+    Returns
+    -------
+    Path
+        ``path``, after :func:`onnx.checker.check_model` (full check) passed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().cpu()
@@ -112,7 +138,7 @@ def export_onnx(
         torch.onnx.export(
             model,
             tuple(example),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # stub says path; the TorchScript exporter writes file-likes
             input_names=list(input_names),
             output_names=list(output_names),
             opset_version=opset,
@@ -169,7 +195,7 @@ def export_mlp(
     )  # fmt: skip
 
 
-_ONNX_DTYPES = {
+_ONNX_DTYPES: dict[int, str] = {
     onnx.TensorProto.FLOAT: "float32",
     onnx.TensorProto.FLOAT16: "float16",
     onnx.TensorProto.BFLOAT16: "bfloat16",
@@ -183,7 +209,7 @@ def onnx_io(path: str | Path) -> dict[str, dict[str, dict[str, object]]]:
     graph = onnx.load(str(path), load_external_data=False).graph
 
     def describe(values: Sequence[onnx.ValueInfoProto]) -> dict[str, dict[str, object]]:
-        result = {}
+        result: dict[str, dict[str, object]] = {}
         for v in values:
             t = v.type.tensor_type
             dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]

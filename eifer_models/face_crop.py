@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CropResult:
+    """One frame's face crop, where it came from and how it was found."""
+
     crop: np.ndarray | None  # (size, size, 3) uint8 RGB; None until a face was ever found
     box: tuple[float, float, float, float] | None  # (x, y, w, h) frame pixels (eifer: smoothed)
     detected: bool  # a detection (eifer) / landmarks (smirk) ran on this frame and found a face
@@ -66,11 +68,40 @@ def _runtime_available() -> bool:
 class FaceCropper:
     """``process(rgb)`` -> the face crop of this frame (see the module docstring).
 
-    ``detector``: "auto" (BlazeFace when its model and runtime are present, else Haar),
-    "blazeface" or "haar"; ``landmarks``: run the 478-point landmarker on every frame (always in
-    smirk mode; off by default in eifer mode: ~5 ms per frame on one core); ``blazeface_model``:
-    "short_range" (EIFER's, faces within ~2 m) or "full_range" (smaller faces, slower);
-    ``detect_every``: eifer mode detects every n-th frame (None: 1 for BlazeFace, 3 for Haar)."""
+    Parameters
+    ----------
+    size : int
+        Side of the square crop in pixels (224: the encoders' input).
+    margin : float
+        eifer mode: the crop's side over the detected box's; smirk mode: the landmark box's scale.
+    detect_every : int | None
+        eifer mode detects every n-th frame and keeps the box in between (None: 1 for BlazeFace,
+        3 for Haar).
+    detect_width : int
+        Haar only: frames are downscaled to this width before detection (speed).
+    smoothing : float
+        eifer mode: weight of a new detection in the exponentially smoothed box (1: no smoothing).
+    min_face_fraction : float
+        Haar only: smallest face side searched, as a fraction of the frame's shorter side.
+    mode : {"eifer", "smirk"}
+        The bundle's crop mode (:class:`~eifer_models.face_detection.crop.CropSpec`).
+    detector : {"auto", "blazeface", "haar"}
+        "auto": BlazeFace when its model and runtime are present, else Haar.
+    landmarks : bool
+        Run the 478-point landmarker on every frame (always in smirk mode; off by default in
+        eifer mode: ~5 ms per frame on one core).
+    blazeface_model : {"short_range", "full_range"}
+        "short_range": EIFER's, faces within ~2 m; "full_range": smaller faces, slower.
+    num_threads : int
+        Threads of each TFLite interpreter.
+
+    Raises
+    ------
+    streaming.config.ConfigError
+        An unknown mode, detector or BlazeFace model, or a margin or size out of range.
+    ModelFilesError
+        BlazeFace, smirk mode or landmarks asked for, and the models or runtime are missing.
+    """
 
     def __init__(
         self,
@@ -88,7 +119,7 @@ class FaceCropper:
         num_threads: int = 1,
     ) -> None:
         try:
-            self.spec = CropSpec(mode=mode, scale=margin, size=size)
+            self.spec = CropSpec.model_validate({"mode": mode, "scale": margin, "size": size})
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(p) for p in error["loc"])

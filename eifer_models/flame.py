@@ -85,6 +85,19 @@ class FLAME(nn.Module):
     ``.to(device)``; every forward also casts them to the inputs' dtype.
     """
 
+    # buffers (register_buffer), declared for the type checker
+    v_template: Tensor
+    shapedirs: Tensor
+    posedirs: Tensor
+    J_regressor: Tensor
+    lbs_weights: Tensor
+    faces: Tensor
+    face_triangles: Tensor
+    l_eyelid: Tensor
+    r_eyelid: Tensor
+    lmk_faces_idx: Tensor
+    lmk_bary_coords: Tensor
+
     def __init__(
         self, arrays: Mapping[str, np.ndarray], n_shape: int = 300, n_exp: int = 50
     ) -> None:

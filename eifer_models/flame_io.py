@@ -255,7 +255,8 @@ def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
         f".{path.name}.{os.getpid()}.tmp.npz"
     )  # atomic: readers never see half a file
     try:
-        np.savez_compressed(tmp, format=np.array(FORMAT_TAG), **dict(arrays))
+        named: dict[str, Any] = dict(arrays)  # Any: numpy's stub types **kwds as its own flags
+        np.savez_compressed(tmp, format=np.array(FORMAT_TAG), **named)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -324,6 +325,7 @@ def convert(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m eifer_models.flame_io convert PKL NPZ``; returns the exit status."""
     parser = argparse.ArgumentParser(
         prog="python -m eifer_models.flame_io", description=__doc__.split("\n")[0]
     )

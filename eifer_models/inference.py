@@ -39,7 +39,19 @@ def _nan(n: int) -> np.ndarray:
 
 
 class GraphInference:
-    """All three graphs of a bundle on one backend (chosen by :func:`select_backend`)."""
+    """All three graphs of a bundle on one backend (chosen by :func:`select_backend`).
+
+    Parameters
+    ----------
+    bundle : Bundle | str | Path
+        A loaded bundle, or its folder (loaded and verified here).
+    runtime_override : str | None
+        A backend name from ``BACKENDS`` to use instead of the automatic choice.
+    warm_up : bool
+        Run each graph once now, so the first frame does not pay for initialisation.
+    threads : int | None
+        ONNX Runtime's intra-op threads (None: its default).
+    """
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ input size), which PyTorch ``padding=1`` does not reproduce.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -212,7 +213,7 @@ class MobileNetV3Features(nn.Module):
         x = F.relu(self.bn1(self.conv_stem(x)))
         features = [x] if "bn1" in wanted else []
         for s, stage in enumerate(self.blocks):
-            for b, block in enumerate(stage):
+            for b, block in enumerate(cast(nn.Sequential, stage)):
                 x = block(x)
                 if f"blocks.{s}.{b}" in wanted:
                     features.append(x)

@@ -168,6 +168,9 @@ class Renderer(nn.Module):
     None), ``image_size`` an int or (height, width).
     """
 
+    faces: Tensor  # buffers (register_buffer), declared for the type checker
+    lights: Tensor
+
     def __init__(
         self,
         faces: Tensor,

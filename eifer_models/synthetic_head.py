@@ -407,6 +407,7 @@ def contact_sheet(out_png: str | Path, image_size: int = 224, strength: float = 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m eifer_models.synthetic_head --png/--npz``; returns the exit status."""
     parser = argparse.ArgumentParser(
         prog="python -m eifer_models.synthetic_head", description=__doc__.split("\n")[0]
     )

@@ -120,9 +120,9 @@ def _field(action: argparse.Action) -> tuple[Any, Any]:
         return bool, action.default
     base: Any = action.type if isinstance(action.type, type) else str
     if action.choices is not None:
-        base = Literal[tuple(action.choices)]  # type: ignore[misc]
+        base = Literal[tuple(action.choices)]
     if isinstance(action, argparse._AppendAction) or action.nargs in ("*", "+"):
-        return list[base], list(action.default or [])  # type: ignore[valid-type]
+        return list[base], list(action.default or [])
     if action.default is None:
         return base | None, None
     return base, action.default

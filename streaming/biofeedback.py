@@ -201,6 +201,19 @@ class FeedbackScorer:
 
     ``smoothing_s`` is the time constant of an exponential moving average of the activity
     (frames are ~11-33 ms apart; 0.3 s keeps the number readable without lagging a movement).
+
+    Parameters
+    ----------
+    labels : sequence of str
+        Channel labels of the activity vectors, in order.
+    pairs : sequence of (str, str)
+        Left/right channel pairs for the symmetry index.
+    metric : str
+        Score metric, one of ``METRICS`` (module docstring).
+    smoothing_s : float
+        Time constant of the moving average (0: none).
+    floor : float
+        Norm below which activity counts as rest (module docstring).
     """
 
     def __init__(

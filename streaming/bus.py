@@ -207,10 +207,10 @@ def decode(parts: Sequence[bytes]) -> Message:
     )
 
 
-def _open(kind: int, address: str, *, bind: bool) -> zmq.Socket:
+def _open(kind: int, address: str, *, bind: bool) -> zmq.Socket[bytes]:
     """A socket bound or connected to ``address``; :class:`BusAddressError` names the problem."""
     check_address(address)
-    socket = zmq.Context.instance().socket(kind)
+    socket: zmq.Socket[bytes] = zmq.Context.instance().socket(kind)
     socket.setsockopt(zmq.LINGER, 0)
     try:
         if bind:
@@ -233,6 +233,15 @@ class Publisher:
 
     ``address`` may end in ``:*`` to bind a free port; :attr:`address` then holds the real one.
     A malformed or busy address raises :class:`BusAddressError` (one line in the CLI).
+
+    Parameters
+    ----------
+    address : str
+        ZeroMQ endpoint to bind (or connect to, with ``bind=False``).
+    bind : bool
+        Bind (the usual publisher) or connect (to a subscriber that binds).
+    hwm : int
+        Send high-water mark: messages queued per subscriber before ZeroMQ drops new ones.
     """
 
     def __init__(self, address: str = DEFAULT_ADDRESS, *, bind: bool = True, hwm: int = 1000):
@@ -269,6 +278,19 @@ class Subscriber:
     need the latest state; it applies to single-part messages in libzmq, so here it is emulated
     by draining). ``max_message_bytes`` bounds what one message may cost in memory: libzmq
     drops a peer that sends more.
+
+    Parameters
+    ----------
+    address : str | sequence of str
+        One or more publisher endpoints to connect to.
+    topics : sequence of str
+        Topics to receive, matched exactly (not by ZeroMQ's prefix); empty: all.
+    conflate : bool
+        Keep only the newest message.
+    hwm : int
+        Receive high-water mark: messages queued before ZeroMQ drops new ones.
+    max_message_bytes : int
+        Largest message accepted.
     """
 
     def __init__(

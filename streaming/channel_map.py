@@ -19,6 +19,27 @@ class ChannelMap:
 
     ``apply(data)`` returns ``(scale * (data[:, plus] - data[:, minus]))`` with ``minus``
     pointing at a zero column for pass-through channels.
+
+    Parameters
+    ----------
+    mapping : Mapping
+        Contract label -> an input label (copied) or ``[plus, minus]`` (bipolar difference);
+        empty: every input channel passed through under its own label.
+    input_labels : list of str
+        The amplifier stream's channel labels (unique).
+    scale : float
+        Factor applied to every output (e.g. the unit's factor to microvolts).
+    exclude : tuple of str
+        Input labels left out of the pass-through of an empty ``mapping`` (e.g. a counter).
+    stream : str
+        The source stream's description, for error messages.
+
+    Raises
+    ------
+    streaming.errors.StreamFormatError
+        Duplicate input labels, or labels the mapping needs that the stream lacks.
+    streaming.config.ConfigError
+        A mapping entry with neither one nor two labels.
     """
 
     def __init__(

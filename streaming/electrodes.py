@@ -46,6 +46,8 @@ class Channel(Config):
 
 
 class Reference(Config):
+    """The reference electrode of a monopolar scheme: its label and face position."""
+
     label: str
     position: tuple[float, float]
 

@@ -64,7 +64,28 @@ def run_bridge(
     stop: StopEvent | None = None,
     duration_s: float | None = None,
 ) -> int:
-    """Republish the amplifier's stream until ``stop`` or ``duration_s``; returns samples."""
+    """Republish the amplifier's stream as the ``EMG`` contract stream.
+
+    Parameters
+    ----------
+    bridge : BridgeConfig
+        Which amplifier stream to read and how its channels become contract channels.
+    output : OutputConfig
+        The published ``EMG`` stream.
+    source_id : str
+        LSL source id of the outlet.
+    status_interval_s : float
+        Seconds between status lines (samples, measured rate, lag behind real time).
+    stop : StopEvent | None
+        Ends the bridge when set.
+    duration_s : float | None
+        Ends the bridge after this many seconds; None: until ``stop``.
+
+    Returns
+    -------
+    int
+        The number of samples republished.
+    """
     import pylsl
 
     from streaming.lsl_io import (
@@ -165,7 +186,9 @@ def run_bridge(
             derived = cmap.apply(data)
             if out.counter:
                 if counter_col is not None:
-                    counter = np.asarray(data[:, counter_col], dtype=np.float64) % COUNTER_MODULUS
+                    counter: np.ndarray = (
+                        np.asarray(data[:, counter_col], dtype=np.float64) % COUNTER_MODULUS
+                    )
                 else:
                     counter = np.arange(received, received + len(stamps)) % COUNTER_MODULUS
                 derived = np.concatenate([derived, counter[:, None]], axis=1)

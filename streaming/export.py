@@ -286,7 +286,24 @@ def export_session(
 ) -> list[Path]:
     """Export a session folder or XDF file; returns the files written.
 
-    Default output: ``<session>/export/`` (``<xdf stem>_export/`` beside a bare XDF file).
+    Parameters
+    ----------
+    path : str | Path
+        A session folder or an XDF file.
+    to : {"mne", "npz", "csv"}
+        ``mne``: the EMG stream as a FIF file with the markers as annotations; ``npz`` and
+        ``csv``: every stream, samples with their LSL times.
+    out : str | Path | None
+        Output folder; default ``<session>/export/`` (``<xdf stem>_export/`` beside a bare XDF
+        file).
+    emg, markers : str | None
+        For ``mne``: the names of the EMG and marker streams (default: the first stream of type
+        ``EMG`` and of type ``Markers``).
+
+    Returns
+    -------
+    list of Path
+        The files written.
     """
     if to not in FORMATS:
         raise ValueError(f"unknown export format {to!r}; use one of {FORMATS}")

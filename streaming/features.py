@@ -49,6 +49,8 @@ FEATURE_DIR = CONFIG_DIR / "features"
 
 
 class BandpassStage(Config):
+    """Butterworth band-pass (``order`` is scipy's N: the band-pass has order 2N)."""
+
     kind: Literal["butter_bandpass"] = "butter_bandpass"
     low_hz: PositiveFloat
     high_hz: PositiveFloat
@@ -56,12 +58,16 @@ class BandpassStage(Config):
 
 
 class HighpassStage(Config):
+    """Butterworth high-pass (causal DC and drift removal)."""
+
     kind: Literal["butter_highpass"] = "butter_highpass"
     cutoff_hz: PositiveFloat
     order: PositiveInt = 1
 
 
 class NotchStage(Config):
+    """Notch at ``freq_hz`` (and harmonics up to ``max_hz``) against mains hum."""
+
     kind: Literal["notch"] = "notch"
     freq_hz: PositiveFloat = 50.0
     q: PositiveFloat = 30.0
@@ -69,16 +75,22 @@ class NotchStage(Config):
 
 
 class RectifyStage(Config):
+    """Full-wave rectification."""
+
     kind: Literal["rectify"] = "rectify"
 
 
 class LowpassStage(Config):
+    """Butterworth low-pass: the linear-envelope smoother."""
+
     kind: Literal["butter_lowpass"] = "butter_lowpass"
     cutoff_hz: PositiveFloat
     order: PositiveInt = 2
 
 
 class FirBandpassStage(Config):
+    """Linear-phase windowed-sinc band-pass FIR."""
+
     kind: Literal["fir_bandpass"] = "fir_bandpass"
     low_hz: PositiveFloat
     high_hz: PositiveFloat
@@ -87,6 +99,8 @@ class FirBandpassStage(Config):
 
 
 class RmsStage(Config):
+    """Sliding RMS over ``window_samples``."""
+
     kind: Literal["sliding_rms"] = "sliding_rms"
     window_samples: PositiveInt  # at rate_hz; scaled to keep the duration at other rates
 

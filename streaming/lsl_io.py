@@ -10,8 +10,6 @@ list what *is* visible.
 from __future__ import annotations
 
 import os
-import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +18,13 @@ from pylsl.util import LostError as LSLLostError
 from pylsl.util import TimeoutError as LSLTimeoutError
 
 from streaming.errors import StreamFormatError, StreamNotFoundError
+from streaming.lsl_meta import (
+    NUMPY_DTYPES,
+    channel_format,
+    channel_labels,
+    desc_to_dict,
+    stream_info,
+)
 
 __all__ = [
     "ChunkInlet",
@@ -35,16 +40,6 @@ __all__ = [
     "with_full_desc",
 ]
 
-# LSL channel_format names (XDF uses the same strings) -> numpy dtypes; None = string.
-NUMPY_DTYPES: dict[str, np.dtype | None] = {
-    "float32": np.dtype(np.float32),
-    "double64": np.dtype(np.float64),
-    "int8": np.dtype(np.int8),
-    "int16": np.dtype(np.int16),
-    "int32": np.dtype(np.int32),
-    "int64": np.dtype(np.int64),
-    "string": None,
-}
 
 _configured = False
 
@@ -98,101 +93,6 @@ def _describe(info: Any) -> str:
         f"{info.name()!r} (type {info.type()!r}, {info.channel_count()} ch, "
         f"{info.nominal_srate():g} Hz, source_id {info.source_id()!r})"
     )
-
-
-def _append_desc(element: Any, key: str, value: Any) -> None:
-    """Write ``value`` under ``element`` as child ``key``: dict -> children, list -> repeats."""
-    if isinstance(value, Mapping):
-        child = element.append_child(key)
-        for sub_key, sub_value in value.items():
-            _append_desc(child, str(sub_key), sub_value)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _append_desc(element, key, item)
-    else:
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        element.append_child_value(key, text)
-
-
-def stream_info(
-    name: str,
-    stype: str,
-    channel_count: int,
-    rate_hz: float,
-    channel_format: str,
-    source_id: str,
-    *,
-    channel_labels: Sequence[str] | None = None,
-    channel_unit: str | Sequence[str] | None = None,
-    channel_type: str | Sequence[str] | None = None,
-    desc: Mapping[str, Any] | None = None,
-) -> Any:
-    """Build a ``pylsl.StreamInfo`` with channel labels, units and types in ``desc/channels``.
-
-    Channel metadata follows the XDF meta-data conventions (``desc/channels/channel/label``,
-    ``unit``, ``type``) that LabRecorder, pyxdf and MNE-LSL read.
-    """
-    import pylsl
-
-    if channel_format not in NUMPY_DTYPES:
-        raise ValueError(
-            f"unknown channel format {channel_format!r}; use one of {list(NUMPY_DTYPES)}"
-        )
-    if channel_count < 1:
-        raise ValueError(f"channel_count must be >= 1, got {channel_count}")
-    info = pylsl.StreamInfo(name, stype, channel_count, rate_hz, channel_format, source_id)
-    if channel_labels is not None or channel_unit is not None or channel_type is not None:
-        labels = list(channel_labels) if channel_labels is not None else None
-        if labels is not None and len(labels) != channel_count:
-            raise ValueError(f"{len(labels)} channel labels for {channel_count} channels")
-        channels = info.desc().append_child("channels")
-        for i in range(channel_count):
-            channel = channels.append_child("channel")
-            channel.append_child_value("label", labels[i] if labels else f"ch{i + 1}")
-            for key, value in (("unit", channel_unit), ("type", channel_type)):
-                if value is not None:
-                    channel.append_child_value(key, value if isinstance(value, str) else value[i])
-    for key, value in (desc or {}).items():
-        _append_desc(info.desc(), str(key), value)
-    return info
-
-
-def _element_to_value(element: ET.Element) -> Any:
-    children = list(element)
-    if not children:
-        return element.text or ""
-    result: dict[str, Any] = {}
-    for child in children:
-        value = _element_to_value(child)
-        if child.tag in result:
-            if not isinstance(result[child.tag], list):
-                result[child.tag] = [result[child.tag]]
-            result[child.tag].append(value)
-        else:
-            result[child.tag] = value
-    return result
-
-
-def desc_to_dict(info: Any) -> dict[str, Any]:
-    """The stream's ``desc`` element as nested dicts (repeated children become lists)."""
-    root = ET.fromstring(info.as_xml())
-    desc = root.find("desc")
-    if desc is None:
-        return {}
-    value = _element_to_value(desc)
-    return value if isinstance(value, dict) else {}
-
-
-def channel_labels(info: Any) -> list[str]:
-    """Channel labels from ``desc/channels/channel/label``; ``ch1``.. where absent."""
-    n = info.channel_count()
-    labels = [f"ch{i + 1}" for i in range(n)]
-    root = ET.fromstring(info.as_xml())
-    for i, channel in enumerate(root.findall("./desc/channels/channel")[:n]):
-        label = channel.findtext("label")
-        if label:
-            labels[i] = label
-    return labels
 
 
 def list_streams(timeout_s: float = 1.0) -> list[Any]:
@@ -319,11 +219,6 @@ class ChunkOutlet:
         self.close()
 
 
-def channel_format(info: Any) -> str:
-    """The stream's channel format name (``float32``, ``string``, ...), as XDF writes it."""
-    return ET.fromstring(info.as_xml()).findtext("channel_format") or "float32"
-
-
 def _format_dtype(info: Any) -> np.dtype | None:
     return NUMPY_DTYPES[channel_format(info)]
 
@@ -334,6 +229,21 @@ class ChunkInlet:
     ``clock_sync`` applies liblsl's clock correction (the consumer's clock), ``dejitter`` its
     RLS timestamp smoothing (slow to converge: ~90 s half-time; :mod:`streaming.clock` has a
     faster one for the pipeline). Recorders keep raw stamps: ``clock_sync=False``.
+
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        The resolved stream.
+    max_buflen_s : float
+        Seconds liblsl buffers before dropping the oldest samples (rounded up to whole seconds).
+    clock_sync : bool
+        Apply liblsl's clock correction (stamps in this machine's LSL clock).
+    dejitter : bool
+        Apply liblsl's timestamp smoothing.
+    recover : bool
+        Let liblsl reconnect to a stream with the same source id after it was lost.
+    max_chunk : int
+        Most samples one pull returns (the size of the preallocated buffer).
     """
 
     def __init__(

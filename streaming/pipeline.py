@@ -79,6 +79,8 @@ class ModelsConfig(Config):
 
 
 class PipelineConfig(Config):
+    """Settings of ``eifer pipeline`` (``--config`` file, ``--set``; defaults here)."""
+
     emg: EmgInputConfig = Field(default_factory=EmgInputConfig)
     video: VideoInputConfig = Field(default_factory=VideoInputConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
@@ -292,7 +294,9 @@ class Pipeline:
             ]
         return layout
 
-    def _push_lsl(self, frame: Frame, muscle: dict[str, Any], expression: dict | None) -> None:
+    def _push_lsl(
+        self, frame: Frame, muscle: dict[str, Any], expression: dict[str, Any] | None
+    ) -> None:
         if not self.config.output.lsl_predictions:
             return
         n_emg = len(muscle["channels"])

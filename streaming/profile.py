@@ -245,6 +245,38 @@ def compute_profile(
     The recording runs through the online chain of ``feature`` in chunks, as live; the first
     ``max(warmup_s, 2 x chain delay)`` seconds (filter settling, RMS fill) are skipped, then
     ``normalisation`` (default: per channel, the ``percentile``) gives each channel's divisor.
+
+    Parameters
+    ----------
+    recording_uv : ndarray, shape (n_samples, n_channels)
+        The calibration recording in microvolts.
+    fs : float
+        Its sampling rate in Hz.
+    channels : sequence of str
+        Channel labels, one per column.
+    participant : str
+        Participant identifier stored in the profile.
+    feature : FeatureDefinition | str
+        The EMG feature (or its name in ``configs/features``) the live pipeline will compute.
+    percentile : float
+        Percentile of each channel's envelope used as its divisor, when ``normalisation`` is
+        None (EIFER divides by the "maximum measured activity"; a high percentile is robust to
+        artefact spikes).
+    normalisation : Normalisation | None
+        The normalisation method; it must match the one the bundle's MLPs were trained with.
+    warmup_s : float
+        Minimum start of the recording skipped while the filters settle.
+    chunk_size : int
+        Samples per call of the online chain (as the live pipeline's chunks).
+
+    Returns
+    -------
+    Profile
+
+    Raises
+    ------
+    streaming.errors.StreamFormatError
+        Shape not ``(n_samples, len(channels))``, or less than 1 s left after the warm-up.
     """
     method = normalisation or Normalisation(percentile=percentile)
     defn = get_feature(feature) if isinstance(feature, str) else feature

@@ -157,6 +157,7 @@ def build_markers(steps: list[Step]) -> list[tuple[float, str]]:
 
 
 def instruction_fields(step: Step, remaining_s: float) -> dict[str, Any]:
+    """The ``instruction`` bus message for ``step`` with ``remaining_s`` left (DESIGN.md)."""
     return {
         "text": step.text,
         "movement": step.movement,
@@ -173,6 +174,19 @@ class ProtocolRunner:
 
     ``push_marker(text, lsl_time)`` and ``publish(fields, lsl_time)`` are the outputs; the node
     wires them to an LSL outlet and a bus publisher, tests may wire them to lists.
+
+    Parameters
+    ----------
+    config : ProtocolConfig
+        The protocol: its blocks of movements, lead-in and instruction period.
+    push_marker : callable (text, lsl_time)
+        Receives every marker (:mod:`streaming.markers` grammar).
+    publish : callable (fields, lsl_time)
+        Receives the ``instruction`` messages (:func:`instruction_fields`).
+    speed : float
+        Time scale (> 0): 2 plays the protocol twice as fast (tests, rehearsal).
+    clock : callable | None
+        The time source in seconds (default ``pylsl.local_clock``).
     """
 
     def __init__(

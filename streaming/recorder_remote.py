@@ -57,6 +57,8 @@ class RemoteControlError(EiferError):
 
 @dataclass(frozen=True)
 class RemoteCommand:
+    """One parsed remote-control line: its verb and ``{key: value}`` options."""
+
     verb: str  # start, stop, update, status, select, filename
     options: dict[str, str] = field(default_factory=dict)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["TimeSeriesRing"]
 
@@ -18,7 +19,7 @@ __all__ = ["TimeSeriesRing"]
 class TimeSeriesRing:
     """Last ``capacity`` samples ``(t, values, index)``; thread-safe append and read."""
 
-    def __init__(self, capacity: int, n_channels: int, dtype: np.dtype = np.float64) -> None:
+    def __init__(self, capacity: int, n_channels: int, dtype: npt.DTypeLike = np.float64) -> None:
         if capacity < 2:
             raise ValueError(f"capacity must be >= 2, got {capacity}")
         self.capacity = capacity

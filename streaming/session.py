@@ -145,6 +145,7 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def read_session_info(folder: str | Path) -> SessionInfo:
+    """``folder/session.json`` validated; SessionFileError names what is missing or wrong."""
     path = Path(folder) / "session.json"
     try:
         data = json.loads(path.read_text())

@@ -25,6 +25,7 @@ import os
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 import av
 import numpy as np
@@ -34,7 +35,7 @@ from streaming.errors import SessionFileError
 __all__ = ["CODECS", "PIXEL_FORMATS", "VideoReader", "VideoWriter", "probe_video"]
 
 # codec name -> FFmpeg encoder
-CODECS = {"x264-lossless": "libx264rgb", "ffv1": "ffv1"}
+CODECS: dict[str, Literal["libx264rgb", "ffv1"]] = {"x264-lossless": "libx264rgb", "ffv1": "ffv1"}
 # pixel format accepted by write() -> (FFmpeg frame format, numpy dtype, channels)
 PIXEL_FORMATS = {"rgb24": ("rgb24", np.uint8, 3), "gray16le": ("gray16le", np.uint16, 1)}
 # encoder pixel format per (codec, pixel format); a missing pair cannot be stored losslessly
@@ -53,6 +54,25 @@ class VideoWriter:
     the bit pattern LSL ``Video`` streams carry); ``gray16le`` frames ``(height, width)`` int16 or
     uint16 (depth in mm; FFV1 only). ``codec`` None picks ``x264-lossless`` for RGB (fast) and
     ``ffv1`` for depth.
+
+    Parameters
+    ----------
+    path : str | Path
+        The ``.mkv`` file to create.
+    width, height : int
+        Frame size in pixels (even for ``x264-lossless``).
+    rate_hz : float
+        Nominal frame rate (the container's time base; the XDF keeps the true capture times).
+    pixel_format : str
+        ``"rgb24"`` or ``"gray16le"`` (depth).
+    codec : str | None
+        ``"x264-lossless"``, ``"ffv1"`` or None (chosen from ``pixel_format``).
+    cluster_s : float
+        Longest Matroska cluster in seconds: about what a killed recorder can lose.
+    keyframe_interval : int
+        x264 keyframe distance in frames (the most frames a random read decodes).
+    bitexact : bool
+        No random segment id or date in the file: the same frames give the same bytes.
     """
 
     def __init__(

@@ -40,6 +40,8 @@ NMS_IOU = 0.3
 
 @dataclass(frozen=True)
 class FaceDetection:
+    """One BlazeFace detection: box, six keypoints (eyes, nose, mouth, ear tragions), score."""
+
     box: np.ndarray  # (x, y, w, h) frame pixels
     keypoints: np.ndarray  # (6, 2) frame pixels
     score: float

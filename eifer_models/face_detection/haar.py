@@ -18,6 +18,7 @@ class HaarDetector:
 
     def __init__(self, detect_width: int = 320, min_face_fraction: float = 0.08) -> None:
         import cv2
+        import cv2.data
 
         self.detect_width, self.min_face_fraction = detect_width, min_face_fraction
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"

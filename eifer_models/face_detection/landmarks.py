@@ -68,6 +68,8 @@ EYES = (  # mesh indices of the contour, eye corners (start, end), first iris in
 
 @dataclass(frozen=True)
 class LandmarkResult:
+    """The 478 landmarks of one frame, with the presence score and where the region came from."""
+
     landmarks: np.ndarray  # (478, 3) float32, frame pixels
     presence: float  # face-presence score of the mesh model, 0..1
     tracked: bool  # the region came from the previous frame's landmarks, not a detection

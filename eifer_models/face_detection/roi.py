@@ -21,6 +21,8 @@ __all__ = ["Roi", "crop_tensor", "roi_from_points"]
 
 @dataclass(frozen=True)
 class Roi:
+    """A rotated square region of a frame: centre, side and rotation, in frame pixels."""
+
     cx: float
     cy: float
     size: float  # side of the square, frame pixels

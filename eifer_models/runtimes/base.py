@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -38,7 +39,8 @@ class TensorSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> TensorSpec:
-        shape = tuple(None if d is None else int(d) for d in data["shape"])  # type: ignore[union-attr]
+        dims = cast("Sequence[int | None]", data["shape"])  # JSON list: int or null per axis
+        shape = tuple(None if d is None else int(d) for d in dims)
         return cls(str(data["name"]), shape, str(data.get("dtype", "float32")))
 
     def matches(self, array: np.ndarray) -> bool:

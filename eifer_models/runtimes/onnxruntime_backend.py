@@ -61,7 +61,7 @@ class OnnxRuntimeBackend(Runtime):
             str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
         )
 
-        def spec(v) -> TensorSpec:
+        def spec(v: ort.NodeArg) -> TensorSpec:
             shape = tuple(d if isinstance(d, int) else None for d in v.shape)
             return TensorSpec(v.name, shape, _DTYPES.get(v.type, "float32"))
 

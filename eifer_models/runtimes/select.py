@@ -115,8 +115,37 @@ def select_backend(bundle: Bundle | None = None, override: str | None = None) ->
 def open_runtime(
     bundle: Bundle, graph: str, backend: str, *, threads: int | None = None, dtype: str = "float16"
 ) -> tuple[Runtime, str]:
-    """A runtime for one graph of ``bundle`` on ``backend``; returns it and a note (e.g. whether
-    a TensorRT engine was loaded or built)."""
+    """Open one graph of a bundle on one backend, without fallback.
+
+    :func:`open_graph_with_fallback` tries the next backends when this fails.
+
+    Parameters
+    ----------
+    bundle : Bundle
+        The verified model bundle.
+    graph : str
+        ``"encoders"``, ``"emg2exp"`` or ``"exp2emg"``.
+    backend : str
+        One of ``BACKENDS``: ``"tensorrt"`` (engine loaded from, or built into, the bundle's
+        ``engines/`` folder for this GPU), ``"torch-cuda"`` or ``"onnxruntime"`` (CPU).
+    threads : int | None
+        ONNX Runtime's intra-op threads (None: its default).
+    dtype : str
+        Precision of the torch CUDA backend (``"float16"`` or ``"float32"``).
+
+    Returns
+    -------
+    runtime : Runtime
+    note : str
+        What was opened, for the log (e.g. whether a TensorRT engine was loaded or built).
+
+    Raises
+    ------
+    BackendUnavailableError
+        The backend cannot run here (no CUDA, no TensorRT, no ONNX graph in the bundle).
+    streaming.config.ConfigError
+        Unknown ``backend``.
+    """
     if backend == "onnxruntime":
         onnx = bundle.onnx_path(graph)
         if onnx is None:

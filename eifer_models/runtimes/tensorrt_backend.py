@@ -153,8 +153,35 @@ def build_engine(
     fp16_onnx: bool = False,
 ) -> dict[str, Any]:
     """Parse ``onnx_path``, build a serialized engine, write ``plan_path`` and its signed
-    ``.json`` sidecar; returns the sidecar. ``fp16`` sets ``BuilderFlag.FP16`` on TensorRT < 11;
-    on 11+ the precision is the ONNX graph's (pass the FP16 graph and ``fp16_onnx=True``)."""
+    ``.json`` sidecar; returns the sidecar.
+
+    Parameters
+    ----------
+    onnx_path : str | Path
+        The ONNX graph to build from.
+    plan_path : str | Path
+        Where the engine is written; the sidecar goes beside it (``.json``).
+    fp16 : bool
+        FP16 engine: ``BuilderFlag.FP16`` on TensorRT < 11; on 11+ the precision is the ONNX
+        graph's (pass the FP16 graph and ``fp16_onnx=True``).
+    workspace_bytes : int
+        TensorRT's workspace memory pool limit (default 1 GiB).
+    timing_cache : str | Path | None
+        A timing cache file read before and written after the build (faster rebuilds).
+    fp16_onnx : bool
+        ``onnx_path`` is the FP16 graph.
+
+    Returns
+    -------
+    dict
+        The sidecar: TensorRT version, GPU identity, the ONNX file's sha256, precision, build
+        time, and this machine's signature (:mod:`eifer_models.runtimes.engine_trust`).
+
+    Raises
+    ------
+    BackendUnavailableError
+        TensorRT cannot parse the graph or build an engine.
+    """
     trt = _trt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -246,7 +273,8 @@ class TensorRTBackend(Runtime):
         )
         self._stream = torch.cuda.Stream(self._device)
         self._tensors: dict[str, torch.Tensor] = {}
-        inputs, outputs = [], []
+        inputs: list[TensorSpec] = []
+        outputs: list[TensorSpec] = []
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
             shape = tuple(int(d) for d in engine.get_tensor_shape(name))
@@ -319,8 +347,31 @@ def load_or_build(
     workspace_bytes: int = DEFAULT_WORKSPACE_BYTES,
 ) -> tuple[TensorRTBackend, str]:
     """The engine for ``graph`` under ``engines_root/<gpu>-trt<version>/``, rebuilt when absent,
-    stale, of another precision, not signed by this machine, or unloadable; returns the backend
-    and what happened (for the log)."""
+    stale, of another precision, not signed by this machine, or unloadable.
+
+    Parameters
+    ----------
+    onnx_path : str | Path
+        The float32 ONNX graph.
+    engines_root : str | Path
+        Folder of the engine caches (a bundle's ``engines/``).
+    graph : str
+        Graph name: the plan is ``<graph>.plan``.
+    fp16_onnx_path : str | Path | None
+        The FP16 ONNX graph, built from on TensorRT 11+ when ``fp16``.
+    fp16 : bool
+        Build (or expect) an FP16 engine.
+    force : bool
+        Rebuild even when a valid engine exists.
+    workspace_bytes : int
+        As in :func:`build_engine`.
+
+    Returns
+    -------
+    backend : TensorRTBackend
+    note : str
+        What happened, for the log (loaded, or built and why).
+    """
     trt = _trt()
     ident = gpu_identity()
     folder = Path(engines_root) / engine_key(trt.__version__, ident["gpu"])

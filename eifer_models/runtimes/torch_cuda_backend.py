@@ -36,7 +36,29 @@ def torch_cuda_unavailable() -> str | None:
 
 
 class TorchCudaBackend(Runtime):
-    """``module`` (tensor or tuple output, in ``outputs`` order) on ``device`` in ``dtype``."""
+    """``module`` (tensor or tuple output, in ``outputs`` order) on ``device`` in ``dtype``.
+
+    Parameters
+    ----------
+    module : nn.Module
+        The graph's module; moved to ``device`` and ``dtype`` here.
+    inputs, outputs : sequence of TensorSpec
+        The graph's declared inputs and outputs (None dimensions run at size 1).
+    graph : str
+        Graph name, for messages.
+    dtype : str
+        Compute precision, a key of ``TORCH_DTYPES`` (inputs and outputs stay float32).
+    cuda_graph : bool
+        Capture the whole forward pass as one CUDA graph (needs a CUDA device).
+    device : str
+        torch device (``"cuda"``: the current CUDA device; ``"cpu"`` with ``cuda_graph=False``
+        for tests).
+
+    Raises
+    ------
+    BackendUnavailableError
+        No usable CUDA device.
+    """
 
     def __init__(
         self,

@@ -38,7 +38,7 @@ def to_jsonable(value: Any) -> Any:
                 rounded = np.where(np.abs(values) < 1e12, np.round(values, _DIGITS), values)
             if np.isfinite(rounded).all():
                 return rounded.tolist()
-            return np.where(np.isfinite(rounded), rounded, None).tolist()
+            return np.where(np.isfinite(rounded), rounded, np.array(None, dtype=object)).tolist()
         return value.tolist()
     if isinstance(value, np.generic):
         return to_jsonable(value.item())

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 
 class ParticipantSourceConfig(Config):
+    """``[participant]`` of the camera node: what the synthetic participant follows and shows."""
+
     follow: Literal["emg", "markers", "none"] = "emg"
     emg_stream: str = "EMG"  # follow = "emg": the EMG node's stream (its simulator's t0)
     emg_source_id: str | None = None

@@ -43,6 +43,8 @@ class CameraError(EiferError):
 
 @dataclass(frozen=True)
 class CapturedFrame:
+    """One camera frame with its capture time in LSL time and the camera's frame number."""
+
     rgb: np.ndarray  # (H, W, 3) uint8
     t_capture_lsl: float
     index: int  # the camera's own frame number (gaps = frames it dropped)
@@ -50,6 +52,9 @@ class CapturedFrame:
 
 
 class FrameSource(Protocol):
+    """What the camera node reads frames from; ``read()`` gives None when no frame came (a
+    video file: its end)."""
+
     width: int
     height: int
     rate_hz: float

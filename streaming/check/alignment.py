@@ -11,6 +11,7 @@ aligning, ``D`` earlier in the ``latest`` mode (the lag the message and ``status
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 
@@ -29,7 +30,7 @@ def alignment_errors_ms(
     if not with_emg:
         return np.empty(0)
     k = np.array([float(m.fields["emg_sample_index"]) for m in with_emg])
-    t_read = np.array(
-        [m.t + 1e-3 * float(m.fields.get("emg_read_offset_ms", 0.0)) for m in with_emg]
+    t_read = np.array(  # the pipeline stamps every muscle message with its frame's time
+        [cast(float, m.t) + 1e-3 * float(m.fields.get("emg_read_offset_ms", 0.0)) for m in with_emg]
     )
     return 1e3 * (sample_time(k, t_read, truth_t, truth_k) - t_read)

@@ -90,7 +90,9 @@ def _video_truth_selector(info: Any) -> StreamSelector | None:
     """The ``VideoTruth`` stream a camera names in ``desc/camera/truth_stream`` (the synthetic
     participant; None: no truth)."""
     desc = desc_to_dict(info)
-    camera = desc.get("camera") if isinstance(desc.get("camera"), dict) else {}
+    camera = desc.get("camera")
+    if not isinstance(camera, dict):
+        camera = {}
     name = camera.get("truth_stream") or desc.get("truth_stream") or ""
     return StreamSelector(name=name) if name else None
 

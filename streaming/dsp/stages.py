@@ -132,8 +132,9 @@ class SosFilter(Stage):
 
     ``init="first"`` starts from the steady state for the first sample of each channel
     (``sosfilt_zi * x0``, as NeuroKit's ``butterworth_zi``; MNE-LSL scales by the first chunk's
-    mean), so a DC offset causes no start-up transient; ``init="zero"`` starts from rest. ``delay_ref_hz`` is where the group
-    delay is evaluated (0 for a low-pass; in-band for band-pass and notch).
+    mean), so a DC offset causes no start-up transient; ``init="zero"`` starts from rest.
+    ``delay_ref_hz`` is where the group delay is evaluated (0 for a low-pass; in-band for
+    band-pass and notch).
     """
 
     name = "sos"

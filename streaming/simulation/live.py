@@ -49,7 +49,25 @@ def stream_simulator(
 ) -> int:
     """Stream the simulator in real time until ``stop`` is set or ``duration_s`` has passed.
 
-    Returns the number of samples pushed.
+    Parameters
+    ----------
+    simulator : SimulatorConfig
+        The simulated signal: rate, electrode scheme, movement script, artefacts.
+    output : OutputConfig
+        The published ``EMG`` stream (name, chunk size, counter channel) and its truth stream.
+    timing : TimingConfig
+        Amplifier clock emulation (start delay, clock offset, chunk-stamp jitter).
+    source_id : str
+        LSL source id of the outlet.
+    stop : StopEvent | None
+        Ends streaming when set (e.g. by a signal handler).
+    duration_s : float | None
+        Ends streaming after this many seconds; None: until ``stop``.
+
+    Returns
+    -------
+    int
+        The number of samples pushed.
     """
     import pylsl
 

@@ -48,6 +48,8 @@ EMOTIONS = ("angry", "disgusted", "fearful", "happy", "sad", "surprised")
 
 
 class Muscle(Config):
+    """One muscle: its action units, electrode site and RMS at full contraction."""
+
     action_units: list[int] = []
     position: tuple[float, float]  # right-side site, frontal-view frame of configs/electrodes
     max_uv: float = Field(gt=0)  # RMS at full contraction
@@ -198,7 +200,7 @@ class MovementScript:
                 events.append(MovementEvent(movement, t, hold_s, rep, intensity()))
                 t += hold_s + pause_s
         trials = [e for e in emotions for _ in range(emotion_repetitions)]
-        order = order_rng.permutation(len(trials)) if trials else []
+        order: np.ndarray | list[int] = order_rng.permutation(len(trials)) if trials else []
         counts: dict[str, int] = {}
         for i in order:
             emotion = trials[i]

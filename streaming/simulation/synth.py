@@ -40,6 +40,8 @@ EPOCH = datetime(2025, 1, 1, tzinfo=UTC)  # the fixed "recording date" of synthe
 
 
 class SynthConfig(Config):
+    """Settings of ``eifer synth``: how many participants and sessions, how long, what video."""
+
     participants: PositiveInt = 1
     minutes: PositiveFloat = 1.0
     seed: int = 0  # participant i has seed + i
@@ -64,6 +66,8 @@ class SynthConfig(Config):
 
 @dataclass(frozen=True)
 class SynthProgress:
+    """Progress of ``eifer synth``: seconds of ``session`` done, of all sessions, wall time."""
+
     session: str
     done_s: float
     total_s: float
@@ -143,7 +147,23 @@ def synthesise_session(
     occlusion: str | None,
     on_progress: Callable[[float], None] | None = None,
 ) -> Path:
-    """Write one session folder (``folder`` must not exist); returns it."""
+    """Write one session folder (``folder`` must not exist); returns it.
+
+    Parameters
+    ----------
+    folder : Path
+        The session folder to create.
+    config : SynthConfig
+        Length, video size and rate, electrode scheme.
+    participant_seed : int
+        The participant (face, muscles, traits); the same seed, the same person.
+    session_no : int
+        Session number: with the participant seed, it seeds the session's EMG noise and jitter.
+    occlusion : str | None
+        Electrode scheme drawn on the face (and EMG recorded), or None: no electrodes, no EMG.
+    on_progress : callable (seconds done) | None
+        Called as the session is written.
+    """
     import torch
 
     from streaming.lsl_io import stream_info
@@ -251,7 +271,7 @@ def synthesise_session(
     try:
         for start_s in np.arange(0.0, duration_s, block_s):
             end_s = min(start_s + block_s, duration_s)
-            if emg_id is not None:
+            if emg_id is not None and truth_id is not None:  # set together: electrodes on
                 stop = min(round(end_s * simulator.rate_hz), n_emg)
                 stop -= (stop - emg_done) % config.chunk_samples
                 if stop > emg_done:
@@ -307,7 +327,7 @@ def synthesise_session(
 
 def session_plan(config: SynthConfig) -> list[tuple[str, int, int, str | None]]:
     """(folder name, participant seed, session number, occlusion) for every session."""
-    plan = []
+    plan: list[tuple[str, int, int, str | None]] = []
     for i in range(config.participants):
         seed = config.seed + i
         for k in range(config.occluded_sessions):

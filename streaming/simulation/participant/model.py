@@ -61,6 +61,8 @@ class MapLink(Config):
 
 
 class MuscleMapConfig(Config):
+    """The muscle -> expression map (``configs/muscle_map.toml``): delay, saturation, links."""
+
     electromechanical_delay_ms: float = Field(50.0, ge=0, le=500)
     saturation: float = Field(1.25, gt=1.0)
     limits: dict[str, float] = {}

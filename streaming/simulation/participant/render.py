@@ -2,7 +2,7 @@
 sEMG electrodes of a scheme drawn on the face.
 
 The head (:mod:`eifer_models.synthetic_head` through the FLAME layer: shape, expression, eyelids,
-jaw, head pose) is rasterised into a small square (``face_px``, 256 by default) with the
+jaw, head pose) is rasterised into a small square (``face_px``, 224 by default) with the
 project's hard-visibility rasteriser; each covered pixel takes the participant's albedo from a
 texture painted in the head's frontal template coordinates (skin with blotches and pores, brows,
 lips, nostrils, eyes whose upper lid follows the eyelid parameters, hair), times Gouraud-shaded
@@ -78,6 +78,8 @@ def electrode_sites_m(scheme_name: str) -> tuple[list[str], np.ndarray]:
 
 @dataclass(frozen=True)
 class RenderedFrame:
+    """One rendered camera frame and what the truth stream reports about it."""
+
     rgb: np.ndarray  # (H, W, 3) uint8
     face_box: np.ndarray  # (4,) x, y, w, h in frame pixels (the face-mask vertices' bounds)
     electrodes_px: np.ndarray  # (n, 2) electrode centres in frame pixels (empty: no occlusion)
@@ -88,7 +90,23 @@ class RenderedFrame:
 
 
 class ParticipantRenderer:
-    """Frames of one participant; ``render(state_row)`` draws one :class:`FaceState` row."""
+    """Frames of one participant; ``render(state_row)`` draws one :class:`FaceState` row.
+
+    Parameters
+    ----------
+    traits : ParticipantTraits
+        The participant's looks (face shape, skin, noise level).
+    width, height : int
+        Frame size in pixels.
+    face_px : int
+        Side of the square the face region is rendered at before scaling (speed vs. detail).
+    occlusion : str | None
+        Electrode scheme whose electrodes are drawn on the face; None, "" or "none": none.
+    cables : bool
+        Draw the electrode leads.
+    sensor_noise : bool
+        Add camera sensor noise around the face.
+    """
 
     def __init__(
         self,
@@ -345,7 +363,7 @@ def _paint_texture(traits: ParticipantTraits) -> np.ndarray:
     w = round((_TEX_X[1] - _TEX_X[0]) / _TEX_M_PER_PX)
     h = round((_TEX_Y[1] - _TEX_Y[0]) / _TEX_M_PER_PX)
     rng = np.random.default_rng([traits.seed, 5])
-    blotch = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 12)
+    blotch: np.ndarray = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 12)
     blotch /= max(float(blotch.std()), 1e-6)
     pores = rng.normal(0, 1, (h, w)).astype(np.float32)
     tex = np.ones((h, w, 3), np.float32) * traits.skin_rgb.astype(np.float32)

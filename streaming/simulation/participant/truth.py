@@ -35,6 +35,8 @@ BOX_LABELS = ("face_x_px", "face_y_px", "face_w_px", "face_h_px")
 
 
 def truth_labels(muscle_labels: list[str]) -> list[str]:
+    """Channel labels of the ``VideoTruth`` stream: frame index, phi, pose, box, activations,
+    landmarks."""
     return [
         "frame_index",
         *(f"phi_{x}" for x in PHI_LABELS),
@@ -72,6 +74,8 @@ def truth_stream_info(
     of_stream: str,
     extra: dict[str, Any],
 ) -> Any:
+    """The ``pylsl.StreamInfo`` of a ``VideoTruth`` stream for the camera stream ``of_stream``;
+    ``extra`` entries go into its ``desc``."""
     from streaming.lsl_io import stream_info
 
     labels = truth_labels(muscle_labels)
