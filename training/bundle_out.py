@@ -22,6 +22,8 @@ def _encoders(config: MlpConfig, dim: int) -> tuple[SmirkEncoder, str]:
         source = load_bundle(config.encoders_bundle)
         graph = source.build_module("encoders")
         encoder = graph.encoder  # EncoderGraph wraps the SmirkEncoder
+        if not isinstance(encoder, SmirkEncoder):
+            raise RunError(f"{config.encoders_bundle}: the encoders graph holds no SmirkEncoder")
         origin = f"encoders from bundle {config.encoders_bundle} ({source.summary()})"
     else:  # phase 1 (the encoders' trainer) is the next issue: seeded random encoders until then
         torch.manual_seed(config.seed)

@@ -55,7 +55,7 @@ def _fingerprint(files: list[Path]) -> str:
             digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
         else:
             with path.open("rb") as fh:
-                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                while block := fh.read(1 << 20):
                     digest.update(block)
     return digest.hexdigest()
 
@@ -177,7 +177,7 @@ def _write_part(
 ) -> dict[str, Any]:  # fmt: skip
     arrays = table.arrays()
     tmp = parts_dir / f"{part_id}.tmp.npz"
-    np.savez(tmp, **arrays)
+    np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     os.replace(tmp, parts_dir / f"{part_id}.npz")
     if table.crops is not None:
         tmp_crops = parts_dir / f"{part_id}.crops.tmp.npy"

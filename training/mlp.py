@@ -335,5 +335,5 @@ def _collect(folder: Path, groups: list[list[str]]) -> dict[str, np.ndarray]:
                 columns.setdefault(name, []).append(part[name])
             columns.setdefault("fold", []).append(np.full(len(part["participant"]), f"fold{k}"))
     merged = {name: np.concatenate(v) for name, v in columns.items()}
-    np.savez(folder / "predictions.npz", **merged)
+    np.savez(folder / "predictions.npz", **merged)  # type: ignore[arg-type]  # numpy stub: **kwds as allow_pickle
     return merged

@@ -57,7 +57,7 @@ FRAME_RATE_HZ = 30.0
 def _rows(path: Path) -> list[list[str]]:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt", newline="", encoding="utf-8") as fh:  # type: ignore[operator]
+        with opener(path, "rt", newline="", encoding="utf-8") as fh:
             return [row for row in csv.reader(fh) if row]
     except FileNotFoundError:
         raise DatasetError(f"{path}: missing (MMM layout)") from None
