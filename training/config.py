@@ -27,11 +27,13 @@ class DatasetConfig(Config):
     feature: str = "low_latency"  # EMG feature definition (name or TOML path)
     method: Literal["online", "offline"] = "online"  # online chain as live / paper's offline
     channels: list[str] = Field(default_factory=default_channels)
-    emg_stream: str = "EMG"
-    video_stream: str = "Video"  # the camera stream (its frame-index stream in the XDF)
-    markers_stream: str = "Markers"
-    video_truth_stream: str = "VideoTruth"
-    emg_truth_stream: str = "EMG-truth"
+    # streams by name; "" = the first stream of the contract's type (DESIGN.md: EMG, Video,
+    # Markers, VideoTruth, EMGTruth), so sessions of any node naming (Camera, EMG-demo...) work
+    emg_stream: str = ""
+    video_stream: str = ""  # the camera stream (its frame-index stream in the XDF)
+    markers_stream: str = ""
+    video_truth_stream: str = ""
+    emg_truth_stream: str = ""
     expression_dim: PositiveInt = 55
     crops: bool = True  # store the 224x224 face crop of every frame (phase 1, encoders)
     crop_size: PositiveInt = 224

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streaming.clock import COUNTER_MODULUS
 from streaming.errors import SessionFileError
 from streaming.export import stream_labels
 from streaming.features import FeatureDefinition
@@ -29,8 +30,6 @@ from training.errors import DatasetError
 from training.frames import REST, FrameTable
 
 __all__ = ["find_sessions", "movement_labels", "read_session"]
-
-COUNTER_MODULO = 2**24  # the EMG stream's counter channel (DESIGN.md)
 
 
 def find_sessions(paths: list[str]) -> list[Path]:
@@ -69,19 +68,35 @@ def movement_labels(t_frames: np.ndarray, times: np.ndarray, markers: list[str])
     return labels.astype(str)
 
 
-def _stream(recording: Recording, name: str, xdf: Path) -> RecordedStream:
-    try:
-        return recording.stream(name)
-    except SessionFileError:
-        names = [s.out_name for s in recording.streams]
-        raise DatasetError(f"{xdf}: no stream {name!r} (streams: {names})") from None
+STREAM_TYPES = {  # the contract's stream type for each configured stream (DESIGN.md)
+    "emg_stream": "EMG",
+    "video_stream": "Video",
+    "markers_stream": "Markers",
+    "video_truth_stream": "VideoTruth",
+    "emg_truth_stream": "EMGTruth",
+}
 
 
-def _optional(recording: Recording, name: str) -> RecordedStream | None:
-    try:
-        return recording.stream(name)
-    except SessionFileError:
-        return None
+def _optional(recording: Recording, config: DatasetConfig, key: str) -> RecordedStream | None:
+    """The stream configured as ``key``: by its name, or ("") the first of the contract's type."""
+    name = getattr(config, key)
+    if name:
+        try:
+            return recording.stream(name)
+        except SessionFileError:
+            return None
+    kind = STREAM_TYPES[key]
+    return next((s for s in recording.streams if kind in (s.out_type, s.type)), None)
+
+
+def _stream(recording: Recording, config: DatasetConfig, key: str, xdf: Path) -> RecordedStream:
+    stream = _optional(recording, config, key)
+    if stream is None:
+        name = getattr(config, key)
+        wanted = repr(name) if name else f"of type {STREAM_TYPES[key]!r}"
+        names = [f"{s.out_name} ({s.out_type})" for s in recording.streams]
+        raise DatasetError(f"{xdf}: no stream {wanted} (streams: {names}; set {key})")
+    return stream
 
 
 def _emg(stream: RecordedStream, channels: list[str], xdf: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +113,7 @@ def _emg(stream: RecordedStream, channels: list[str], xdf: Path) -> tuple[np.nda
     emg = data[:, [labels.index(c) for c in channels]]
     if "counter" in labels:  # exact sample index across gaps (mod 2^24, unwrapped)
         counter = data[:, labels.index("counter")].astype(np.int64)
-        steps = np.diff(counter) % COUNTER_MODULO
+        steps = np.diff(counter) % COUNTER_MODULUS
         index = np.concatenate([[0], np.cumsum(steps)])
     else:
         index = np.arange(len(data), dtype=np.int64)
@@ -183,13 +198,13 @@ def read_session(
     participant = (info.participant if info else "") or folder.name
     occluded = bool(info is None or info.electrode_scheme not in ("", "none"))
 
-    video = _stream(recording, config.video_stream, xdf)
+    video = _stream(recording, config, "video_stream", xdf)
     if video.video is None:
-        raise DatasetError(f"{xdf}: stream {config.video_stream!r} has no video file")
+        raise DatasetError(f"{xdf}: stream {video.out_name!r} has no video file")
     t_frames = np.asarray(video.timestamps, dtype=np.float64)
     frame_index = np.asarray(video.data, dtype=np.float64)[:, 0].astype(np.int64)
 
-    emg_stream = _stream(recording, config.emg_stream, xdf)
+    emg_stream = _stream(recording, config, "emg_stream", xdf)
     emg, index = _emg(emg_stream, list(config.channels), xdf)
     t0, rate_hz = sample_times(emg_stream.timestamps, index)
     t_samples = t0 + index / rate_hz
@@ -202,17 +217,17 @@ def read_session(
         offline_rate_hz=config.offline_rate_hz,
     )  # fmt: skip
 
-    markers = _optional(recording, config.markers_stream)
+    markers = _optional(recording, config, "markers_stream")
     movement = (
         movement_labels(t_frames, markers.timestamps, [row[0] for row in markers.data])
         if markers is not None
         else np.full(len(t_frames), REST)
     )
     phi = _video_truth(
-        _optional(recording, config.video_truth_stream), frame_index, config.expression_dim, xdf
+        _optional(recording, config, "video_truth_stream"), frame_index, config.expression_dim, xdf
     )
     truth, truth_labels = _emg_truth(
-        _optional(recording, config.emg_truth_stream), t0, rate_hz, t_frames
+        _optional(recording, config, "emg_truth_stream"), t0, rate_hz, t_frames
     )
     if truth_labels:  # stored per EMG channel, in the channel order
         truth, truth_labels = (
