@@ -17,6 +17,7 @@ BENCHMARKS = [
     "recording_throughput",
     "display_latency",
     "face_detection",
+    "trainer_toy",
 ]
 
 

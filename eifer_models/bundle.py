@@ -68,11 +68,21 @@ IMAGE_NORMALISATION = {
     "std": None,
     "crop": "see the manifest's crop (mode smirk: SMIRK crop_face; eifer: BlazeFace box)",
 }
-EMG_NORMALISATION = {
-    "kind": "per_channel_max",
-    "description": "envelope divided by the participant's per-channel maximum from the "
-    "calibration recording (EIFER section 3.3); Exp2EMG output times the profile = microvolts",
-}
+
+
+def emg_normalisation_entry(method: Any = None) -> dict[str, Any]:
+    """``input_normalisation.emg``: the declared method (``streaming.profile.Normalisation``;
+    default the profile's default) the MLPs' EMG was normalised with; the pipeline refuses a
+    participant profile made with another method."""
+    from streaming.profile import Normalisation
+
+    method = method or Normalisation()
+    return {
+        "method": method.model_dump(),
+        "description": f"envelope divided by the participant's {method.describe()} from the "
+        "calibration recording (EIFER: 'maximum measured activity'); Exp2EMG output times the "
+        "profile = microvolts",
+    }
 
 
 def default_emg_channels() -> list[str]:
@@ -177,6 +187,19 @@ class Bundle:
         except ConfigError as exc:
             raise BundleError(str(exc)) from None
 
+    def emg_normalisation(self) -> Any:
+        """The declared :class:`streaming.profile.Normalisation` of the MLPs' EMG (None for a
+        bundle written before the method was declared)."""
+        from streaming.profile import Normalisation
+
+        method = self.manifest.input_normalisation.get("emg", {}).get("method")
+        if method is None:
+            return None
+        try:
+            return Normalisation.from_dict(method, f"{self.path / MANIFEST} emg normalisation")
+        except ConfigError as exc:
+            raise BundleError(str(exc)) from None
+
     def _empty_module(self, name: str) -> nn.Module:
         config = self.graph(name).config
         try:
@@ -235,12 +258,14 @@ def save_bundle(
     overwrite: bool = False,
     training: Mapping[str, Any] | None = None,
     crop: CropSpec | Mapping[str, Any] | None = None,
+    emg_normalisation: Any = None,
 ) -> Bundle:
     """Write weights, ONNX graphs and the manifest; returns the verified bundle.
 
     ``feature``: a ``FeatureDefinition`` or its dict (what the MLP inputs were computed with);
     ``training``: free JSON-compatible provenance (data, epochs, metrics) kept in the manifest;
     ``crop``: the face crop the encoders were trained on (default: eifer, x1.6).
+    ``emg_normalisation``: the ``streaming.profile.Normalisation`` the MLPs were trained with.
     """
     try:
         crop_spec = crop if isinstance(crop, CropSpec) else CropSpec(**dict(crop or {}))
@@ -311,7 +336,10 @@ def save_bundle(
         "emg_channels": list(emg_channels),
         "feature": feature_dict,
         "crop": crop_spec.model_dump(),
-        "input_normalisation": {"image": IMAGE_NORMALISATION, "emg": EMG_NORMALISATION},
+        "input_normalisation": {
+            "image": IMAGE_NORMALISATION,
+            "emg": emg_normalisation_entry(emg_normalisation),
+        },
         "graphs": graphs,
         "files": files,
         "training": dict(training or {}),
@@ -456,6 +484,7 @@ def load_bundle(path: str | Path, *, verify: bool = True) -> Bundle:
         _check_files(path, manifest)
         _check_graph_files(bundle)
         bundle.feature_definition()
+        bundle.emg_normalisation()
     return bundle
 
 

@@ -27,6 +27,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("streams",): ("nodes.streams", "list the LSL streams visible from this machine"),
     ("listen",): ("nodes.listen", "print what is published on the bus"),
     ("build-engine",): ("nodes.build_engine", "build TensorRT engines for a bundle"),
+    ("train",): ("nodes.train", "offline trainer: training sets, phase-2 MLPs, reports, bundles"),
 }
 
 

@@ -32,7 +32,7 @@ from streaming.features import FeatureDefinition
 from streaming.health import LatencyStats
 from streaming.lsl_io import ChunkOutlet, stream_info
 from streaming.predictions import FramePredictions, nan_predictions
-from streaming.profile import Profile
+from streaming.profile import Profile, check_profile_for_bundle
 from streaming.video_feed import (
     Frame,
     InternalFrameClock,
@@ -111,6 +111,7 @@ class Pipeline:
         )
         self.models = models
         self.profile = Profile.load(config.profile) if config.profile else None
+        check_profile_for_bundle(self.profile, config.models.bundle if models else None)
         self.publisher = publisher or Publisher(config.output.bus_address)
         self._own_publisher = publisher is None
         self.published = 0

@@ -1,12 +1,17 @@
-"""Per-participant normalisation profile: each channel's robust maximum envelope.
+"""Per-participant normalisation profile: the envelope value each channel is divided by.
 
-EIFER normalises each participant's EMG envelopes by that participant's per-channel maximum
-(Buechner et al., CVPR 2025, supplement: per-participant max normalisation at training time), and
-Exp2EMG's normalised output times the same maximum gives microvolts. The maximum is taken from a
-calibration recording (the functional movements) run through the SAME online chain the pipeline
-uses, so the chain's gain (online vs zero-phase differ by ~1.12x, emg_processing.md 3.4) cancels.
-"Maximum" is the 99th percentile of the envelope after the chain's warm-up, robust to single
-artefact spikes. Stored as a small JSON file.
+EIFER divides each participant's EMG envelopes by "the participant's maximum measured activity"
+(Buechner et al., CVPR 2025, supplement) and multiplies Exp2EMG's output back by it to give
+microvolts; the paper does not say whether that maximum is one number or one per channel, nor how
+robust it is. So the method is a declared property (:class:`Normalisation`: scalar or per
+channel; the maximum or a percentile), stored in the profile and in a model bundle's manifest like
+the EMG feature, and the pipeline refuses a profile whose method differs from the bundle's
+(:func:`check_profile_for_bundle`). This project's default, per channel 99th percentile, is its
+own choice (robust to single artefact spikes), not the paper's.
+
+The values come from a calibration recording (the functional movements) run through the SAME
+online chain the pipeline uses, so the chain's gain (online vs zero-phase differ by ~1.12x,
+emg_processing.md 3.4) cancels. Stored as a small JSON file.
 """
 
 from __future__ import annotations
@@ -17,14 +22,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
+from streaming.config import Config, ConfigError, validate
 from streaming.errors import SessionFileError, StreamFormatError
 from streaming.features import FeatureDefinition, build_chain, get_feature
 
-__all__ = ["DEFAULT_PERCENTILE", "PROFILE_FORMAT", "Profile", "ProfileError", "compute_profile"]
+__all__ = [
+    "DEFAULT_PERCENTILE",
+    "PROFILE_FORMAT",
+    "Normalisation",
+    "Profile",
+    "ProfileError",
+    "check_profile_for_bundle",
+    "compute_profile",
+]
 
 PROFILE_FORMAT = 1
 DEFAULT_PERCENTILE = 99.0
@@ -34,15 +49,57 @@ class ProfileError(SessionFileError):
     """A profile file is unreadable, or its channels/feature do not match the running chain."""
 
 
+class Normalisation(Config):
+    """How a participant's envelopes are scaled: ``scope`` one value for all channels (``scalar``)
+    or one per channel; ``statistic`` the maximum or the ``percentile`` of the envelope."""
+
+    scope: Literal["per_channel", "scalar"] = "per_channel"
+    statistic: Literal["max", "percentile"] = "percentile"
+    percentile: float = Field(DEFAULT_PERCENTILE, gt=0, le=100)  # used by "percentile" only
+
+    def reference(self, envelope: np.ndarray) -> np.ndarray:
+        """The divisor per channel (``(n_channels,)``) of an envelope ``(n_samples, n_channels)``;
+        NaN samples are ignored. A scalar method repeats one value for every channel."""
+        x = np.asarray(envelope, dtype=np.float64)
+        if self.scope == "scalar":
+            x = x.reshape(-1, 1)
+        value = (
+            np.nanmax(x, axis=0)
+            if self.statistic == "max"
+            else np.nanpercentile(x, self.percentile, axis=0)
+        )
+        width = np.asarray(envelope).shape[-1]
+        return np.broadcast_to(value, (width,)).astype(np.float64)
+
+    def key(self) -> tuple[str, str, float | None]:
+        """What identifies the method (the percentile only matters for ``percentile``)."""
+        return (
+            self.scope,
+            self.statistic,
+            self.percentile if self.statistic == "percentile" else None,
+        )
+
+    def describe(self) -> str:
+        what = "maximum" if self.statistic == "max" else f"{self.percentile:g}th percentile"
+        return f"{self.scope.replace('_', ' ')} {what}"
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "normalisation") -> Normalisation:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: the normalisation method must be a table/object")
+        return validate(cls, data, source)
+
+
 @dataclass(frozen=True, eq=False)
 class Profile:
-    """Per-channel maximum envelope (microvolts) of one participant, for one feature."""
+    """Per-channel divisor (microvolts; the "maximum") of one participant, for one feature and
+    one declared :class:`Normalisation` method."""
 
     participant: str
     feature: str
     channels: tuple[str, ...]
     max_uv: np.ndarray
-    percentile: float = DEFAULT_PERCENTILE
+    normalisation: Normalisation = field(default_factory=Normalisation)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def __post_init__(self) -> None:
@@ -64,6 +121,12 @@ class Profile:
                 f"profile of {self.participant!r}: channel(s) {bad} have no positive finite "
                 "maximum (dead or disconnected electrode in the calibration recording?)"
             )
+
+    @property
+    def percentile(self) -> float | None:
+        """The percentile of a percentile method (None for the maximum)."""
+        n = self.normalisation
+        return n.percentile if n.statistic == "percentile" else None
 
     # -- use -------------------------------------------------------------------------------
     def _check(self, x: np.ndarray) -> np.ndarray:
@@ -104,6 +167,7 @@ class Profile:
             "feature": self.feature,
             "unit": "microvolts",
             "percentile": self.percentile,
+            "normalisation": self.normalisation.model_dump(),
             "created": self.created,
             "channels": list(self.channels),
             "max_uv": [float(v) for v in self.max_uv],
@@ -122,14 +186,16 @@ class Profile:
                 raise ProfileError(
                     f"{source}: profile format {data.get('format')!r}, expected {PROFILE_FORMAT}"
                 )
-            return cls(
-                participant=str(data["participant"]),
-                feature=str(data["feature"]),
-                channels=tuple(str(c) for c in data["channels"]),
-                max_uv=np.asarray(data["max_uv"], dtype=np.float64),
-                percentile=float(data["percentile"]),
-                created=str(data["created"]),
-            )
+            participant, feature = str(data["participant"]), str(data["feature"])
+            channels = tuple(str(c) for c in data["channels"])
+            max_uv = np.asarray(data["max_uv"], dtype=np.float64)
+            if "normalisation" in data:
+                method = Normalisation.from_dict(data["normalisation"], f"{source} normalisation")
+            else:  # profiles written before the method was declared: per channel percentile
+                method = Normalisation(percentile=float(data["percentile"]))
+            return cls(participant, feature, channels, max_uv, method, str(data["created"]))
+        except ConfigError as exc:
+            raise ProfileError(str(exc)) from None
         except KeyError as exc:
             raise ProfileError(f"{source}: profile lacks the key {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:
@@ -170,15 +236,17 @@ def compute_profile(
     feature: FeatureDefinition | str = "low_latency",
     *,
     percentile: float = DEFAULT_PERCENTILE,
+    normalisation: Normalisation | None = None,
     warmup_s: float = 1.0,
     chunk_size: int = 4096,
 ) -> Profile:
     """Profile from a calibration recording (µV, ``(n_samples, n_channels)``) at ``fs`` Hz.
 
     The recording runs through the online chain of ``feature`` in chunks, as live; the first
-    ``max(warmup_s, 2 x chain delay)`` seconds (filter settling, RMS fill) are skipped, then the
-    ``percentile`` of each channel's envelope is its maximum.
+    ``max(warmup_s, 2 x chain delay)`` seconds (filter settling, RMS fill) are skipped, then
+    ``normalisation`` (default: per channel, the ``percentile``) gives each channel's divisor.
     """
+    method = normalisation or Normalisation(percentile=percentile)
     defn = get_feature(feature) if isinstance(feature, str) else feature
     x = np.asarray(recording_uv)
     if x.ndim != 2 or x.shape[1] != len(channels):
@@ -196,11 +264,42 @@ def compute_profile(
             f"calibration recording of {x.shape[0] / fs:.2f} s is too short: need at least "
             f"{(skip + fs) / fs:.2f} s (warm-up {skip / fs:.2f} s + 1 s)"
         )
-    max_uv = np.percentile(env[skip:], percentile, axis=0)
     return Profile(
         participant=participant,
         feature=defn.name,
         channels=tuple(channels),
-        max_uv=max_uv,
-        percentile=percentile,
+        max_uv=method.reference(env[skip:]),
+        normalisation=method,
     )
+
+
+def check_normalisation(profile: Profile, expected: Normalisation | None, source: str) -> None:
+    """ProfileError unless ``profile`` was made with the method ``expected`` (by ``source``, e.g.
+    a model bundle); ``expected`` None (a bundle older than the declared method) passes."""
+    if expected is not None and profile.normalisation.key() != expected.key():
+        raise ProfileError(
+            f"profile of {profile.participant!r} normalises by the {profile.normalisation.describe()}"
+            f", but {source} was trained on the {expected.describe()}; recompute the profile with "
+            "the bundle's method (the model's inputs and outputs would be scaled wrongly)"
+        )
+
+
+def check_profile_for_bundle(profile: Profile | None, bundle_dir: str | Path | None) -> None:
+    """The pipeline's refusal of a profile whose normalisation differs from the bundle's
+    (``input_normalisation.emg.method`` in its ``manifest.json``); nothing to check without
+    either. The bundle itself is verified when the models load."""
+    if profile is None or not bundle_dir:
+        return
+    manifest = Path(bundle_dir) / "manifest.json"
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        method = data["input_normalisation"]["emg"].get("method")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return  # an unreadable manifest is reported by the bundle loader, with its reason
+    if method is None:
+        return
+    try:
+        expected = Normalisation.from_dict(method, f"{manifest} input_normalisation.emg.method")
+    except ConfigError as exc:
+        raise ProfileError(str(exc)) from None
+    check_normalisation(profile, expected, f"the model bundle {bundle_dir}")
