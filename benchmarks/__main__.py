@@ -18,6 +18,8 @@ BENCHMARKS = [
     "display_latency",
     "face_detection",
     "trainer_toy",
+    "participant_render",
+    "synth_speed",
 ]
 
 

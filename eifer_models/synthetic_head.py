@@ -50,6 +50,10 @@ EXPRESSION_NAMES = (
     "mouth_stretch",
     "lip_press",
 )
+# The same movements on one side of the face only (``<name>_l`` = the subject's left, +x), right
+# after the symmetric ones: a participant model can move the two sides apart (asymmetric faces,
+# facial palsy). Each is its symmetric movement times a smooth side weight across the midline.
+LATERAL_EXPRESSION_NAMES = tuple(f"{n}_{side}" for n in EXPRESSION_NAMES for side in ("l", "r"))
 _CUTOFF = 0.02  # Gaussian weights below this (beyond ~2.8 sigma) are exactly 0: localised support
 
 
@@ -163,7 +167,9 @@ def _expression_basis(
         + 2 * mm * face.g(0, -0.051, 0.016, 0.004)[:, None] * vec(0, 1, 0),  # lip_press
     ]
     assert len(named) == len(EXPRESSION_NAMES)
-    comps = [*named]
+    left = _smoothstep((face.x + 0.003) / 0.006)[:, None]  # 0 right of the midline, 1 left of it
+    lateral = [c * w for c in named for w in (left, 1.0 - left)]
+    comps = [*named, *lateral]
     while len(comps) < n:
         cx, cy = rng.uniform(-0.05, 0.05), rng.uniform(-0.08, 0.06)
         sx, sy = rng.uniform(0.008, 0.02, 2)

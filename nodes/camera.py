@@ -16,6 +16,7 @@ from pydantic import Field, PositiveFloat, PositiveInt
 from configs import config_path
 from nodes.common import add_config_arguments, load_node_config, stop_on_signals
 from streaming.camera.frames import encode_frame, video_stream_info
+from streaming.camera.participant_source import ParticipantSource, ParticipantSourceConfig
 from streaming.camera.sources import (
     FrameSource,
     OpenCVSource,
@@ -37,7 +38,7 @@ class CameraStreamConfig(Config):
 
 
 class CameraNodeConfig(Config):
-    source: Literal["synthetic", "opencv", "realsense"] = "synthetic"
+    source: Literal["synthetic", "opencv", "realsense", "participant"] = "synthetic"
     width: PositiveInt = 1280  # RealSense D415 colour: 1280x720 at up to 30 fps (DESIGN.md)
     height: PositiveInt = 720
     rate_hz: PositiveFloat = 30.0
@@ -47,10 +48,18 @@ class CameraNodeConfig(Config):
     serial: str = ""  # realsense: which camera ("" = the first)
     options: dict[str, float] = Field(default_factory=dict)  # realsense: rs.option name -> value
     stream: CameraStreamConfig = Field(default_factory=CameraStreamConfig)
+    participant: ParticipantSourceConfig = Field(default_factory=ParticipantSourceConfig)
+    occlusion: str = "none"  # participant: draw a scheme's electrodes ("fridlund", "kuramoto")
     status_interval_s: PositiveFloat = 5.0
 
 
 def make_source(config: CameraNodeConfig) -> FrameSource:
+    if config.source == "participant":  # + its truth stream, <name>-truth
+        return ParticipantSource(
+            config.participant, config.width, config.height, config.rate_hz,
+            occlusion=config.occlusion, truth_name=f"{config.stream.name}-truth",
+            of_stream=config.stream.name,
+        )  # fmt: skip
     if config.source == "synthetic":
         return SyntheticFaceSource(config.width, config.height, config.rate_hz)
     if config.source == "opencv":
@@ -135,7 +144,9 @@ def run_camera(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, example="rate_hz=60", default="configs/nodes/camera.toml")
     parser.add_argument(
-        "--source", choices=["synthetic", "opencv", "realsense"], help="override `source`"
+        "--source",
+        choices=["synthetic", "opencv", "realsense", "participant"],
+        help="override `source`",
     )
     parser.add_argument("--name", help="output stream name (default Camera)")
     parser.add_argument("--device", help="opencv: camera index or video file")

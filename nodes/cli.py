@@ -23,6 +23,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("record",): ("nodes.recorder", "record LSL streams into a session folder (XDF + video)"),
     ("replay",): ("nodes.replay", "replay a session folder or XDF file as LSL streams"),
     ("export",): ("nodes.export", "export a session to MNE / NumPy / CSV"),
+    ("synth",): ("nodes.synth", "synthetic participants with ground truth as session folders"),
     ("display",): ("nodes.display.server", "live biofeedback web page fed from the bus"),
     ("streams",): ("nodes.streams", "list the LSL streams visible from this machine"),
     ("listen",): ("nodes.listen", "print what is published on the bus"),

@@ -66,6 +66,7 @@ class VideoWriter:
         codec: str | None = None,
         cluster_s: float = 1.0,
         keyframe_interval: int = 10,
+        bitexact: bool = False,  # no random segment id or date: same frames, same bytes
     ) -> None:
         if pixel_format not in PIXEL_FORMATS:
             raise ValueError(
@@ -87,6 +88,8 @@ class VideoWriter:
         self._frame_format, self._dtype, self._channels = PIXEL_FORMATS[pixel_format]
         self._file = self.path.open("wb")
         options = {"cluster_time_limit": str(int(cluster_s * 1000)), "flush_packets": "1"}
+        if bitexact:
+            options["fflags"] = "+bitexact"
         self._container = av.open(self._file, "w", format="matroska", options=options)
         rate = _rate_fraction(self.rate_hz)
         self._stream = self._container.add_stream(CODECS[codec], rate=rate)

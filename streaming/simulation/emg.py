@@ -335,8 +335,16 @@ class EmgSimulator:
 
     def activation(self, index: np.ndarray) -> np.ndarray:
         """True ``(n, n_muscles)`` activation at absolute sample indices (side gains applied)."""
+        return self.activation_at(np.asarray(index) / self.rate_hz)
+
+    def activation_at(self, t_s: np.ndarray) -> np.ndarray:
+        """True ``(n, n_muscles)`` activation at simulator times ``t_s`` (s since sample 0).
+
+        The one source of activations: the EMG (:meth:`generate`) and the synthetic participant's
+        face (:mod:`streaming.simulation.participant`) both read it.
+        """
         per_muscle = self.script.activation(
-            index / self.rate_hz, self.library, loop=self.config.script.loop
+            np.asarray(t_s, dtype=np.float64), self.library, loop=self.config.script.loop
         )
         return np.repeat(per_muscle, 2, axis=1) * self._side_gain[None, :]
 

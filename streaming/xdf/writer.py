@@ -85,7 +85,7 @@ def samples_content(
 class XdfWriter:
     """Append-only XDF file; thread-safe. Refuses to overwrite an existing file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, created: str | None = None) -> None:
         self.path = Path(path)
         try:
             # x: never overwrite; unbuffered, so nothing is left pending after a failed write
@@ -99,7 +99,7 @@ class XdfWriter:
         self.bytes_written = 0
         header = (
             '<?xml version="1.0"?><info><version>1.0</version>'
-            f"<datetime>{datetime.now(UTC).isoformat()}</datetime>"
+            f"<datetime>{created or datetime.now(UTC).isoformat()}</datetime>"
             "<writer>eifer-live</writer></info>"
         )
         self._write(b"XDF:" + _chunk(TAG_FILE_HEADER, header.encode()))

@@ -1,0 +1,105 @@
+"""Rendering the participant: 1280x720 frames, the face where the truth says, expressions that
+show, electrodes exactly at the scheme's sites."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streaming.config import ConfigError
+from streaming.electrodes import load_scheme
+from streaming.simulation import EmgSimulator, SimulatorConfig
+from streaming.simulation.participant import Participant
+from streaming.simulation.participant.render import ParticipantRenderer, electrode_sites_m
+
+
+@pytest.fixture(scope="module")
+def participant() -> Participant:
+    return Participant(2, EmgSimulator(SimulatorConfig(seed=2)))
+
+
+def _hold_time(participant: Participant, movement: str) -> float:
+    event = next(e for e in participant.simulator.script.events if e.movement == movement)
+    return event.start_s + event.duration_s / 2
+
+
+def _posed_like(state, reference):
+    """``state``'s expression with ``reference``'s head pose (only the expression differs)."""
+    return type(state)(state.t_s, state.phi, reference.rotation, reference.centre_frac,
+                       reference.zoom, state.activation)  # fmt: skip
+
+
+def test_frame_size_and_face_box_cover_the_drawn_face(participant) -> None:
+    renderer = ParticipantRenderer(participant.traits)
+    frame = renderer.render(participant.state(1.0))
+    assert frame.rgb.shape == (720, 1280, 3) and frame.rgb.dtype == np.uint8
+    x, y, w, h = frame.face_box
+    assert x > 0 and x + w < 1280 and y > 0 and y + h < 720
+    assert 150 < h < 500 and 0.5 < w / h < 1.2
+    # the box holds the face: inside it the frame differs from the empty background
+    inside = frame.rgb[int(y + h * 0.3) : int(y + h * 0.7), int(x + w * 0.3) : int(x + w * 0.7)]
+    wall = renderer._background[
+        int(y + h * 0.3) : int(y + h * 0.7), int(x + w * 0.3) : int(x + w * 0.7)
+    ]
+    assert np.abs(inside.astype(int) - wall).mean() > 20
+    # true landmarks: inside the box; the subject's left mouth corner (iBUG 54) and eye appear on
+    # the viewer's right; brows above the eyes above the mouth
+    lmk = {k: frame.landmarks_px[k - 17] for k in range(17, 68)}
+    pts = frame.landmarks_px
+    assert np.all((pts[:, 0] > x) & (pts[:, 0] < x + w) & (pts[:, 1] > y) & (pts[:, 1] < y + h))
+    assert lmk[54][0] > lmk[48][0] and lmk[45][0] > lmk[36][0]
+    assert lmk[19][1] < lmk[37][1] < lmk[33][1] < lmk[51][1] < lmk[57][1]
+
+
+def test_movements_change_the_face_where_they_should(participant) -> None:
+    renderer = ParticipantRenderer(participant.traits)
+    rest = participant.state(1.0)
+    pucker = _posed_like(participant.state(_hold_time(participant, "Lip-Pucker")), rest)
+    a, b = renderer.render(rest).rgb, renderer.render(pucker).rgb
+    _x, y, _w, h = rest_box = renderer.render(rest).face_box
+    diff = np.abs(a.astype(int) - b.astype(int)).max(axis=2) > 20  # sensor noise: < 16
+    rows, _ = np.nonzero(diff)
+    assert diff.sum() > 200, "a lip pucker changed almost nothing"
+    lower_face = (rows > y + 0.5 * h).mean()
+    assert lower_face > 0.8, f"pucker changed pixels mostly outside the lower face: {rest_box}"
+
+
+@pytest.mark.parametrize("scheme", ["fridlund", "kuramoto"])
+def test_occlusion_pixels_lie_at_the_electrode_sites(participant, scheme) -> None:
+    state = participant.state(_hold_time(participant, "Smile-Open"))
+    free = ParticipantRenderer(participant.traits).render(state)
+    occluded = ParticipantRenderer(participant.traits, occlusion=scheme, cables=False).render(state)
+    labels, _ = electrode_sites_m(scheme)
+    channels = load_scheme(scheme).labels
+    assert set(labels) == set(channels)  # every channel has its electrode(s)
+    diff = np.abs(occluded.rgb.astype(int) - free.rgb.astype(int)).max(axis=2) > 12
+    sites = occluded.electrodes_px[occluded.electrodes_visible]
+    assert occluded.electrodes_visible.mean() > 0.9
+    # every changed pixel lies within one collar radius (+ 2 px anti-aliasing) of a site
+    rows, cols = np.nonzero(diff)
+    d = np.hypot(cols[:, None] - sites[None, :, 0], rows[:, None] - sites[None, :, 1]).min(1)
+    assert d.max() <= occluded.electrode_radius_px + 2.5
+    # and every visible site is covered: its centre pixel changed
+    for px, py in sites:
+        assert diff[int(py), int(px)], (px, py)
+    # cables add pixels beyond the collars, running off the face
+    with_cables = ParticipantRenderer(participant.traits, occlusion=scheme).render(state)
+    more = np.abs(with_cables.rgb.astype(int) - free.rgb.astype(int)).max(axis=2) > 12
+    assert more.sum() > diff.sum()
+
+
+def test_electrodes_follow_the_face(participant) -> None:
+    renderer = ParticipantRenderer(participant.traits, occlusion="fridlund", cables=False)
+    rest_state = participant.state(1.0)
+    smile_state = _posed_like(participant.state(_hold_time(participant, "Smile-Open")), rest_state)
+    rest, smile = renderer.render(rest_state), renderer.render(smile_state)
+    labels, _ = electrode_sites_m("fridlund")
+    moved = np.linalg.norm(smile.electrodes_px - rest.electrodes_px, axis=1)
+    zygomaticus = [i for i, lab in enumerate(labels) if lab in ("F19", "F20")]
+    frontalis = [i for i, lab in enumerate(labels) if lab in ("F1", "F2")]
+    assert moved[zygomaticus].min() > moved[frontalis].max()
+
+
+def test_unknown_occlusion_scheme_is_a_clear_error(participant) -> None:
+    with pytest.raises((ConfigError, FileNotFoundError), match="nonsense"):
+        ParticipantRenderer(participant.traits, occlusion="nonsense")
