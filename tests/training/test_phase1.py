@@ -116,3 +116,55 @@ def test_encoders_bundle_needs_224_crops(start) -> None:  # type: ignore[no-unty
 
     with pytest.raises(RunError, match="take 224x224"):
         write_encoders_bundle(start[1], start[1] / "bundle")
+
+
+@pytest.mark.slow  # ONNX export of the encoders at 224
+def test_encoders_bundle_verifies_and_a_misfitting_bundle_is_a_clear_error(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from eifer_models.bundle import load_bundle
+    from streaming.errors import BundleError
+    from training.encoder_bundle import write_encoders_bundle
+
+    data = FaceDataConfig(train_participants=[1], heldout_participants=[2],
+                          frames_per_participant=1, cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    run = run_encoders(EncodersConfig(data=data, output=str(tmp_path), run_name="enc224",
+                                      untrained=True, device="cpu"), progress=False)  # fmt: skip
+    bundle = write_encoders_bundle(run, tmp_path / "bundle")
+    manifest = bundle.manifest
+    assert manifest.training["encoders"].startswith("UNTRAINED")
+    assert manifest.training["mlps"] == "untrained (seeded)"
+    assert load_bundle(tmp_path / "bundle").summary()
+    weights = tmp_path / "bundle" / "encoders.safetensors"
+    state = load_file(str(weights))
+    state["expression_encoder.expression_layers.0.weight"] = torch.zeros(10, 960)
+    save_file(state, str(weights))
+    with pytest.raises(BundleError, match="does not match the manifest"):
+        load_bundle(tmp_path / "bundle")  # changed after writing: the checksum says so
+    import json
+
+    from eifer_models.bundle import sha256_file
+
+    manifest_file = tmp_path / "bundle" / "manifest.json"
+    data = json.loads(manifest_file.read_text())
+    data["files"]["encoders.safetensors"] = sha256_file(weights)  # a consistent but wrong bundle
+    manifest_file.write_text(json.dumps(data))
+    with pytest.raises(BundleError, match=r"has shape \(10, 960\), graph 'encoders' needs"):
+        load_bundle(tmp_path / "bundle")
+
+
+def test_cli_resume_of_a_folder_that_is_no_run_is_one_clear_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-m", "nodes.cli", "train", "phase1", "--resume", str(tmp_path)],
+        cwd=repo, env=dict(os.environ, PYTHONPATH=str(repo)), capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"eifer train: error: {tmp_path / 'run.json'}: missing; not a run of `eifer train phase1`"
+    )
