@@ -11,15 +11,17 @@ BENCHMARKS = [
     "dsp_online_vs_offline",
     "emg_simulator",
     "pipeline_latency",
+    "pipeline_overload",
     "camera_node",
     "inference_latency",
     "renderer_speed",
     "recording_throughput",
     "display_latency",
     "face_detection",
-    "trainer_toy",
     "participant_render",
     "synth_speed",
+    "trainer_toy",
+    "demo_stop",
 ]
 
 

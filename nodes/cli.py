@@ -46,8 +46,29 @@ def _match(argv: Sequence[str]) -> tuple[tuple[str, ...], list[str]] | None:
     return None
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(text: str) -> str:
+    """``--log-level``: a logging level name, any case; argparse reports a bad one in one line."""
+    level = text.strip().upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a logging level; use one of {', '.join(LOG_LEVELS)}"
+        )
+    return level
+
+
+def _error(words: Sequence[str], message: str) -> int:
+    print(f"eifer {' '.join(words)}: error: {message}", file=sys.stderr, flush=True)
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from nodes.processes import follow_parent
+
+    follow_parent()  # a node started by the demo ends with it, however the demo ends
     matched = _match(argv)
     if matched is None:
         print(_usage(), file=sys.stdout if not argv or argv[0] in {"-h", "--help"} else sys.stderr)
@@ -56,23 +77,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     module_name, text = COMMANDS[words]
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog="eifer " + " ".join(words), description=text)
-    parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
+    parser.add_argument(
+        "--log-level",
+        type=_log_level,
+        default="INFO",
+        metavar="LEVEL",
+        help=f"logging level: {', '.join(LOG_LEVELS)} (default: INFO)",
+    )
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s: %(message)s"
+        level=args.log_level, format="%(asctime)s %(name)s %(levelname)s: %(message)s"
     )
+    from streaming.errors import EiferError
+
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # every node ends with one clear line, not only a traceback
-        from streaming.errors import EiferError
-
-        if isinstance(exc, EiferError):
-            print(f"eifer {' '.join(words)}: error: {exc}", file=sys.stderr)
-            return 1
-        raise
+    except EiferError as exc:  # every user-facing fault ends with one clear line
+        logging.getLogger("eifer").debug("details", exc_info=True)
+        return _error(words, str(exc))
+    except OSError as exc:
+        # a path the user gave that cannot be read or written (permissions, read-only disk,
+        # a file where a folder should be, disk full): the path and the reason are the message
+        if exc.filename is None or exc.strerror is None:
+            raise
+        logging.getLogger("eifer").debug("details", exc_info=True)
+        return _error(words, f"{exc.filename}: {exc.strerror}")
 
 
 if __name__ == "__main__":

@@ -12,14 +12,19 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
 
 from nodes.common import add_option_config_arguments, load_option_config
 from nodes.listen import TerminalView
+from nodes.ports import AddressError, check_bus_address, check_port_free
 from nodes.processes import ProcessGroup
 from streaming.bus import Subscriber
+
+WORK_PREFIX = "eifer-demo-"
+PID_FILE = "demo.pid"  # in the work folder while the demo runs; a dead pid marks it stale
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,24 +68,80 @@ def _demo_profile(directory: Path, seconds: float = 200.0) -> Path:
     return profile.save(directory / "demo-profile.json")
 
 
+def check_addresses(args: argparse.Namespace) -> None:
+    """Fail in a second, with one line, when an address is malformed or taken: before the
+    models load, and before this demo could print another pipeline's data as its own."""
+    if args.bus.strip() == args.protocol_bus.strip():
+        raise AddressError(f"--bus and --protocol-bus are the same address ({args.bus})")
+    check_bus_address(args.bus, "--bus")
+    check_bus_address(args.protocol_bus, "--protocol-bus")
+    if not args.no_display:
+        if not 0 < args.display_port < 65536:
+            raise AddressError(f"--display-port {args.display_port}: not a TCP port (1..65535)")
+        check_port_free("127.0.0.1", args.display_port, "--display-port")
+
+
+def remove_stale_work_folders(parent: Path | None = None) -> list[Path]:
+    """Remove work folders of demos that were killed (SIGKILL leaves no chance to clean up)."""
+    removed = []
+    for folder in Path(parent or tempfile.gettempdir()).glob(WORK_PREFIX + "*"):
+        try:
+            pid = int((folder / PID_FILE).read_text().strip())
+        except (OSError, ValueError):
+            continue  # not ours, or kept on purpose (a failed demo's logs)
+        if not _alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop_on(signum: int, _frame: object) -> None:
+    """SIGTERM (``timeout``, ``kill``) and SIGHUP (terminal closed) end the demo like Ctrl-C."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def run(args: argparse.Namespace) -> int:
     load_option_config(args)
-    work = Path(tempfile.mkdtemp(prefix="eifer-demo-"))
+    check_addresses(args)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop_on)
+    # Ctrl-C is the documented way to stop, even when a script started us with SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    remove_stale_work_folders()
+    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))
+    (work / PID_FILE).write_text(str(os.getpid()))
     suffix = f"demo{os.getpid()}"
     emg_name, camera_name = f"EMG-{suffix}", f"Camera-{suffix}"
     os.environ.setdefault("LSLAPICFG", str(_lsl_config(work)))
     group = ProcessGroup(work)
-    print(f"EIFER live demo: logs in {work}")
+    print(f"EIFER live demo: logs in {work}", flush=True)
     status, frames = 0, 0
     try:
         status, frames = _run_demo(args, group, work, suffix, emg_name, camera_name)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP, at any stage (even calibration)
         pass
     finally:
         group.stop()
-    print(f"\ndemo stopped after {frames} frames")
     if status == 0:
         shutil.rmtree(work, ignore_errors=True)
+    else:
+        (work / PID_FILE).unlink(missing_ok=True)  # keep the logs of a failed demo
+    try:  # the terminal may be gone (SIGHUP)
+        print(f"\ndemo stopped after {frames} frames", flush=True)
+        if status != 0:
+            print(f"logs kept in {work}", flush=True)
+    except OSError:
+        pass
     return status
 
 
@@ -124,8 +185,14 @@ def _run_demo(
     bundle = None if args.no_models else _demo_bundle(work)
     if bundle is not None:
         pipeline += ["--bundle", str(bundle)]
-        print(f"models: demo bundle {bundle} (random weights, untrained: predictions are noise)")
-    print("calibration: computing the participant profile from a simulated calibration run ...")
+        print(
+            f"models: demo bundle {bundle} (random weights, untrained: predictions are noise)",
+            flush=True,
+        )
+    print(
+        "calibration: computing the participant profile from a simulated calibration run ...",
+        flush=True,
+    )
     pipeline += ["--profile", str(_demo_profile(work))]
     group.start("pipeline", pipeline)
     if not args.no_display:
@@ -141,8 +208,8 @@ def _run_demo(
                 f"port={args.display_port}",
             ],
         )
-        print(f"display: http://127.0.0.1:{args.display_port}/")
-    print("press Ctrl-C to stop\n")
+        print(f"display: http://127.0.0.1:{args.display_port}/", flush=True)
+    print("press Ctrl-C to stop\n", flush=True)
     status = 0
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     frames = 0

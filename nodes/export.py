@@ -6,8 +6,10 @@ A thin shell over :mod:`streaming.export`; prints the files it wrote.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from nodes.common import add_option_config_arguments, load_option_config
+from streaming.errors import SessionFileError
 from streaming.export import FORMATS, export_session
 
 
@@ -22,7 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     load_option_config(args)
-    paths = export_session(args.session, args.to, args.out, emg=args.emg, markers=args.markers)
+    try:
+        if args.out:  # before loading the session: an unwritable folder fails at once
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+        paths = export_session(args.session, args.to, args.out, emg=args.emg, markers=args.markers)
+    except OSError as exc:  # an output folder that cannot be created or written
+        where = exc.filename or args.out or "the output folder"
+        raise SessionFileError(
+            f"cannot write the export to {where}: {exc.strerror or exc}"
+        ) from None
     for path in paths:
         print(path)
     return 0

@@ -7,10 +7,15 @@ keeps a frame-index stream in their place: one sample per frame, the frame numbe
 original time, with the camera's metadata and ``desc/video/file`` in its header. Streams that
 appear late are picked up by a discovery loop; streams that drop out and return (same source id)
 are resumed by liblsl's recovery, without losing what the sender buffered meanwhile.
+
+At a stop, every stream is drained before the files close: everything its inlet holds, and what
+is still in flight up to the stop time (bounded by ``drain_timeout_s``), so a recorder that fell
+behind (say, video encoding on a loaded machine) still saves the end of the session.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 import threading
@@ -26,7 +31,7 @@ from pydantic import Field, PositiveFloat
 
 from streaming.camera.frames import decode_frame, frame_shape
 from streaming.config import Config
-from streaming.errors import EiferError, StreamNotFoundError
+from streaming.errors import EiferError, SessionFileError, StreamNotFoundError
 from streaming.lsl_io import (
     ChunkInlet,
     StreamSelector,
@@ -35,13 +40,15 @@ from streaming.lsl_io import (
     with_full_desc,
 )
 from streaming.session import (
+    RESERVE_FILE,
     SessionInfo,
     create_session_folder,
+    reserve_session_info,
     video_file_name,
     write_session_info,
 )
 from streaming.video_file import VideoWriter
-from streaming.xdf.writer import XdfWriter
+from streaming.xdf.writer import DiskFullError, XdfWriter
 
 __all__ = ["Recorder", "RecorderConfig", "SelectorConfig"]
 
@@ -72,6 +79,8 @@ class RecorderConfig(Config):
     discover_interval_s: PositiveFloat = 2.0
     status_interval_s: PositiveFloat = 1.0
     video_codec: str | None = None  # None: x264 lossless RGB / FFV1 depth (bit-exact)
+    drain_timeout_s: PositiveFloat = 30.0  # at a stop: longest wait to save what is pending
+    drain_quiet_s: PositiveFloat = 0.5  # at a stop: a stream silent this long has no more
 
 
 @dataclass
@@ -133,16 +142,27 @@ class StreamRecorder:
         else:
             writer.stream_header(stream_id, info.as_xml())
         self._stop = threading.Event()
+        self._stop_t = float("inf")  # set by stop(): drain up to this LSL time
+        self._write_failed = False
         self._thread = threading.Thread(target=self._run, name=f"rec-{info.name()}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, at_lsl_time: float | None = None) -> None:
+        """Stop after draining what was sent up to ``at_lsl_time`` (default: now)."""
+        import pylsl
+
+        self._stop_t = pylsl.local_clock() if at_lsl_time is None else at_lsl_time
         self._stop.set()
 
+    def discard(self) -> None:
+        """A recorder never started (the session closed meanwhile): release its video file."""
+        self._stop.set()
+        self._close_video()
+
     def join(self) -> None:
-        self._thread.join(10)
+        self._thread.join(self.config.drain_timeout_s + 10)
 
     def _run(self) -> None:
         import pylsl
@@ -154,26 +174,75 @@ class StreamRecorder:
                 max_chunk=max_chunk,
             ) as inlet:  # fmt: skip
                 inlet.open(5.0)
-                next_offset = 0.0
+                next_offset = next_flush = 0.0
                 while not self._stop.is_set():
                     if time.monotonic() >= next_offset:
                         next_offset = time.monotonic() + self.config.clock_offset_interval_s
                         self._clock_offset(inlet, pylsl.local_clock())
+                    if self.video is not None and time.monotonic() >= next_flush:
+                        # video reaches the disk like the XDF: a kill loses about the last second
+                        next_flush = time.monotonic() + self.config.flush_interval_s
+                        self.video.flush()
                     data, stamps = inlet.pull(timeout_s=0.2)
                     if len(stamps):
                         self._write(data, stamps)
-                # drain what arrived before the stop
-                data, stamps = inlet.pull(timeout_s=0.0)
-                if len(stamps):
-                    self._write(data, stamps)
+                self._drain(inlet)
         except StreamNotFoundError as exc:
             self.stats.lost = True
             log.warning("record: %s", exc)
         except Exception as exc:  # disk full, video errors: stop the recording, say why
-            self.on_error(exc)
+            self._write_failed = True
+            self.on_error(self._as_session_error(exc))
         finally:
-            if self.video is not None:
+            self._close_video()
+
+    def _drain(self, inlet: ChunkInlet) -> None:
+        """Save everything pending after a stop: what the inlet holds, and what is in flight up
+        to the stop time; ends at the first sample at or after the stop time, after
+        ``drain_quiet_s`` without data, or at ``drain_timeout_s``."""
+        # the stop time on the sender's clock (stamps are recorded raw; offset = local - remote)
+        stop_t = self._stop_t - (self.stats.offsets[-1][1] if self.stats.offsets else 0.0)
+        deadline = time.monotonic() + self.config.drain_timeout_s
+        while True:
+            left_s = deadline - time.monotonic()
+            if left_s <= 0:
+                log.warning(
+                    "record: %r: stopped draining after %.0f s; later data are not saved",
+                    self.stats.name, self.config.drain_timeout_s,
+                )  # fmt: skip
+                return
+            data, stamps = inlet.pull(timeout_s=min(self.config.drain_quiet_s, left_s))
+            if not len(stamps):
+                return  # quiet: nothing more was sent before the stop
+            self._write(data, stamps)
+            if stamps[-1] >= stop_t:
+                return
+
+    def _close_video(self) -> None:
+        if self.video is None:
+            return
+        try:
+            if self._write_failed or _free_bytes(self.writer.path.parent) < 1_000_000:
+                self.video.abandon()  # draining the encoder would only fail again (full disk)
+            else:
                 self.video.close()
+        except Exception as exc:  # the disk filled: the frames written so far stay readable
+            error = self._as_session_error(exc)
+            self.on_error(error)
+            log.debug("record: closing %s: %s", self.video_file, error)
+
+    def _as_session_error(self, exc: Exception) -> EiferError:
+        """One clear line for the user: a disk-full error names the file, others say what."""
+        if isinstance(exc, EiferError):
+            return exc
+        target = self.video_file if self.video is not None else self.writer.path.name
+        disk_full = isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS
+        if disk_full or _free_bytes(self.writer.path.parent) < 1_000_000:
+            return DiskFullError(
+                f"disk full while writing {target}; recording stopped, "
+                "what was written before is kept"
+            )
+        return SessionFileError(f"recording {self.stats.name!r} into {target} failed: {exc}")
 
     def _clock_offset(self, inlet: ChunkInlet, now: float) -> None:
         try:
@@ -211,6 +280,16 @@ class StreamRecorder:
         )
 
 
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0
+
+
 def _depth_shape(info: Any) -> tuple[int, int]:
     from streaming.lsl_io import desc_to_dict
 
@@ -233,6 +312,7 @@ class Recorder:
             notes=config.notes,
         )
         write_session_info(self.folder, self.info)
+        reserve_session_info(self.folder)  # the final session.json is written even on a full disk
         self.streams: dict[str, StreamRecorder] = {}
         self.error: Exception | None = None
         self._lock = threading.Lock()
@@ -287,7 +367,7 @@ class Recorder:
                 continue
             with self._lock:
                 if self._closing.is_set():
-                    recorder.stop()
+                    recorder.discard()
                     break
                 self.streams[resolved.uid()] = recorder
             recorder.start()
@@ -300,6 +380,13 @@ class Recorder:
         now = time.monotonic()
         if self.error is not None:
             raise self.error
+        try:
+            self._periodic(now)
+        except OSError as exc:  # fsync on a failing disk
+            self._on_error(SessionFileError(f"cannot write {self.writer.path}: {exc.strerror}"))
+            raise self.error from None  # type: ignore[misc]
+
+    def _periodic(self, now: float) -> None:
         if now >= self._next["flush"]:
             self._next["flush"] = now + self.config.flush_interval_s
             self.writer.sync()
@@ -317,19 +404,32 @@ class Recorder:
         return f"{self.folder.name}: {'; '.join(parts) or 'no streams yet'} | {size_mb:.1f} MB | {free_gb:.1f} GB free"
 
     def close(self, reason: str = "stopped") -> None:
+        """Drain every stream, write the footers, close the files, then the final session.json.
+
+        Never raises for a failing disk: the first error is in :attr:`error` and in
+        ``stop_reason``; the caller has already told the user.
+        """
+        import pylsl
+
         with self._lock:
             self._closing.set()
         self._discovery.join(5)
+        stop_t = pylsl.local_clock()  # one stop time for every stream
         for recorder in self.streams.values():
-            recorder.stop()
+            recorder.stop(stop_t)
         for recorder in self.streams.values():
             recorder.join()
         try:
             if self.error is None:
                 for recorder in self.streams.values():
                     recorder.footer()
+        except EiferError as exc:
+            self._on_error(exc)
         finally:
-            self.writer.close()
+            try:
+                self.writer.close()
+            except OSError as exc:
+                self._on_error(SessionFileError(f"cannot close {self.writer.path}: {exc}"))
             self.info = self.info.model_copy(
                 update={
                     "stopped": datetime.now(UTC).isoformat(),
@@ -342,5 +442,7 @@ class Recorder:
             )
             try:
                 write_session_info(self.folder, self.info)
-            except OSError as exc:
-                log.warning("record: could not update session.json: %s", exc)
+            except EiferError as exc:
+                log.warning("record: %s", exc)
+            finally:
+                (self.folder / RESERVE_FILE).unlink(missing_ok=True)

@@ -1,9 +1,19 @@
 """Session folders (DESIGN.md): ``session.xdf``, one ``<stream>.mkv`` per video stream, and
-``session.json`` (participant, electrode scheme, protocol, notes). Never overwritten."""
+``session.json`` (participant, electrode scheme, protocol, notes). Never overwritten.
+
+``session.json`` is replaced atomically (write a temporary file, fsync, rename, fsync the
+folder): a crash leaves the old or the new version, never half of one. So that the final version
+(stop time, streams) can be written even when the recording filled the disk, the recorder keeps
+space for it: :func:`reserve_session_info` pre-allocates ``session.json.reserve``, and
+:func:`write_session_info` writes into that space (overwriting allocated blocks needs no free
+space) before renaming it.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +23,20 @@ from pydantic import Field
 from streaming.config import Config
 from streaming.errors import SessionFileError
 
-__all__ = ["SessionInfo", "create_session_folder", "read_session_info", "video_file_name"]
+__all__ = [
+    "SessionInfo",
+    "create_session_folder",
+    "read_session_info",
+    "reserve_session_info",
+    "video_file_name",
+    "write_session_info",
+]
+
+INFO_FILE = "session.json"
+RESERVE_FILE = "session.json.reserve"
+TMP_FILE = "session.json.tmp"
+RESERVE_BYTES = 64 * 1024  # the final session.json of a session with many streams fits
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
 class SessionInfo(Config):
@@ -41,14 +64,78 @@ def create_session_folder(root: str | Path, name: str) -> Path:
         raise SessionFileError(
             f"session {path} exists; a session is never overwritten: choose another --session"
         ) from None
+    except OSError as exc:  # read-only disk, no permission, a file where a folder should be
+        raise SessionFileError(
+            f"cannot create the session folder {path}: {exc.strerror or exc}"
+        ) from None
     return path
 
 
+def reserve_session_info(folder: Path, size: int = RESERVE_BYTES) -> None:
+    """Pre-allocate the space of the final ``session.json`` (see the module docstring)."""
+    path = folder / RESERVE_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            try:
+                os.posix_fallocate(fd, 0, size)
+            except OSError as exc:
+                if exc.errno in _DISK_FULL:
+                    raise
+                os.write(fd, b" " * size)  # file systems without fallocate
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise SessionFileError(
+            f"cannot reserve {size // 1024} KB for {folder / INFO_FILE} "
+            f"({exc.strerror or exc}): is the disk full?"
+        ) from None
+
+
 def write_session_info(folder: Path, info: SessionInfo) -> None:
-    """Write ``session.json`` atomically (a crash leaves the old or the new one, never half)."""
-    tmp = folder / "session.json.tmp"
-    tmp.write_text(json.dumps(info.model_dump(), indent=2))
-    tmp.replace(folder / "session.json")
+    """Replace ``session.json`` atomically, in the reserved space when there is one.
+
+    On failure the previous ``session.json`` stays as it was, no temporary file is left, and
+    :class:`SessionFileError` says why.
+    """
+    data = json.dumps(info.model_dump(), indent=2).encode()
+    reserve, tmp = folder / RESERVE_FILE, folder / TMP_FILE
+    source = reserve if reserve.is_file() else tmp
+    try:
+        fd = os.open(source, os.O_WRONLY | os.O_CREAT, 0o644)  # no O_TRUNC: keep the blocks
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.ftruncate(fd, len(data))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(source, folder / INFO_FILE)
+        _fsync_folder(folder)
+    except OSError as exc:
+        if source == tmp:
+            tmp.unlink(missing_ok=True)
+        raise SessionFileError(
+            f"cannot write {folder / INFO_FILE} ({exc.strerror or exc}); "
+            "the previous version is kept"
+        ) from None
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable (POSIX: a rename reaches the disk with its folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def read_session_info(folder: str | Path) -> SessionInfo:

@@ -149,6 +149,13 @@ class VideoWriter:
         finally:
             self._file.close()
 
+    def abandon(self) -> None:
+        """Close without draining the encoder or writing the index, e.g. on a full disk where
+        every further write fails: the frames already written stay readable."""
+        if not self._closed:
+            self._closed = True
+            self._file.close()
+
     def __enter__(self) -> VideoWriter:
         return self
 

@@ -76,7 +76,7 @@ def emg_at_frames(
         values[t_frames + delay_s < settled] = np.nan
         return values, delay_s
     if method == "offline":
-        env = offline_envelope(x, rate_hz, feature)
+        env = offline_envelope(x, build_chain(feature, x.shape[1], rate_hz))
         n_grid = max(2, round(len(env) * offline_rate_hz / rate_hz))
         grid = resample_to_frames(env, n_grid)
         # resample's k-th output lies at k * (n / n_grid) samples after the first input sample

@@ -40,7 +40,7 @@ def test_the_face_follows_the_protocol_markers(unique_name) -> None:
     )
     ctx = mp.get_context("spawn")
     ready, stop = ctx.Event(), ctx.Event()
-    pusher = ctx.Process(target=_push_markers, args=(markers, 1.0, 1.0, ready, stop), daemon=True)
+    pusher = ctx.Process(target=_push_markers, args=(markers, 2.0, 1.0, ready, stop), daemon=True)
     pusher.start()
     truth_name = f"{unique_name}-truth"
     source = ParticipantSource(config, 160, 90, 30.0, truth_name=truth_name, of_stream=unique_name)
@@ -53,8 +53,11 @@ def test_the_face_follows_the_protocol_markers(unique_name) -> None:
         rows, stamps = [], []
         with ChunkInlet(info, max_buflen_s=30) as inlet:
             inlet.open(10)
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + 25
             while not source._follower.connected and time.monotonic() < deadline:
+                source.read()
+            settle = time.monotonic() + 1.0  # the inlet subscribes on its first pulls
+            while time.monotonic() < settle:
                 source.read()
             ready.set()
             t_end = None
@@ -64,7 +67,7 @@ def test_the_face_follows_the_protocol_markers(unique_name) -> None:
                 data, ts = inlet.pull(0.0)
                 rows += list(data)
                 stamps += list(ts)
-                t_end = t_end or frame.t_capture_lsl + 3.5
+                t_end = t_end or frame.t_capture_lsl + 4.5
                 if frame.t_capture_lsl > t_end:
                     break
             data, ts = inlet.pull(0.5)
