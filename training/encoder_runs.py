@@ -17,6 +17,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ __all__ = [
     "new_run",
     "phi_scores",
     "pick_device",
+    "run_log",
     "save_checkpoint",
 ]
 
@@ -68,11 +71,22 @@ def new_run(output: str, run_name: str) -> Path:
             f"run folder {folder} exists; a run is never overwritten: choose another run_name, "
             "or continue it with --resume"
         ) from None
+    return folder
+
+
+@contextmanager
+def run_log(folder: Path) -> Iterator[None]:
+    """The run's ``train.log`` receives the trainer's log while the run is in this block."""
     handler = logging.FileHandler(folder / "train.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
-    logging.getLogger("training").addHandler(handler)
-    logging.getLogger("training").setLevel(logging.INFO)
-    return folder
+    logger = logging.getLogger("training")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

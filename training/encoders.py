@@ -31,6 +31,7 @@ from training.encoder_runs import (
     new_run,
     phi_scores,
     pick_device,
+    run_log,
     save_checkpoint,
 )
 from training.errors import RunError
@@ -104,91 +105,98 @@ def run_encoders(
         raise RunError("give a config or a run folder to resume")
     else:
         folder = new_run(config.output, config.run_name)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device = pick_device(config.device)
-    chash = config_hash(config)
-    torch.manual_seed(config.seed)
-    encoder = SmirkEncoder()
-    provenance = "seeded random initialisation (no SMIRK checkpoint given)"
-    if config.init_checkpoint:
-        from eifer_models.checkpoints import load_smirk_encoder
+    with run_log(folder):
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        device = pick_device(config.device)
+        chash = config_hash(config)
+        torch.manual_seed(config.seed)
+        encoder = SmirkEncoder()
+        provenance = "seeded random initialisation (no SMIRK checkpoint given)"
+        if config.init_checkpoint:
+            from eifer_models.checkpoints import load_smirk_encoder
 
-        report = load_smirk_encoder(encoder, config.init_checkpoint)
-        provenance = f"started from SMIRK checkpoint {config.init_checkpoint} ({report})"
-    if config.untrained:
-        provenance = "UNTRAINED: " + provenance
-    else:
-        provenance = f"supervised on synthetic participants ({config.views} views); " + provenance
-    info = {"kind": "encoders", "config": config.model_dump(mode="json"), "provenance": provenance}
-    if resume is None:
-        from training.mlp import git_commit
+            report = load_smirk_encoder(encoder, config.init_checkpoint)
+            provenance = f"started from SMIRK checkpoint {config.init_checkpoint} ({report})"
+        if config.untrained:
+            provenance = "UNTRAINED: " + provenance
+        else:
+            provenance = (
+                f"supervised on synthetic participants ({config.views} views); " + provenance
+            )
+        info = {
+            "kind": "encoders",
+            "config": config.model_dump(mode="json"),
+            "provenance": provenance,
+        }
+        if resume is None:
+            from training.mlp import git_commit
 
-        info["git_commit"] = git_commit()
-        (folder / RUN_FILE).write_text(json.dumps(info, indent=2))
-    train, held = load_pairs(config.data, progress=progress)
-    crops = {
-        "free": [train.free],
-        "occluded": [train.occluded],
-        "both": [train.free, train.occluded],
-    }
-    x_all = np.concatenate(crops[config.views])
-    rows_all = np.concatenate([np.arange(len(train))] * len(crops[config.views]))
-    encoder.to(device)
-    epochs = 0 if config.untrained else config.epochs
-    steps_per_epoch = -(-len(x_all) // config.batch_size)
-    opt = torch.optim.Adam(encoder.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-        opt, T_max=max(1, epochs * steps_per_epoch), eta_min=config.lr * 0.01
-    )
-    epoch, losses = 0, []
-    checkpoint = folder / CHECKPOINT
-    if checkpoint.is_file():
-        state = load_checkpoint(checkpoint, chash)
-        encoder.load_state_dict(state["encoder"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        epoch, losses = int(state["epoch"]), list(state["losses"].tolist())
-        log.info("resumed at epoch %d from %s", epoch, checkpoint)
-    bar = None
-    if progress and epochs:
-        from tqdm import tqdm
+            info["git_commit"] = git_commit()
+            (folder / RUN_FILE).write_text(json.dumps(info, indent=2))
+        train, held = load_pairs(config.data, progress=progress)
+        crops = {
+            "free": [train.free],
+            "occluded": [train.occluded],
+            "both": [train.free, train.occluded],
+        }
+        x_all = np.concatenate(crops[config.views])
+        rows_all = np.concatenate([np.arange(len(train))] * len(crops[config.views]))
+        encoder.to(device)
+        epochs = 0 if config.untrained else config.epochs
+        steps_per_epoch = -(-len(x_all) // config.batch_size)
+        opt = torch.optim.Adam(encoder.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=max(1, epochs * steps_per_epoch), eta_min=config.lr * 0.01
+        )
+        epoch, losses = 0, []
+        checkpoint = folder / CHECKPOINT
+        if checkpoint.is_file():
+            state = load_checkpoint(checkpoint, chash)
+            encoder.load_state_dict(state["encoder"])
+            opt.load_state_dict(state["opt"])
+            sched.load_state_dict(state["sched"])
+            epoch, losses = int(state["epoch"]), list(state["losses"].tolist())
+            log.info("resumed at epoch %d from %s", epoch, checkpoint)
+        bar = None
+        if progress and epochs:
+            from tqdm import tqdm
 
-        bar = tqdm(total=epochs, initial=epoch, desc="encoders (supervised)", unit="epoch")
-    while epoch < epochs:
-        encoder.train()
-        g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        order = torch.randperm(len(x_all), generator=g).numpy()
-        total = 0.0
-        for start in range(0, len(order), config.batch_size):
-            batch = order[start : start + config.batch_size]
-            loss = supervised_loss(
-                encoder, _images(x_all[batch], device), _targets(train, rows_all[batch], device), config
-            )  # fmt: skip
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(batch)
-        epoch += 1
-        losses.append(total / len(order))
-        log.info("epoch %d: loss %.5f", epoch, losses[-1])
-        save_checkpoint(checkpoint, {
-            "epoch": epoch, "config_hash": chash, "encoder": encoder.state_dict(),
-            "opt": opt.state_dict(), "sched": sched.state_dict(),
-            "losses": torch.tensor(losses, dtype=torch.float64),
-        })  # fmt: skip
+            bar = tqdm(total=epochs, initial=epoch, desc="encoders (supervised)", unit="epoch")
+        while epoch < epochs:
+            encoder.train()
+            g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+            order = torch.randperm(len(x_all), generator=g).numpy()
+            total = 0.0
+            for start in range(0, len(order), config.batch_size):
+                batch = order[start : start + config.batch_size]
+                loss = supervised_loss(
+                    encoder, _images(x_all[batch], device), _targets(train, rows_all[batch], device), config
+                )  # fmt: skip
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += float(loss.detach()) * len(batch)
+            epoch += 1
+            losses.append(total / len(order))
+            log.info("epoch %d: loss %.5f", epoch, losses[-1])
+            save_checkpoint(checkpoint, {
+                "epoch": epoch, "config_hash": chash, "encoder": encoder.state_dict(),
+                "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "losses": torch.tensor(losses, dtype=torch.float64),
+            })  # fmt: skip
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if epoch == stop_after_epoch:
+                return folder
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        if epoch == stop_after_epoch:
-            return folder
-    if bar is not None:
-        bar.close()
-    encoder.cpu().eval()
-    torch.save(encoder.state_dict(), folder / ENCODERS)
-    scores = evaluate_encoders(encoder, held, torch.device("cpu"))
-    scores["losses"] = losses
-    (folder / "eval.json").write_text(json.dumps(scores, indent=2))
-    log.info("held-out occluded mean r %s", scores["occluded"]["mean_r"])
-    return folder
+            bar.close()
+        encoder.cpu().eval()
+        torch.save(encoder.state_dict(), folder / ENCODERS)
+        scores = evaluate_encoders(encoder, held, torch.device("cpu"))
+        scores["losses"] = losses
+        (folder / "eval.json").write_text(json.dumps(scores, indent=2))
+        log.info("held-out occluded mean r %s", scores["occluded"]["mean_r"])
+        return folder

@@ -55,6 +55,7 @@ from training.encoder_runs import (
     load_encoders,
     new_run,
     pick_device,
+    run_log,
     save_checkpoint,
 )
 from training.encoders import evaluate_encoders, load_pairs
@@ -252,96 +253,100 @@ def run_phase1(
         if not config.encoders:
             raise RunError("phase 1 starts from trained encoders: set encoders = <run folder>")
         folder = new_run(config.output, config.run_name)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device = pick_device(config.device)
-    encoder, origin = load_encoders(config.encoders)
-    if resume is None:
-        from training.mlp import git_commit
+    with run_log(folder):
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        device = pick_device(config.device)
+        encoder, origin = load_encoders(config.encoders)
+        if resume is None:
+            from training.mlp import git_commit
 
-        info = {
-            "kind": "phase1", "config": config.model_dump(mode="json"), "git_commit": git_commit(),
-            "provenance": f"phase 1 (EIFER cycles) from encoders {origin}",
-        }  # fmt: skip
-        (folder / RUN_FILE).write_text(json.dumps(info, indent=2))
-    train, held = load_pairs(config.data, progress=progress)
-    rows, val_rows = split_finetune(
-        len(train), config.finetune_fraction, config.val_fraction, config.seed
-    )
-    total_epochs = sum(config.stage_epochs)
-    models = CycleModels.build(config, encoder, total_epochs * len(rows)).to(device)
-    face = FaceModel(config.data.crop_size).to(device)
-    chash = config_hash(config)
-    epoch, history = 0, []
-    checkpoint = folder / CHECKPOINT
-    if checkpoint.is_file():
-        state = load_checkpoint(checkpoint, chash)
-        models.load(state["models"])
-        epoch, history = int(state["epoch"]), json.loads(state["history"])
-        log.info("resumed at epoch %d", epoch)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=total_epochs * len(rows), initial=epoch * len(rows), desc="phase 1", unit="step"
+            info = {
+                "kind": "phase1", "config": config.model_dump(mode="json"), "git_commit": git_commit(),
+                "provenance": f"phase 1 (EIFER cycles) from encoders {origin}",
+            }  # fmt: skip
+            (folder / RUN_FILE).write_text(json.dumps(info, indent=2))
+        train, held = load_pairs(config.data, progress=progress)
+        rows, val_rows = split_finetune(
+            len(train), config.finetune_fraction, config.val_fraction, config.seed
         )
-    for net in (models.e_s, models.e_n):
-        net.eval()  # batch 1: BatchNorm statistics stay those of pre-training
-    while epoch < total_epochs:
-        stage = stage_of_epoch(epoch, config.stage_epochs)
-        fraction = config.pixel_fractions[stage]
-        models.e_s.requires_grad_(stage >= 1)
-        g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        order = torch.randperm(len(rows), generator=g).numpy()
-        partner = torch.randint(0, len(rows), (len(rows), 3), generator=g).numpy()
-        sums: dict[str, float] = {}
-        for k, i in enumerate(order):
-            j, rs, rn = (rows[q] for q in partner[k])
-            x_s, x_n, ref_s, ref_n = (  # x_n unpaired with x_s; unpaired references
-                augment(_image(crop, device), config.augment, g)
-                for crop in (
-                    train.occluded[rows[i]],
-                    train.free[j],
-                    train.occluded[rs],
-                    train.free[rn],
-                )
+        total_epochs = sum(config.stage_epochs)
+        models = CycleModels.build(config, encoder, total_epochs * len(rows)).to(device)
+        face = FaceModel(config.data.crop_size).to(device)
+        chash = config_hash(config)
+        epoch, history = 0, []
+        checkpoint = folder / CHECKPOINT
+        if checkpoint.is_file():
+            state = load_checkpoint(checkpoint, chash)
+            models.load(state["models"])
+            epoch, history = int(state["epoch"]), json.loads(state["history"])
+            log.info("resumed at epoch %d", epoch)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=total_epochs * len(rows),
+                initial=epoch * len(rows),
+                desc="phase 1",
+                unit="step",
             )
-            losses = cycle_step(models, face, x_s, x_n, ref_s, ref_n, config, fraction, g)
-            for key, v in losses.items():
-                sums[key] = sums.get(key, 0.0) + v / len(order)
-            if bar is not None:
-                bar.update(1)
-        val: dict[str, float] = {}
-        gv = torch.Generator().manual_seed(config.seed)
-        with torch.no_grad():
-            for i in val_rows:
-                x_s, x_n = _image(train.occluded[i], device), _image(train.free[i], device)
-                for key, v in cycle_step(models, face, x_s, x_n, x_s, x_n, config, fraction, gv, train=False).items():  # fmt: skip
-                    val[key] = val.get(key, 0.0) + v / len(val_rows)
-        epoch += 1
-        history.append(
-            {"epoch": epoch, "stage": stage + 1, "pixels": fraction, "train": sums, "val": val}
-        )
-        log.info("epoch %d (stage %d): train %s val %s", epoch, stage + 1, sums, val)
-        if config.samples_per_epoch:
-            pick = val_rows[: config.samples_per_epoch]
-            _save_samples(folder, epoch, models, face,
-                          torch.cat([_image(train.occluded[i], device) for i in pick]),
-                          torch.cat([_image(train.free[i], device) for i in pick]), config, fraction)  # fmt: skip
-        save_checkpoint(checkpoint, {
-            "epoch": epoch, "config_hash": chash, "models": models.state(),
-            "history": json.dumps(history),
-        })  # fmt: skip
-        if epoch == stop_after_epoch:
-            return folder
-    if bar is not None:
-        bar.close()
-    e_s = models.e_s.cpu().eval()
-    torch.save(e_s.state_dict(), folder / ENCODERS)
-    scores = evaluate_encoders(e_s, held, torch.device("cpu"))
-    scores["history"] = history
-    scores["finetune_frames"] = {"train": len(rows), "validation": len(val_rows)}
-    (folder / "eval.json").write_text(json.dumps(scores, indent=2))
-    log.info("held-out occluded mean r %s", scores["occluded"]["mean_r"])
-    return folder
+        for net in (models.e_s, models.e_n):
+            net.eval()  # batch 1: BatchNorm statistics stay those of pre-training
+        while epoch < total_epochs:
+            stage = stage_of_epoch(epoch, config.stage_epochs)
+            fraction = config.pixel_fractions[stage]
+            models.e_s.requires_grad_(stage >= 1)
+            g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+            order = torch.randperm(len(rows), generator=g).numpy()
+            partner = torch.randint(0, len(rows), (len(rows), 3), generator=g).numpy()
+            sums: dict[str, float] = {}
+            for k, i in enumerate(order):
+                j, rs, rn = (rows[q] for q in partner[k])
+                x_s, x_n, ref_s, ref_n = (  # x_n unpaired with x_s; unpaired references
+                    augment(_image(crop, device), config.augment, g)
+                    for crop in (
+                        train.occluded[rows[i]],
+                        train.free[j],
+                        train.occluded[rs],
+                        train.free[rn],
+                    )
+                )
+                losses = cycle_step(models, face, x_s, x_n, ref_s, ref_n, config, fraction, g)
+                for key, v in losses.items():
+                    sums[key] = sums.get(key, 0.0) + v / len(order)
+                if bar is not None:
+                    bar.update(1)
+            val: dict[str, float] = {}
+            gv = torch.Generator().manual_seed(config.seed)
+            with torch.no_grad():
+                for i in val_rows:
+                    x_s, x_n = _image(train.occluded[i], device), _image(train.free[i], device)
+                    for key, v in cycle_step(models, face, x_s, x_n, x_s, x_n, config, fraction, gv, train=False).items():  # fmt: skip
+                        val[key] = val.get(key, 0.0) + v / len(val_rows)
+            epoch += 1
+            history.append(
+                {"epoch": epoch, "stage": stage + 1, "pixels": fraction, "train": sums, "val": val}
+            )
+            log.info("epoch %d (stage %d): train %s val %s", epoch, stage + 1, sums, val)
+            if config.samples_per_epoch:
+                pick = val_rows[: config.samples_per_epoch]
+                _save_samples(folder, epoch, models, face,
+                              torch.cat([_image(train.occluded[i], device) for i in pick]),
+                              torch.cat([_image(train.free[i], device) for i in pick]), config, fraction)  # fmt: skip
+            save_checkpoint(checkpoint, {
+                "epoch": epoch, "config_hash": chash, "models": models.state(),
+                "history": json.dumps(history),
+            })  # fmt: skip
+            if epoch == stop_after_epoch:
+                return folder
+        if bar is not None:
+            bar.close()
+        e_s = models.e_s.cpu().eval()
+        torch.save(e_s.state_dict(), folder / ENCODERS)
+        scores = evaluate_encoders(e_s, held, torch.device("cpu"))
+        scores["history"] = history
+        scores["finetune_frames"] = {"train": len(rows), "validation": len(val_rows)}
+        (folder / "eval.json").write_text(json.dumps(scores, indent=2))
+        log.info("held-out occluded mean r %s", scores["occluded"]["mean_r"])
+        return folder
