@@ -168,3 +168,17 @@ def test_cli_resume_of_a_folder_that_is_no_run_is_one_clear_line(tmp_path: Path)
     assert result.stderr.strip().splitlines()[-1] == (
         f"eifer train: error: {tmp_path / 'run.json'}: missing; not a run of `eifer train phase1`"
     )
+
+
+def test_shipped_configs_hold_the_papers_protocol() -> None:
+    from streaming.config import load_config
+
+    configs = Path(__file__).resolve().parents[2] / "configs" / "training"
+    paper = load_config(Phase1Config, configs / "phase1.toml")
+    assert (paper.stage_epochs, paper.lr, paper.weight_decay) == ([10, 5, 5], 2e-4, 1e-3)
+    assert (paper.finetune_fraction, paper.val_fraction) == (0.1, 0.2)
+    assert (paper.generator_blocks, paper.generator_features, paper.data.crop_size) == (9, 64, 224)
+    small = load_config(Phase1Config, configs / "phase1_small.toml")
+    assert small.lr == paper.lr and len(small.stage_epochs) == 3
+    assert load_config(EncodersConfig, configs / "encoders.toml").data.crop_size == 224
+    assert load_config(EncodersConfig, configs / "encoders_small.toml").views == "free"
