@@ -7,6 +7,13 @@ mask. Pixels are drawn uniformly without replacement among covered pixels; the n
 directly or as a fraction of the image (SMIRK's ``mask_ratio``: 0.01 of 224^2 = 501 pixels in
 training) and EIFER shrinks it over the training stages (:func:`stage_fraction`). A
 ``torch.Generator`` makes the draw reproducible.
+
+What the generator sees (:func:`generator_pixels`) keeps SMIRK's behaviour outside the face
+(``src/utils/masking.py`` ``masking``): the image outside the face region dilated by
+``mask_dilation_radius`` (10 px at 224) is kept as it is (hair, background, neck), the region
+itself is blanked, and only the sampled appearance pixels are pasted back inside it. EIFER
+changes only the region: the rendered face instead of the landmark hull. SMIRK's extra-point
+noise (x N(1, 0.05)) and random 11x11 drop-out patches are not reproduced.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ class AppearanceSample:
     appearance: Tensor
     sample_mask: Tensor
     counts: Tensor
+    kept_outside: Tensor | None = None  # (B,1,H,W) 1 outside the dilated face (generator_pixels)
 
 
 def landmark_hull_mask(landmarks_xy: np.ndarray, shape: tuple[int, int] = (224, 224)) -> np.ndarray:
@@ -91,3 +99,40 @@ def sample_appearance(
     chosen.scatter_(1, top.indices, top.values >= 0)
     mask = chosen.view(B, 1, H, W)
     return AppearanceSample(image * mask.to(image.dtype), mask.to(image.dtype), chosen.sum(1))
+
+
+def dilate(mask: Tensor, radius_px: int) -> Tensor:
+    """Binary dilation of (B,1,H,W) ``mask`` by a (2r+1)^2 square (SMIRK: ``max_pool2d``)."""
+    if radius_px < 0:
+        raise ValueError(f"dilation radius must be >= 0, got {radius_px}")
+    m = (mask != 0).to(torch.float32)
+    if radius_px == 0:
+        return m
+    return torch.nn.functional.max_pool2d(m, 2 * radius_px + 1, stride=1, padding=radius_px)
+
+
+def dilation_px(image_size: int, radius_at_224: int = 10) -> int:
+    """SMIRK's ``mask_dilation_radius`` (10 px at 224) scaled to another image size."""
+    return max(1, round(radius_at_224 * image_size / 224))
+
+
+def generator_pixels(
+    image: Tensor,
+    coverage: Tensor,
+    *,
+    n_pixels: int | None = None,
+    fraction: float | None = None,
+    dilation_radius_px: int = 10,
+    generator: torch.Generator | None = None,
+) -> AppearanceSample:
+    """The generator's image input: ``image`` (B,3,H,W) kept outside the rendered face
+    ``coverage`` dilated by ``dilation_radius_px``, zero inside it except ``n_pixels`` (or
+    ``fraction``) appearance pixels sampled inside the rendered face itself. ``sample_mask`` is 1
+    where a pixel is given (kept outside or sampled), ``counts`` the pixels sampled inside."""
+    inside = sample_appearance(
+        image, coverage, n_pixels=n_pixels, fraction=fraction, generator=generator
+    )
+    cov = coverage.reshape(image.shape[0], 1, *image.shape[-2:])
+    outside = 1.0 - dilate(cov, dilation_radius_px).to(image.dtype)
+    given = (outside + inside.sample_mask).clamp(max=1.0)
+    return AppearanceSample(image * outside + inside.appearance, given, inside.counts, outside)

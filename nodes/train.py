@@ -4,6 +4,9 @@
 - ``mlp``: phase 2 (EMG2Exp, Exp2EMG), participant-grouped cross-validation, report, bundle;
   ``--resume RUN`` continues a run; under ``torchrun`` it trains data-parallel.
 - ``report``: (re)write a run's report from its predictions.
+- ``encoders``: supervised pre-training of the encoders on synthetic participants (``--supervised``;
+  ``--untrained`` only evaluates the seeded encoders); ``--bundle`` writes them into a bundle.
+- ``phase1``: EIFER's occlusion cycles from an encoders run; ``--resume RUN`` continues one.
 """
 
 from __future__ import annotations
@@ -32,6 +35,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mlp.add_argument("--resume", metavar="RUN", help="continue this run folder (its own config)")
     report = sub.add_parser("report", help="write a run's report (Markdown + PNG + JSON)")
     report.add_argument("run", help="run folder")
+    enc = sub.add_parser("encoders", help="pre-train the encoders (configs/training/encoders.toml)")
+    add_config_arguments(enc)
+    mode = enc.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--supervised", action="store_true", help="regress the truth of synthetic participants"
+    )
+    mode.add_argument("--untrained", action="store_true", help="evaluate the seeded encoders only")
+    enc.add_argument("--resume", metavar="RUN", help="continue this run folder")
+    enc.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p1 = sub.add_parser("phase1", help="EIFER's occlusion cycles (configs/training/phase1.toml)")
+    add_config_arguments(p1)
+    p1.add_argument("--encoders", help="run folder of `eifer train encoders` (overrides encoders)")
+    p1.add_argument("--resume", metavar="RUN", help="continue this run folder")
+    p1.add_argument("--no-progress", action="store_true", help="no progress bars")
+    for parser_ in (enc, p1):
+        parser_.add_argument(
+            "--bundle", metavar="DIR", help="also write the trained encoders into a bundle here"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +85,43 @@ def run(args: argparse.Namespace) -> int:
             folder = run_mlp(load_config(MlpConfig, args.config, overrides))
         print(folder)
         return 0
+    if args.what in ("encoders", "phase1"):
+        return _run_encoders(args)
     from training.report import write_report
 
     print(write_report(args.run))
+    return 0
+
+
+def _run_encoders(args: argparse.Namespace) -> int:
+    from training.encoder_config import EncodersConfig, Phase1Config
+
+    overrides = list(args.overrides)
+    progress = not args.no_progress
+    if args.what == "encoders":
+        from training.encoders import run_encoders
+
+        if args.resume:
+            folder = run_encoders(resume=args.resume, progress=progress)
+        else:
+            if args.untrained:
+                overrides.append("untrained=true")
+            config = load_config(EncodersConfig, args.config, overrides)
+            folder = run_encoders(config, progress=progress)
+    else:
+        from training.phase1 import run_phase1
+
+        if args.resume:
+            folder = run_phase1(resume=args.resume, progress=progress)
+        else:
+            if args.encoders:
+                overrides.append(f'encoders="{args.encoders}"')
+            folder = run_phase1(
+                load_config(Phase1Config, args.config, overrides), progress=progress
+            )
+    if args.bundle:
+        from training.encoder_bundle import write_encoders_bundle
+
+        print(write_encoders_bundle(folder, args.bundle).path)
+    print(folder)
     return 0

@@ -1,0 +1,184 @@
+"""Phase 1 (EIFER's occlusion cycles): one tiny step of each stage with the stage's freezing and
+pixel count, resume equality, clear errors, and the encoders bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from training.encoder_config import EncodersConfig, FaceDataConfig, Phase1Config
+from training.encoders import run_encoders
+from training.errors import RunError
+from training.phase1 import run_phase1, split_finetune, stage_of_epoch
+
+
+@pytest.fixture(scope="module")
+def start(tmp_path_factory: pytest.TempPathFactory) -> tuple[FaceDataConfig, Path]:
+    root = tmp_path_factory.mktemp("phase1")
+    data = FaceDataConfig(
+        train_participants=[1, 2], heldout_participants=[3], frames_per_participant=2,
+        crop_size=32, cache_dir=str(root / "cache"),
+    )  # fmt: skip
+    config = EncodersConfig(data=data, output=str(root), run_name="enc", untrained=True,
+                            device="cpu", threads=1)  # fmt: skip
+    return data, run_encoders(config, progress=False)
+
+
+def _config(start: tuple[FaceDataConfig, Path], out: Path, name: str, **kw: object) -> Phase1Config:
+    data, encoders = start
+    values: dict[str, object] = dict(
+        data=data, encoders=str(encoders), output=str(out), run_name=name,
+        stage_epochs=[1, 1, 1], pixel_fractions=[0.05, 0.05, 0.02], finetune_fraction=1.0,
+        generator_features=4, generator_blocks=1, discriminator_features=4,
+        samples_per_epoch=1, device="cpu", threads=1,
+    )  # fmt: skip
+    values.update(kw)
+    return Phase1Config(**values)  # type: ignore[arg-type]
+
+
+def test_schedule_and_split() -> None:
+    assert [stage_of_epoch(e, [10, 5, 5]) for e in (0, 9, 10, 14, 15, 19, 25)] == [
+        0,
+        0,
+        1,
+        1,
+        2,
+        2,
+        2,
+    ]
+    train, val = split_finetune(1000, 0.1, 0.2, seed=0)
+    assert (len(train), len(val)) == (80, 20) and not set(train) & set(val)
+
+
+def _states(run: Path) -> dict[str, dict[str, torch.Tensor]]:
+    return torch.load(run / "last.pt", weights_only=True)["models"]
+
+
+@pytest.mark.slow  # seconds alone; minutes on a loaded 2-core machine
+def test_each_stage_steps_with_its_freezing_and_pixels(start, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run = run_phase1(_config(start, tmp_path, "p1"), stop_after_epoch=1, progress=False)
+    enc0 = torch.load(start[1] / "encoders.pt", weights_only=True)
+    after1 = _states(run)
+    # stage 1: encoders frozen, generators and discriminators trained
+    assert all(torch.equal(after1["e_s"][k], enc0[k]) for k in enc0)
+    run_phase1(resume=run, progress=False)
+    final = torch.load(run / "encoders.pt", weights_only=True)
+    key = "expression_encoder.expression_layers.0.weight"
+    assert not torch.equal(final[key], enc0[key])  # stages 2-3: the occluded-face encoder learns
+    assert all(torch.equal(_states(run)["e_n"][k], enc0[k]) for k in enc0)  # E_n stays frozen
+    ev = json.loads((run / "eval.json").read_text())
+    assert [(h["stage"], h["pixels"]) for h in ev["history"]] == [(1, 0.05), (2, 0.05), (3, 0.02)]
+    for h in ev["history"]:
+        assert set(h["train"]) == {"gan", "param_cycle", "image_cycle", "disc"}
+        assert set(h["val"]) == {"gan", "param_cycle", "image_cycle"}
+    assert ev["finetune_frames"] == {"train": 3, "validation": 1}
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "epoch_001.png", "epoch_002.png", "epoch_003.png",
+    ]  # fmt: skip
+    assert ev["occluded"]["frames"] == 2
+
+
+def test_resume_equals_an_uninterrupted_run(start, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    kw = {"stage_epochs": [1, 1], "pixel_fractions": [0.05, 0.02], "samples_per_epoch": 0}
+    straight = run_phase1(_config(start, tmp_path, "straight", **kw), progress=False)
+    stopped = run_phase1(_config(start, tmp_path, "stopped", **kw), stop_after_epoch=1,
+                         progress=False)  # fmt: skip
+    run_phase1(resume=stopped, progress=False)
+    a, b = _states(straight), _states(stopped)
+    for net in ("e_s", "g_n", "g_s", "d_n", "d_s"):
+        assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
+
+
+def test_clear_errors(start, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(RunError, match="encoders = <run folder>"):
+        run_phase1(_config(start, tmp_path, "x", encoders=""), progress=False)
+    with pytest.raises(RunError, match="one entry per stage"):
+        run_phase1(_config(start, tmp_path, "y", pixel_fractions=[0.1]), progress=False)
+    with pytest.raises(RunError, match=r"encoders\.pt: missing"):
+        run_phase1(_config(start, tmp_path, "z", encoders=str(tmp_path)), progress=False)
+    run = run_phase1(_config(start, tmp_path, "r", samples_per_epoch=0), stop_after_epoch=1,
+                     progress=False)  # fmt: skip
+    state = torch.load(run / "last.pt", weights_only=True)
+    state["models"]["g_n"]["head.1.weight"] = torch.zeros(3, 9, 7, 7)
+    torch.save(state, run / "last.pt")
+    with pytest.raises(RunError, match="'g_n' does not fit"):
+        run_phase1(resume=run, progress=False)
+    (run / "last.pt").write_bytes((run / "last.pt").read_bytes()[:100])  # truncated
+    with pytest.raises(RunError, match="unreadable checkpoint"):
+        run_phase1(resume=run, progress=False)
+
+
+def test_encoders_bundle_needs_224_crops(start) -> None:  # type: ignore[no-untyped-def]
+    from training.encoder_bundle import write_encoders_bundle
+
+    with pytest.raises(RunError, match="take 224x224"):
+        write_encoders_bundle(start[1], start[1] / "bundle")
+
+
+@pytest.mark.slow  # ONNX export of the encoders at 224
+def test_encoders_bundle_verifies_and_a_misfitting_bundle_is_a_clear_error(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from eifer_models.bundle import load_bundle
+    from streaming.errors import BundleError
+    from training.encoder_bundle import write_encoders_bundle
+
+    data = FaceDataConfig(train_participants=[1], heldout_participants=[2],
+                          frames_per_participant=1, cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    run = run_encoders(EncodersConfig(data=data, output=str(tmp_path), run_name="enc224",
+                                      untrained=True, device="cpu"), progress=False)  # fmt: skip
+    bundle = write_encoders_bundle(run, tmp_path / "bundle")
+    manifest = bundle.manifest
+    assert manifest.training["encoders"].startswith("UNTRAINED")
+    assert manifest.training["mlps"] == "untrained (seeded)"
+    assert load_bundle(tmp_path / "bundle").summary()
+    weights = tmp_path / "bundle" / "encoders.safetensors"
+    state = load_file(str(weights))
+    state["expression_encoder.expression_layers.0.weight"] = torch.zeros(10, 960)
+    save_file(state, str(weights))
+    with pytest.raises(BundleError, match="does not match the manifest"):
+        load_bundle(tmp_path / "bundle")  # changed after writing: the checksum says so
+    import json
+
+    from eifer_models.bundle import sha256_file
+
+    manifest_file = tmp_path / "bundle" / "manifest.json"
+    data = json.loads(manifest_file.read_text())
+    data["files"]["encoders.safetensors"] = sha256_file(weights)  # a consistent but wrong bundle
+    manifest_file.write_text(json.dumps(data))
+    with pytest.raises(BundleError, match=r"has shape \(10, 960\), graph 'encoders' needs"):
+        load_bundle(tmp_path / "bundle")
+
+
+def test_cli_resume_of_a_folder_that_is_no_run_is_one_clear_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-m", "nodes.cli", "train", "phase1", "--resume", str(tmp_path)],
+        cwd=repo, env=dict(os.environ, PYTHONPATH=str(repo)), capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"eifer train: error: {tmp_path / 'run.json'}: missing; not a run of `eifer train phase1`"
+    )
+
+
+def test_shipped_configs_hold_the_papers_protocol() -> None:
+    from streaming.config import load_config
+
+    configs = Path(__file__).resolve().parents[2] / "configs" / "training"
+    paper = load_config(Phase1Config, configs / "phase1.toml")
+    assert (paper.stage_epochs, paper.lr, paper.weight_decay) == ([10, 5, 5], 2e-4, 1e-3)
+    assert (paper.finetune_fraction, paper.val_fraction) == (0.1, 0.2)
+    assert (paper.generator_blocks, paper.generator_features, paper.data.crop_size) == (9, 64, 224)
+    small = load_config(Phase1Config, configs / "phase1_small.toml")
+    assert small.lr == paper.lr and len(small.stage_epochs) == 3
+    assert load_config(EncodersConfig, configs / "encoders.toml").data.crop_size == 224
+    assert load_config(EncodersConfig, configs / "encoders_small.toml").views == "free"

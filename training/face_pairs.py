@@ -1,0 +1,185 @@
+"""Paired face crops of synthetic participants: the same face state rendered with electrodes
+(sEMG-occluded) and without (occlusion-free), with the true phi, head rotation and identity.
+
+The encoders' data (``eifer train encoders`` / ``phase1``). Each participant (a seed of
+:class:`~streaming.simulation.participant.model.ParticipantTraits`: identity, skin, light,
+background) is drawn in ``frames`` random states: 1 to 3 muscle/side activations in [0.2, 1]
+through the participant's muscle -> expression map (the same map that drives ``eifer synth``),
+a random head rotation (normal, ``rotation_sd_rad``) and a small shift. The crop is the square
+around the true face box times ``crop_scale`` (the face boxes a detector would give; the
+pipeline's own detector is tested elsewhere), resized to ``crop_size``. Deterministic per
+config; cached as one ``.npz`` named by the config's hash (never unpickled: plain arrays).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.errors import DatasetError
+
+__all__ = ["FacePairs", "load_or_render_pairs", "render_pairs"]
+
+log = logging.getLogger(__name__)
+PAIRS_FORMAT = 1
+
+
+@dataclass
+class FacePairs:
+    """Per frame: crops with and without electrodes (n, S, S, 3) uint8 and the truth."""
+
+    occluded: np.ndarray
+    free: np.ndarray
+    phi: np.ndarray  # (n, 55) float32
+    rotation: np.ndarray  # (n, 3) float32, axis-angle (FLAME global pose)
+    cam: np.ndarray  # (n, 3) float32, weak-perspective (s, tx, ty) of the crop (renderer's)
+    shape: np.ndarray  # (n, 300) float32, the participant's identity coefficients
+    participant: np.ndarray  # (n,) int64 seed
+
+    def __len__(self) -> int:
+        return len(self.phi)
+
+    def select(self, rows: np.ndarray) -> FacePairs:
+        return FacePairs(
+            self.occluded[rows], self.free[rows], self.phi[rows], self.rotation[rows],
+            self.cam[rows], self.shape[rows], self.participant[rows],
+        )  # fmt: skip
+
+
+def _crop(
+    rgb: np.ndarray, box: np.ndarray, size: int, scale: float
+) -> tuple[np.ndarray, float, float, float]:
+    """The square crop around ``box`` and its (crop px per frame px, box centre x, y)."""
+    import cv2
+
+    x, y, w, h = (float(v) for v in box)
+    k = size / (scale * max(w, h))
+    bx, by = x + w / 2, y + h / 2
+    m = np.array([[k, 0, size / 2 - k * bx], [0, k, size / 2 - k * by]], np.float64)
+    crop = cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+    return crop, k, bx, by
+
+
+def crop_camera(
+    k: float, box_centre: tuple[float, float], head_px: tuple[float, float, float], size: int
+) -> np.ndarray:
+    """Weak-perspective camera (s, tx, ty) that projects the head's model-space vertices onto
+    the crop as :func:`eifer_models.renderer.project` does: the participant renderer places a
+    vertex at ``centre + (v - HEAD_CENTRE_M) * scale`` (y down), the crop maps frame pixels by
+    ``k`` around the box centre, NDC = pixel / size * 2 - 1."""
+    from streaming.simulation.participant.render import HEAD_CENTRE_M
+
+    cx, cy, scale = head_px
+    s = 2.0 * k * scale / size
+    tx = -HEAD_CENTRE_M[0] + (cx - box_centre[0]) / scale
+    ty = -HEAD_CENTRE_M[1] - (cy - box_centre[1]) / scale
+    return np.array([s, tx, ty], np.float32)
+
+
+def render_pairs(
+    seeds: list[int],
+    frames: int,
+    crop_size: int,
+    *,
+    crop_scale: float = 1.4,
+    rotation_sd_rad: float = 0.08,
+    occlusion: str = "fridlund",
+    seed: int = 0,
+    progress: bool = False,
+) -> FacePairs:
+    """Render ``frames`` random states of each participant in ``seeds`` (see module doc)."""
+    from streaming.simulation.emg import EmgSimulator
+    from streaming.simulation.participant.model import (
+        ExpressionMap,
+        FaceState,
+        ParticipantTraits,
+        load_muscle_map,
+    )
+    from streaming.simulation.participant.render import ParticipantRenderer
+
+    labels = EmgSimulator().muscle_labels
+    expression_map = ExpressionMap(load_muscle_map(), labels)
+    height = 2 * crop_size
+    width = height * 4 // 3
+    out: dict[str, list[np.ndarray]] = {k: [] for k in FacePairs.__dataclass_fields__}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(seeds) * frames, desc="render face pairs", unit="frame")
+    for pid in seeds:
+        traits = ParticipantTraits.from_seed(pid, len(labels))
+        rng = np.random.default_rng([seed, pid, 4242])
+        renderers = {
+            on: ParticipantRenderer(
+                traits, width, height, face_px=crop_size, occlusion=occlusion if on else None
+            )
+            for on in (True, False)
+        }
+        activation = np.zeros((frames, len(labels)))
+        for row in activation:
+            chosen = rng.choice(len(labels), rng.integers(1, 4), replace=False)
+            row[chosen] = rng.uniform(0.2, 1.0, len(chosen))
+        phi = expression_map(activation * traits.face_gain)
+        state = FaceState(
+            t_s=np.arange(frames) / 30.0,
+            phi=phi,
+            rotation=rng.normal(0.0, rotation_sd_rad, (frames, 3)),
+            centre_frac=np.asarray(traits.centre_frac) + rng.normal(0, 0.01, (frames, 2)),
+            zoom=1.0 + rng.uniform(-0.05, 0.05, frames),
+            activation=activation,
+        )
+        for i in range(frames):
+            views = {on: r.render(state, i) for on, r in renderers.items()}
+            box = views[False].face_box  # the same geometry in both views
+            crop, k, bx, by = _crop(views[False].rgb, box, crop_size, crop_scale)
+            out["free"].append(crop)
+            out["occluded"].append(_crop(views[True].rgb, box, crop_size, crop_scale)[0])
+            head = renderers[False].placement(state, i)
+            out["cam"].append(crop_camera(k, (bx, by), head, crop_size)[None])
+            if bar is not None:
+                bar.update(1)
+        out["phi"].append(phi.astype(np.float32))
+        out["rotation"].append(state.rotation.astype(np.float32))
+        out["shape"].append(np.repeat(traits.shape[None].astype(np.float32), frames, 0))
+        out["participant"].append(np.full(frames, pid, np.int64))
+    if bar is not None:
+        bar.close()
+    return FacePairs(
+        np.stack(out["occluded"]), np.stack(out["free"]),
+        *(np.concatenate(out[k]) for k in ("phi", "rotation", "cam", "shape", "participant")),
+    )  # fmt: skip
+
+
+def load_or_render_pairs(
+    cache_dir: str | Path, seeds: list[int], frames: int, crop_size: int, *,
+    seed: int = 0, progress: bool = False,
+) -> FacePairs:  # fmt: skip
+    """:func:`render_pairs`, cached in ``cache_dir`` under the hash of its arguments."""
+    key = {
+        "format": PAIRS_FORMAT,
+        "seeds": seeds,
+        "frames": frames,
+        "crop": crop_size,
+        "seed": seed,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    file = Path(cache_dir) / f"face_pairs_{digest}.npz"
+    if file.is_file():
+        try:
+            with np.load(file, allow_pickle=False) as data:
+                return FacePairs(**{k: data[k] for k in FacePairs.__dataclass_fields__})
+        except (OSError, ValueError, KeyError) as exc:
+            raise DatasetError(f"{file}: unreadable face-pair cache ({exc}); delete it") from None
+    pairs = render_pairs(seeds, frames, crop_size, seed=seed, progress=progress)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_suffix(".tmp.npz")
+    np.savez(tmp, **{k: getattr(pairs, k) for k in FacePairs.__dataclass_fields__})
+    tmp.replace(file)
+    log.info("face pairs cached: %s", file)
+    return pairs

@@ -1,0 +1,352 @@
+"""``eifer train phase1``: EIFER's occlusion cycles (Buechner et al., CVPR 2025, section 3 and
+supplement; ``../shared/EIFER.md``).
+
+Two encoder-generator cycles on unpaired images, batch 1 (instance normalisation):
+
+- CSN (occluded -> occlusion-free): ``E_s(x_s)`` -> FLAME -> render ``R``; the generator input
+  is ``R`` plus the image outside the dilated rendered face plus sparse appearance pixels
+  sampled inside it (:func:`eifer_models.masking.generator_pixels`); ``G_n`` draws the face
+  without electrodes, judged by ``D_n`` against unpaired occlusion-free references;
+  ``E_n`` re-encodes it (parameter cycle: phi back to ``E_s``'s), and ``G_s`` draws the
+  electrodes back from that (image cycle: L1 to ``x_s``).
+- CNS (occlusion-free -> occluded) the other way round: ``E_n(x_n)`` -> ``G_s`` (electrodes
+  applied, ``D_s`` vs unpaired occluded references) -> ``E_s`` must recover ``E_n``'s phi from
+  the occluded image: the signal that teaches the occluded-face encoder to see past electrodes.
+
+Stages (default 10/5/5 epochs): 1 both encoders frozen, many appearance pixels (the generators
+learn to fool the discriminators); 2 the occluded-face encoder ``E_s`` unfrozen; 3 fewer pixels,
+forcing the generators to rely on the geometry. ``E_n`` stays frozen. Two AdamW optimisers
+(generators + ``E_s``; discriminators), lr 2e-4, weight decay 1e-3, cosine annealing over all
+steps. Encoders run in eval mode (BatchNorm statistics frozen: batch 1). The fine-tuning frames
+are ``finetune_fraction`` of the training participants' frames, split 80/20 train/validation;
+the evaluation uses held-out participants. Deterministic: every epoch's order, augmentations
+and pixel draws come from generators seeded by (seed, epoch), so a resumed run ends with the
+same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from eifer_models.discriminator import (
+    EiferDiscriminator,
+    lsgan_discriminator_loss,
+    lsgan_generator_loss,
+)
+from eifer_models.encoders import FlameParams, SmirkEncoder
+from eifer_models.generator import EiferGenerator, generator_input
+from eifer_models.masking import dilation_px, generator_pixels
+from training.augment import augment
+from training.encoder_config import Phase1Config
+from training.encoder_runs import (
+    CHECKPOINT,
+    ENCODERS,
+    config_hash,
+    load_checkpoint,
+    load_encoders,
+    new_run,
+    pick_device,
+    run_log,
+    save_checkpoint,
+)
+from training.encoders import evaluate_encoders, load_pairs
+from training.errors import RunError
+from training.face_model import FaceModel
+
+__all__ = ["CycleModels", "run_phase1", "split_finetune", "stage_of_epoch"]
+
+log = logging.getLogger(__name__)
+RUN_FILE = "run.json"
+
+
+def stage_of_epoch(epoch: int, stage_epochs: list[int]) -> int:
+    """0-based stage of 0-based ``epoch``."""
+    bounds = np.cumsum(stage_epochs)
+    return int(min(np.searchsorted(bounds, epoch, side="right"), len(stage_epochs) - 1))
+
+
+def split_finetune(n: int, fraction: float, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(train rows, validation rows): ``fraction`` of ``n`` frames, split (1-val)/val."""
+    rng = np.random.default_rng([seed, 31337])
+    chosen = rng.permutation(n)[: max(2, round(fraction * n))]
+    n_val = max(1, round(val_fraction * len(chosen)))
+    return np.sort(chosen[n_val:]), np.sort(chosen[:n_val])
+
+
+@dataclass
+class CycleModels:
+    """The phase-1 networks and their two optimisers."""
+
+    e_s: SmirkEncoder  # occluded-face encoder (trained from stage 2)
+    e_n: SmirkEncoder  # occlusion-free encoder (frozen)
+    g_n: EiferGenerator  # -> occlusion-free face
+    g_s: EiferGenerator  # -> sEMG-occluded face
+    d_n: EiferDiscriminator
+    d_s: EiferDiscriminator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    sched_g: Any
+    sched_d: Any
+
+    @classmethod
+    def build(cls, config: Phase1Config, encoder: SmirkEncoder, total_steps: int) -> CycleModels:
+        torch.manual_seed(config.seed)
+        gen = lambda: EiferGenerator(  # noqa: E731
+            features=config.generator_features, res_blocks=config.generator_blocks
+        )
+        disc = lambda: EiferDiscriminator(features=config.discriminator_features)  # noqa: E731
+        e_s, e_n = copy.deepcopy(encoder), copy.deepcopy(encoder)
+        e_n.requires_grad_(False)
+        g_n, g_s, d_n, d_s = gen(), gen(), disc(), disc()
+        opt_g = torch.optim.AdamW(
+            [*g_n.parameters(), *g_s.parameters(), *e_s.parameters()],
+            lr=config.lr, weight_decay=config.weight_decay,
+        )  # fmt: skip
+        opt_d = torch.optim.AdamW(
+            [*d_n.parameters(), *d_s.parameters()], lr=config.lr, weight_decay=config.weight_decay
+        )
+        T = max(1, total_steps)
+        sched_g = torch.optim.lr_scheduler.CosineAnnealingLR(opt_g, T_max=T)
+        sched_d = torch.optim.lr_scheduler.CosineAnnealingLR(opt_d, T_max=T)
+        return cls(e_s, e_n, g_n, g_s, d_n, d_s, opt_g, opt_d, sched_g, sched_d)
+
+    NETS = ("e_s", "e_n", "g_n", "g_s", "d_n", "d_s")
+    OPTS = ("opt_g", "opt_d", "sched_g", "sched_d")
+
+    def state(self) -> dict[str, Any]:
+        return {k: getattr(self, k).state_dict() for k in (*self.NETS, *self.OPTS)}
+
+    def load(self, state: dict[str, Any]) -> None:
+        for k in (*self.NETS, *self.OPTS):
+            try:
+                getattr(self, k).load_state_dict(state[k])
+            except (KeyError, RuntimeError, ValueError) as exc:
+                first = str(exc).strip().splitlines()[0]
+                raise RunError(
+                    f"checkpoint part {k!r} does not fit this config ({first})"
+                ) from None
+
+    def to(self, device: torch.device) -> CycleModels:
+        for k in self.NETS:
+            getattr(self, k).to(device)
+        return self
+
+
+def _params_detached(p: FlameParams) -> FlameParams:
+    return FlameParams(*(getattr(p, f).detach() for f in FlameParams.__dataclass_fields__))
+
+
+def cycle_step(
+    m: CycleModels, face: FaceModel, x_s: Tensor, x_n: Tensor, ref_s: Tensor, ref_n: Tensor,
+    config: Phase1Config, fraction: float, generator: torch.Generator, *, train: bool = True,
+) -> dict[str, float]:  # fmt: skip
+    """One step of both cycles (and of the discriminators when ``train``); losses as floats."""
+    size = x_s.shape[-1]
+    radius = dilation_px(size)
+    mse, l1 = nn.functional.mse_loss, nn.functional.l1_loss
+
+    def draw(params: FlameParams, image: Tensor, g: EiferGenerator) -> Tensor:
+        r = face.render(params)
+        px = generator_pixels(
+            image, r.coverage, fraction=fraction, dilation_radius_px=radius, generator=generator
+        )
+        return g(generator_input(r.image, px.appearance, px.sample_mask))
+
+    # CSN: occluded -> occlusion-free -> occluded
+    p_s = m.e_s(x_s)
+    y_n = draw(p_s, x_s, m.g_n)
+    p_sn = m.e_n(y_n)
+    rec_s = draw(p_sn, y_n, m.g_s)
+    # CNS: occlusion-free -> occluded -> occlusion-free
+    with torch.no_grad():
+        p_n = m.e_n(x_n)
+    y_s = draw(p_n, x_n, m.g_s)
+    p_ns = m.e_s(y_s)
+    rec_n = draw(p_ns, y_s, m.g_n)
+    gan = lsgan_generator_loss(m.d_n(y_n)) + lsgan_generator_loss(m.d_s(y_s))
+    param_cycle = mse(p_sn.phi, p_s.phi) + mse(p_ns.phi, p_n.phi)
+    image_cycle = l1(rec_s, x_s) + l1(rec_n, x_n)
+    loss_g = (
+        config.w_gan * gan + config.w_param_cycle * param_cycle + config.w_image_cycle * image_cycle
+    )
+    out = {
+        k: float(v.detach())
+        for k, v in (("gan", gan), ("param_cycle", param_cycle), ("image_cycle", image_cycle))
+    }
+    if not train:
+        return out
+    m.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    m.opt_g.step()
+    loss_d = lsgan_discriminator_loss(m.d_n(ref_n), m.d_n(y_n.detach())) + lsgan_discriminator_loss(
+        m.d_s(ref_s), m.d_s(y_s.detach())
+    )
+    m.opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    m.opt_d.step()
+    m.sched_g.step()
+    m.sched_d.step()
+    out["disc"] = float(loss_d.detach())
+    return out
+
+
+def _image(crop: np.ndarray, device: torch.device) -> Tensor:
+    return torch.as_tensor(np.asarray(crop), device=device).permute(2, 0, 1)[None].float() / 255.0
+
+
+def _save_samples(folder: Path, epoch: int, m: CycleModels, face: FaceModel, x_s: Tensor,
+                  x_n: Tensor, config: Phase1Config, fraction: float) -> None:  # fmt: skip
+    """One row per sample: occluded input, its render, G_n's occlusion-free face; free input,
+    G_s's occluded face."""
+    import cv2
+
+    g = torch.Generator().manual_seed(epoch)
+    radius = dilation_px(x_s.shape[-1])
+    with torch.no_grad():
+        rows = []
+        for xs, xn in zip(x_s, x_n, strict=True):
+            xs, xn = xs[None], xn[None]
+            tiles = [xs]
+            for x, enc, gen in ((xs, m.e_s, m.g_n), (xn, m.e_n, m.g_s)):
+                r = face.render(enc(x))
+                px = generator_pixels(
+                    x, r.coverage, fraction=fraction, dilation_radius_px=radius, generator=g
+                )
+                y = gen(generator_input(r.image, px.appearance, px.sample_mask))
+                tiles += [r.rgb(), px.appearance, y] if x is xs else [xn, y]
+            rows.append(torch.cat(tiles, -1))
+        grid = (torch.cat(rows, -2)[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).astype(
+            np.uint8
+        )
+    out = folder / "samples" / f"epoch_{epoch:03d}.png"
+    out.parent.mkdir(exist_ok=True)
+    cv2.imwrite(str(out), grid[:, :, ::-1])
+
+
+def run_phase1(
+    config: Phase1Config | None = None,
+    *,
+    resume: str | Path | None = None,
+    stop_after_epoch: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run (or continue) phase 1; writes encoders.pt (the occluded-face encoder) and eval.json."""
+    if resume is not None:
+        folder = Path(resume)
+        if not (folder / RUN_FILE).is_file():
+            raise RunError(f"{folder / RUN_FILE}: missing; not a run of `eifer train phase1`")
+        config = Phase1Config.model_validate(json.loads((folder / RUN_FILE).read_text())["config"])
+    elif config is None:
+        raise RunError("give a config or a run folder to resume")
+    else:
+        if len(config.stage_epochs) != len(config.pixel_fractions):
+            raise RunError("stage_epochs and pixel_fractions need one entry per stage")
+        if not config.encoders:
+            raise RunError("phase 1 starts from trained encoders: set encoders = <run folder>")
+        folder = new_run(config.output, config.run_name)
+    with run_log(folder):
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        device = pick_device(config.device)
+        encoder, origin = load_encoders(config.encoders)
+        if resume is None:
+            from training.mlp import git_commit
+
+            info = {
+                "kind": "phase1", "config": config.model_dump(mode="json"), "git_commit": git_commit(),
+                "provenance": f"phase 1 (EIFER cycles) from encoders {origin}",
+            }  # fmt: skip
+            (folder / RUN_FILE).write_text(json.dumps(info, indent=2))
+        train, held = load_pairs(config.data, progress=progress)
+        rows, val_rows = split_finetune(
+            len(train), config.finetune_fraction, config.val_fraction, config.seed
+        )
+        total_epochs = sum(config.stage_epochs)
+        models = CycleModels.build(config, encoder, total_epochs * len(rows)).to(device)
+        face = FaceModel(config.data.crop_size).to(device)
+        chash = config_hash(config)
+        epoch, history = 0, []
+        checkpoint = folder / CHECKPOINT
+        if checkpoint.is_file():
+            state = load_checkpoint(checkpoint, chash)
+            models.load(state["models"])
+            epoch, history = int(state["epoch"]), json.loads(state["history"])
+            log.info("resumed at epoch %d", epoch)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=total_epochs * len(rows),
+                initial=epoch * len(rows),
+                desc="phase 1",
+                unit="step",
+            )
+        for net in (models.e_s, models.e_n):
+            net.eval()  # batch 1: BatchNorm statistics stay those of pre-training
+        while epoch < total_epochs:
+            stage = stage_of_epoch(epoch, config.stage_epochs)
+            fraction = config.pixel_fractions[stage]
+            models.e_s.requires_grad_(stage >= 1)
+            g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+            order = torch.randperm(len(rows), generator=g).numpy()
+            partner = torch.randint(0, len(rows), (len(rows), 3), generator=g).numpy()
+            sums: dict[str, float] = {}
+            for k, i in enumerate(order):
+                j, rs, rn = (rows[q] for q in partner[k])
+                x_s, x_n, ref_s, ref_n = (  # x_n unpaired with x_s; unpaired references
+                    augment(_image(crop, device), config.augment, g)
+                    for crop in (
+                        train.occluded[rows[i]],
+                        train.free[j],
+                        train.occluded[rs],
+                        train.free[rn],
+                    )
+                )
+                losses = cycle_step(models, face, x_s, x_n, ref_s, ref_n, config, fraction, g)
+                for key, v in losses.items():
+                    sums[key] = sums.get(key, 0.0) + v / len(order)
+                if bar is not None:
+                    bar.update(1)
+            val: dict[str, float] = {}
+            gv = torch.Generator().manual_seed(config.seed)
+            with torch.no_grad():
+                for i in val_rows:
+                    x_s, x_n = _image(train.occluded[i], device), _image(train.free[i], device)
+                    for key, v in cycle_step(models, face, x_s, x_n, x_s, x_n, config, fraction, gv, train=False).items():  # fmt: skip
+                        val[key] = val.get(key, 0.0) + v / len(val_rows)
+            epoch += 1
+            history.append(
+                {"epoch": epoch, "stage": stage + 1, "pixels": fraction, "train": sums, "val": val}
+            )
+            log.info("epoch %d (stage %d): train %s val %s", epoch, stage + 1, sums, val)
+            if config.samples_per_epoch:
+                pick = val_rows[: config.samples_per_epoch]
+                _save_samples(folder, epoch, models, face,
+                              torch.cat([_image(train.occluded[i], device) for i in pick]),
+                              torch.cat([_image(train.free[i], device) for i in pick]), config, fraction)  # fmt: skip
+            save_checkpoint(checkpoint, {
+                "epoch": epoch, "config_hash": chash, "models": models.state(),
+                "history": json.dumps(history),
+            })  # fmt: skip
+            if epoch == stop_after_epoch:
+                return folder
+        if bar is not None:
+            bar.close()
+        e_s = models.e_s.cpu().eval()
+        torch.save(e_s.state_dict(), folder / ENCODERS)
+        scores = evaluate_encoders(e_s, held, torch.device("cpu"))
+        scores["history"] = history
+        scores["finetune_frames"] = {"train": len(rows), "validation": len(val_rows)}
+        (folder / "eval.json").write_text(json.dumps(scores, indent=2))
+        log.info("held-out occluded mean r %s", scores["occluded"]["mean_r"])
+        return folder
