@@ -71,7 +71,7 @@ RUN_FILE = "run.json"
 def stage_of_epoch(epoch: int, stage_epochs: list[int]) -> int:
     """0-based stage of 0-based ``epoch``."""
     bounds = np.cumsum(stage_epochs)
-    return int(min(np.searchsorted(bounds, epoch, side="right"), len(stage_epochs) - 1))
+    return min(int(np.searchsorted(bounds, epoch, side="right")), len(stage_epochs) - 1)
 
 
 def split_finetune(n: int, fraction: float, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
