@@ -263,7 +263,7 @@ def replay_collect(
                     new += len(stamps)
             if new == 0 and not process.is_alive():
                 quiet_since = quiet_since or time.monotonic()
-                if time.monotonic() - quiet_since > 0.2:
+                if time.monotonic() - quiet_since > 1.0:  # margin for a starved inlet thread
                     break
         result = {}
         for name, inlet in inlets.items():
