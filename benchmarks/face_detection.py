@@ -6,11 +6,14 @@ Sources (frames made up front, then every method runs on the same frames):
   noise per frame (Gaussian, sigma 2 grey levels), head still;
 - ``moving``: the synthetic camera source (the same photograph framed 1280x720 as the camera
   node sends it, head motion: translation, roll, zoom, brightness drift), 10 s at 30 fps;
-- further sources (the synthetic participant, with and without electrodes) plug in through
-  ``SOURCES``: a function ``(n_frames) -> (description, frames)`` or ``(description, frames,
-  truth)``, ``truth`` a dict of per-frame series (e.g. true activation per muscle and side). With
-  a truth, the benchmark also reports the outside check of issue 14: the correlation of each
-  landmark measure (:mod:`eifer_models.face_detection.measures`) with each truth series.
+- ``participant`` / ``participant_electrodes``: the synthetic participant (1280x720, without and
+  with the Fridlund electrodes), clips of consecutive frames of several seeds; a detection counts
+  when its box has IoU > 0.3 with the true face box. Sources plug in through ``SOURCES``: a
+  function ``(n_frames) -> (description, frames)`` or ``(description, frames, truth)``, truth
+  ``{"face_box": (n, 4), "clip": (n,)}``.
+
+The outside check of issue 14 (:mod:`benchmarks.participant_outside_check`; ``--sources`` with no
+name runs only it): MediaPipe's landmark measures against the participant's true activations.
 
 Methods: ``haar`` (OpenCV cascade at 320 px width, every frame), ``blazeface`` (short range,
 every frame), ``blazeface_full`` (the full-range model), ``landmarks`` (Face Mesh + Iris, tracked; the box is the landmarks' extent, SMIRK's
