@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outside-check", action=argparse.BooleanOptionalAction, default=True,
                         help="the participant's outside check (MediaPipe vs the truth)")  # fmt: skip
     parser.add_argument("--check-seeds", type=int, default=3, help="participants in the check")
-    parser.add_argument("--check-rate-hz", type=float, default=10.0)
+    parser.add_argument("--check-rate-hz", type=float, default=6.0)
     args = parser.parse_args(argv)
     from eifer_models.face_detection.models import fetch_models
 
