@@ -6,11 +6,14 @@ Sources (frames made up front, then every method runs on the same frames):
   noise per frame (Gaussian, sigma 2 grey levels), head still;
 - ``moving``: the synthetic camera source (the same photograph framed 1280x720 as the camera
   node sends it, head motion: translation, roll, zoom, brightness drift), 10 s at 30 fps;
-- further sources (the synthetic participant, with and without electrodes) plug in through
-  ``SOURCES``: a function ``(n_frames) -> (description, frames)`` or ``(description, frames,
-  truth)``, ``truth`` a dict of per-frame series (e.g. true activation per muscle and side). With
-  a truth, the benchmark also reports the outside check of issue 14: the correlation of each
-  landmark measure (:mod:`eifer_models.face_detection.measures`) with each truth series.
+- ``participant`` / ``participant_electrodes``: the synthetic participant (1280x720, without and
+  with the Fridlund electrodes), clips of consecutive frames of several seeds; a detection counts
+  when its box has IoU > 0.3 with the true face box. Sources plug in through ``SOURCES``: a
+  function ``(n_frames) -> (description, frames)`` or ``(description, frames, truth)``, truth
+  ``{"face_box": (n, 4), "clip": (n,)}``.
+
+The outside check of issue 14 (:mod:`benchmarks.participant_outside_check`; ``--sources`` with no
+name runs only it): MediaPipe's landmark measures against the participant's true activations.
 
 Methods: ``haar`` (OpenCV cascade at 320 px width, every frame), ``blazeface`` (short range,
 every frame), ``blazeface_full`` (the full-range model), ``landmarks`` (Face Mesh + Iris, tracked; the box is the landmarks' extent, SMIRK's
@@ -69,15 +72,46 @@ def moving_source(n_frames: int) -> tuple[str, np.ndarray]:
     return "moving (synthetic camera 1280x720, head motion)", frames
 
 
+PARTICIPANT_SEEDS = (0, 1, 2, 3)
+
+
+def participant_source(n_frames: int, occlusion: str | None) -> tuple[str, np.ndarray, dict]:
+    """The synthetic participant (1280x720): ``len(PARTICIPANT_SEEDS)`` clips of consecutive
+    30 fps frames, each from 1 s before a different functional movement's onset (head motion,
+    expression onset); truth: the face box of every frame and the clip it belongs to."""
+    from benchmarks.participant_outside_check import participant
+    from streaming.simulation import FUNCTIONAL_MOVEMENTS
+    from streaming.simulation.participant.render import ParticipantRenderer
+
+    per_clip = max(n_frames // len(PARTICIPANT_SEEDS), 4)
+    frames, boxes, clips = [], [], []
+    for k, seed in enumerate(PARTICIPANT_SEEDS):
+        person = participant(seed)
+        renderer = ParticipantRenderer(person.traits, occlusion=occlusion)
+        movement = FUNCTIONAL_MOVEMENTS[1 + (3 * k) % (len(FUNCTIONAL_MOVEMENTS) - 1)]
+        event = next(e for e in person.simulator.script.events if e.movement == movement)
+        state = person.state(event.start_s - 1.0 + np.arange(per_clip) / 30.0)
+        for i in range(per_clip):
+            frame = renderer.render(state, i)
+            frames.append(frame.rgb)
+            boxes.append(frame.face_box)
+            clips.append(k)
+    name = f"with {occlusion} electrodes" if occlusion else "occlusion-free"
+    description = f"synthetic participant 1280x720, {name}, seeds {list(PARTICIPANT_SEEDS)}"
+    return description, np.stack(frames), {"face_box": np.array(boxes), "clip": np.array(clips)}
+
+
 SOURCES: dict[str, Callable[[int], tuple]] = {
     "photo": photo_source,
     "moving": moving_source,
-    # "participant": the synthetic participant camera (with/without electrodes) goes here
+    "participant": lambda n: participant_source(n, None),
+    "participant_electrodes": lambda n: participant_source(n, "fridlund"),
 }
 
 
 def make_methods() -> dict[str, Callable[[np.ndarray], np.ndarray | None]]:
-    """Each method: frame -> box (x, y, w, h) or None; stateful ones keep their state."""
+    """Each method: frame -> box (x, y, w, h) or None; stateful ones keep their state (a fresh
+    set of methods has none)."""
     from eifer_models.face_crop import FaceCropper
     from eifer_models.face_detection.blazeface import BlazeFace
     from eifer_models.face_detection.crop import landmark_box
@@ -123,7 +157,15 @@ def noise_std(series: np.ndarray) -> float:
     return float(np.std(np.diff(series, n=2)) / np.sqrt(6.0))
 
 
-def measure(method: Callable[[np.ndarray], np.ndarray | None], frames: np.ndarray) -> dict:
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    return float(inter / (a[2] * a[3] + b[2] * b[3] - inter))
+
+
+def _run(method: Callable[[np.ndarray], np.ndarray | None], frames: np.ndarray) -> tuple:
     method(frames[0])  # warm-up (allocations, first detection of a tracker)
     times, boxes = [], []
     for frame in frames:
@@ -131,47 +173,120 @@ def measure(method: Callable[[np.ndarray], np.ndarray | None], frames: np.ndarra
         box = method(frame)
         times.append(1e3 * (time.perf_counter() - t0))
         boxes.append(box)
-    found = np.array([b for b in boxes if b is not None])
+    return times, boxes
+
+
+def _jitter(found: np.ndarray) -> tuple[float, float]:
+    centre = found[:, :2] + found[:, 2:] / 2
+    return float(np.hypot(noise_std(centre[:, 0]), noise_std(centre[:, 1]))), noise_std(found[:, 2])
+
+
+def measure(
+    make_method: Callable[[], Callable[[np.ndarray], np.ndarray | None]],
+    frames: np.ndarray,
+    truth: dict[str, np.ndarray] | None = None,
+) -> dict:
+    """Detection rate, time per frame and box jitter of one method. With a truth (``face_box``
+    per frame, ``clip`` ids), a detection counts only when its box overlaps the true face box
+    with IoU > 0.3, each clip runs on a fresh method, and the jitter is averaged over the clips
+    the method followed unbroken."""
+    clip_ids = truth["clip"] if truth is not None else np.zeros(len(frames), int)
+    times, boxes, jitters = [], [], []
+    for clip in np.unique(clip_ids):
+        index = np.flatnonzero(clip_ids == clip)
+        clip_times, clip_boxes = _run(make_method(), frames[index])
+        times += clip_times
+        boxes += clip_boxes
+        found = [b for b in clip_boxes if b is not None]
+        if len(found) == len(index):  # jitter only over an unbroken run
+            jitters.append((*_jitter(np.array(found)), float(np.mean(np.array(found)[:, 2]))))
+    if truth is not None:
+        hits = [b is not None and iou(b, t) > 0.3 for b, t in zip(boxes, truth["face_box"], strict=True)]  # fmt: skip
+        ious = [iou(b, t) for b, t in zip(boxes, truth["face_box"], strict=True) if b is not None]
+    else:
+        hits = [b is not None for b in boxes]
+        ious = []
     row: dict[str, Any] = {
         "frames": len(frames),
-        "detection_rate": len(found) / len(frames),
+        "detection_rate": float(np.mean(hits)),
         "p50_ms": float(np.percentile(times, 50)),
         "p99_ms": float(np.percentile(times, 99)),
         "min_ms": float(np.min(times)),
     }
-    if len(found) == len(frames):  # jitter only over an unbroken run
-        centre = found[:, :2] + found[:, 2:] / 2
-        jitter = float(np.hypot(noise_std(centre[:, 0]), noise_std(centre[:, 1])))
-        width = float(np.mean(found[:, 2]))
+    if truth is not None:
+        row["found_rate"] = float(np.mean([b is not None for b in boxes]))
+        row["iou_median"] = float(np.median(ious)) if ious else None
+        row["clips_followed_unbroken"] = f"{len(jitters)} of {len(np.unique(clip_ids))}"
+    if jitters:
+        centre, width_jitter, width = np.mean(jitters, axis=0)
         row.update(
             {
                 "box_width_px": width,
-                "centre_jitter_px": jitter,
-                "width_jitter_px": noise_std(found[:, 2]),
-                "centre_jitter_pct_of_width": 100 * jitter / width,
+                "centre_jitter_px": centre,
+                "width_jitter_px": width_jitter,
+                "centre_jitter_pct_of_width": 100 * centre / width,
             }
         )
     return row
 
 
-def expression_check(frames: np.ndarray, truth: dict[str, np.ndarray]) -> dict:
-    """Pearson r of each landmark measure with each truth series, over the frames where the
-    landmarks were found."""
-    from eifer_models.face_detection.landmarks import FaceLandmarker
-    from eifer_models.face_detection.measures import correlations, expression_measures
+def outside_check(seeds: tuple[int, ...], rate_hz: float) -> dict:
+    """Issue 14, item 4 (:mod:`benchmarks.participant_outside_check`): per functional movement,
+    seed and occlusion, Pearson r of MediaPipe's landmark measure with its muscle's truth; and a
+    one-sided activation per side (the other side's gain 0): how much each side's measure moves."""
+    import torch
 
-    landmarker = FaceLandmarker()
-    found, marks = [], []
-    for k, frame in enumerate(frames):
-        result = landmarker.process(frame)
-        if result is not None:
-            found.append(k)
-            marks.append(result.landmarks)
-    if len(found) < 3:
-        return {"error": f"landmarks found in {len(found)} of {len(frames)} frames"}
-    measures = expression_measures(np.stack(marks))
-    kept = {name: np.asarray(series)[found] for name, series in truth.items()}
-    return correlations(measures, kept)
+    from benchmarks.participant_outside_check import (
+        movement_clip,
+        one_sided_change,
+        pair_correlations,
+        participant,
+    )
+    from streaming.simulation import FUNCTIONAL_MOVEMENTS
+    from streaming.simulation.participant.render import ParticipantRenderer
+
+    torch.set_num_threads(1)  # the renderer: one thread, as the models (a loaded 2-core machine)
+    rows = []
+    for occlusion in (None, "fridlund"):
+        for seed in seeds:
+            person = participant(seed)
+            renderer = ParticipantRenderer(person.traits, occlusion=occlusion)
+            for movement in FUNCTIONAL_MOVEMENTS:
+                for forced in (True,) if occlusion else (False,):  # the mesh rejects it
+                    clip = movement_clip(person, renderer, movement, rate_hz=rate_hz,
+                                         forced=forced)  # fmt: skip
+                    base = {
+                        "occlusion": occlusion or "none",
+                        "landmarks": "forced" if forced else "pipeline",
+                        "seed": seed,
+                        "movement": movement,
+                        "frames": len(clip.t_s),
+                        "found": clip.found,
+                        "presence_ge_0.5": int(np.sum(clip.presence >= 0.5)),
+                    }
+                    if movement == "Face-At-Rest":  # nothing moves: the measures' noise
+                        noise = {
+                            k: float(np.nanstd(v)) if np.isfinite(v).sum() > 1 else None
+                            for k, v in clip.measures.items()
+                        }
+                        rows.append({**base, "measure_std_at_rest": noise})
+                    rows.extend({**base, **pair} for pair in pair_correlations(clip))
+    one_sided = []
+    for movement, measure_name in (
+        ("Forehead-Raise", "brow_raise"),
+        ("Eye-Gentle", "eye_open"),
+        ("Smile-Closed", "mouth_corner_raise"),
+        ("Depress-Lip", "mouth_corner_raise"),
+    ):
+        for moving, gains in (("right", (0.0, 1.0)), ("left", (1.0, 0.0))):
+            for seed in seeds:
+                person = participant(seed, left_gain=gains[0], right_gain=gains[1])
+                clip = movement_clip(person, ParticipantRenderer(person.traits), movement,
+                                     rate_hz=rate_hz)  # fmt: skip
+                change = one_sided_change(clip, measure_name)
+                one_sided.append({"movement": movement, "measure": measure_name,
+                                  "moving_side": moving, "seed": seed, "change": change})  # fmt: skip
+    return {"seeds": list(seeds), "rate_hz": rate_hz, "pairs": rows, "one_sided": one_sided}
 
 
 MEDIAPIPE_SCRIPT = r"""
@@ -261,20 +376,25 @@ def _package_mb(module: str) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=300, help="frames per source")
-    parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
+    parser.add_argument("--sources", nargs="*", default=list(SOURCES), choices=list(SOURCES),
+                        help="none: only the outside check")  # fmt: skip
     parser.add_argument("--mediapipe-python", help="a Python with mediapipe 0.10.14 (optional)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--outside-check", action=argparse.BooleanOptionalAction, default=True,
+                        help="the participant's outside check (MediaPipe vs the truth)")  # fmt: skip
+    parser.add_argument("--check-seeds", type=int, default=3, help="participants in the check")
+    parser.add_argument("--check-rate-hz", type=float, default=6.0)
     args = parser.parse_args(argv)
     from eifer_models.face_detection.models import fetch_models
 
     fetch_models()
-    rows, comparisons, checks = [], {}, {}
+    rows, comparisons = [], {}
     for key in args.sources:
         description, frames, *truth = SOURCES[key](args.frames)
-        if truth:
-            checks[key] = expression_check(frames, truth[0])
-        for name, method in make_methods().items():
-            rows.append({"source": key, "method": name, **measure(method, frames)})
+        for name in make_methods():
+            make = lambda name=name: make_methods()[name]  # noqa: E731
+            row = measure(make, frames, truth[0] if truth else None)
+            rows.append({"source": key, "method": name, "description": description, **row})
         if args.mediapipe_python:
             comparisons[key] = compare_with_mediapipe(args.mediapipe_python, frames[:100])
         print(f"source {key}: {description}, {frames.shape[2]}x{frames.shape[1]}")
@@ -286,21 +406,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['source']:<8}{r['method']:<15}{r['detection_rate']:>6.2f}{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}"
               f"{r.get('box_width_px', float('nan')):>7.0f}{r.get('centre_jitter_px', float('nan')):>8.2f}"
               f"{r.get('centre_jitter_pct_of_width', float('nan')):>7.2f}")  # fmt: skip
-    for key, check in checks.items():
-        print(f"landmark measures vs truth on {key}:")
-        for measure_name, row in check.items():
-            print(f"  {measure_name:<26}" + " ".join(f"{t}={r:+.2f}" for t, r in row.items()))
+    check = (
+        outside_check(tuple(range(args.check_seeds)), args.check_rate_hz)
+        if args.outside_check
+        else None
+    )
+    if check is not None:
+        print("outside check: r x expected sign (MediaPipe measure vs its muscle's truth)")
+        for r in check["pairs"]:
+            if "r" in r:
+                print(f"  {r['occlusion']:<9}{r['landmarks']:<9}{r['seed']:>3} {r['movement']:<15}"
+                      f"{r['measure']:<26}{r['muscle']:<28}{r['r_signed']:+.2f} "
+                      f"found {r['found']}/{r['frames']}")  # fmt: skip
+        for r in check["one_sided"]:
+            print(
+                f"  one-sided {r['movement']:<15}{r['moving_side']:<6}seed {r['seed']} {r['change']}"
+            )
     for key, comparison in comparisons.items():
         print(f"mediapipe on {key}: {comparison}")
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    kept = [r for r in previous.get("rows", []) if r["source"] not in args.sources]
+    rows = kept + rows  # sources not run this time keep their rows from the last run
+    if check is None:
+        check = previous.get("outside_check")
     result = {
         "benchmark": "face_detection",
+        "load_avg_1min": os.getloadavg()[0],
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
         "runtime": "ai-edge-litert",
         "runtime_package_mb": _package_mb("ai_edge_litert"),
         "rows": rows,
         "mediapipe_comparison": comparisons,
-        "landmark_measures_vs_truth": checks,
+        "outside_check": check,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

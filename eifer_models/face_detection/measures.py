@@ -8,11 +8,13 @@ roll and distance leave them unchanged; ``right``/``left`` are the person's side
 person's right outer eye corner, on the image's left for a frontal face). Positive = up / open /
 wide:
 
-- ``brow_raise_{right,left}``: brow (upper contour) above the upper eyelid (frontalis; corrugator
-  lowers it);
+- ``brow_raise_{right,left}``: brow (upper contour) above the line through the outer eye
+  corners (frontalis; corrugator lowers it); not above the eyelid, whose closure would read as
+  a brow raise;
 - ``eye_open_{right,left}``: upper to lower eyelid (orbicularis oculi closes it);
-- ``mouth_corner_raise_{right,left}``: mouth corner above the line between the lips' midpoints
-  (zygomaticus raises it, depressor anguli oris lowers it);
+- ``mouth_corner_raise_{right,left}``: mouth corner height, measured from the line through the
+  outer eye corners (zygomaticus raises it, depressor anguli oris lowers it); not from the lips'
+  midpoints, which a one-sided smile drags along, so the still corner would read as lowered;
 - ``mouth_width``: corner to corner (zygomaticus widens, orbicularis oris narrows);
 - ``mouth_open``: inner lips apart (jaw drop, mentalis/orbicularis oris close);
 - ``upper_lip_raise``: upper lip towards the nose tip, as minus their distance (levator labii).
@@ -68,10 +70,9 @@ def expression_measures(landmarks: np.ndarray) -> dict[str, np.ndarray]:
     y = p[..., 1]
     out: dict[str, np.ndarray] = {}
     for side in ("right", "left"):
-        out[f"brow_raise_{side}"] = y[:, UPPER_LID[side]] - y[:, BROW[side]].mean(axis=1)
+        out[f"brow_raise_{side}"] = -y[:, BROW[side]].mean(axis=1)  # above the eye corners
         out[f"eye_open_{side}"] = y[:, LOWER_LID[side]] - y[:, UPPER_LID[side]]
-        lip_middle = (y[:, UPPER_LIP_INNER] + y[:, LOWER_LIP_INNER]) / 2
-        out[f"mouth_corner_raise_{side}"] = lip_middle - y[:, MOUTH_CORNER[side]]
+        out[f"mouth_corner_raise_{side}"] = -y[:, MOUTH_CORNER[side]]  # above the eye corners
     corners = p[:, MOUTH_CORNER["right"]] - p[:, MOUTH_CORNER["left"]]
     out["mouth_width"] = np.linalg.norm(corners, axis=1)
     out["mouth_open"] = y[:, LOWER_LIP_INNER] - y[:, UPPER_LIP_INNER]

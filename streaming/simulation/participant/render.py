@@ -135,7 +135,9 @@ class ParticipantRenderer:
         faces = np.asarray(arrays["f"])
         self._faces_np = faces[(faces < n_skin).all(1)]  # the skin (eyeballs stay hidden)
         self._faces = torch.as_tensor(self._faces_np)
-        self._template = neutral.astype(np.float32)  # texture coordinates: the neutral head
+        # texture coordinates: the unshaped head, where the landmarks, eye sockets and eyelids are
+        # defined, so the painted brows, eyes and lips sit on the true landmarks of every identity
+        self._template = np.asarray(arrays["v_template"], np.float32)
         self._mask_face = np.asarray(arrays["mask_face"])
         self._lmk_vertices = faces[np.asarray(arrays["lmk_faces_idx"])]  # (51, 3)
         self._lmk_bary = np.asarray(arrays["lmk_bary_coords"], np.float32)
