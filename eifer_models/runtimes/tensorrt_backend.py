@@ -25,7 +25,6 @@ TensorRT's runtime is not obtainable on the development machines: this module im
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -37,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from eifer_models.bundle_manifest import sha256_file
 from eifer_models.runtimes.base import BackendUnavailableError, Runtime, TensorSpec, check_inputs
 from eifer_models.runtimes.engine_trust import (
     SIGNATURE_FIELD,
@@ -105,14 +105,6 @@ def engine_precision(trt_major: int, fp16: bool, fp16_onnx: bool) -> str:
 def engine_key(trt_version: str, gpu_name: str) -> str:
     """Folder name under ``engines/``, e.g. ``nvidia-h100-80gb-hbm3-trt10.13.3.9``."""
     return f"{_slug(gpu_name)}-trt{trt_version}"
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 MATCHED_FIELDS = ("tensorrt_version", "gpu", "compute_capability", "onnx_sha256", "precision")
