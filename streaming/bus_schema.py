@@ -109,7 +109,7 @@ def _texts(value: Any, where: str) -> list[str]:
 
 def _choice(*allowed: str) -> Check:
     def choice(value: Any, where: str) -> str:
-        if value not in allowed:
+        if not isinstance(value, str) or value not in allowed:
             raise _fail(where, " or ".join(repr(a) for a in allowed), value)
         return str(value)
 
