@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 from eifer_models.encoders import SmirkEncoder
 from training.errors import RunError
 from training.metrics import driven_columns, pearson
+from training.run_folder import new_run
 
 __all__ = [
     "config_hash",
@@ -59,19 +59,6 @@ def config_hash(config: Any) -> str:
     for key in ("output", "run_name", "device", "threads"):
         data.pop(key, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-
-
-def new_run(output: str, run_name: str) -> Path:
-    name = run_name or time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    folder = Path(output) / name
-    try:
-        folder.mkdir(parents=True, exist_ok=False)
-    except FileExistsError:
-        raise RunError(
-            f"run folder {folder} exists; a run is never overwritten: choose another run_name, "
-            "or continue it with --resume"
-        ) from None
-    return folder
 
 
 @contextmanager

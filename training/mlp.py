@@ -41,6 +41,7 @@ from training.distributed import DistContext, init_distributed
 from training.errors import RunError
 from training.loop import train_fold
 from training.metrics import driven_columns, evaluate
+from training.run_folder import new_run
 
 __all__ = ["PhaseTwoData", "assign_folds", "git_commit", "prepare", "run_mlp"]
 
@@ -156,19 +157,6 @@ def _config_hash(config: MlpConfig, dataset_sha: str) -> str:
     return hashlib.sha256(json.dumps([data, dataset_sha], sort_keys=True).encode()).hexdigest()
 
 
-def _new_run(config: MlpConfig) -> Path:
-    name = config.run_name or time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    folder = Path(config.output) / name
-    try:
-        folder.mkdir(parents=True, exist_ok=False)
-    except FileExistsError:
-        raise RunError(
-            f"run folder {folder} exists; a run is never overwritten: choose another run_name, "
-            "or continue it with --resume"
-        ) from None
-    return folder
-
-
 def _file_log(folder: Path) -> logging.Handler:
     handler = logging.FileHandler(folder / "train.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
@@ -213,7 +201,11 @@ def _run(
         if not config.dataset:
             raise RunError("no training set given: --dataset FOLDER (from `eifer train dataset`)")
         load_dataset(config.dataset)  # a bad training set fails before a run folder is made
-        folder = Path(dist_ctx.broadcast(str(_new_run(config)) if dist_ctx.is_main else None))
+        folder = Path(
+            dist_ctx.broadcast(
+                str(new_run(config.output, config.run_name)) if dist_ctx.is_main else None
+            )
+        )
         run_info = {}
     if config.threads:
         torch.set_num_threads(config.threads)
