@@ -354,7 +354,16 @@ class Player:
                 )
             )
         if not self._stop:
-            time.sleep(self.config.drain_s)  # consumers receive the last chunks before closing
+            self._drain(feeds)
+
+    def _drain(self, feeds: list[_Feed]) -> None:
+        """Keep the outlets open until no consumer is left (each has what it wanted and closed
+        its inlet) or ``drain_s`` has passed: closing an outlet drops what is still in flight."""
+        deadline = time.monotonic() + self.config.drain_s
+        while not self._stop and time.monotonic() < deadline:
+            if not any(feed.outlet.have_consumers() for feed in feeds):
+                return
+            time.sleep(0.02)
 
 
 def print_progress(progress: Progress, stream: Any = sys.stderr) -> None:

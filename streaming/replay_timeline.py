@@ -40,7 +40,10 @@ class ReplayConfig(Config):
     loop_gap_s: NonNegativeFloat = 0.1  # time between the end of one loop and the next start
     video_buffer_s: PositiveFloat = 5.0  # outlet buffer of video streams (frames are large)
     progress_s: PositiveFloat = 1.0  # period of the progress line
-    drain_s: NonNegativeFloat = 0.5  # outlets stay open this long after the last sample
+    # after the last sample, outlets stay open until their consumers have left, at most this
+    # long: liblsl drops what a consumer has not yet received when its outlet closes, and at
+    # speed "max" a consumer on a busy machine can be seconds behind
+    drain_s: NonNegativeFloat = 5.0
 
 
 # ------------------------------------------------------------------------------ time base

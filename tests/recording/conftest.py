@@ -217,9 +217,15 @@ def replay_collect(
     names: Sequence[str],
     timeout_s: float = 30.0,
     via_cli: bool = False,
+    expect: dict[str, int] | None = None,
     **config: Any,
 ) -> dict[str, Pulled]:
-    """Replay ``path`` in a child process (real LSL) and pull ``names`` until it ends."""
+    """Replay ``path`` in a child process (real LSL) and pull ``names`` until it ends.
+
+    With ``expect`` (sample counts per stream) the player keeps its outlets open while this
+    consumer reads (``drain_s`` = ``timeout_s``), and pulling stops once every count is reached:
+    what is asserted is then delivery, however far behind a busy machine leaves the inlets.
+    """
     import pylsl
 
     from streaming.lsl_io import ChunkInlet
@@ -229,7 +235,7 @@ def replay_collect(
         "name_suffix": suffix,
         "wait_for_consumers_s": 20.0,
         "lead_s": 0.5,
-        "drain_s": 0.2,
+        "drain_s": timeout_s if expect else 0.2,
     } | config
     process = mp.get_context("spawn").Process(target=_play, args=(str(path), settings, via_cli))
     process.start()
@@ -261,6 +267,10 @@ def replay_collect(
                 if len(stamps):
                     got[name].append((data, stamps, pylsl.local_clock()))
                     new += len(stamps)
+            if expect and all(
+                sum(len(p[1]) for p in got[n]) >= count for n, count in expect.items()
+            ):
+                break
             if new == 0 and not process.is_alive():
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since > 1.0:  # margin for a starved inlet thread

@@ -60,7 +60,8 @@ def test_clock_resets_xdf_replays_every_sample_without_negative_jumps(
     shared_data: Path, replay: Callable[..., Any]
 ) -> None:
     path = shared_data / "xdf" / "clock_resets.xdf"
-    got = replay(path, ["BioSemi", "MyMarkerStream"], speed="max", timeout_s=90.0)
+    expect = {"BioSemi": 27815, "MyMarkerStream": 175}
+    got = replay(path, list(expect), speed="max", timeout_s=90.0, expect=expect)
     eeg, markers = got["BioSemi"], got["MyMarkerStream"]
     assert (eeg.channel_count, eeg.rate_hz, len(eeg.stamps)) == (8, 100.0, 27815)
     assert len(markers.stamps) == 175
@@ -98,7 +99,7 @@ def test_as_fast_as_possible_delivers_everything_quickly(
     tmp_path: Path, xdf_tools: SimpleNamespace, replay: Callable[..., Any]
 ) -> None:
     path = xdf_tools.write(tmp_path / "r.xdf", [xdf_tools.emg(20.0, rate_hz=512.0)])
-    got = replay(path, ["EMG"], speed="max")["EMG"]
+    got = replay(path, ["EMG"], speed="max", expect={"EMG": 20 * 512})["EMG"]
     assert len(got.stamps) == 20 * 512
     np.testing.assert_array_equal(got.data[:, 3], np.float32(3 + np.arange(20 * 512) / 1000.0))
     assert got.arrival[-1] - got.arrival[0] < 10.0  # 20 s of recording, far less wall time
