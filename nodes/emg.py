@@ -13,6 +13,7 @@ turns it off.
 from __future__ import annotations
 
 import argparse
+import signal
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,5 +95,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     stop = threading.Event()
     common.stop_on_signals(stop.set)  # SIGINT/SIGTERM: leave the loop, close the outlets
+    # a closed terminal (SIGHUP) too, at any stage: waiting for the amplifier, bridging, after
+    # it vanished (the loops look at `stop` at least every LOOK_S)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: stop.set())
     run_node(cfg, stop, args.duration)
     return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field
@@ -26,13 +26,17 @@ from streaming.emg_outlet import (
     contract_channels,
     counter_desc,
 )
-from streaming.errors import StreamFormatError
+from streaming.errors import StreamFormatError, StreamNotFoundError
+
+if TYPE_CHECKING:
+    from streaming.lsl_io import StreamSelector
 
 __all__ = ["BridgeConfig", "run_bridge"]
 
 log = logging.getLogger("eifer.node.emg")
 
 SILENCE_WARNING_S = 2.0  # a source quiet this long is reported (and again every as long)
+LOOK_S = 0.25  # one look for the amplifier's stream: a stop while waiting ends it this fast
 
 
 class BridgeConfig(Config):
@@ -53,6 +57,36 @@ class BridgeConfig(Config):
     scheme: str | None = None  # e.g. "fridlund": output labels must be that scheme's channels
     clock_sync: bool = True  # stamps in this machine's clock (identical when on one machine)
     max_buflen_s: float = Field(10.0, gt=0)
+
+
+def wait_for_stream(selector: StreamSelector, timeout_s: float, stop: StopEvent | None) -> bool:
+    """Wait until a stream matching ``selector`` is visible: True, or False once ``stop`` is set.
+
+    Looks in slices of ``LOOK_S`` so that a signal (which only sets ``stop``) ends the wait
+    promptly, where one blocking resolve would hold the node for all of ``timeout_s``. Raises
+    :class:`StreamNotFoundError` naming the visible streams after ``timeout_s``.
+    """
+    import pylsl
+
+    predicate = selector.predicate()
+    deadline = pylsl.local_clock() + timeout_s
+    log.info("waiting up to %g s for the amplifier's stream (%s)", timeout_s, selector)
+    while not (stop is not None and stop.is_set()):
+        left_s = deadline - pylsl.local_clock()
+        if left_s <= 0:
+            visible = ", ".join(repr(i.name()) for i in pylsl.resolve_streams(0.5)) or "none"
+            raise StreamNotFoundError(
+                f"no LSL stream with {selector} appeared within {timeout_s:g} s "
+                f"(bridge.timeout_s); visible: {visible}. Is the amplifier's LSL app streaming?"
+            )
+        look_s = min(LOOK_S, left_s)
+        if predicate:
+            seen = pylsl.resolve_bypred(predicate, 1, look_s)
+        else:
+            seen = pylsl.resolve_streams(look_s)
+        if seen:
+            return True
+    return False
 
 
 def run_bridge(
@@ -100,7 +134,10 @@ def run_bridge(
 
     b, out = bridge, output
     selector = StreamSelector(b.name, b.type, b.source_id)
-    source = find_stream(selector, timeout_s=b.timeout_s)
+    if not wait_for_stream(selector, b.timeout_s, stop):
+        log.info("%s: stopped while waiting for the amplifier's stream", out.name)
+        return 0
+    source = find_stream(selector, timeout_s=1.0)  # there now: full desc, one match
     described = f"stream {source.name()!r} ({selector})"
     rate = float(source.nominal_srate())
     n_in = source.channel_count()
