@@ -25,7 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dataset = sub.add_parser("dataset", help="build a training set (configs/training/dataset.toml)")
     add_config_arguments(dataset)
     dataset.add_argument(
-        "--session", action="append", default=[], help="session folder (repeatable)"
+        "--session",
+        action="append",
+        default=[],
+        help="a session folder or .xdf file, or a folder with sessions below it (repeatable)",
     )
     dataset.add_argument("--mmm", action="append", default=[], help="MMM dataset root (repeatable)")
     dataset.add_argument("--no-progress", action="store_true", help="no progress bars")

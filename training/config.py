@@ -20,7 +20,7 @@ def default_channels() -> list[str]:
 class DatasetConfig(Config):
     """``eifer train dataset``: which sources, which EMG feature, where the cache goes."""
 
-    sessions: list[str] = []  # session folders, or folders holding session folders
+    sessions: list[str] = []  # sessions (folders, .xdf files), or folders with sessions below
     mmm: list[str] = []  # roots of datasets in the MMM layout (MMM.csv + emg/ + params)
     output: str = "training_sets"  # the training set goes to <output>/<name>
     name: str = ""  # "" = "<feature>-<method>"

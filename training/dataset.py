@@ -68,23 +68,22 @@ def _part_id(source: str) -> str:
 @dataclass
 class _Source:
     kind: str  # "session" | "mmm"
-    path: str  # session folder, or "<mmm root>::<clip id>"
+    path: str  # session folder or XDF file, or "<mmm root>::<clip id>"
     files: list[Path]
     reader: Any  # () -> FrameTable given a progress callback
 
 
 def _sources(config: DatasetConfig) -> list[_Source]:
     from training.mmm import mmm_clips
-    from training.sessions import find_sessions, read_session
+    from training.sessions import find_sessions, read_session, session_files
 
     feature = get_feature(config.feature)
     sources: list[_Source] = []
-    for folder in find_sessions(list(config.sessions)):
-        files = [folder / "session.xdf", *sorted(folder.glob("*.mkv"))]
+    for session in find_sessions(config.sessions):
         sources.append(
             _Source(
-                "session", str(folder), files,
-                lambda progress, folder=folder: read_session(folder, config, feature, progress),
+                "session", str(session), session_files(session),
+                lambda progress, s=session: read_session(s, config, feature, progress),
             )
         )  # fmt: skip
     for root in config.mmm:

@@ -1,4 +1,4 @@
-"""Frames of a session folder (``eifer record`` / ``eifer synth``) for training.
+"""Frames of a session (``eifer record`` / ``eifer synth`` folder, or an XDF file) for training.
 
 Reads the contract of DESIGN.md "Sessions on disk": ``session.xdf`` (the ``EMG`` stream with
 channel labels and an optional ``counter`` channel; the camera's frame-index stream pointing at
@@ -11,7 +11,8 @@ and ``session.json`` (participant, electrode scheme). Every problem raises
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,25 +30,68 @@ from training.emg_at_frames import emg_at_frames, sample_times
 from training.errors import DatasetError
 from training.frames import REST, FrameTable
 
-__all__ = ["find_sessions", "movement_labels", "read_session"]
+__all__ = ["find_sessions", "movement_labels", "read_session", "session_files", "session_xdf"]
 
 
-def find_sessions(paths: list[str]) -> list[Path]:
-    """Session folders among ``paths``: a folder with ``session.xdf``, or the folders directly
-    inside one that have it (sorted, so the order is deterministic)."""
+SESSION_XDF = "session.xdf"  # DESIGN.md "Sessions on disk"
+
+
+def find_sessions(paths: Sequence[str | Path]) -> list[Path]:
+    """Every session at or below each of ``paths``, sorted, each once.
+
+    A session is a folder with ``session.xdf`` (given as the folder; its sub-folders are its
+    own) or any other ``.xdf`` file (given as the file). A path may be a session, a folder of
+    participants (``synth/`` holding ``P0200/occluded-1/``) at any depth, or an XDF file; one
+    holding none, or missing, is a :class:`DatasetError` naming it. Hidden folders (``.cache``)
+    are skipped.
+    """
     found: list[Path] = []
+    resolved: set[Path] = set()  # a session reached by two of the paths counts once
     for text in paths:
         path = Path(text)
-        if (path / "session.xdf").is_file():
-            found.append(path)
-        elif path.is_dir():
-            inner = sorted(p for p in path.iterdir() if (p / "session.xdf").is_file())
-            if not inner:
-                raise DatasetError(f"{path}: no session.xdf in it or in its sub-folders")
-            found.extend(inner)
-        else:
-            raise DatasetError(f"session folder not found: {path}")
+        if not path.exists():
+            raise DatasetError(
+                f"{path}: not found (give a session folder, an .xdf file, or a folder with "
+                "sessions below it)"
+            )
+        below = _sessions_below(path)
+        if not below:
+            raise DatasetError(
+                f"{path}: no session in or below it (a session is a folder with {SESSION_XDF} "
+                "or an .xdf file)"
+            )
+        for session in below:
+            if session.resolve() not in resolved:
+                resolved.add(session.resolve())
+                found.append(session)
     return found
+
+
+def _sessions_below(path: Path) -> list[Path]:
+    if path.is_file():
+        if path.name == SESSION_XDF:
+            return [path.parent]
+        return [path] if path.suffix.lower() == ".xdf" else []
+    sessions: list[Path] = []
+    for folder, subfolders, files in os.walk(path):
+        if SESSION_XDF in files:
+            sessions.append(Path(folder))
+            subfolders.clear()  # a session's sub-folders belong to it
+            continue
+        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        sessions += [Path(folder, f) for f in files if f.lower().endswith(".xdf")]
+    return sorted(sessions, key=lambda p: p.parts)
+
+
+def session_xdf(session: Path) -> Path:
+    """The XDF file of a session: ``session.xdf`` of a folder, or the file itself."""
+    return session / SESSION_XDF if session.is_dir() else session
+
+
+def session_files(session: Path) -> list[Path]:
+    """What a session's frames come from: its XDF and the video files beside it."""
+    xdf = session_xdf(session)
+    return [xdf, *sorted(xdf.parent.glob("*.mkv"))]
 
 
 def movement_labels(t_frames: np.ndarray, times: np.ndarray, markers: list[str]) -> np.ndarray:
@@ -178,24 +222,30 @@ def truth_per_channel(values: np.ndarray, labels: list[str], channels: list[str]
 
 
 def read_session(
-    folder: Path,
+    session: Path,
     config: DatasetConfig,
     feature: FeatureDefinition,
     progress: Callable[[int], None] | None = None,
 ) -> FrameTable:
-    """Every frame of one session folder with its EMG feature, movement and truth."""
-    xdf = folder / "session.xdf"
+    """Every frame of one session (a folder with ``session.xdf``, or an XDF file) with its EMG
+    feature, movement and truth."""
+    xdf = session_xdf(session)
+    folder = xdf.parent
     if not xdf.is_file():
         raise DatasetError(f"{xdf}: missing")
     scan = scan_xdf(xdf)
     if scan.problems:
         raise DatasetError(f"{xdf}: damaged XDF: {'; '.join(scan.problems[:3])}")
+    own_info = xdf.name == SESSION_XDF and (folder / "session.json").is_file()
     try:
-        recording = load_recording(folder)
-        info = read_session_info(folder) if (folder / "session.json").is_file() else None
+        recording = load_recording(xdf)
+        info = read_session_info(folder) if own_info else None
     except SessionFileError as exc:
         raise DatasetError(str(exc)) from None
-    participant = (info.participant if info else "") or folder.name
+    # without session.json: the session folder's name, or a loose XDF file's stem
+    participant = (info.participant if info else "") or (
+        folder.name if xdf.name == SESSION_XDF else xdf.stem
+    )
     occluded = bool(info is None or info.electrode_scheme not in ("", "none"))
 
     video = _stream(recording, config, "video_stream", xdf)
@@ -235,7 +285,7 @@ def read_session(
             list(config.channels),
         )
     table = FrameTable(
-        source=str(folder), participant=participant, occluded=occluded, t_frame=t_frames,
+        source=str(session), participant=participant, occluded=occluded, t_frame=t_frames,
         frame_index=frame_index, emg_uv=emg_uv.astype(np.float32), movement=movement, phi=phi,
         emg_truth=truth, emg_truth_labels=truth_labels,
         info={"emg_rate_hz": rate_hz, "feature_delay_s": delay_s, "n_frames": len(t_frames)},
