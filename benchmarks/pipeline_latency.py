@@ -18,25 +18,14 @@ starts 5 s after the EMG first reaches the pipeline.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _node(argv: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "nodes.cli", *argv],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+from benchmarks.pipeline_nodes import machine, source_nodes, use_loopback_lsl, write_results
 
 
 def make_profile(directory: Path, seconds: float = 200.0) -> Path:
@@ -94,12 +83,7 @@ def run_case(seconds: float, size: str, bundle: Path | None, profile: Path, tag:
     from streaming.config import validate
     from streaming.pipeline import Pipeline, PipelineConfig
 
-    emg, cam = f"EMG-bench-{tag}", f"Camera-bench-{tag}"
-    nodes = [
-        _node(["node", "emg", "--name", emg]),
-        _node(["node", "camera", "--source", "synthetic", "--name", cam, "--size", size]),
-    ]
-    try:
+    with source_nodes(f"bench-{tag}", size) as (emg, cam):
         config = validate(
             PipelineConfig,
             {
@@ -144,10 +128,6 @@ def run_case(seconds: float, size: str, bundle: Path | None, profile: Path, tag:
         counter.join(5)
         if failure:
             raise RuntimeError(failure[0])
-    finally:
-        for node in nodes:
-            node.terminate()
-            node.wait(10)
     if bundle is not None and counter.phi_emg_finite < 0.9 * max(1, counter.messages):
         raise RuntimeError(
             f"EMG2Exp did not run: phi_emg finite in {counter.phi_emg_finite} of "
@@ -171,9 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--size", default="1280x720", help="camera frame size")
     args = parser.parse_args(argv)
-    os.environ.setdefault(
-        "LSLAPICFG", str(Path(__file__).resolve().parents[1] / "tests" / "lsl_api.cfg")
-    )
+    use_loopback_lsl()
     from eifer_models.bundle import create_demo_bundle
 
     load_before = os.getloadavg()[0]
@@ -196,21 +174,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name:<22} phi_emg finite in {case['phi_emg_finite']} of "
                 f"{case['expression_messages']} expression messages"
             )
-    RESULTS.mkdir(exist_ok=True)
-    out = {
-        "benchmark": "pipeline_latency",
-        "seconds_per_case": args.seconds,
-        "frame_size": args.size,
-        "machine": {
-            "processor": platform.machine(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
+    write_results(
+        "pipeline_latency",
+        {
+            "seconds_per_case": args.seconds,
+            "frame_size": args.size,
+            "machine": machine(),
+            "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
+            "cases": cases,
         },
-        "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
-        "cases": cases,
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    (RESULTS / "pipeline_latency.json").write_text(json.dumps(out, indent=2))
+    )
     return 0
 
 

@@ -15,10 +15,8 @@ and keeps its latency bounded (DESIGN.md: "Under overload the pipeline stays cur
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
-import platform
 import sys
 import tempfile
 import threading
@@ -26,9 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.pipeline_latency import _node
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks.pipeline_nodes import machine, source_nodes, use_loopback_lsl, write_results
 
 
 def _burn(stop: Any) -> None:
@@ -53,53 +49,46 @@ def run_case(
     from streaming.config import validate
     from streaming.pipeline import Pipeline, PipelineConfig
 
-    emg, cam = f"EMG-overload-{tag}", f"Camera-overload-{tag}"
-    nodes = [
-        _node(["node", "emg", "--name", emg]),
-        _node(["node", "camera", "--source", "synthetic", "--name", cam, "--size", size]),
-    ]
     ctx = mp.get_context("spawn")
     stop_hogs = ctx.Event()
     workers = [ctx.Process(target=_burn, args=(stop_hogs,), daemon=True) for _ in range(hogs)]
-    try:
-        config = validate(
-            PipelineConfig,
-            {
-                "emg": {"name": emg},
-                "video": {"name": cam, "max_queue_ms": max_queue_ms},
-                "output": {"lsl_name": f"EIFER-overload-{tag}"},
-                "models": {"bundle": str(bundle), "backend": "onnxruntime"},
-            },
-        )
-        models = FramePredictor.from_config(config.models)
-        pipeline = Pipeline(config, models=models, publisher=Publisher("tcp://127.0.0.1:*"))
-        for worker in workers:
-            worker.start()
-        thread = threading.Thread(target=pipeline.run, daemon=True)
-        thread.start()
-        # measure once both streams flow and the models are warm (a loaded machine starts the
-        # nodes slowly): statistics and counts from then on
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not (
-            pipeline.emg.health.connected and pipeline.frames.health.connected
-        ):
-            time.sleep(0.5)
-        time.sleep(3.0)
-        pipeline.latency.reset()
-        counts = dict(pipeline.status()["frames"])
-        time.sleep(seconds)
-        pipeline.stop()
-        thread.join(30)
-        status = pipeline.status()
-    finally:
-        stop_hogs.set()
-        for worker in workers:
-            worker.join(5)
-            if worker.is_alive():
-                worker.kill()
-        for node in nodes:
-            node.terminate()
-            node.wait(10)
+    with source_nodes(f"overload-{tag}", size) as (emg, cam):
+        try:
+            config = validate(
+                PipelineConfig,
+                {
+                    "emg": {"name": emg},
+                    "video": {"name": cam, "max_queue_ms": max_queue_ms},
+                    "output": {"lsl_name": f"EIFER-overload-{tag}"},
+                    "models": {"bundle": str(bundle), "backend": "onnxruntime"},
+                },
+            )
+            models = FramePredictor.from_config(config.models)
+            pipeline = Pipeline(config, models=models, publisher=Publisher("tcp://127.0.0.1:*"))
+            for worker in workers:
+                worker.start()
+            thread = threading.Thread(target=pipeline.run, daemon=True)
+            thread.start()
+            # measure once both streams flow and the models are warm (a loaded machine starts the
+            # nodes slowly): statistics and counts from then on
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not (
+                pipeline.emg.health.connected and pipeline.frames.health.connected
+            ):
+                time.sleep(0.5)
+            time.sleep(3.0)
+            pipeline.latency.reset()
+            counts = dict(pipeline.status()["frames"])
+            time.sleep(seconds)
+            pipeline.stop()
+            thread.join(30)
+            status = pipeline.status()
+        finally:
+            stop_hogs.set()
+            for worker in workers:
+                worker.join(5)
+                if worker.is_alive():
+                    worker.kill()
     frames = {k: v - counts.get(k, 0) for k, v in status["frames"].items()}
     return {
         "case": name,
@@ -120,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="1280x720", help="camera frame size")
     parser.add_argument("--hogs", type=int, default=os.cpu_count() or 2, help="busy processes")
     args = parser.parse_args(argv)
-    os.environ.setdefault(
-        "LSLAPICFG", str(Path(__file__).resolve().parents[1] / "tests" / "lsl_api.cfg")
-    )
+    use_loopback_lsl()
     from eifer_models.bundle import create_demo_bundle
 
     load_before = os.getloadavg()
@@ -153,21 +140,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{a2p.get('p50', nan):>8.1f} {a2p.get('p99', nan):>8.1f} {fr['published']:>10} "
             f"{fr['skipped']:>8} {fr['dropped']:>8} {fr['emg_missing']:>12}"
         )
-    RESULTS.mkdir(exist_ok=True)
-    out = {
-        "benchmark": "pipeline_overload",
-        "seconds_per_case": args.seconds,
-        "frame_size": args.size,
-        "machine": {
-            "processor": platform.machine(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_before": [round(x, 2) for x in load_before],
+    write_results(
+        "pipeline_overload",
+        {
+            "seconds_per_case": args.seconds,
+            "frame_size": args.size,
+            "machine": {**machine(), "load_average_before": [round(x, 2) for x in load_before]},
+            "cases": cases,
         },
-        "cases": cases,
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    (RESULTS / "pipeline_overload.json").write_text(json.dumps(out, indent=2))
+    )
     return 0
 
 

@@ -19,10 +19,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from pydantic import BaseModel
 
 from eifer_models.encoders import SmirkEncoder
 from training.errors import RunError
@@ -30,20 +31,58 @@ from training.metrics import driven_columns, pearson
 from training.run_folder import new_run
 
 __all__ = [
+    "RUN_FILE",
     "config_hash",
     "encoder_phi",
     "load_checkpoint",
     "load_encoders",
     "new_run",
+    "open_run",
     "phi_scores",
     "pick_device",
     "run_log",
     "save_checkpoint",
+    "save_encoders",
+    "write_run_info",
 ]
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "last.pt"
 ENCODERS = "encoders.pt"
+RUN_FILE = "run.json"
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+def open_run(
+    config: ConfigT | None, resume: str | Path | None, config_type: type[ConfigT], command: str
+) -> tuple[Path, ConfigT]:
+    """The run folder and its config: ``resume``'s (from its ``run.json``), else a new folder
+    for ``config``. ``command`` (``encoders``, ``phase1``) names the trainer in errors."""
+    if resume is not None:
+        folder = Path(resume)
+        info_file = folder / RUN_FILE
+        if not info_file.is_file():
+            raise RunError(f"{info_file}: missing; not a run of `eifer train {command}`")
+        return folder, config_type.model_validate(json.loads(info_file.read_text())["config"])
+    if config is None:
+        raise RunError("give a config or a run folder to resume")
+    return new_run(config.output, config.run_name), config  # type: ignore[attr-defined]
+
+
+def write_run_info(folder: Path, kind: str, config: BaseModel, provenance: str) -> None:
+    """A new run's ``run.json``: what trained it, with which config, from which commit."""
+    from training.mlp import git_commit
+
+    info = {"kind": kind, "config": config.model_dump(mode="json"), "provenance": provenance,
+            "git_commit": git_commit()}  # fmt: skip
+    (folder / RUN_FILE).write_text(json.dumps(info, indent=2))
+
+
+def save_encoders(encoder: SmirkEncoder, folder: Path) -> SmirkEncoder:
+    """The trained encoders on the CPU in eval mode, their state dict saved as ``encoders.pt``."""
+    encoder = encoder.cpu().eval()
+    torch.save(encoder.state_dict(), folder / ENCODERS)
+    return encoder
 
 
 def pick_device(device: str) -> torch.device:

@@ -24,23 +24,22 @@ from eifer_models.encoders import SmirkEncoder
 from training.encoder_config import EncodersConfig
 from training.encoder_runs import (
     CHECKPOINT,
-    ENCODERS,
     config_hash,
     encoder_phi,
     load_checkpoint,
-    new_run,
+    open_run,
     phi_scores,
     pick_device,
     run_log,
     save_checkpoint,
+    save_encoders,
+    write_run_info,
 )
-from training.errors import RunError
 from training.face_pairs import FacePairs, load_or_render_pairs
 
 __all__ = ["evaluate_encoders", "load_pairs", "run_encoders"]
 
 log = logging.getLogger(__name__)
-RUN_FILE = "run.json"
 
 
 def load_pairs(data: Any, progress: bool = False) -> tuple[FacePairs, FacePairs]:
@@ -95,16 +94,7 @@ def run_encoders(
     progress: bool = True,
 ) -> Path:
     """Train (or, ``untrained``, only evaluate the seeded encoders); returns the run folder."""
-    if resume is not None:
-        folder = Path(resume)
-        info_file = folder / RUN_FILE
-        if not info_file.is_file():
-            raise RunError(f"{info_file}: missing; not a run of `eifer train encoders`")
-        config = EncodersConfig.model_validate(json.loads(info_file.read_text())["config"])
-    elif config is None:
-        raise RunError("give a config or a run folder to resume")
-    else:
-        folder = new_run(config.output, config.run_name)
+    folder, config = open_run(config, resume, EncodersConfig, "encoders")
     with run_log(folder):
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -124,16 +114,8 @@ def run_encoders(
             provenance = (
                 f"supervised on synthetic participants ({config.views} views); " + provenance
             )
-        info = {
-            "kind": "encoders",
-            "config": config.model_dump(mode="json"),
-            "provenance": provenance,
-        }
         if resume is None:
-            from training.mlp import git_commit
-
-            info["git_commit"] = git_commit()
-            (folder / RUN_FILE).write_text(json.dumps(info, indent=2))
+            write_run_info(folder, "encoders", config, provenance)
         train, held = load_pairs(config.data, progress=progress)
         crops = {
             "free": [train.free],
@@ -193,8 +175,7 @@ def run_encoders(
                 return folder
         if bar is not None:
             bar.close()
-        encoder.cpu().eval()
-        torch.save(encoder.state_dict(), folder / ENCODERS)
+        encoder = save_encoders(encoder, folder)
         scores = evaluate_encoders(encoder, held, torch.device("cpu"))
         scores["losses"] = losses
         (folder / "eval.json").write_text(json.dumps(scores, indent=2))

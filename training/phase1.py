@@ -49,14 +49,15 @@ from training.augment import augment
 from training.encoder_config import Phase1Config
 from training.encoder_runs import (
     CHECKPOINT,
-    ENCODERS,
     config_hash,
     load_checkpoint,
     load_encoders,
-    new_run,
+    open_run,
     pick_device,
     run_log,
     save_checkpoint,
+    save_encoders,
+    write_run_info,
 )
 from training.encoders import evaluate_encoders, load_pairs
 from training.errors import RunError
@@ -65,7 +66,6 @@ from training.face_model import FaceModel
 __all__ = ["CycleModels", "run_phase1", "split_finetune", "stage_of_epoch"]
 
 log = logging.getLogger(__name__)
-RUN_FILE = "run.json"
 
 
 def stage_of_epoch(epoch: int, stage_epochs: list[int]) -> int:
@@ -240,32 +240,21 @@ def run_phase1(
     progress: bool = True,
 ) -> Path:
     """Run (or continue) phase 1; writes encoders.pt (the occluded-face encoder) and eval.json."""
-    if resume is not None:
-        folder = Path(resume)
-        if not (folder / RUN_FILE).is_file():
-            raise RunError(f"{folder / RUN_FILE}: missing; not a run of `eifer train phase1`")
-        config = Phase1Config.model_validate(json.loads((folder / RUN_FILE).read_text())["config"])
-    elif config is None:
-        raise RunError("give a config or a run folder to resume")
-    else:
+    if resume is None and config is not None:
         if len(config.stage_epochs) != len(config.pixel_fractions):
             raise RunError("stage_epochs and pixel_fractions need one entry per stage")
         if not config.encoders:
             raise RunError("phase 1 starts from trained encoders: set encoders = <run folder>")
-        folder = new_run(config.output, config.run_name)
+    folder, config = open_run(config, resume, Phase1Config, "phase1")
     with run_log(folder):
         if config.threads:
             torch.set_num_threads(config.threads)
         device = pick_device(config.device)
         encoder, origin = load_encoders(config.encoders)
         if resume is None:
-            from training.mlp import git_commit
-
-            info = {
-                "kind": "phase1", "config": config.model_dump(mode="json"), "git_commit": git_commit(),
-                "provenance": f"phase 1 (EIFER cycles) from encoders {origin}",
-            }  # fmt: skip
-            (folder / RUN_FILE).write_text(json.dumps(info, indent=2))
+            write_run_info(
+                folder, "phase1", config, f"phase 1 (EIFER cycles) from encoders {origin}"
+            )
         train, held = load_pairs(config.data, progress=progress)
         rows, val_rows = split_finetune(
             len(train), config.finetune_fraction, config.val_fraction, config.seed
@@ -342,8 +331,7 @@ def run_phase1(
                 return folder
         if bar is not None:
             bar.close()
-        e_s = models.e_s.cpu().eval()
-        torch.save(e_s.state_dict(), folder / ENCODERS)
+        e_s = save_encoders(models.e_s, folder)
         scores = evaluate_encoders(e_s, held, torch.device("cpu"))
         scores["history"] = history
         scores["finetune_frames"] = {"train": len(rows), "validation": len(val_rows)}
