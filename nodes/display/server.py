@@ -3,7 +3,8 @@
 A thread subscribes to the bus (:class:`streaming.bus.Subscriber`), checks each message against
 its topic's contract (:mod:`streaming.bus_schema`: unknown topics are ignored, invalid messages
 counted and dropped, never cached), turns it into JSON once (and, for ``muscle``, computes the
-biofeedback score and symmetry), and hands it to the asyncio loop, which offers it to every
+biofeedback score and symmetry; for ``face``, JPEGs as base64; with truth streams configured,
+the truth at the message's time, :mod:`nodes.display.truth`), and hands it to the asyncio loop, which offers it to every
 connected WebSocket client's latest-only slots (:mod:`nodes.display.hub`). The page (``static/``)
 draws what arrives. The bus thread survives any message; should it die all the same, ``/health``
 says so and the 1 Hz ticker restarts it. Binds 127.0.0.1 by default; no asset is fetched from the
