@@ -78,7 +78,14 @@ class BusCounter(threading.Thread):
         self.subscriber.close()
 
 
-def run_case(seconds: float, size: str, bundle: Path | None, profile: Path, tag: str) -> dict:
+def run_case(
+    seconds: float,
+    size: str,
+    bundle: Path | None,
+    profile: Path,
+    tag: str,
+    face_preview_hz: float | None = None,
+) -> dict:
     from streaming.bus import Publisher
     from streaming.config import validate
     from streaming.pipeline import Pipeline, PipelineConfig
@@ -89,7 +96,8 @@ def run_case(seconds: float, size: str, bundle: Path | None, profile: Path, tag:
             {
                 "emg": {"name": emg},
                 "video": {"name": cam},
-                "output": {"lsl_name": f"EIFER-bench-{tag}"},
+                "output": {"lsl_name": f"EIFER-bench-{tag}"}
+                | ({} if face_preview_hz is None else {"face_preview_hz": face_preview_hz}),
                 "models": {"bundle": str(bundle) if bundle else ""},
                 "profile": str(profile),
             },

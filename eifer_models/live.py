@@ -123,6 +123,7 @@ class FramePredictor:
             face_box=box,
             landmarks=landmarks,
             face_detector=detector,
+            crop=crop,
             latency_ms=latency,
             errors=(*errors, *graphs.errors),
         )

@@ -101,6 +101,13 @@ def _format(message: Message) -> str:
             f"instruct {_clean(f['text'])} ({_clean(f.get('phase'), 40)}, "
             f"{_num(f.get('remaining_s'), 0)} s left)"
         )
+    if message.topic == "face":
+        box = "no face" if f.get("face_box") is None else f"box {np.round(f['face_box'], 1)}"
+        crop = "" if f.get("crop") is None else f", crop {f['crop_size'][0]} px"
+        return (
+            f"face    {_frame(message)} {f['image_size'][0]}x{f['image_size'][1]} JPEG "
+            f"{len(f['image']) / 1e3:.1f} kB, {box}{crop}"
+        )
     return f"{_clean(message.topic, 40)} {_clean(sorted(f))}"
 
 

@@ -38,7 +38,7 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5556"
-TOPICS = ("expression", "muscle", "status", "instruction")
+TOPICS = ("expression", "muscle", "status", "instruction", "face")
 _ARRAY_KEYS = frozenset({"dtype", "shape", "data"})
 # Plain numeric dtypes only, written as numpy's ``dtype.str`` (``<f4``, ``|u1``, ``|b1``): object,
 # void or structured dtypes could smuggle arbitrary Python objects or odd layouts.

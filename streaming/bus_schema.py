@@ -22,8 +22,16 @@ import numpy as np
 
 from streaming.bus import TOPICS, Message
 from streaming.errors import PayloadError
+from streaming.jpeg import JpegError, jpeg_size
 
-__all__ = ["TOPIC_FIELDS", "SchemaError", "UnknownTopicError", "validate"]
+__all__ = [
+    "FACE_IMAGE_MAX_BYTES",
+    "FACE_IMAGE_MAX_SIDE_PX",
+    "TOPIC_FIELDS",
+    "SchemaError",
+    "UnknownTopicError",
+    "validate",
+]
 
 
 class SchemaError(PayloadError):
@@ -35,6 +43,11 @@ class UnknownTopicError(SchemaError):
 
 
 Check = Callable[[Any, str], Any]
+
+# ``face``: a preview, not a video stream (streaming.face_preview): 1280 px and 1 MiB bound
+# what a consumer (a browser decoding it) may be made to hold per picture
+FACE_IMAGE_MAX_SIDE_PX = 1280
+FACE_IMAGE_MAX_BYTES = 1 << 20
 
 
 def _fail(where: str, wanted: str, value: Any) -> SchemaError:
@@ -82,7 +95,15 @@ def _vector(value: Any, where: str) -> np.ndarray:
 
 
 def _points(value: Any, where: str) -> np.ndarray:
-    """A (N, 2) or (N, 3) numeric array of points (e.g. face landmarks in frame pixels)."""
+    """A (N, 2) or (N, 3) numeric array of points (e.g. face landmarks in frame pixels); also
+    a list of such rows (nil = NaN), as a client without numpy (or the page's JSON) sends it."""
+    if isinstance(value, list):
+        rows = [_vector(row, f"{where}[{i}]") for i, row in enumerate(value)]
+        if rows and {len(row) for row in rows} in ({2}, {3}):
+            return np.stack(rows)
+        if not rows:
+            return np.zeros((0, 2))
+        raise _fail(where, "a list of [x, y] or [x, y, z] points", value)
     if not isinstance(value, np.ndarray) or value.ndim != 2 or value.shape[1] not in (2, 3):
         shown = (
             f"{value.dtype} array of shape {value.shape}"
@@ -147,6 +168,54 @@ def _map_of(check: Check) -> Check:
         return {key: check(item, f"{where}.{key}") for key, item in value.items()}
 
     return map_of
+
+
+def _size(most: int) -> Check:
+    """``[width, height]`` in pixels, each 1..``most``."""
+
+    def size(value: Any, where: str) -> list[int]:
+        if not isinstance(value, list) or len(value) != 2:
+            raise _fail(where, "[width, height]", value)
+        sides = [_integer(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        if not all(1 <= side <= most for side in sides):
+            raise _fail(where, f"sides of 1..{most} pixels", value)
+        return sides
+
+    return size
+
+
+def _jpeg(most_bytes: int, most_side: int) -> Check:
+    """JPEG bytes of at most ``most_bytes``, whose frame header gives sides of at most
+    ``most_side`` pixels (checked without decoding: :func:`streaming.jpeg.jpeg_size`)."""
+
+    def jpeg(value: Any, where: str) -> bytes:
+        if not isinstance(value, bytes):
+            raise _fail(where, "JPEG bytes", type(value).__name__)
+        if len(value) > most_bytes:
+            raise SchemaError(f"{where} has {len(value)} bytes, more than {most_bytes}")
+        try:
+            width, height = jpeg_size(value)
+        except JpegError as exc:
+            raise SchemaError(f"{where}: {exc}") from None
+        if width > most_side or height > most_side:
+            raise SchemaError(f"{where} is {width} x {height} pixels, larger than {most_side}")
+        return value
+
+    return jpeg
+
+
+def _scale(value: Any, where: str) -> float:
+    number = _number(value, where)
+    if not (math.isfinite(number) and 0 < number <= 16):
+        raise _fail(where, "a factor in (0, 16]", value)
+    return float(number)
+
+
+def _box(value: Any, where: str) -> np.ndarray:
+    box = _vector(value, where)
+    if box.shape != (4,):
+        raise _fail(where, "4 numbers x, y, w, h", f"{box.shape[0]} values")
+    return box
 
 
 _count = _nullable(_number)  # counters and rates: numbers, nil where unknown
@@ -229,6 +298,20 @@ TOPIC_FIELDS: dict[str, tuple[dict[str, Check], frozenset[str]]] = {
         },
         frozenset({"text"}),
     ),
+    "face": (
+        {
+            "image": _jpeg(FACE_IMAGE_MAX_BYTES, FACE_IMAGE_MAX_SIDE_PX),
+            "image_size": _size(FACE_IMAGE_MAX_SIDE_PX),
+            "source_size": _size(1 << 16),
+            "scale": _scale,
+            "face_detected": _boolean,
+            "face_box": _nullable(_box),
+            "landmarks": _nullable(_points),
+            "crop": _nullable(_jpeg(FACE_IMAGE_MAX_BYTES, FACE_IMAGE_MAX_SIDE_PX)),
+            "crop_size": _nullable(_size(FACE_IMAGE_MAX_SIDE_PX)),
+        },
+        frozenset({"image", "image_size", "scale", "face_detected"}),
+    ),
 }
 assert set(TOPIC_FIELDS) == set(TOPICS)
 
@@ -246,6 +329,8 @@ def validate(message: Message) -> Message:
         raise UnknownTopicError(f"topic {message.topic[:40]!r} is not part of the bus contract")
     checks, required = spec
     fields = _record(checks, required)(message.fields, message.topic)
+    if message.topic == "face":
+        _check_face(fields)
     if message.topic == "muscle":
         n = len(fields["channels"])
         for key in _MUSCLE_VECTORS:
@@ -254,3 +339,15 @@ def validate(message: Message) -> Message:
                     f"muscle.{key} has {fields[key].shape[0]} values for {n} channels"
                 )
     return replace(message, fields=fields)
+
+
+def _check_face(fields: dict[str, Any]) -> None:
+    """The sizes a ``face`` message claims are its pictures' own (read from their headers)."""
+    for picture, size in (("image", "image_size"), ("crop", "crop_size")):
+        if fields.get(picture) is None:
+            continue
+        actual = list(jpeg_size(fields[picture]))
+        if fields.get(size) != actual:
+            raise SchemaError(
+                f"face.{size} {fields.get(size)} is not the JPEG's {actual[0]} x {actual[1]}"
+            )

@@ -12,7 +12,9 @@ message (and ``expression`` when models run). A frame whose EMG never comes is p
 ``emg_missing = true``, never dropped (DESIGN.md); before the EMG stream was ever seen, the
 message already carries the configured channels (NaN), so every consumer sees one shape. Under
 overload the frame feed skips stale frames (counted as ``skipped``) instead of building a backlog.
-About once a second a ``status`` message reports stream health, per-stage latency, drops and
+A few times a second (``output.face_preview_hz``) a ``face`` message shows the camera image,
+the face box and the crop the encoders read, encoded off the frame loop
+(:mod:`streaming.face_preview`). About once a second a ``status`` message reports stream health, per-stage latency, drops and
 skips. Predictions also go out as the ``EIFER`` LSL stream, so a recorder keeps them next to the
 raw data.
 """
@@ -34,6 +36,7 @@ from streaming.bus import DEFAULT_ADDRESS, Publisher
 from streaming.config import Config
 from streaming.emg_feed import EmgFeed, EmgInputConfig
 from streaming.errors import EiferError
+from streaming.face_preview import FacePreview, PreviewJob
 from streaming.features import FeatureDefinition
 from streaming.health import LatencyStats
 from streaming.lsl_io import ChunkOutlet, stream_info
@@ -71,6 +74,12 @@ class OutputConfig(Config):
     lsl_predictions: bool = True
     lsl_name: str = "EIFER"
     status_interval_s: PositiveFloat = 1.0
+    face_preview_hz: NonNegativeFloat = Field(
+        5.0, le=30.0, description="`face` messages (camera image, box, crop) per second; 0 = off"
+    )
+    face_preview_px: int = Field(320, ge=16, le=1280, description="longest side of its image")
+    face_preview_crop_px: int = Field(112, ge=16, le=512, description="side of its crop")
+    face_preview_quality: int = Field(80, ge=10, le=95, description="JPEG quality")
 
 
 class ModelsConfig(Config):
@@ -138,6 +147,13 @@ class Pipeline:
         self._stop = threading.Event()
         self._outlet: ChunkOutlet | None = None
         self._last_status = 0.0
+        out = config.output
+        self.face_preview = FacePreview(
+            out.face_preview_hz if config.video.enabled else 0.0,
+            out.face_preview_px,
+            out.face_preview_crop_px,
+            out.face_preview_quality,
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
     def stop(self) -> None:
@@ -158,8 +174,10 @@ class Pipeline:
                     self._process(frame)
                     if on_frame is not None:
                         on_frame(self.published)
+                self._publish_face_preview()
                 self._maybe_status()
         finally:
+            self.face_preview.close()
             self.frames.stop()
             self.emg.stop()
             if self._own_publisher:
@@ -222,6 +240,7 @@ class Pipeline:
             "emg_read_offset_ms": 1e3 * read_offset_s,
         }
         expression: dict[str, Any] | None = None
+        predictions: FramePredictions | None = None
         if self.models is not None:
             if normalised is None and aligned is not None:
                 self._note_error("models: EMG2Exp needs normalised EMG: load a participant profile")
@@ -246,6 +265,7 @@ class Pipeline:
         if expression is not None:
             self.publisher.publish("expression", expression, t=frame.t, frame=frame.index)
         self._push_lsl(frame, muscle, expression)
+        self._offer_face_preview(frame, predictions)
         self.published += 1
         self.latency.add("pipeline", 1e3 * (time.perf_counter() - t_start))
         published_at = pylsl.local_clock()
@@ -283,6 +303,31 @@ class Pipeline:
         return self.profile.normalise(envelope_uv).astype(np.float32)
 
     # -- outputs ----------------------------------------------------------------------------
+    def _offer_face_preview(self, frame: Frame, predictions: FramePredictions | None) -> None:
+        """Hand a due frame to the preview worker (references only: the frame loop never waits
+        for the JPEG encoding; ``streaming.face_preview``)."""
+        if frame.rgb is None or not self.face_preview.due(frame.t):
+            return
+        p = predictions
+        self.face_preview.offer(
+            PreviewJob(
+                t=frame.t,
+                frame=frame.index,
+                rgb=frame.rgb,
+                face_detected=bool(p.face_detected) if p is not None else False,
+                face_box=p.face_box if p is not None else None,
+                landmarks=p.landmarks if p is not None else None,
+                crop=p.crop if p is not None else None,
+            )
+        )
+
+    def _publish_face_preview(self) -> None:
+        result = self.face_preview.take()
+        if result is None:
+            return
+        self.latency.add("face_preview_cpu", result.encode_cpu_ms)
+        self.publisher.publish("face", result.fields, t=result.t, frame=result.frame)
+
     def _prediction_layout(self, n_emg: int) -> list[str]:
         layout = [f"emg_measured_{i + 1}" for i in range(n_emg)] + ["emg_missing"]
         if self.models is not None:
@@ -345,6 +390,8 @@ class Pipeline:
         for key, health in (("emg", self.emg.health), ("video", self.frames.health)):
             if health.last_error:
                 self._note_error(f"{key}: {health.last_error}")
+        if self.face_preview.last_error:
+            self._note_error(self.face_preview.last_error)
         return {
             "streams": streams,
             "latency_ms": self.latency.summary(),
@@ -354,6 +401,8 @@ class Pipeline:
                 "skipped": int(self.frames.skipped),  # by the pipeline, to stay current
                 "duplicates": int(self.frames.duplicates),
                 "emg_missing": self.emg_missing,
+                "face_previews": self.face_preview.offered,
+                "face_previews_skipped": self.face_preview.busy_skipped,
             },
             "backend": self.models.backend if self.models is not None else "none",
             "feature": self.emg.feature.name,

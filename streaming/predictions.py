@@ -39,6 +39,7 @@ class FramePredictions:
     face_box: np.ndarray | None = None  # (4,) float32 x, y, w, h in frame pixels; None: no face
     landmarks: np.ndarray | None = None  # (478, 3) float32 frame pixels (MediaPipe numbering)
     face_detector: str = ""  # "blazeface", "haar" (fallback) or "landmarks" (smirk crop)
+    crop: np.ndarray | None = None  # (224, 224, 3) uint8: what the encoders read (None: no face)
     latency_ms: Mapping[str, float] = field(default_factory=dict)  # per stage
     errors: tuple[str, ...] = ()  # why an output is NaN (bad input, backend failure)
 

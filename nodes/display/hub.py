@@ -9,7 +9,9 @@ Wire format to the browser: JSON text frames ``{"topic", "t", "frame", "fields"}
 lists. Why JSON rather than a binary layout: per frame the payload is small (22 + 22 + 55 + 55 + 6
 numbers, ~2-3 kB), ``JSON.parse`` of that takes microseconds, it needs no decoder in the page
 and stays readable in the browser's developer tools. The one large object, the head mesh, is
-served once as raw float32/uint32 bytes (``/head.bin``), not as JSON.
+served once as raw float32/uint32 bytes (``/head.bin``), not as JSON. The ``face`` preview's
+JPEGs (~20 kB, 5 Hz) travel as base64 text inside its JSON (the server encodes them): a third
+more bytes, and the latest-only slot keeps at most one of them per client.
 """
 
 from __future__ import annotations

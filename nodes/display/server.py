@@ -3,7 +3,8 @@
 A thread subscribes to the bus (:class:`streaming.bus.Subscriber`), checks each message against
 its topic's contract (:mod:`streaming.bus_schema`: unknown topics are ignored, invalid messages
 counted and dropped, never cached), turns it into JSON once (and, for ``muscle``, computes the
-biofeedback score and symmetry), and hands it to the asyncio loop, which offers it to every
+biofeedback score and symmetry; for ``face``, JPEGs as base64; with truth streams configured,
+the truth at the message's time, :mod:`nodes.display.truth`), and hands it to the asyncio loop, which offers it to every
 connected WebSocket client's latest-only slots (:mod:`nodes.display.hub`). The page (``static/``)
 draws what arrives. The bus thread survives any message; should it die all the same, ``/health``
 says so and the 1 Hz ticker restarts it. Binds 127.0.0.1 by default; no asset is fetched from the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -36,6 +38,7 @@ from nodes.common import add_config_arguments, load_node_config
 from nodes.display.feedback import Feedback
 from nodes.display.head import HeadMesh, load_head
 from nodes.display.hub import Hub, LatestSlots, message_json
+from nodes.display.truth import TruthView
 from streaming.biofeedback import METRICS, load_movement_levels
 from streaming.bus import DEFAULT_ADDRESS, BusAddressError, Message, Subscriber
 from streaming.bus_schema import UnknownTopicError, validate
@@ -67,6 +70,10 @@ class DisplayConfig(Config):
     stale_after_s: float = Field(2.0, gt=0.0)
     heartbeat_s: float = Field(15.0, ge=0.0)
     reference_dir: str = ""
+    # truth streams of simulated sources, shown beside the live data ("" = none, as in a lab):
+    # the synthetic participant's VideoTruth (<camera name>-truth), the simulator's EMGTruth
+    video_truth: str = ""
+    emg_truth: str = ""
 
 
 class DisplayServer:
@@ -96,6 +103,8 @@ class DisplayServer:
             self.head_bytes = self.head.to_bytes()
             self.head_note = ""
         self.hub = Hub()
+        self.truth = TruthView()  # the configured streams are opened by start()
+        self._channel_muscles: dict[tuple[str, ...], tuple[list[str], list[str]]] = {}
         self.errors: deque[str] = deque(maxlen=8)
         self._errors_lock = threading.Lock()
         self._logged_at = -1e9
@@ -163,6 +172,7 @@ class DisplayServer:
             "clients": len(self.hub.clients),
             "pending_bytes": self.hub.pending_bytes(),
             "skipped": sum(c.skipped for c in self.hub.clients),
+            "truth": self.truth.status(),
             "errors": self._recent_errors(),
         }
 
@@ -322,9 +332,8 @@ class DisplayServer:
         message = validate(message)
         self.bus_messages += 1
         self.bus_last_monotonic = time.monotonic()
-        out = [
-            (message.topic, message_json(message.topic, message.fields, message.t, message.frame))
-        ]
+        fields = self._page_fields(message)
+        out = [(message.topic, message_json(message.topic, fields, message.t, message.frame))]
         if message.topic == "muscle":
             try:
                 with np.errstate(all="ignore"):  # absurd values give a None score, not warnings
@@ -335,6 +344,41 @@ class DisplayServer:
             if result is not None:
                 out.append(("feedback", message_json("feedback", result, message.t, message.frame)))
         return out
+
+    def _page_fields(self, message: Message) -> dict[str, Any]:
+        """A checked message's fields as the page gets them: JPEG bytes as base64 text (JSON has
+        no bytes), and the truth at the message's time where a truth stream is read."""
+        fields, t = message.fields, message.t
+        if message.topic == "face":
+            fields = dict(fields)
+            for key in ("image", "crop"):
+                if fields.get(key) is not None:
+                    fields[key] = base64.b64encode(fields[key]).decode("ascii")
+            box = self.truth.face_box(t)
+            if box is not None:
+                fields["truth_face_box"] = box * float(fields["scale"])
+        elif message.topic == "expression":
+            phi = self.truth.phi(t)
+            if phi is not None:
+                fields = dict(fields, phi_truth=phi)
+        elif message.topic == "muscle" and self.truth.enabled:
+            muscles, sides = self._muscles_of(fields["channels"])
+            activation = self.truth.activation(t, muscles, sides)
+            if activation is not None:
+                fields = dict(fields, truth_activation=activation)
+        return fields
+
+    def _muscles_of(self, channels: list[str]) -> tuple[list[str], list[str]]:
+        """Muscle and side of each channel label (by the scheme; "" for labels it lacks)."""
+        key = tuple(channels)
+        if key not in self._channel_muscles:
+            where = {label: i for i, label in enumerate(self.scheme.labels)}
+            index = [where.get(label) for label in channels]
+            self._channel_muscles[key] = (
+                ["" if i is None else self.scheme.muscles[i] for i in index],
+                ["" if i is None else self.scheme.sides[i] for i in index],
+            )
+        return self._channel_muscles[key]
 
     def _broadcast(self, out: list[tuple[str, str]]) -> None:
         loop = self._loop
@@ -395,6 +439,7 @@ class DisplayServer:
             await self._runner.cleanup()
             raise
         self._stop_bus.clear()
+        self.truth = TruthView(self.config.video_truth, self.config.emg_truth)
         self._start_bus_thread(subscriber)
         self._ticker = asyncio.create_task(self._tick())
         return self.url
@@ -410,6 +455,7 @@ class DisplayServer:
             await self._runner.cleanup()
         if self._bus_thread is not None:
             await asyncio.to_thread(self._bus_thread.join, 2.0)
+        await asyncio.to_thread(self.truth.close)
 
 
 class ServerThread:

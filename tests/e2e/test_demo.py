@@ -62,7 +62,7 @@ def demo():
 def test_demo_publishes_every_frame_with_models_and_the_page_shows_it(demo, tmp_path):
     bus, protocol, port, process, output = demo
     seen: dict[str, list] = {"muscle": [], "expression": [], "status": [], "instruction": []}
-    with Subscriber([bus, protocol]) as subscriber:
+    with Subscriber([bus, protocol], list(seen)) as subscriber:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and (
             len(seen["muscle"]) < 150 or not seen["instruction"] or len(seen["expression"]) < 150

@@ -52,7 +52,7 @@ def test_every_frame_gets_muscle_and_expression_with_a_bundle_loaded(unique_name
         },
     )
     publisher = Publisher("tcp://127.0.0.1:*")
-    subscriber = Subscriber(publisher.address)
+    subscriber = Subscriber(publisher.address, ["muscle", "expression", "status"])
     pipeline = Pipeline(
         config, models=FramePredictor.from_config(config.models), publisher=publisher
     )

@@ -10,6 +10,7 @@ and what the display caches for later pages must itself follow the contract.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import re
@@ -26,6 +27,7 @@ from nodes.listen import TerminalView
 from streaming.bus import TOPICS, Message, decode, encode
 from streaming.bus_schema import TOPIC_FIELDS, UnknownTopicError, validate
 from streaming.errors import PayloadError
+from streaming.jpeg import encode_jpeg
 
 FUZZ = settings(
     max_examples=400,
@@ -145,6 +147,27 @@ PLAUSIBLE = {  # values of the right type for each contract field (of any size o
     "total": st.none() | st.integers(-5, 5),
     "remaining_s": numbers,
 }
+JPEG_SIZES = [(32, 18), (8, 8)]
+JPEGS = [encode_jpeg(np.full((h, w, 3), 90, np.uint8)) for w, h in JPEG_SIZES]
+jpegs = (
+    st.sampled_from(JPEGS)
+    | st.binary(max_size=64)
+    | st.sampled_from(JPEGS).flatmap(
+        lambda data: st.integers(0, len(data)).map(lambda cut: data[:cut])  # truncated pictures
+    )
+)
+sizes = st.lists(st.integers(-2, 2**16) | st.just(32) | st.just(18), min_size=0, max_size=3)
+PLAUSIBLE.update(
+    {
+        "image": jpegs,
+        "crop": st.none() | jpegs,
+        "image_size": sizes | st.just([32, 18]),
+        "crop_size": st.none() | sizes | st.just([8, 8]),
+        "source_size": sizes,
+        "scale": numbers,
+        "landmarks": st.none() | numeric_arrays,
+    }
+)
 TEXT_FIELDS = ("backend", "feature", "profile", "movement", "phase")
 
 
@@ -165,6 +188,13 @@ def contract_like(draw: st.DrawFn) -> list[bytes]:
             chosen[name] = draw(
                 arrays(np.float32, n) | st.lists(st.floats(), min_size=n, max_size=n)
             )
+    if topic == "face" and draw(st.booleans()):  # consistent pictures, so that many pass
+        for picture, size in (("image", "image_size"), ("crop", "crop_size")):
+            if picture == "image" or draw(st.booleans()):
+                k = draw(st.sampled_from(range(len(JPEGS))))
+                chosen[picture], chosen[size] = JPEGS[k], list(JPEG_SIZES[k])
+        chosen["scale"] = draw(st.floats(0.01, 16.0))
+        chosen["face_detected"] = draw(st.booleans())
     if draw(st.integers(0, 3)) == 0:
         chosen[draw(st.sampled_from(sorted(checks)))] = draw(values)
     return encode(topic, chosen, t=draw(st.none() | st.floats(0, 1e6)), frame=None)
@@ -249,7 +279,12 @@ def test_display_caches_only_contract_messages_whatever_arrives(batch) -> None:
         body = json.loads(text)  # strict JSON: no NaN, what the page parses
         assert body["topic"] == topic
         if topic in TOPICS:  # what later pages are sent follows the contract
-            validate(Message(topic, body["fields"], body["t"], body["frame"]))
+            fields = body["fields"]
+            if topic == "face":  # the page gets the JPEGs as base64 text
+                for key in ("image", "crop"):
+                    if fields.get(key) is not None:
+                        fields[key] = base64.b64decode(fields[key], validate=True)
+            validate(Message(topic, fields, body["t"], body["frame"]))
 
 
 @pytest.mark.parametrize(

@@ -89,7 +89,7 @@ def test_what_the_producers_send_is_valid_and_comes_back_normalised(topic: str) 
 
 
 def test_the_schema_covers_exactly_the_contract_topics() -> None:
-    assert set(TOPIC_FIELDS) == {"expression", "muscle", "status", "instruction"}
+    assert set(TOPIC_FIELDS) == {"expression", "muscle", "status", "instruction", "face"}
 
 
 def test_plain_lists_from_other_clients_become_vectors_nil_as_nan() -> None:

@@ -374,3 +374,46 @@ def test_the_internal_clock_skips_ahead_instead_of_building_a_backlog():
     assert clock.skipped >= 10 and late.index == first.index + 1 + clock.skipped
     assert abs((late.t - first.t) - (late.index - first.index) / 30) < 1e-9
     assert called_at - late.t <= 0.05 + 1e-9  # current again: due at most max_queue_ms ago
+
+
+def test_face_previews_show_the_frame_they_name_at_the_configured_rate(
+    spawn_node, unique_name, pipeline_with
+):
+    import cv2
+
+    from streaming.bus_schema import validate as validate_fields
+
+    spawn_node("amplifier", name=unique_name + "-emg")
+    spawn_node("camera", name=unique_name + "-cam")  # 32x24, pixel value = camera frame number
+    config = _config(unique_name + "-emg", unique_name + "-cam")
+    config["output"]["face_preview_hz"] = 5.0
+    run = pipeline_with(config)
+    faces = [validate_fields(m) for m in run.collect("face", 10, timeout_s=30)]
+    assert len(faces) >= 10
+    f = faces[-1].fields
+    # no models: the camera image alone; a small frame is not upscaled
+    assert f["image_size"] == [32, 24] and f["source_size"] == [32, 24] and f["scale"] == 1.0
+    assert f["face_box"] is None and f["crop"] is None and f["face_detected"] is False
+    times = np.array([m.t for m in faces])
+    assert np.all(np.diff(times) >= 0.2 - 1 / 30 - 1e-3)  # at most 5 per second of capture time
+    # each picture is the frame the message names: pixel values step with the frame numbers
+    values = [
+        int(np.round(cv2.imdecode(np.frombuffer(m.fields["image"], np.uint8), 0).mean()))
+        for m in faces
+    ]
+    frames = [m.frame for m in faces]
+    for k in range(1, len(faces)):
+        step = (values[k] - values[k - 1]) % 256
+        assert abs(step - (frames[k] - frames[k - 1]) % 256) <= 1 + run.pipeline.frames.dropped
+    status = run.wait_status(lambda s: s["frames"]["face_previews"] >= 10)
+    assert "face_preview_cpu" in status["latency_ms"]
+
+
+def test_face_preview_off_publishes_no_face_topic(spawn_node, unique_name, pipeline_with):
+    spawn_node("amplifier", name=unique_name + "-emg")
+    spawn_node("camera", name=unique_name + "-cam")
+    config = _config(unique_name + "-emg", unique_name + "-cam")
+    config["output"]["face_preview_hz"] = 0.0
+    run = pipeline_with(config)
+    assert len(run.collect("muscle", 45)) >= 45
+    assert run.collect("face", 0) == [] and run.pipeline.face_preview.offered == 0

@@ -4,7 +4,8 @@
 "use strict";
 
 const COLORS = { meas: "#4fc3f7", pred: "#ffb74d", grid: "#263040", text: "#e8edf2",
-  muted: "#8a96a6", good: "#66bb6a", warn: "#ffca28", bad: "#ef5350" };
+  muted: "#8a96a6", good: "#66bb6a", warn: "#ffca28", bad: "#ef5350", truth: "#f5f5f5",
+  landmark: "#4dd0e1" };
 const TRACE_CAPACITY = 4096;
 
 const S = {
@@ -12,11 +13,13 @@ const S = {
   hello: null, rows: [], latest: {}, receivedAtMs: {}, dirty: new Set(), lastDataMs: -Infinity,
   traces: null, traceHead: 0, traceCount: 0, tLatest: 0, scales: {},
   heat: null, head: null, pendingSent: [],
-  fbConfig: null,
+  fbConfig: null, face: null, faceSeq: 0, faceShownSeq: 0, hasTruth: false,
 };
 // Read out by tests and benchmarks/display_latency.py.
 window.eiferStats = { received: {}, paints: 0, latency_ms: [], draw_latency_ms: [], connects: 0,
-  skipped: 0, draw_ms: {}, bad: {} };
+  skipped: 0, draw_ms: {}, bad: {},
+  face: { decoded: 0, failed: 0, frame: null, image_size: null, drawn: 0, box: null, crop: false,
+    landmarks: 0, truth_box: null, truth_phi: 0, truth_activation: 0 } };
 
 const $ = (id) => document.getElementById(id);
 
@@ -97,13 +100,108 @@ function onMessage(msg) {
   switch (topic) {
     case "hello": onHello(msg.fields); break;
     case "muscle": onMuscle(msg); break;
-    case "expression": S.lastDataMs = performance.now(); S.dirty.add("phi"); S.dirty.add("head"); break;
+    case "expression": onExpression(msg); break;
+    case "face": onFace(msg); break;
     case "feedback": S.dirty.add("feedback"); S.dirty.add("symmetry"); break;
     case "feedback_config": onFeedbackConfig(msg.fields); break;
     case "instruction": S.dirty.add("instruction"); break;
     case "status": S.dirty.add("status"); break;
     case "display": st.skipped = msg.fields.skipped; S.dirty.add("status"); break;
   }
+}
+
+function onExpression(msg) {
+  S.lastDataMs = performance.now(); S.dirty.add("phi"); S.dirty.add("head");
+  if (Array.isArray(msg.fields.phi_truth)) { S.hasTruth = true; window.eiferStats.face.truth_phi += 1; }
+}
+
+// ---------------------------------------------------------------- the live face (topic "face")
+// The JPEGs arrive as base64 text; they are decoded off the animation loop (Image.decode) and
+// only a picture that decoded replaces the one on screen, so a corrupt one is counted, not shown.
+function jpegImage(b64) {
+  const img = new Image();
+  img.src = "data:image/jpeg;base64," + b64;
+  return img.decode().then(() => img);
+}
+
+function onFace(msg) {
+  const f = msg.fields;
+  if (typeof f.image !== "string" || !Array.isArray(f.image_size) || typeof f.scale !== "number") {
+    throw new Error("face message without image, image_size or scale");
+  }
+  const seq = ++S.faceSeq, st = window.eiferStats.face;
+  Promise.all([jpegImage(f.image), typeof f.crop === "string" ? jpegImage(f.crop) : null])
+    .then(([img, crop]) => {
+      if (seq < S.faceShownSeq) return;  // a newer one was already shown
+      if (img.naturalWidth !== f.image_size[0] || img.naturalHeight !== f.image_size[1]) {
+        throw new Error(`image is ${img.naturalWidth}x${img.naturalHeight}, not ${f.image_size}`);
+      }
+      S.faceShownSeq = seq;
+      S.face = { fields: f, frame: msg.frame, img, crop };
+      st.decoded += 1; st.frame = msg.frame; st.image_size = f.image_size;
+      S.dirty.add("face");
+    })
+    .catch((err) => { st.failed += 1; badMessage("face", err); });
+}
+
+function fitRect(w, h, W, H) {
+  const s = Math.min(W / w, H / h);
+  return { x: (W - w * s) / 2, y: (H - h * s) / 2, s };
+}
+
+function strokeBox(g, box, r, color, dashed) {
+  if (!Array.isArray(box) || box.length !== 4 || box.some((v) => v == null)) return false;
+  g.save();
+  g.strokeStyle = color; g.lineWidth = 2.5;
+  if (dashed) g.setLineDash([7, 5]);
+  g.strokeRect(r.x + box[0] * r.s, r.y + box[1] * r.s, box[2] * r.s, box[3] * r.s);
+  g.restore();
+  return true;
+}
+
+function drawFace() {
+  const st = window.eiferStats.face;
+  $("face").classList.toggle("hidden", !S.face);
+  $("face-note").classList.toggle("hidden", !!S.face);
+  if (!S.face) { $("face-meta").textContent = ""; return; }
+  const [g, W, H] = ctx2d("face");
+  const { fields: f, img, crop } = S.face;
+  const cropW = Math.min(H - 22, W * 0.3), imageW = W - cropW - 12;
+  const r = fitRect(img.naturalWidth, img.naturalHeight, imageW, H);
+  st.rect = { x: r.x, y: r.y, s: r.s, crop_x: W - cropW, crop_w: cropW };  // CSS px, for tests
+  g.drawImage(img, r.x, r.y, img.naturalWidth * r.s, img.naturalHeight * r.s);
+  // the detector's box: solid when found on this frame, dashed when kept from an earlier one;
+  // drawn over the landmarks, the true box (a simulated source's) over both
+  const drawBoxes = () => {
+    st.box = strokeBox(g, f.face_box, r, COLORS.pred, !f.face_detected) ? f.face_box : null;
+    st.truth_box = strokeBox(g, f.truth_face_box, r, COLORS.good, true) ? f.truth_face_box : null;
+  };
+  st.landmarks = 0;
+  if (Array.isArray(f.landmarks)) {
+    g.fillStyle = COLORS.landmark;
+    for (const p of f.landmarks) {
+      if (!Array.isArray(p) || p[0] == null || p[1] == null) continue;
+      g.fillRect(r.x + p[0] * r.s - 1, r.y + p[1] * r.s - 1, 2, 2);
+      st.landmarks += 1;
+    }
+  }
+  drawBoxes();
+  const cx = W - cropW, cy = 0;
+  g.fillStyle = "#202834"; g.fillRect(cx, cy, cropW, cropW);
+  if (crop) g.drawImage(crop, cx, cy, cropW, cropW);
+  else {
+    g.fillStyle = COLORS.muted; g.font = "13px DejaVu Sans, Arial"; g.textAlign = "center";
+    g.fillText("no face yet", cx + cropW / 2, cy + cropW / 2); g.textAlign = "left";
+  }
+  st.crop = !!crop;
+  g.fillStyle = COLORS.muted; g.font = "12px DejaVu Sans, Arial"; g.textAlign = "center";
+  g.fillText("crop the encoders see", cx + cropW / 2, Math.min(H - 4, cropW + 16)); g.textAlign = "left";
+  st.drawn += 1;
+  const parts = [`frame ${S.face.frame ?? "–"}`, `${f.source_size ? f.source_size.join("×") : "?"} px`,
+    f.face_detected ? "face detected" : (f.face_box ? "box kept" : "no face")];
+  if (f.truth_face_box) parts.push("true box dashed green");
+  const meta = parts.join(" · ");
+  if ($("face-meta").textContent !== meta) $("face-meta").textContent = meta;
 }
 
 function onHello(h) {
@@ -122,11 +220,11 @@ function onHello(h) {
   S.hello = h;
   const n = h.labels.length;
   S.traces = { t: new Float64Array(TRACE_CAPACITY), meas: new Float32Array(TRACE_CAPACITY * n),
-    pred: new Float32Array(TRACE_CAPACITY * n), n };
+    pred: new Float32Array(TRACE_CAPACITY * n), truth: new Float32Array(TRACE_CAPACITY * n), n };
   S.traceHead = 0; S.traceCount = 0; S.order = null; S.orderKey = "";
   S.heat = buildHeatmap(h.positions);
   loadHead(h);
-  for (const k of ["traces", "heatmap", "symmetry", "phi", "status", "instruction"]) S.dirty.add(k);
+  for (const k of ["traces", "heatmap", "symmetry", "phi", "status", "instruction", "face"]) S.dirty.add(k);
 }
 
 function prettyMuscle(m) { return (m || "").replace(/_/g, " "); }
@@ -162,10 +260,13 @@ function onMuscle(msg) {
   const tr = S.traces, n = tr.n, slot = S.traceHead;
   const t = msg.t != null ? msg.t : performance.now() / 1000;
   tr.t[slot] = t;
+  const truth = Array.isArray(f.truth_activation) ? f.truth_activation : null;
+  if (truth) { S.hasTruth = true; window.eiferStats.face.truth_activation += 1; }
   for (let i = 0; i < n; i++) {
     const j = order[i];
     tr.meas[slot * n + i] = v.meas && j >= 0 && v.meas[j] != null ? v.meas[j] : NaN;
     tr.pred[slot * n + i] = v.pred && j >= 0 && v.pred[j] != null ? v.pred[j] : NaN;
+    tr.truth[slot * n + i] = truth && j >= 0 && truth[j] != null ? truth[j] : NaN;
   }
   S.traceHead = (slot + 1) % TRACE_CAPACITY;
   S.traceCount = Math.min(S.traceCount + 1, TRACE_CAPACITY);
@@ -226,6 +327,7 @@ function drawTraces() {
   const [g, W, H] = ctx2d("traces");
   const tr = S.traces, v = S.muscleView;
   if (!tr || !S.rows.length || !v) return;
+  $("truth-legend").classList.toggle("hidden", !S.hasTruth);
   $("emg-unit").textContent = v.normalised ? "normalised to the participant's maximum"
     : "microvolts (no participant profile)" + (v.predOwnScale ? "; video prediction on its own 0..1 scale" : "");
   const span = S.hello.trace_seconds, tEnd = S.tLatest, n = tr.n;
@@ -261,9 +363,13 @@ function drawTraces() {
       g.strokeStyle = COLORS.grid; g.lineWidth = 1;
       g.strokeRect(x0, y0, colW, h);
       if (ch == null) return;
-      for (const [arr, color, sc] of [[tr.meas, COLORS.meas, scale],
-        [tr.pred, COLORS.pred, v.predOwnScale ? 1.0 : scale]]) {
-        g.strokeStyle = color; g.lineWidth = 1.6; g.beginPath();
+      // the true activation (0..1) where a simulated source has it, on the row's scale when
+      // the EMG is normalised to the participant's maximum (comparable), else on its own
+      const lines = [[tr.meas, COLORS.meas, scale], [tr.pred, COLORS.pred, v.predOwnScale ? 1.0 : scale]];
+      if (S.hasTruth) lines.push([tr.truth, COLORS.truth, v.normalised ? scale : 1.0]);
+      for (const [arr, color, sc] of lines) {
+        g.strokeStyle = color; g.lineWidth = arr === tr.truth ? 1.0 : 1.6; g.beginPath();
+        g.setLineDash(arr === tr.truth ? [4, 3] : []);
         let pen = false;
         for (let k = (count - 1) % step; k < count; k += step) {  // newest sample always drawn
           const s = (start + k) % TRACE_CAPACITY, t = tr.t[s];
@@ -276,6 +382,7 @@ function drawTraces() {
         }
         g.stroke();
       }
+      g.setLineDash([]);
     });
     g.fillStyle = COLORS.muted; g.font = "11px DejaVu Sans, Arial"; g.textAlign = "right";
     g.fillText(v.normalised ? fmt(scale, 2) : fmt(scale, 0) + " µV", W - 4, y0 + 7);
@@ -451,10 +558,12 @@ function drawPhi() {
     return;
   }
   const a = e.fields.phi_video || [], b = e.fields.phi_emg || [];
+  const truth = Array.isArray(e.fields.phi_truth) ? e.fields.phi_truth : [];
+  $("phi-truth-legend").classList.toggle("hidden", truth.length === 0);
   const n = Math.max(a.length, b.length);
   if (!n) return;
   let peak = 0;
-  for (const v of a.concat(b)) if (v != null) peak = Math.max(peak, Math.abs(v));
+  for (const v of a.concat(b, truth)) if (v != null) peak = Math.max(peak, Math.abs(v));
   const sc = decayScale("phi", peak, 0.5);
   const top = 8, bottom = H - 22, mid = (top + bottom) / 2, half = (bottom - top) / 2;
   const bw = W / n;
@@ -467,6 +576,11 @@ function drawPhi() {
       const hgt = Math.max(-1, Math.min(1, v / sc)) * half;
       g.fillStyle = color;
       g.fillRect(k * bw + off * bw, Math.min(mid, mid - hgt), Math.max(1, bw * 0.4), Math.abs(hgt));
+    }
+    const t = truth[k];  // the true value: a white tick across the pair of bars
+    if (t != null) {
+      const y = mid - Math.max(-1, Math.min(1, t / sc)) * half;
+      g.fillStyle = COLORS.truth; g.fillRect(k * bw, y - 1, Math.max(2, bw * 0.9), 2);
     }
   }
   g.fillStyle = COLORS.muted; g.font = "12px DejaVu Sans, Arial";
@@ -618,11 +732,12 @@ function drawStatus() {
 
 // ---------------------------------------------------------------- the one animation loop
 const DRAW = { traces: drawTraces, heatmap: drawHeatmap, symmetry: drawSymmetry, phi: drawPhi,
-  head: drawHead, feedback: drawFeedback, instruction: drawInstruction, status: drawStatus };
+  head: drawHead, feedback: drawFeedback, instruction: drawInstruction, status: drawStatus,
+  face: drawFace };
 // Minimum ms between redraws of the slower panels: the traces (and the score) follow every
 // animation frame; the pictures need not, and skipping them keeps a software-rendered page
 // (no GPU) within its frame budget at 60-90 Hz.
-const MIN_INTERVAL_MS = { head: 50, heatmap: 33, phi: 33, symmetry: 33, status: 250 };
+const MIN_INTERVAL_MS = { head: 50, heatmap: 33, phi: 33, symmetry: 33, status: 250, face: 50 };
 const lastDrawMs = {};
 let lastSlowMs = 0;
 
@@ -673,6 +788,7 @@ function setup() {
   $("metric-select").addEventListener("change", (e) => send({ type: "metric", name: e.target.value }));
   $("capture").addEventListener("click", () => send({ type: "capture" }));
   window.addEventListener("resize", () => { for (const k of Object.keys(DRAW)) S.dirty.add(k); });
+  S.dirty.add("face");  // "no camera image" until the first face message
   connect();
   requestAnimationFrame(frame);
 }
