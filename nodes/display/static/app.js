@@ -710,7 +710,8 @@ function drawStatus() {
     }
     const fr = st.frames || {};
     rows.push(`<tr><th>frames</th><td colspan=5>published ${fr.published ?? "–"} · dropped <span class="${fr.dropped ? "warn" : ""}">${fr.dropped ?? "–"}</span>` +
-      ` · duplicates ${fr.duplicates ?? "–"} · EMG missing ${fr.emg_missing ?? "–"}</td></tr>`);
+      ` · duplicates ${fr.duplicates ?? "–"} · EMG missing ${fr.emg_missing ?? "–"}` +
+      (fr.face_previews != null ? ` · face previews ${fr.face_previews}` : "") + "</td></tr>");
     const extra = (st.emg_group_delay_ms != null ? ` · EMG group delay ${fmt(st.emg_group_delay_ms, 1)} ms` : "") +
       (st.profile ? ` · profile ${esc(st.profile)}` : " · no profile");
     rows.push(`<tr><th>backend</th><td colspan=5>${esc(st.backend ?? "–")} · feature ${esc(st.feature ?? "–")}${extra}</td></tr>`);
