@@ -18,17 +18,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, help="how long to watch (default 10)")
     parser.add_argument("--bus", help="the pipeline's bus address (bus_address)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser.add_argument(
+        "--bundle",
+        help="the pipeline's model bundle: correlations of untrained models are reported, "
+        "not judged (bundle)",
+    )
+
+
+def judge_trained_models_only(config: CheckConfig) -> tuple[CheckConfig, list[str]]:
+    """With ``bundle``: the correlations of models its manifest calls untrained are reported,
+    not judged (the demo's encoders; a random bundle's MLPs). Returns the config and, as notes,
+    what it decided."""
+    if not config.bundle:
+        return config, []
+    from eifer_models.bundle import load_bundle
+
+    manifest = load_bundle(config.bundle, verify=False).manifest
+    training = manifest.training
+    encoders_trained = manifest.trained and not (
+        training.get("encoders_trained") is False
+        or str(training.get("encoders", "")).startswith("UNTRAINED")
+    )
+    limits = config.thresholds
+    limits = limits.model_copy(
+        update={
+            "judge_video_models": limits.judge_video_models and encoders_trained,
+            "judge_emg_models": limits.judge_emg_models and manifest.trained,
+        }
+    )
+    notes = [f"bundle {config.bundle}: " + manifest.description]
+    if not encoders_trained:
+        notes.append("encoders untrained: emg_from_video and phi_video are reported, not judged")
+    if not manifest.trained:
+        notes.append("MLPs untrained: phi_emg is reported, not judged")
+    return config.model_copy(update={"thresholds": limits}), notes
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_node_config(
         CheckConfig,
         args,
-        flags={"seconds": ("--seconds", args.seconds), "bus_address": ("--bus", args.bus)},
+        flags={
+            "seconds": ("--seconds", args.seconds),
+            "bus_address": ("--bus", args.bus),
+            "bundle": ("--bundle", args.bundle),
+        },
     )
+    config, notes = judge_trained_models_only(config)
     configure_lsl()
     observation = observe(config)
     rows = evaluate(observation, config.thresholds)
+    observation.notes[:0] = notes
     if args.json:
         print(json.dumps(as_json(rows, observation), indent=2))
     else:
