@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from nodes.common import add_config_arguments, load_node_config
 from streaming.check.collect import observe
@@ -25,32 +26,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def trained_parts(manifest: Any) -> tuple[bool, bool]:
+    """``(encoders trained, MLPs trained)`` from a bundle manifest: the explicit
+    ``training.encoders_trained`` / ``mlps_trained`` where given (the demo bundle), else the
+    provenance strings the trainers write (``encoders = "UNTRAINED ..."``: phase 2 with random
+    encoders; ``mlps = "untrained ..."``: a phase-1 bundle, ``trained = false`` for its MLPs),
+    else ``trained`` for both."""
+    training = manifest.training
+
+    def said(key: str, text_key: str, untrained_prefix: str) -> bool | None:
+        if isinstance(training.get(key), bool):
+            return bool(training[key])
+        text = training.get(text_key)
+        if isinstance(text, str) and text.lower().startswith(untrained_prefix):
+            return False
+        return None
+
+    mlps = said("mlps_trained", "mlps", "untrained")
+    encoders = said("encoders_trained", "encoders", "untrained")
+    if encoders is None:  # a phase-1 bundle: trained = false speaks for its MLPs only
+        encoders = True if mlps is False else manifest.trained
+    return encoders, manifest.trained if mlps is None else mlps
+
+
 def judge_trained_models_only(config: CheckConfig) -> tuple[CheckConfig, list[str]]:
     """With ``bundle``: the correlations of models its manifest calls untrained are reported,
-    not judged (the demo's encoders; a random bundle's MLPs). Returns the config and, as notes,
-    what it decided."""
+    not judged (the demo's encoders; a phase-1 bundle's MLPs; a random bundle). Returns the
+    config and, as notes, what it decided."""
     if not config.bundle:
         return config, []
     from eifer_models.bundle import load_bundle
 
     manifest = load_bundle(config.bundle, verify=False).manifest
-    training = manifest.training
-    encoders_trained = manifest.trained and not (
-        training.get("encoders_trained") is False
-        or str(training.get("encoders", "")).startswith("UNTRAINED")
-    )
+    encoders_trained, mlps_trained = trained_parts(manifest)
     limits = config.thresholds
     limits = limits.model_copy(
         update={
             "judge_video_models": limits.judge_video_models and encoders_trained,
-            "judge_emg_models": limits.judge_emg_models and manifest.trained,
+            "judge_emg_models": limits.judge_emg_models and mlps_trained,
         }
     )
     notes = [f"bundle {config.bundle}: " + manifest.description]
     if not encoders_trained:
         notes.append("encoders untrained: emg_from_video and phi_video are reported, not judged")
-    if not manifest.trained:
-        notes.append("MLPs untrained: phi_emg is reported, not judged")
+    if not mlps_trained:
+        notes.append("MLPs untrained: phi_emg and emg_from_video are reported, not judged")
     return config.model_copy(update={"thresholds": limits}), notes
 
 

@@ -38,9 +38,9 @@ class Thresholds(Config):
       reference yet (trained encoders need a GPU: issue 12); Exp2EMG alone reaches r 0.956 from
       the true phi, so trained encoders should stay well above it. Revise with issue 12's figures.
 
-    ``judge_video_models`` / ``judge_emg_models`` false: those correlations are reported, not
-    judged (a bundle whose encoders, or MLPs, are untrained: ``eifer check --bundle`` sets them
-    from the bundle's manifest).
+    ``judge_video_models`` false (untrained encoders): ``phi_video`` and ``emg_from_video`` are
+    reported, not judged; ``judge_emg_models`` false (untrained MLPs): ``phi_emg`` and
+    ``emg_from_video`` (Exp2EMG) are. ``eifer check --bundle`` sets them from the manifest.
     """
 
     min_published_fraction: float = Field(0.95, ge=0, le=1)
@@ -51,8 +51,8 @@ class Thresholds(Config):
     min_r_emg_from_video: float = Field(0.5, ge=-1, le=1)
     min_r_phi_video: float = Field(0.5, ge=-1, le=1)
     min_r_phi_emg: float = Field(0.8, ge=-1, le=1)
-    judge_video_models: bool = True  # false: emg_from_video, phi_video reported, not judged
-    judge_emg_models: bool = True  # false: phi_emg reported, not judged
+    judge_video_models: bool = True  # false: phi_video, emg_from_video reported, not judged
+    judge_emg_models: bool = True  # false: phi_emg, emg_from_video reported, not judged
 
 
 class CheckConfig(Config):

@@ -217,8 +217,9 @@ def _correlation_rows(obs: Observation, muscle: list[Message], limits: Threshold
             np.array([m.fields["emg_measured"] for m in modelled]),
         )
         check = "r emg_from_video vs measured envelope"
-        if not limits.judge_video_models:
-            rows.append(Row(check, r, "", "", None, UNTRAINED["encoders"]))
+        if not (limits.judge_video_models and limits.judge_emg_models):  # encoders + Exp2EMG
+            which = "encoders" if not limits.judge_video_models else "mlps"
+            rows.append(Row(check, r, "", "", None, UNTRAINED[which]))
         elif obs.emg_truth is not None or obs.video_truth is not None:
             rows.append(_judge(check, r, "", ">=", limits.min_r_emg_from_video,
                                "aligned envelope, mean over channels"))  # fmt: skip

@@ -107,3 +107,22 @@ def test_the_demo_refuses_a_participant_the_mlps_were_trained_on():
     assert done.returncode == 1 and "Traceback" not in output, output
     assert "--participant-seed 202: the demo MLPs were trained on this participant" in output
     assert len(output.strip().splitlines()) == 1, output
+
+
+@pytest.mark.parametrize(
+    ("trained", "training", "expected"),
+    [
+        (True, {"encoders_trained": False, "encoders": "UNTRAINED random"}, (False, True)),  # demo
+        (True, {"encoders": "UNTRAINED random encoders (seeded); give ..."}, (False, True)),
+        (False, {"encoders": "supervised run x", "mlps": "untrained (seeded)"}, (True, False)),
+        (False, {}, (False, False)),  # create_demo_bundle: random weights
+        (True, {"encoders": "encoders from bundle b (trained)"}, (True, True)),
+    ],
+    ids=["demo", "phase-2 random encoders", "phase-1", "random", "trained"],
+)
+def test_the_check_knows_which_parts_of_a_bundle_are_trained(trained, training, expected):
+    from types import SimpleNamespace
+
+    from nodes.check import trained_parts
+
+    assert trained_parts(SimpleNamespace(trained=trained, training=training)) == expected
