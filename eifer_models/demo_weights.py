@@ -29,7 +29,7 @@ from safetensors.torch import load_file
 
 from eifer_models.bundle import Bundle, load_bundle, save_bundle
 from eifer_models.encoders import N_EXP, N_SHAPE, SmirkEncoder
-from eifer_models.mlp import EMG2Exp, Exp2EMG
+from eifer_models.mlp import MLP, EMG2Exp, Exp2EMG
 from streaming.errors import BundleError
 
 __all__ = [
@@ -133,14 +133,15 @@ def read_provenance(weights: str | Path = DEMO_WEIGHTS) -> dict[str, Any]:
     return provenance
 
 
-def _mlp(weights: Path, name: str, config: dict[str, Any]) -> torch.nn.Module:
-    module = (EMG2Exp if name == "emg2exp" else Exp2EMG)(**config)
+def _mlp(weights: Path, name: str, config: dict[str, Any]) -> MLP:
+    module: MLP = (EMG2Exp if name == "emg2exp" else Exp2EMG)(**config)
     path = weights / f"{name}.safetensors"
     try:
         module.load_state_dict(load_file(str(path)), strict=True)
     except (OSError, RuntimeError) as exc:
         raise BundleError(f"{path}: does not fit graph {name!r} {config}: {exc}") from None
-    return module.eval()
+    module.eval()
+    return module
 
 
 def create_trained_demo_bundle(
