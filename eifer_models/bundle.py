@@ -15,7 +15,8 @@ Layout (DESIGN.md, "Model bundles")::
 :mod:`eifer_models.bundle_manifest`, with the manifest's schema), the ONNX inputs and outputs and
 the weight shapes, and raises :class:`~streaming.errors.BundleError` naming the file and field at
 fault. ``create_demo_bundle`` writes randomly initialised (seeded) models,
-marked ``"trained": false`` in the manifest, for the demo and tests.
+marked ``"trained": false`` in the manifest, for tests (``eifer demo`` runs the trained MLPs of
+:mod:`eifer_models.demo_weights` with untrained encoders).
 """
 
 from __future__ import annotations
@@ -399,7 +400,8 @@ def create_demo_bundle(
 ) -> Bundle:
     """A bundle of randomly initialised models, marked ``"trained": false``.
 
-    For the demo and tests only: its predictions mean nothing.
+    For tests only: its predictions mean nothing (the demo's bundle, with trained MLPs:
+    :func:`eifer_models.demo_weights.create_trained_demo_bundle`).
 
     Parameters
     ----------

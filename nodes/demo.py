@@ -1,10 +1,13 @@
 """``eifer demo``: the whole chain on one machine, with nothing but this repository.
 
-Simulated 22-channel facial EMG (a Mimics-and-Muscles movement script) and a synthetic camera
-(a real face photograph, gently moving) stream over LSL; the pipeline synchronises them, runs the
-models of a demo bundle (random weights, labelled untrained) and publishes on the bus; the display
-serves the live page; this terminal shows what is published. Stream names carry a demo suffix so
-the demo never picks up a lab's real amplifier.
+A synthetic participant (``streaming/simulation/participant``, a held-out seed, 7 by default)
+performs what the protocol node instructs: its 22-channel facial EMG (the EMG simulator) and its
+face, wearing the Fridlund electrodes as in the lab (the participant camera), follow the same
+protocol markers, so face and EMG come from one set of activations. A calibration run of the same
+participant gives the normalisation profile; the pipeline runs the demo bundle (phase-2 MLPs
+trained on synthetic participants 200-204, ``models/demo-mlp``; encoders untrained, issue 12) and
+publishes on the bus; the display serves the live page; this terminal shows what is published.
+Stream names carry a demo suffix so the demo never picks up a lab's real amplifier.
 """
 
 from __future__ import annotations
@@ -15,56 +18,142 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from nodes.common import add_option_config_arguments, load_option_config
 from nodes.listen import TerminalView
 from nodes.ports import AddressError, check_bus_address, check_port_free
 from nodes.processes import ProcessGroup
 from streaming.bus import Subscriber
+from streaming.errors import EiferError
 
 WORK_PREFIX = "eifer-demo-"
 PID_FILE = "demo.pid"  # in the work folder while the demo runs; a dead pid marks it stale
+DEMO_PARTICIPANT_SEED = 7  # held out: not one of the demo MLPs' training seeds (200-204)
+CALIBRATION_S = 340.0  # the functional block of the protocol (11 movements x 3 x 10 s + lead-in)
+CALIBRATION_STEPS = 10
+# the encoders run on the CPU here, where a busy machine stalls a frame 50-100 ms now and then:
+# a frame may wait this long (not the pipeline's 50 ms) before a newer one replaces it, so such
+# stalls delay frames instead of dropping them (sustained overload still skips, and counts)
+MAX_QUEUE_MS = 250.0  # progress lines while the calibration run is simulated
+
+
+class DemoError(EiferError):
+    """The demo cannot run as asked (e.g. a participant seed the bundle was trained on)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--seconds", type=float, help="stop after this many seconds (default: Ctrl-C)"
+        "--seconds",
+        type=float,
+        help="stop after this many seconds of running, set-up not counted (default: Ctrl-C)",
     )
     parser.add_argument("--bus", default="tcp://127.0.0.1:5556", help="bus address to publish on")
     parser.add_argument(
         "--protocol-bus", default="tcp://127.0.0.1:5557", help="the protocol node's bus address"
     )
-    parser.add_argument("--no-display", action="store_true", help="do not start the web display")
+    parser.add_argument(
+        "--headless", action="store_true", help="no display process (tests, CI, servers)"
+    )
+    parser.add_argument("--no-display", action="store_true", help="the same as --headless")
     parser.add_argument("--no-models", action="store_true", help="EMG only: no demo model bundle")
     parser.add_argument("--display-port", type=int, default=8765, help="web display port")
     parser.add_argument("--every", type=int, default=15, help="print every Nth frame")
+    parser.add_argument(
+        "--participant-seed",
+        type=int,
+        default=DEMO_PARTICIPANT_SEED,
+        help="the synthetic participant (face, EMG, calibration); not a training seed",
+    )
+    parser.add_argument(
+        "--camera-size", default="640x360", help="participant camera WIDTHxHEIGHT (30 fps)"
+    )
+    parser.add_argument(
+        "--camera-rate", type=float, default=30.0, help="participant camera frame rate (Hz)"
+    )
+    parser.add_argument(
+        "--occlusion",
+        choices=["fridlund", "none"],
+        default="fridlund",
+        help="electrodes on the face (fridlund, as in the lab) or none",
+    )
+    parser.add_argument(
+        "--protocol-speed", type=float, default=1.0, help="run the protocol N times faster"
+    )
+    parser.add_argument(
+        "--suffix", default="", help="stream-name suffix (default demo<pid>): EMG-<suffix>, ..."
+    )
+    parser.add_argument(
+        "--weights", default="", help="demo weight folder (default models/demo-mlp)"
+    )
     add_option_config_arguments(parser, example="display_port=8766")
 
 
-def _demo_bundle(directory: Path) -> Path | None:
-    """A demo bundle with seeded random weights (manifest: trained = false)."""
+def _weights(folder: str = "") -> Path:
+    from eifer_models.demo_weights import DEMO_WEIGHTS
+
+    return Path(folder) if folder else DEMO_WEIGHTS
+
+
+def training_seeds(weights: str = "") -> list[int]:
+    """The participant seeds the demo MLPs were trained on (their provenance)."""
+    from eifer_models.demo_weights import read_provenance
+
+    return [int(s) for s in read_provenance(_weights(weights))["participant_seeds"]]
+
+
+def _demo_bundle(directory: Path, weights: str = "") -> Path | None:
+    """The demo bundle: the committed trained MLPs + seeded random encoders (trained = true;
+    the manifest says the encoders are untrained)."""
     try:
-        from eifer_models.bundle import create_demo_bundle
+        from eifer_models.demo_weights import create_trained_demo_bundle
     except ImportError:
         return None
-    return create_demo_bundle(directory / "demo-bundle").path
+    return create_trained_demo_bundle(directory / "demo-bundle", weights=_weights(weights)).path
 
 
-def _demo_profile(directory: Path, seconds: float = 200.0) -> Path:
-    """The participant's normalisation profile, as a lab makes it: per-channel maxima of a
-    calibration recording of the functional movements (here simulated, seed 1), computed with the
-    same online chain the pipeline runs (EIFER.md: per-participant max normalisation)."""
+def _demo_profile(
+    directory: Path,
+    seconds: float = CALIBRATION_S,
+    *,
+    seed: int = DEMO_PARTICIPANT_SEED,
+    weights: str = "",
+    say: Callable[[str], None] | None = None,
+) -> Path:
+    """The participant's normalisation profile, as a lab makes it: a calibration recording of
+    the protocol's functional movements (here simulated for the demo's participant ``seed``),
+    through the same online chain the pipeline runs, divided by the bundle's normalisation
+    method (EIFER.md: per-participant max normalisation; the pipeline refuses a mismatch)."""
+    import numpy as np
+
     from nodes.emg import load_node_config
-    from streaming.profile import compute_profile
+    from streaming.profile import Normalisation, compute_profile
     from streaming.simulation.emg import EmgSimulator
 
-    config = load_node_config().simulator.model_copy(update={"seed": 1})
+    try:
+        from eifer_models.demo_weights import read_provenance
+
+        provenance = read_provenance(_weights(weights))
+        normalisation = Normalisation.from_dict(provenance["emg_normalisation"], "demo weights")
+        feature = str(provenance["feature"]["name"])
+    except ImportError:
+        normalisation, feature = None, "low_latency"
+    config = load_node_config().simulator.model_copy(update={"seed": seed})
     simulator = EmgSimulator(config)
-    emg_uv, _ = simulator.generate(int(seconds * simulator.rate_hz))
+    total = int(seconds * simulator.rate_hz)
+    parts = []
+    for step in range(CALIBRATION_STEPS):
+        n = total * (step + 1) // CALIBRATION_STEPS - total * step // CALIBRATION_STEPS
+        parts.append(simulator.generate(n)[0])
+        if say is not None:
+            say(f"calibration: {100 * (step + 1) // CALIBRATION_STEPS:3d} % "
+                f"of {seconds:.0f} s of functional movements simulated")  # fmt: skip
     profile = compute_profile(
-        emg_uv, simulator.rate_hz, simulator.labels, participant="demo", feature="low_latency"
-    )
+        np.concatenate(parts), simulator.rate_hz, simulator.labels,
+        participant=f"demo-seed{seed}", feature=feature, normalisation=normalisation,
+    )  # fmt: skip
     return profile.save(directory / "demo-profile.json")
 
 
@@ -75,10 +164,30 @@ def check_addresses(args: argparse.Namespace) -> None:
         raise AddressError(f"--bus and --protocol-bus are the same address ({args.bus})")
     check_bus_address(args.bus, "--bus")
     check_bus_address(args.protocol_bus, "--protocol-bus")
-    if not args.no_display:
+    if not args.headless:
         if not 0 < args.display_port < 65536:
             raise AddressError(f"--display-port {args.display_port}: not a TCP port (1..65535)")
         check_port_free("127.0.0.1", args.display_port, "--display-port")
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """One line for options that cannot work, before anything starts."""
+    from nodes.camera import parse_size
+
+    args.headless = bool(args.headless or args.no_display)
+    parse_size(args.camera_size)
+    if not 0 < args.camera_rate <= 120:
+        raise DemoError(f"--camera-rate {args.camera_rate:g}: must be in (0, 120] Hz")
+    if args.protocol_speed <= 0:
+        raise DemoError(f"--protocol-speed {args.protocol_speed:g}: must be > 0")
+    if args.suffix and not args.suffix.replace("-", "").replace("_", "").isalnum():
+        raise DemoError(f"--suffix {args.suffix!r}: letters, digits, - and _ only")
+    if not args.no_models and args.participant_seed in training_seeds(args.weights):
+        raise DemoError(
+            f"--participant-seed {args.participant_seed}: the demo MLPs were trained on this "
+            f"participant ({_weights(args.weights)}); choose a held-out seed, e.g. "
+            f"{DEMO_PARTICIPANT_SEED}"
+        )
 
 
 def remove_stale_work_folders(parent: Path | None = None) -> list[Path]:
@@ -112,22 +221,22 @@ def _stop_on(signum: int, _frame: object) -> None:
 
 def run(args: argparse.Namespace) -> int:
     load_option_config(args)
+    check_options(args)
     check_addresses(args)
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop_on)
     # Ctrl-C is the documented way to stop, even when a script started us with SIGINT ignored
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    started = time.monotonic()
     remove_stale_work_folders()
     work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))
     (work / PID_FILE).write_text(str(os.getpid()))
-    suffix = f"demo{os.getpid()}"
-    emg_name, camera_name = f"EMG-{suffix}", f"Camera-{suffix}"
     os.environ.setdefault("LSLAPICFG", str(_lsl_config(work)))
     group = ProcessGroup(work)
     print(f"EIFER live demo: logs in {work}", flush=True)
     status, frames = 0, 0
     try:
-        status, frames = _run_demo(args, group, work, suffix, emg_name, camera_name)
+        status, frames = _run_demo(args, group, work, started)
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP, at any stage (even calibration)
         pass
     finally:
@@ -145,71 +254,96 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
+def stream_names(suffix: str) -> dict[str, str]:
+    """The demo's LSL stream names (``eifer check --set emg.name=... video.name=...``)."""
+    return {
+        "emg": f"EMG-{suffix}",
+        "camera": f"Camera-{suffix}",
+        "markers": f"Markers-{suffix}",
+        "predictions": f"EIFER-{suffix}",
+    }
+
+
+def _node_argvs(args: argparse.Namespace, names: dict[str, str]) -> dict[str, list[str]]:
+    """Each node's ``eifer`` arguments (``configs/sessions/demo.toml`` says the same)."""
+    seed, markers = args.participant_seed, names["markers"]
+    return {
+        "display": ["display", "--set", f'bus_address="{args.bus}"',
+                    "--set", f'protocol_address="{args.protocol_bus}"',
+                    "--set", f"port={args.display_port}"],
+        # the participant performs what the protocol node instructs (its LSL markers): the EMG
+        # simulator and the face follow the same markers with the same seed (one activation)
+        "emg": ["node", "emg", "--name", names["emg"], "--set", f"simulator.seed={seed}",
+                "--set", 'simulator.script.kind="markers"',
+                "--set", f'simulator.script.markers_stream="{markers}"'],
+        "camera": ["node", "camera", "--source", "participant", "--name", names["camera"],
+                   "--size", args.camera_size, "--set", f"rate_hz={args.camera_rate:g}",
+                   "--set", f'occlusion="{args.occlusion}"',
+                   "--set", 'participant.follow="markers"',
+                   "--set", f"participant.simulator.seed={seed}",
+                   "--set", f'participant.simulator.script.markers_stream="{markers}"'],
+        "pipeline": ["pipeline", "--set", f'emg.name="{names["emg"]}"',
+                     "--set", f'video.name="{names["camera"]}"',
+                     "--set", f'output.bus_address="{args.bus}"',
+                     "--set", f'output.lsl_name="{names["predictions"]}"',
+                     "--set", f"video.max_queue_ms={MAX_QUEUE_MS:g}"],
+        "protocol": ["node", "protocol", "--speed", f"{args.protocol_speed:g}",
+                     "--set", f'stream_name="{markers}"', "--set", f'bus="{args.protocol_bus}"',
+                     "--set", "wait_for_consumers_s=10"],
+    }  # fmt: skip
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _bundle_line(bundle: Path) -> str:
+    from eifer_models.bundle import load_bundle
+
+    manifest = load_bundle(bundle, verify=False).manifest
+    return f"models: {bundle}\n  {manifest.description}"
+
+
 def _run_demo(
-    args: argparse.Namespace,
-    group: ProcessGroup,
-    work: Path,
-    suffix: str,
-    emg_name: str,
-    camera_name: str,
+    args: argparse.Namespace, group: ProcessGroup, work: Path, started: float
 ) -> tuple[int, int]:
-    markers = f"Markers-{suffix}"
-    # the simulated participant performs what the protocol node instructs (its LSL markers)
-    group.start(
-        "emg",
-        ["node", "emg", "--name", emg_name,
-         "--set", 'simulator.script.kind="markers"',
-         "--set", f'simulator.script.markers_stream="{markers}"'],
-    )  # fmt: skip
-    group.start(
-        "protocol",
-        [
-            "node",
-            "protocol",
-            "--set",
-            f'stream_name="{markers}"',
-            "--set",
-            f'bus="{args.protocol_bus}"',
-        ],
-        may_finish=True,
+    names = stream_names(args.suffix or f"demo{os.getpid()}")
+    argv = _node_argvs(args, names)
+    if not args.headless:  # the page first: it is up while the models and calibration prepare
+        group.start("display", argv["display"])
+        _say(f"display: http://127.0.0.1:{args.display_port}/")
+    _say(
+        f"streams: EMG {names['emg']!r} (truth {names['emg']}-truth), camera {names['camera']!r} "
+        f"(truth {names['camera']}-truth), markers {names['markers']!r}, bus {args.bus}"
     )
-    camera = ["node", "camera", "--source", "synthetic", "--name", camera_name, "--size", "640x480"]
-    group.start("camera", camera)
-    pipeline = [
-        "pipeline",
-        "--set", f'emg.name="{emg_name}"',
-        "--set", f'video.name="{camera_name}"',
-        "--set", f'output.bus_address="{args.bus}"',
-        "--set", f'output.lsl_name="EIFER-{suffix}"',
-    ]  # fmt: skip
-    bundle = None if args.no_models else _demo_bundle(work)
-    if bundle is not None:
-        pipeline += ["--bundle", str(bundle)]
-        print(
-            f"models: demo bundle {bundle} (random weights, untrained: predictions are noise)",
-            flush=True,
-        )
-    print(
-        "calibration: computing the participant profile from a simulated calibration run ...",
-        flush=True,
+    _say(
+        f"participant: synthetic, seed {args.participant_seed}, {args.camera_size} at "
+        f"{args.camera_rate:g} fps, "
+        f"electrodes {args.occlusion}"
     )
-    pipeline += ["--profile", str(_demo_profile(work))]
+    pipeline = argv["pipeline"]
+    if not args.no_models:
+        _say("models: assembling the demo bundle (trained MLPs + untrained encoders) ...")
+        bundle = _demo_bundle(work, args.weights)
+        if bundle is not None:
+            pipeline += ["--bundle", str(bundle)]
+            _say(_bundle_line(bundle))
+    _say("calibration: simulating the participant's calibration run for the profile ...")
+    profile = _demo_profile(work, seed=args.participant_seed, weights=args.weights, say=_say)
+    pipeline += ["--profile", str(profile)]
+    _say(f"calibration: profile {profile.name} done")
+    for name in ("emg", "camera"):
+        group.start(name, argv[name])
     group.start("pipeline", pipeline)
-    if not args.no_display:
-        group.start(
-            "display",
-            [
-                "display",
-                "--set",
-                f'bus_address="{args.bus}"',
-                "--set",
-                f'protocol_address="{args.protocol_bus}"',
-                "--set",
-                f"port={args.display_port}",
-            ],
-        )
-        print(f"display: http://127.0.0.1:{args.display_port}/", flush=True)
-    print("press Ctrl-C to stop\n", flush=True)
+    _say("pipeline: starting (the protocol starts with its first published frame)")
+    _say("press Ctrl-C to stop\n")
+    return _watch(args, group, argv["protocol"], started)
+
+
+def _watch(
+    args: argparse.Namespace, group: ProcessGroup, protocol: list[str], started: float
+) -> tuple[int, int]:
+    """Print what is published until ``--seconds`` pass, Ctrl-C, or a node fails."""
     status = 0
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     frames = 0
@@ -217,7 +351,7 @@ def _run_demo(
     try:
         with Subscriber([args.bus, args.protocol_bus]) as subscriber:
             while deadline is None or time.monotonic() < deadline:
-                message = subscriber.receive(0.5)
+                message: Any = subscriber.receive(0.5)
                 failed = group.failed()
                 if failed is not None:
                     print(
@@ -229,6 +363,11 @@ def _run_demo(
                     continue
                 if message.topic == "muscle":
                     frames += 1
+                    if frames == 1:
+                        _say(f"first frame published {time.monotonic() - started:.1f} s after "
+                             "the demo started")  # fmt: skip
+                        group.start("protocol", protocol, may_finish=True)
+                        _say(f"protocol: started (speed x{args.protocol_speed:g})")
                     if frames % max(args.every, 1):
                         continue
                 elif message.topic == "expression":
@@ -238,7 +377,6 @@ def _run_demo(
         pass
     for line in view.summary():
         print(line)
-
     return status, frames
 
 

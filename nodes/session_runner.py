@@ -134,7 +134,7 @@ def node_argv(node: NodeSpec, values: dict[str, str], base: Path | None = None) 
 
 
 def prepare(steps: list[str], work: Path, say: Callable[[str], None]) -> dict[str, str]:
-    """The demo's preparation steps: a demo bundle (random weights) and a simulated profile."""
+    """The demo's preparation steps: the demo bundle and a simulated calibration profile."""
     made: dict[str, str] = {}
     if "demo_bundle" in steps:
         from nodes.demo import _demo_bundle
@@ -142,7 +142,7 @@ def prepare(steps: list[str], work: Path, say: Callable[[str], None]) -> dict[st
         bundle = _demo_bundle(work)
         if bundle is None:
             raise SessionError("prepare demo_bundle: eifer_models is not importable")
-        say(f"models: demo bundle {bundle} (random weights, untrained: predictions are noise)")
+        say(f"models: demo bundle {bundle} (trained MLPs, untrained encoders)")
         made["demo_bundle"] = str(bundle)
     if "demo_profile" in steps:
         from nodes.demo import _demo_profile

@@ -26,9 +26,21 @@ class Thresholds(Config):
     Defaults: 95 % of captured frames published is what the issue asks of the demo; 1 ms of
     EMG-to-frame alignment error is a quarter of the shortest facial-EMG onset a 4096 Hz system
     resolves and 1/33 of a frame; 500 ms capture->publish p99 is the overload bound of the
-    pipeline tests plus the `mmm` feature's 266 ms delay. Correlations are only judged where a
-    truth stream exists (and models run); their defaults are set from the demo's held-out
-    participant (README "Checking a setup").
+    pipeline tests plus the `mmm` feature's 266 ms delay.
+
+    Correlations are judged only where models run (and, for ``phi_*``, a truth stream exists):
+
+    - ``min_r_phi_emg`` 0.8: EMG2Exp reaches r 0.967 on held-out synthetic participants offline
+      (5 folds, 0.966-0.974; README "Training") and 0.97 live on the demo's held-out participant
+      (README "Demo"); 0.8 leaves room for a short window that covers few movements, another
+      participant's gains and the online chain.
+    - ``min_r_emg_from_video`` and ``min_r_phi_video`` 0.5: a floor without a measured
+      reference yet (trained encoders need a GPU: issue 12); Exp2EMG alone reaches r 0.956 from
+      the true phi, so trained encoders should stay well above it. Revise with issue 12's figures.
+
+    ``judge_video_models`` false (untrained encoders): ``phi_video`` and ``emg_from_video`` are
+    reported, not judged; ``judge_emg_models`` false (untrained MLPs): ``phi_emg`` and
+    ``emg_from_video`` (Exp2EMG) are. ``eifer check --bundle`` sets them from the manifest.
     """
 
     min_published_fraction: float = Field(0.95, ge=0, le=1)
@@ -36,12 +48,15 @@ class Thresholds(Config):
     max_emg_missing_fraction: float = Field(0.05, ge=0, le=1)
     max_alignment_error_ms: PositiveFloat = 1.0  # p99 of |error|
     max_capture_to_publish_p99_ms: PositiveFloat = 500.0
-    min_r_emg_from_video: float = Field(0.3, ge=-1, le=1)
-    min_r_phi_video: float = Field(0.3, ge=-1, le=1)
-    min_r_phi_emg: float = Field(0.3, ge=-1, le=1)
+    min_r_emg_from_video: float = Field(0.5, ge=-1, le=1)
+    min_r_phi_video: float = Field(0.5, ge=-1, le=1)
+    min_r_phi_emg: float = Field(0.8, ge=-1, le=1)
+    judge_video_models: bool = True  # false: phi_video, emg_from_video reported, not judged
+    judge_emg_models: bool = True  # false: phi_emg, emg_from_video reported, not judged
 
 
 class CheckConfig(Config):
+    bundle: str = ""  # the bundle the pipeline runs: its manifest says which models are trained
     seconds: PositiveFloat = 10.0  # how long to watch
     settle_s: NonNegativeFloat = 0.5  # after connecting, before the window opens
     drain_s: PositiveFloat = 1.5  # after the window, for messages of frames captured in it

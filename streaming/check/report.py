@@ -17,6 +17,10 @@ from streaming.video_feed import FrameCounter
 
 __all__ = ["Row", "as_json", "evaluate", "format_table", "mean_correlation", "passed"]
 
+UNTRAINED = {  # the note of a correlation reported, not judged
+    "encoders": "encoders untrained: reported, not judged",
+    "mlps": "MLPs untrained: reported, not judged",
+}
 MATCH_S = 0.5e-3  # a message's t and its frame's capture stamp are the same number
 
 
@@ -212,12 +216,15 @@ def _correlation_rows(obs: Observation, muscle: list[Message], limits: Threshold
             np.array([m.fields["emg_from_video"] for m in modelled]),
             np.array([m.fields["emg_measured"] for m in modelled]),
         )
-        rows.append(
-            _judge("r emg_from_video vs measured envelope", r, "", ">=", limits.min_r_emg_from_video,
-                   "aligned envelope, mean over channels")
-            if obs.emg_truth is not None or obs.video_truth is not None
-            else Row("r emg_from_video vs measured envelope", r, "", "", None, "no truth: reported")
-        )  # fmt: skip
+        check = "r emg_from_video vs measured envelope"
+        if not (limits.judge_video_models and limits.judge_emg_models):  # encoders + Exp2EMG
+            which = "encoders" if not limits.judge_video_models else "mlps"
+            rows.append(Row(check, r, "", "", None, UNTRAINED[which]))
+        elif obs.emg_truth is not None or obs.video_truth is not None:
+            rows.append(_judge(check, r, "", ">=", limits.min_r_emg_from_video,
+                               "aligned envelope, mean over channels"))  # fmt: skip
+        else:
+            rows.append(Row(check, r, "", "", None, "no truth: reported"))
     expression = _in_window(obs, obs.topic("expression"))
     if obs.video_truth is None or not expression:
         return rows
@@ -230,15 +237,19 @@ def _correlation_rows(obs: Observation, muscle: list[Message], limits: Threshold
         rows.append(Row("phi vs true phi", None, "", "", None, "no frame matched the truth"))
         return rows
     true_phi = np.array([p for _, p in pairs])
+    judged = {"phi_video": limits.judge_video_models, "phi_emg": limits.judge_emg_models}
     for key, limit in (("phi_video", limits.min_r_phi_video), ("phi_emg", limits.min_r_phi_emg)):
         predicted = np.array([m.fields.get(key, np.full(len(phi_cols), np.nan)) for m, _ in pairs])
         if predicted.shape != true_phi.shape:
             rows.append(Row(f"r {key} vs true phi", None, "", "", None, "sizes differ"))
             continue
-        rows.append(
-            _judge(f"r {key} vs true phi", mean_correlation(predicted, true_phi), "", ">=", limit,
-                   f"mean over moving components, {len(pairs)} frames")
-        )  # fmt: skip
+        r = mean_correlation(predicted, true_phi)
+        note = f"mean over moving components, {len(pairs)} frames"
+        if judged[key]:
+            rows.append(_judge(f"r {key} vs true phi", r, "", ">=", limit, note))
+        else:
+            model = "encoders" if key == "phi_video" else "mlps"
+            rows.append(Row(f"r {key} vs true phi", r, "", "", None, f"{UNTRAINED[model]}; {note}"))
     return rows
 
 

@@ -1,0 +1,223 @@
+"""The demo's trained MLPs: a small committed folder, and the full bundle assembled from it.
+
+A phase-2 run (``eifer train mlp``) writes a ~30 MB bundle, mostly the encoders' weights and
+ONNX graphs. The demo needs only what was trained: the two MLPs (``emg2exp.safetensors``,
+``exp2emg.safetensors``, ~100 kB each) and their provenance (``provenance.json``: training set,
+participants and seeds, config, git commit, held-out metrics, feature, channels, normalisation).
+:func:`export_demo_weights` cuts that folder out of a run; :func:`create_trained_demo_bundle`
+assembles a verified bundle from it at demo start, with seeded random encoders (the encoders
+cannot be trained at useful scale on a CPU: issue 12), marked ``trained = true`` and saying
+plainly which parts are trained.
+
+Regenerate the committed folder from a run::
+
+    python -m eifer_models.demo_weights --run runs/<run> --out models/demo-mlp --overwrite \
+        --recipe "eifer synth ...; eifer train dataset ...; eifer train mlp ..."
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+
+from eifer_models.bundle import Bundle, load_bundle, save_bundle
+from eifer_models.encoders import N_EXP, N_SHAPE, SmirkEncoder
+from eifer_models.mlp import MLP, EMG2Exp, Exp2EMG
+from streaming.errors import BundleError
+
+__all__ = [
+    "DEMO_WEIGHTS",
+    "PROVENANCE",
+    "create_trained_demo_bundle",
+    "export_demo_weights",
+    "read_provenance",
+]
+
+DEMO_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "demo-mlp"
+PROVENANCE = "provenance.json"
+MLP_GRAPHS = ("emg2exp", "exp2emg")
+_SEED = re.compile(r"(\d+)$")  # eifer synth names its participants synth-<seed>
+
+
+def _seeds(participants: list[str]) -> list[int]:
+    """Seeds of ``eifer synth`` participants (``synth-0200`` -> 200); [] if any is not one."""
+    seeds = [_SEED.search(p) for p in participants]
+    return [int(m[1]) for m in seeds if m] if all(seeds) else []
+
+
+def export_demo_weights(
+    run: str | Path, out: str | Path, *, overwrite: bool = False, recipe: str = ""
+) -> Path:
+    """Copy a phase-2 run's trained MLPs and their provenance into ``out``.
+
+    Parameters
+    ----------
+    run : str | Path
+        The run folder (``run.json``, ``metrics.json``, ``bundle/``).
+    out : str | Path
+        The weight folder to write (e.g. ``models/demo-mlp``).
+    overwrite : bool
+        Replace the files of an existing folder.
+    recipe : str
+        How the run was made (the commands), kept in the provenance.
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Raises
+    ------
+    streaming.errors.BundleError
+        The run is incomplete, its bundle does not verify, or ``out`` exists without
+        ``overwrite``.
+    """
+    run, out = Path(run), Path(out)
+    for name in ("run.json", "metrics.json", "bundle"):
+        if not (run / name).exists():
+            raise BundleError(f"{run}: not a finished phase-2 run ({name} missing)")
+    bundle = load_bundle(run / "bundle")
+    if not bundle.trained:
+        raise BundleError(f"{run / 'bundle'}: manifest says trained = false")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise BundleError(f"{out}: folder exists and is not empty (pass --overwrite)")
+    run_info = json.loads((run / "run.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    participants = sorted(metrics.get("participant", {}))
+    manifest = bundle.manifest
+    provenance = {
+        "what": "phase-2 MLPs (EMG2Exp, Exp2EMG) of the demo; encoders are not included",
+        "run": run.resolve().name,
+        "recipe": recipe,
+        "producer": manifest.producer,
+        "git_commit": run_info.get("git_commit"),
+        "dataset": {
+            k: v for k, v in run_info["dataset"].items() if k not in ("feature", "channels")
+        },
+        "participants": participants,
+        "participant_seeds": _seeds(participants),
+        "folds": run_info.get("folds"),
+        "config": run_info.get("config"),
+        "held_out_metrics": metrics.get("headline", {}),
+        "feature": manifest.feature,
+        "emg_channels": list(manifest.emg_channels),
+        "emg_normalisation": manifest.input_normalisation["emg"]["method"],
+        "crop": manifest.crop.model_dump(),
+        "graphs": {name: manifest.graphs[name].config for name in MLP_GRAPHS},
+        "expression_dim": manifest.expression_dim,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    for name in MLP_GRAPHS:
+        shutil.copyfile(bundle.path / bundle.graph(name).weights, out / f"{name}.safetensors")
+    (out / PROVENANCE).write_text(json.dumps(provenance, indent=2) + "\n")
+    return out
+
+
+def read_provenance(weights: str | Path = DEMO_WEIGHTS) -> dict[str, Any]:
+    """The weight folder's ``provenance.json`` (a clear error when the folder is incomplete)."""
+    weights = Path(weights)
+    try:
+        provenance = json.loads((weights / PROVENANCE).read_text())
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{weights / PROVENANCE}: not readable ({exc})") from None
+    for key in ("graphs", "feature", "emg_channels", "emg_normalisation", "participant_seeds"):
+        if key not in provenance:
+            raise BundleError(f"{weights / PROVENANCE}: no {key!r}")
+    return provenance
+
+
+def _mlp(weights: Path, name: str, config: dict[str, Any]) -> MLP:
+    module: MLP = (EMG2Exp if name == "emg2exp" else Exp2EMG)(**config)
+    path = weights / f"{name}.safetensors"
+    try:
+        module.load_state_dict(load_file(str(path)), strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise BundleError(f"{path}: does not fit graph {name!r} {config}: {exc}") from None
+    module.eval()
+    return module
+
+
+def create_trained_demo_bundle(
+    path: str | Path,
+    *,
+    weights: str | Path = DEMO_WEIGHTS,
+    encoder_seed: int = 0,
+    overwrite: bool = False,
+) -> Bundle:
+    """A verified bundle: the trained MLPs of ``weights`` + seeded random (untrained) encoders.
+
+    The manifest says ``trained = true`` (the MLPs are) and, in its description and
+    ``training``, that the encoders are untrained (``training.encoders_trained = false``):
+    ``phi_video`` and ``emg_from_video`` are noise, ``phi_emg`` is the trained EMG2Exp.
+    """
+    from streaming.profile import Normalisation
+
+    weights = Path(weights)
+    provenance = read_provenance(weights)
+    mlps = {name: _mlp(weights, name, provenance["graphs"][name]) for name in MLP_GRAPHS}
+    torch.manual_seed(encoder_seed)
+    encoder = SmirkEncoder(N_EXP, N_SHAPE).eval()
+    seeds = provenance["participant_seeds"]
+    r = provenance.get("held_out_metrics", {}).get("emg2exp_mean_r_held_out")
+    held_out_r = "unknown" if r is None else f"{r:.3f}"
+    trained_on = f"synthetic participants {', '.join(map(str, seeds))}" if seeds else "a run"
+    return save_bundle(
+        path,
+        encoder,
+        mlps["emg2exp"],
+        mlps["exp2emg"],
+        emg_channels=provenance["emg_channels"],
+        feature=provenance["feature"],
+        trained=True,
+        producer=f"eifer_models.demo_weights (run {provenance.get('run')})",
+        description=(
+            f"demo bundle: MLPs (EMG2Exp, Exp2EMG) trained on {trained_on} (held-out EMG2Exp r "
+            f"{held_out_r}); encoders UNTRAINED (seeded random, seed {encoder_seed}): phi_video "
+            "and emg_from_video are noise"
+        ),
+        fp16_onnx=False,
+        overwrite=overwrite,
+        training={
+            "phase": 2,
+            "weights": str(weights),
+            "encoders_trained": False,
+            "encoders": f"UNTRAINED random encoders (seed {encoder_seed}); issue 12",
+            **{k: v for k, v in provenance.items() if k not in ("graphs", "feature")},
+        },
+        crop=provenance.get("crop"),
+        emg_normalisation=Normalisation.from_dict(provenance["emg_normalisation"], PROVENANCE),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m eifer_models.demo_weights",
+        description="cut the demo's weight folder (trained MLPs + provenance) out of a run",
+    )
+    parser.add_argument("--run", required=True, help="a finished `eifer train mlp` run folder")
+    parser.add_argument("--out", default=str(DEMO_WEIGHTS), help="weight folder to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    parser.add_argument("--recipe", default="", help="how the run was made, kept in provenance")
+    args = parser.parse_args(argv)
+    try:
+        out = export_demo_weights(args.run, args.out, overwrite=args.overwrite, recipe=args.recipe)
+    except BundleError as exc:
+        parser.exit(1, f"{parser.prog}: error: {exc}\n")
+    provenance = read_provenance(out)
+    size_kb = sum(p.stat().st_size for p in out.iterdir()) / 1024
+    print(
+        f"{out}: MLPs of run {provenance['run']} (participant seeds "
+        f"{provenance['participant_seeds']}), {size_kb:.0f} kB"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""The demo's committed trained MLPs (models/demo-mlp): what they say about themselves, the bundle
+assembled from them, the folder cut back out of a run, and the demo refusing a training seed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from eifer_models.bundle import Bundle, load_bundle
+from eifer_models.demo_weights import (
+    DEMO_WEIGHTS,
+    create_trained_demo_bundle,
+    export_demo_weights,
+    read_provenance,
+)
+from nodes.demo import DEMO_PARTICIPANT_SEED, training_seeds
+from streaming.check.config import CheckConfig
+from streaming.errors import BundleError
+from streaming.profile import Normalisation
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    return create_trained_demo_bundle(tmp_path_factory.mktemp("demo") / "bundle")
+
+
+def test_the_committed_weights_are_small_and_say_where_they_come_from():
+    provenance = read_provenance()
+    assert provenance["participant_seeds"] == [200, 201, 202, 203, 204]
+    assert DEMO_PARTICIPANT_SEED not in training_seeds()
+    metrics = provenance["held_out_metrics"]
+    assert 0.9 < metrics["emg2exp_mean_r_held_out"] <= 1.0
+    assert provenance["git_commit"] and provenance["dataset"]["sha256"]
+    assert sum(p.stat().st_size for p in DEMO_WEIGHTS.iterdir()) < 1_000_000
+
+
+def test_the_demo_bundle_has_the_trained_mlps_and_says_the_encoders_are_not(bundle):
+    again = load_bundle(bundle.path)  # every checksum, graph and shape verified
+    manifest = again.manifest
+    assert again.trained and manifest.training["encoders_trained"] is False
+    assert "trained on synthetic participants 200, 201, 202, 203, 204" in manifest.description
+    assert "encoders UNTRAINED" in manifest.description
+    for name in ("emg2exp", "exp2emg"):
+        committed = load_file(str(DEMO_WEIGHTS / f"{name}.safetensors"))
+        built = again.build_module(name).state_dict()
+        assert set(committed) == set(built)
+        assert all(torch.equal(committed[k], built[k]) for k in committed)
+    provenance = read_provenance()
+    assert again.emg_normalisation() == Normalisation.from_dict(provenance["emg_normalisation"])
+    assert manifest.feature["name"] == provenance["feature"]["name"]
+
+
+def test_the_check_reports_but_does_not_judge_untrained_encoders(bundle):
+    from nodes.check import judge_trained_models_only
+
+    config, notes = judge_trained_models_only(CheckConfig(bundle=str(bundle.path)))
+    assert not config.thresholds.judge_video_models and config.thresholds.judge_emg_models
+    assert any("encoders untrained" in note for note in notes)
+    unchanged, none = judge_trained_models_only(CheckConfig())
+    assert unchanged.thresholds.judge_video_models and none == []
+
+
+def test_the_weight_folder_is_cut_back_out_of_a_run(bundle, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "bundle").symlink_to(bundle.path)
+    provenance = read_provenance()
+    participants = [f"synth-{s:04d}" for s in (300, 301)]
+    (run / "run.json").write_text(json.dumps({
+        "git_commit": "abc", "dataset": {"path": "sets/x", "sha256": "f00"},
+        "folds": {"fold1": participants[:1], "fold2": participants[1:]}, "config": {"epochs": 1},
+    }))  # fmt: skip
+    (run / "metrics.json").write_text(
+        json.dumps({"participant": {p: {} for p in participants}, "headline": {"r": 0.5}})
+    )
+    out = export_demo_weights(run, tmp_path / "weights")
+    again = read_provenance(out)
+    assert again["participant_seeds"] == [300, 301] and again["held_out_metrics"] == {"r": 0.5}
+    assert again["emg_normalisation"] == provenance["emg_normalisation"]
+    for name in ("emg2exp", "exp2emg"):
+        a, b = load_file(str(out / f"{name}.safetensors")), load_file(str(DEMO_WEIGHTS / f"{name}.safetensors"))  # fmt: skip
+        assert all(torch.equal(a[k], b[k]) for k in b)
+    with pytest.raises(BundleError, match="not empty"):
+        export_demo_weights(run, out)
+    (run / "metrics.json").unlink()
+    with pytest.raises(BundleError, match=r"metrics\.json missing"):
+        export_demo_weights(run, tmp_path / "other", overwrite=True)
+
+
+def test_the_demo_refuses_a_participant_the_mlps_were_trained_on():
+    done = subprocess.run(
+        [sys.executable, "-m", "nodes.cli", "demo", "--headless", "--participant-seed", "202",
+         "--bus", "tcp://127.0.0.1:1", "--protocol-bus", "tcp://127.0.0.1:2"],
+        capture_output=True, text=True, cwd=REPO, timeout=60,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    output = done.stderr + done.stdout
+    assert done.returncode == 1 and "Traceback" not in output, output
+    assert "--participant-seed 202: the demo MLPs were trained on this participant" in output
+    assert len(output.strip().splitlines()) == 1, output
+
+
+@pytest.mark.parametrize(
+    ("trained", "training", "expected"),
+    [
+        (True, {"encoders_trained": False, "encoders": "UNTRAINED random"}, (False, True)),  # demo
+        (True, {"encoders": "UNTRAINED random encoders (seeded); give ..."}, (False, True)),
+        (False, {"encoders": "supervised run x", "mlps": "untrained (seeded)"}, (True, False)),
+        (False, {}, (False, False)),  # create_demo_bundle: random weights
+        (True, {"encoders": "encoders from bundle b (trained)"}, (True, True)),
+    ],
+    ids=["demo", "phase-2 random encoders", "phase-1", "random", "trained"],
+)
+def test_the_check_knows_which_parts_of_a_bundle_are_trained(trained, training, expected):
+    from types import SimpleNamespace
+
+    from nodes.check import trained_parts
+
+    assert trained_parts(SimpleNamespace(trained=trained, training=training)) == expected
