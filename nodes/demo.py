@@ -270,7 +270,10 @@ def _node_argvs(args: argparse.Namespace, names: dict[str, str]) -> dict[str, li
     return {
         "display": ["display", "--set", f'bus_address="{args.bus}"',
                     "--set", f'protocol_address="{args.protocol_bus}"',
-                    "--set", f"port={args.display_port}"],
+                    "--set", f"port={args.display_port}",
+                    # the truth of the simulated sources, drawn beside the predictions
+                    "--set", f'video_truth="{names["camera"]}-truth"',
+                    "--set", f'emg_truth="{names["emg"]}-truth"'],
         # the participant performs what the protocol node instructs (its LSL markers): the EMG
         # simulator and the face follow the same markers with the same seed (one activation)
         "emg": ["node", "emg", "--name", names["emg"], "--set", f"simulator.seed={seed}",
@@ -370,8 +373,8 @@ def _watch(
                         _say(f"protocol: started (speed x{args.protocol_speed:g})")
                     if frames % max(args.every, 1):
                         continue
-                elif message.topic == "expression":
-                    continue
+                elif message.topic in ("expression", "face"):
+                    continue  # every frame / 5 per second: the page shows them
                 print(view.line(message), flush=True)
     except KeyboardInterrupt:  # Ctrl-C: the normal end of the demo
         pass
