@@ -9,6 +9,7 @@ Occlusion-free only: with the Fridlund electrodes MediaPipe's mesh rejects the f
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from benchmarks.participant_outside_check import (
@@ -17,7 +18,7 @@ from benchmarks.participant_outside_check import (
     pair_correlations,
     participant,
 )
-from streaming.simulation.participant.render import ParticipantRenderer
+from streaming.simulation.participant.render import ParticipantRenderer, RenderedFrame
 
 pytestmark = pytest.mark.usefixtures("face_models")
 RATE_HZ = 4.0  # frames per simulated second: 28 frames per repetition (1.5 s rest each side)
@@ -67,3 +68,63 @@ def test_a_one_sided_smile_moves_that_sides_mouth_corner_only(moving) -> None:
     assert abs(change[still]) < 0.5 * change[moving]
     rows = {row["measure"]: row["r_signed"] for row in pair_correlations(clip)}
     assert rows[f"mouth_corner_raise_{moving}"] >= 0.8
+
+
+def _furrow_darkening(lines: RenderedFrame, plain: RenderedFrame) -> dict[str, float]:
+    """Per side of the face's midline (the nose, iBUG 27-30), the mean darkening (8-bit levels)
+    of the face box above the eye corners that the forehead lines add to the same frame drawn
+    without them."""
+    lm = lines.landmarks_px
+    x, y, w, _ = (round(v) for v in lines.face_box)
+    midline, y_eyes = round(lm[10:14, 0].mean()), round(lm[[19, 28], 1].min())
+    diff = plain.rgb.astype(np.float32).mean(2) - lines.rgb.astype(np.float32).mean(2)
+    above = diff[y:y_eyes].clip(0)
+    # the person's right is on the image's left (MediaPipe's labels, README "Sides")
+    return {
+        "right": float(above[:, x:midline].mean()),
+        "left": float(above[:, midline : x + w].mean()),
+    }
+
+
+@pytest.mark.parametrize("moving", ["right", "left"])
+def test_forehead_lines_deepen_with_that_sides_frontalis(moving: str, monkeypatch) -> None:
+    """FACS AU1+2: the brow raise folds the forehead into horizontal lines. On a one-sided
+    Forehead-Raise (the other side's gain 0), each frame drawn with and without the lines: the
+    moving side's darkening follows its frontalis (r >= 0.95: the texture is a function of the
+    drive's brow raise, through the map's mild saturation) and the still side stays unfurrowed
+    (< 20 % as dark: the lines blend across 2 cm at the midline, 13 % measured on seed 1)."""
+    import streaming.simulation.participant.render as render
+
+    gains = {"left_gain": 0.0} if moving == "right" else {"right_gain": 0.0}
+    person = participant(1, **gains)
+    renderer = ParticipantRenderer(person.traits, sensor_noise=False)
+    event = next(e for e in person.simulator.script.events if e.movement == "Forehead-Raise")
+    t = np.arange(event.start_s - 1.0, event.end_s + 1.0, 0.5)  # 14 frames, each drawn twice
+    state = person.state(t)
+    with_lines = [renderer.render(state, i) for i in range(len(t))]
+    monkeypatch.setattr(render, "FOREHEAD_LINE_DEPTH", 0.0)
+    darkening = [_furrow_darkening(a, renderer.render(state, i)) for i, a in enumerate(with_lines)]
+    still = "left" if moving == "right" else "right"
+    dark = {s: np.array([d[s] for d in darkening]) for s in (moving, still)}
+    drive = person.activation(t - person.delay_s)[
+        :, person.muscle_labels.index(f"frontalis_medialis_{moving[0]}")
+    ]
+    assert np.corrcoef(dark[moving], drive)[0, 1] >= 0.95
+    assert dark[moving].max() > 0.5  # 8-bit levels, the mean over that side's upper face
+    assert dark[still].max() < 0.2 * dark[moving].max()
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (README 'Outside check'): on most seeds MediaPipe's brows stay with its eyes "
+    "although the drawn brows rise 3-5 % of the eye-corner distance and the forehead furrows",
+)
+def test_mediapipe_brows_rise_with_the_frontalis_on_three_participants() -> None:
+    """What the outside check should show for the brow: the brow-to-eye-corner distance of
+    MediaPipe's landmarks follows the frontalis on both sides of 3 participants (sign-corrected
+    r >= 0.7, the floor of the other measures' tests here). Seed 0 passes (0.92, 0.89 at 6 fps);
+    seeds 1-2 do not."""
+    for seed in (0, 1, 2):
+        r = _r("Forehead-Raise", seed=seed)
+        assert r["brow_raise_right"] >= 0.7 and r["brow_raise_left"] >= 0.7, (seed, r)

@@ -125,3 +125,15 @@ def test_stops_while_bridging_and_after_the_amplifier_vanished(
     assert "bridge stopped after" in lines.rest()
     # nothing left: the node's outlet is gone with it
     assert not pylsl.resolve_bypred(f"name='{unique_name}'", 1, 1.0)
+
+
+def test_no_amplifier_within_the_timeout_is_one_clear_error(unique_name: str) -> None:
+    from nodes.emg import load_node_config, run_node
+    from streaming.errors import StreamNotFoundError
+
+    cfg = load_node_config(None, ['source="lsl"', f'bridge.name="{unique_name}"',
+                                  "bridge.timeout_s=1.0"])  # fmt: skip
+    started = time.monotonic()
+    with pytest.raises(StreamNotFoundError, match=rf"{unique_name}.*within 1 s.*bridge\.timeout_s"):
+        run_node(cfg)
+    assert time.monotonic() - started < 10.0  # the timeout, one last look, no minute-long hang

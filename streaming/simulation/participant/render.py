@@ -34,6 +34,7 @@ from streaming.simulation.participant.model import (
     EYELID_INDEX,
     JAW_INDEX,
     N_EXPRESSION,
+    PHI_LABELS,
     FaceState,
     ParticipantTraits,
 )
@@ -48,6 +49,15 @@ ELECTRODE_DISC_M = 0.002  # radius of the 4 mm Ag/AgCl disc
 _TEX_M_PER_PX = 0.0004  # texture resolution (0.4 mm)
 _TEX_X, _TEX_Y = (-0.09, 0.09), (-0.11, 0.11)
 _EYE_HALF_M = (0.0115, 0.0055)  # eye opening half-width, half-height
+# Forehead lines of AU1+2 (FACS, Ekman, Friesen & Hager 2002: the brow raise "produces horizontal
+# wrinkles across the forehead"; the frontalis pulls the lower forehead skin up against the upper,
+# which folds, Cotofana et al. 2020, Plast Reconstr Surg 145:1155): furrows between the brows and
+# the hairline whose depth follows each side's brow raise (phi brow_raise_l / _r)
+BROW_RAISE_INDEX = {side: PHI_LABELS.index(f"brow_raise_{side}") for side in ("l", "r")}
+BROW_RAISE_FULL = 2.5  # brow_raise at full frontalis activation (muscle_map.toml: ~4 tanh(3.2/4))
+FOREHEAD_LINES_Y_M = (0.055, 0.074)  # the band (template y) above the brows, to the hairline
+FOREHEAD_LINE_PERIOD_M = 0.0063  # three furrows in the rig's short forehead
+FOREHEAD_LINE_DEPTH = 0.45  # albedo drop at the bottom of a furrow at full brow raise
 
 
 def electrode_sites_m(scheme_name: str) -> tuple[list[str], np.ndarray]:
@@ -262,6 +272,7 @@ class ParticipantRenderer:
             albedo[covered] = skin_lid
             edge = inside & (np.abs(dy - lid_edge) < 0.18)
             albedo[edge] = self.traits.hair_rgb * 0.6  # lash line
+        _darken_forehead_lines(albedo, xyz, phi)
         return albedo
 
     def _composite(
@@ -332,6 +343,25 @@ class ParticipantRenderer:
             cv2.circle(frame, centre, collar << shift, (236, 236, 230), -1, cv2.LINE_AA, shift)
             cv2.circle(frame, centre, disc << shift, (150, 150, 155), -1, cv2.LINE_AA, shift)
         return px, visible
+
+
+def _darken_forehead_lines(albedo: np.ndarray, xyz: np.ndarray, phi: np.ndarray) -> None:
+    """Darken the forehead furrows in ``albedo`` (n, 3) at template points ``xyz``, in place;
+    each side as deep as its brow raise, blended across the midline."""
+    raise_l, raise_r = (
+        float(np.clip(phi[BROW_RAISE_INDEX[side]] / BROW_RAISE_FULL, 0.0, 1.0))
+        for side in ("l", "r")
+    )
+    if max(raise_l, raise_r) < 1e-3:
+        return
+    y0, y1 = FOREHEAD_LINES_Y_M
+    band = (xyz[:, 1] > y0) & (xyz[:, 1] < y1) & (np.abs(xyz[:, 0]) < 0.06) & (xyz[:, 2] > 0)
+    x, y = xyz[band, 0], xyz[band, 1]
+    left = np.clip(0.5 + x / 0.02, 0.0, 1.0)  # +x: the person's left (FLAME), 2 cm blend
+    strength = left * raise_l + (1.0 - left) * raise_r
+    furrow = np.cos(np.pi * (y - y0 - 3.0 * x * x) / FOREHEAD_LINE_PERIOD_M) ** 4  # arched lines
+    fade = np.sin(np.pi * (y - y0) / (y1 - y0)) * np.exp(-0.5 * (x / 0.035) ** 4)  # to the edges
+    albedo[band] *= (1.0 - FOREHEAD_LINE_DEPTH * strength * furrow * fade)[:, None]
 
 
 def _vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
