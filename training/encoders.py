@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -54,15 +55,39 @@ RUN_FILE = "run.json"
 
 
 def load_pairs(data: Any, progress: bool = False) -> tuple[FacePairs, FacePairs]:
-    """(training participants, held-out participants) face pairs of a FaceDataConfig."""
+    """(training participants, held-out participants) face pairs of a FaceDataConfig: each
+    participant rendered (or read from its cache file) on its own, ``data.render_workers``
+    at a time; a participant's frames do not depend on the others (seeded per participant)."""
     args = (data.frames_per_participant, data.crop_size)
-    train = load_or_render_pairs(
-        data.cache_dir, list(data.train_participants), *args, seed=data.seed, progress=progress
+    seeds = [*data.train_participants, *data.heldout_participants]
+    workers = data.render_workers or os.cpu_count() or 1
+    if workers > 1 and len(seeds) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        spawn = multiprocessing.get_context("spawn")  # no fork of a process holding torch
+        with ProcessPoolExecutor(min(workers, len(seeds)), mp_context=spawn) as pool:
+            futures = [
+                pool.submit(load_or_render_pairs, data.cache_dir, [pid], *args, seed=data.seed)
+                for pid in seeds
+            ]
+            parts = dict(zip(seeds, (f.result() for f in futures), strict=True))
+    else:
+        parts = {}
+        for pid in seeds:
+            if progress:
+                log.info("face pairs of participant %d", pid)
+            parts[pid] = load_or_render_pairs(
+                data.cache_dir, [pid], *args, seed=data.seed, progress=progress
+            )
+    join = lambda ids: _concat([parts[i] for i in ids])  # noqa: E731
+    return join(data.train_participants), join(data.heldout_participants)
+
+
+def _concat(parts: list[FacePairs]) -> FacePairs:
+    return FacePairs(
+        *(np.concatenate([getattr(p, k) for p in parts]) for k in FacePairs.__dataclass_fields__)
     )
-    held = load_or_render_pairs(
-        data.cache_dir, list(data.heldout_participants), *args, seed=data.seed, progress=progress
-    )
-    return train, held
 
 
 def evaluate_encoders(
