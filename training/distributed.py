@@ -73,8 +73,8 @@ class DistContext:
         if not self.enabled or not values:
             return values
         keys = sorted(values)
-        t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
-        dist.all_reduce(t)
+        t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)  # on the rank's device: NCCL reduces CUDA tensors only
         return {k: float(v) / self.world_size for k, v in zip(keys, t.tolist(), strict=True)}
 
     def close(self) -> None:
