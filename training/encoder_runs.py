@@ -58,6 +58,7 @@ def config_hash(config: Any) -> str:
     data = config.model_dump(mode="json")
     for key in ("output", "run_name", "device", "threads"):
         data.pop(key, None)
+    data.get("data", {}).pop("render_workers", None)  # how the pairs are rendered, not which
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
