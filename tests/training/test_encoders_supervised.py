@@ -119,3 +119,19 @@ def test_supervised_training_fits_a_small_fixed_set(tmp_path: Path) -> None:
     assert len(defined) >= len(fit["per_component"]) - 2  # at most two clamped outputs stuck
     assert fit["mean_r"] > 0.9 and min(defined.values()) > 0.6, fit
     assert ev["losses"][-1] < 0.05 * ev["losses"][0]
+
+
+@pytest.mark.slow  # spawns two rendering processes
+def test_parallel_rendering_gives_the_same_pairs(data: FaceDataConfig, tmp_path: Path) -> None:
+    from training.encoders import load_pairs
+
+    serial = load_pairs(data)
+    parallel = load_pairs(
+        data.model_copy(update={"render_workers": 2, "cache_dir": str(tmp_path / "cache")})
+    )
+    for a, b in zip(serial, parallel, strict=True):
+        for field in ("occluded", "free", "phi", "rotation", "cam", "shape", "participant"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    made = {p.name for p in (tmp_path / "cache").iterdir()}
+    assert len(made) == 3  # one cache file per participant, named as the serial ones
+    assert made <= {p.name for p in Path(data.cache_dir).iterdir()}
