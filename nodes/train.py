@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 from nodes.common import add_config_arguments
 from streaming.config import load_config
@@ -122,7 +123,7 @@ def _run_encoders(args: argparse.Namespace) -> int:
             folder = run_phase1(
                 load_config(Phase1Config, args.config, overrides), progress=progress
             )
-    if args.bundle:
+    if args.bundle and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 writes it
         from training.encoder_bundle import write_encoders_bundle
 
         print(write_encoders_bundle(folder, args.bundle).path)

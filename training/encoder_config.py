@@ -21,6 +21,9 @@ class FaceDataConfig(Config):
     crop_size: PositiveInt = 224  # the bundle's encoders take 224
     cache_dir: str = "training_sets/face_pairs"
     seed: int = 0
+    # processes rendering participants in parallel (one cache file per participant); 0: one
+    # per CPU core (a GPU machine's 16 cores render the 224 px protocol in about a minute)
+    render_workers: int = Field(1, ge=0)
 
 
 class EncodersConfig(Config):

@@ -26,6 +26,7 @@ import torch
 from pydantic import BaseModel
 
 from eifer_models.encoders import SmirkEncoder
+from training.distributed import DistContext
 from training.errors import RunError
 from training.metrics import driven_columns, pearson
 from training.run_folder import new_run
@@ -40,6 +41,7 @@ __all__ = [
     "open_run",
     "phi_scores",
     "pick_device",
+    "run_config",
     "run_log",
     "save_checkpoint",
     "save_encoders",
@@ -53,28 +55,38 @@ RUN_FILE = "run.json"
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
-def open_run(
+def run_config(
     config: ConfigT | None, resume: str | Path | None, config_type: type[ConfigT], command: str
-) -> tuple[Path, ConfigT]:
-    """The run folder and its config: ``resume``'s (from its ``run.json``), else a new folder
-    for ``config``. ``command`` (``encoders``, ``phase1``) names the trainer in errors."""
+) -> ConfigT:
+    """The run's config: ``resume``'s (from its ``run.json``), else ``config``. ``command``
+    (``encoders``, ``phase1``) names the trainer in errors."""
     if resume is not None:
-        folder = Path(resume)
-        info_file = folder / RUN_FILE
+        info_file = Path(resume) / RUN_FILE
         if not info_file.is_file():
             raise RunError(f"{info_file}: missing; not a run of `eifer train {command}`")
-        return folder, config_type.model_validate(json.loads(info_file.read_text())["config"])
+        return config_type.model_validate(json.loads(info_file.read_text())["config"])
     if config is None:
         raise RunError("give a config or a run folder to resume")
-    return new_run(config.output, config.run_name), config  # type: ignore[attr-defined]
+    return config
 
 
-def write_run_info(folder: Path, kind: str, config: BaseModel, provenance: str) -> None:
-    """A new run's ``run.json``: what trained it, with which config, from which commit."""
+def open_run(ctx: DistContext, config: BaseModel, resume: str | Path | None) -> Path:
+    """``resume``'s folder, else a new run folder made by rank 0 and shared with every rank."""
+    if resume is not None:
+        return Path(resume)
+    made = str(new_run(config.output, config.run_name)) if ctx.is_main else None  # type: ignore[attr-defined]
+    return Path(ctx.broadcast(made))
+
+
+def write_run_info(
+    folder: Path, kind: str, config: BaseModel, provenance: str, world_size: int = 1
+) -> None:
+    """A new run's ``run.json``: what trained it, with which config, from which commit, on how
+    many ranks (a run resumes with the rank count it started with)."""
     from training.mlp import git_commit
 
     info = {"kind": kind, "config": config.model_dump(mode="json"), "provenance": provenance,
-            "git_commit": git_commit()}  # fmt: skip
+            "git_commit": git_commit(), "world_size": world_size}  # fmt: skip
     (folder / RUN_FILE).write_text(json.dumps(info, indent=2))
 
 
@@ -97,6 +109,7 @@ def config_hash(config: Any) -> str:
     data = config.model_dump(mode="json")
     for key in ("output", "run_name", "device", "threads"):
         data.pop(key, None)
+    data.get("data", {}).pop("render_workers", None)  # how the pairs are rendered, not which
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

@@ -7,13 +7,23 @@ real faces), which needs data and assets this project cannot download; when SMIR
 encoders train in BatchNorm train mode with Adam and a cosine schedule over all steps (SMIRK:
 2e-4 x 0.25 for the encoders); ``views = "free"`` trains on occlusion-free crops only (the
 baseline (b) that phase 1 must beat on occluded faces). Evaluation: Pearson r per driven phi
-component on the held-out participants' occluded and occlusion-free crops.
+component on the held-out participants' occluded and occlusion-free crops, and on the training
+crops (``train``: how well the trainer fits what it saw; a fit without transfer shows there).
+
+Data parallel under ``torchrun --nproc-per-node N``: every rank draws the same global batch of
+``batch_size`` crops and takes the slice ``batch[rank::N]``; its loss is scaled so that the
+all-reduced mean gradient is the gradient of the whole batch, and BatchNorm statistics are those
+of the whole batch (:func:`training.distributed.sync_batchnorm`), so N processes train the same
+model as one (equal up to float summation order; measured in the tests). Rank 0 writes the run
+folder (log, checkpoints, encoders, evaluation); every rank resumes from its checkpoint.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +31,7 @@ import numpy as np
 import torch
 
 from eifer_models.encoders import SmirkEncoder
+from training.distributed import DistContext, init_distributed, sync_batchnorm
 from training.encoder_config import EncodersConfig
 from training.encoder_runs import (
     CHECKPOINT,
@@ -30,6 +41,7 @@ from training.encoder_runs import (
     open_run,
     phi_scores,
     pick_device,
+    run_config,
     run_log,
     save_checkpoint,
     save_encoders,
@@ -43,15 +55,39 @@ log = logging.getLogger(__name__)
 
 
 def load_pairs(data: Any, progress: bool = False) -> tuple[FacePairs, FacePairs]:
-    """(training participants, held-out participants) face pairs of a FaceDataConfig."""
+    """(training participants, held-out participants) face pairs of a FaceDataConfig: each
+    participant rendered (or read from its cache file) on its own, ``data.render_workers``
+    at a time; a participant's frames do not depend on the others (seeded per participant)."""
     args = (data.frames_per_participant, data.crop_size)
-    train = load_or_render_pairs(
-        data.cache_dir, list(data.train_participants), *args, seed=data.seed, progress=progress
+    seeds = [*data.train_participants, *data.heldout_participants]
+    workers = data.render_workers or os.cpu_count() or 1
+    if workers > 1 and len(seeds) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        spawn = multiprocessing.get_context("spawn")  # no fork of a process holding torch
+        with ProcessPoolExecutor(min(workers, len(seeds)), mp_context=spawn) as pool:
+            futures = [
+                pool.submit(load_or_render_pairs, data.cache_dir, [pid], *args, seed=data.seed)
+                for pid in seeds
+            ]
+            parts = dict(zip(seeds, (f.result() for f in futures), strict=True))
+    else:
+        parts = {}
+        for pid in seeds:
+            if progress:
+                log.info("face pairs of participant %d", pid)
+            parts[pid] = load_or_render_pairs(
+                data.cache_dir, [pid], *args, seed=data.seed, progress=progress
+            )
+    join = lambda ids: _concat([parts[i] for i in ids])  # noqa: E731
+    return join(data.train_participants), join(data.heldout_participants)
+
+
+def _concat(parts: list[FacePairs]) -> FacePairs:
+    return FacePairs(
+        *(np.concatenate([getattr(p, k) for p in parts]) for k in FacePairs.__dataclass_fields__)
     )
-    held = load_or_render_pairs(
-        data.cache_dir, list(data.heldout_participants), *args, seed=data.seed, progress=progress
-    )
-    return train, held
 
 
 def evaluate_encoders(
@@ -64,21 +100,38 @@ def evaluate_encoders(
     }
 
 
+def training_fit(
+    encoder: SmirkEncoder, train: FacePairs, views: str, device: torch.device
+) -> dict[str, Any]:
+    """r per driven component on the training crops of ``views`` (eval mode)."""
+    crops = {"free": train.free, "occluded": train.occluded}
+    return {
+        view: phi_scores(encoder_phi(encoder, crops[view], device), train.phi)
+        for view in (("free", "occluded") if views == "both" else (views,))
+    }
+
+
 def _targets(pairs: FacePairs, rows: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
     t = lambda a: torch.as_tensor(a[rows], device=device)  # noqa: E731
     return {"phi": t(pairs.phi), "rotation": t(pairs.rotation), "cam": t(pairs.cam), "shape": t(pairs.shape)}  # fmt: skip
 
 
 def supervised_loss(
-    encoder: SmirkEncoder, image: torch.Tensor, target: dict[str, torch.Tensor], config: EncodersConfig
+    encoder: torch.nn.Module, image: torch.Tensor, target: dict[str, torch.Tensor],
+    config: EncodersConfig,
 ) -> torch.Tensor:  # fmt: skip
+    """Per-crop loss (n,): weighted mean squared errors of phi, rotation, camera and shape
+    (the batch loss is their mean; a rank sums its slice and divides by the global batch)."""
     p = encoder(image)
-    mse = torch.nn.functional.mse_loss
+
+    def se(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+        return ((pred - true) ** 2).mean(dim=1)
+
     return (
-        config.w_phi * mse(p.phi, target["phi"])
-        + config.w_rotation * mse(p.pose_params, target["rotation"])
-        + config.w_cam * mse(p.cam, target["cam"])
-        + config.w_shape * mse(p.shape_params, target["shape"])
+        config.w_phi * se(p.phi, target["phi"])
+        + config.w_rotation * se(p.pose_params, target["rotation"])
+        + config.w_cam * se(p.cam, target["cam"])
+        + config.w_shape * se(p.shape_params, target["shape"])
     )
 
 
@@ -93,12 +146,26 @@ def run_encoders(
     stop_after_epoch: int | None = None,
     progress: bool = True,
 ) -> Path:
-    """Train (or, ``untrained``, only evaluate the seeded encoders); returns the run folder."""
-    folder, config = open_run(config, resume, EncodersConfig, "encoders")
-    with run_log(folder):
+    """Train (or, ``untrained``, only evaluate the seeded encoders); returns the run folder.
+    Under ``torchrun`` every rank calls this and trains its slice of each batch (module doc)."""
+    config = run_config(config, resume, EncodersConfig, "encoders")
+    ctx = init_distributed(config.device)
+    try:
+        folder = open_run(ctx, config, resume)
+        return _run(ctx, config, folder, resume is not None, stop_after_epoch, progress)
+    finally:
+        ctx.close()
+
+
+def _run(
+    ctx: DistContext, config: EncodersConfig, folder: Path, resumed: bool,
+    stop_after_epoch: int | None, progress: bool,
+) -> Path:  # fmt: skip
+    main = ctx.is_main
+    with run_log(folder) if main else nullcontext():
         if config.threads:
             torch.set_num_threads(config.threads)
-        device = pick_device(config.device)
+        device = ctx.device if ctx.enabled else pick_device(config.device)
         chash = config_hash(config)
         torch.manual_seed(config.seed)
         encoder = SmirkEncoder()
@@ -114,9 +181,14 @@ def run_encoders(
             provenance = (
                 f"supervised on synthetic participants ({config.views} views); " + provenance
             )
-        if resume is None:
-            write_run_info(folder, "encoders", config, provenance)
-        train, held = load_pairs(config.data, progress=progress)
+        if not resumed and main:
+            write_run_info(folder, "encoders", config, provenance, ctx.world_size)
+        # rank 0 renders (and caches) the face pairs first; the others then read the cache
+        if main:
+            train, held = load_pairs(config.data, progress=progress)
+        ctx.barrier()
+        if not main:
+            train, held = load_pairs(config.data)
         crops = {
             "free": [train.free],
             "occluded": [train.occluded],
@@ -124,60 +196,73 @@ def run_encoders(
         }
         x_all = np.concatenate(crops[config.views])
         rows_all = np.concatenate([np.arange(len(train))] * len(crops[config.views]))
-        encoder.to(device)
         epochs = 0 if config.untrained else config.epochs
+        checkpoint = folder / CHECKPOINT
+        epoch, losses = 0, []
+        state = load_checkpoint(checkpoint, chash) if checkpoint.is_file() else None
+        if state is not None:
+            encoder.load_state_dict(state["encoder"])
+        model: torch.nn.Module = encoder
+        if ctx.enabled:
+            model = sync_batchnorm(encoder, device)
+        model.to(device)
         steps_per_epoch = -(-len(x_all) // config.batch_size)
-        opt = torch.optim.Adam(encoder.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(
             opt, T_max=max(1, epochs * steps_per_epoch), eta_min=config.lr * 0.01
         )
-        epoch, losses = 0, []
-        checkpoint = folder / CHECKPOINT
-        if checkpoint.is_file():
-            state = load_checkpoint(checkpoint, chash)
-            encoder.load_state_dict(state["encoder"])
+        if state is not None:
             opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"])
             epoch, losses = int(state["epoch"]), list(state["losses"].tolist())
             log.info("resumed at epoch %d from %s", epoch, checkpoint)
         bar = None
-        if progress and epochs:
+        if progress and epochs and main:
             from tqdm import tqdm
 
             bar = tqdm(total=epochs, initial=epoch, desc="encoders (supervised)", unit="epoch")
+        rank, world = ctx.rank, ctx.world_size
         while epoch < epochs:
-            encoder.train()
+            model.train()
             g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
             order = torch.randperm(len(x_all), generator=g).numpy()
             total = 0.0
             for start in range(0, len(order), config.batch_size):
                 batch = order[start : start + config.batch_size]
-                loss = supervised_loss(
-                    encoder, _images(x_all[batch], device), _targets(train, rows_all[batch], device), config
+                mine = batch[rank::world]
+                per_crop = supervised_loss(
+                    model, _images(x_all[mine], device), _targets(train, rows_all[mine], device), config
                 )  # fmt: skip
+                loss = per_crop.sum() * (world / len(batch))  # mean over ranks = batch mean
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                ctx.average_gradients(model.parameters())
                 opt.step()
                 sched.step()
-                total += float(loss.detach()) * len(batch)
+                total += float(per_crop.detach().sum())
             epoch += 1
-            losses.append(total / len(order))
+            losses.append(ctx.mean({"loss": total})["loss"] * world / len(order))
             log.info("epoch %d: loss %.5f", epoch, losses[-1])
-            save_checkpoint(checkpoint, {
-                "epoch": epoch, "config_hash": chash, "encoder": encoder.state_dict(),
-                "opt": opt.state_dict(), "sched": sched.state_dict(),
-                "losses": torch.tensor(losses, dtype=torch.float64),
-            })  # fmt: skip
+            if main:
+                save_checkpoint(checkpoint, {
+                    "epoch": epoch, "config_hash": chash, "encoder": encoder.state_dict(),
+                    "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "losses": torch.tensor(losses, dtype=torch.float64),
+                })  # fmt: skip
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")
             if epoch == stop_after_epoch:
+                ctx.barrier()
                 return folder
         if bar is not None:
             bar.close()
-        encoder = save_encoders(encoder, folder)
-        scores = evaluate_encoders(encoder, held, torch.device("cpu"))
-        scores["losses"] = losses
-        (folder / "eval.json").write_text(json.dumps(scores, indent=2))
-        log.info("held-out occluded mean r %s", scores["occluded"]["mean_r"])
+        if main:
+            encoder = save_encoders(encoder, folder)
+            scores = evaluate_encoders(encoder, held, torch.device("cpu"))
+            scores["train"] = training_fit(encoder, train, config.views, torch.device("cpu"))
+            scores["losses"] = losses
+            (folder / "eval.json").write_text(json.dumps(scores, indent=2))
+            log.info("held-out occluded mean r %s", scores["occluded"]["mean_r"])
+        ctx.barrier()
         return folder

@@ -19,9 +19,18 @@ forcing the generators to rely on the geometry. ``E_n`` stays frozen. Two AdamW 
 (generators + ``E_s``; discriminators), lr 2e-4, weight decay 1e-3, cosine annealing over all
 steps. Encoders run in eval mode (BatchNorm statistics frozen: batch 1). The fine-tuning frames
 are ``finetune_fraction`` of the training participants' frames, split 80/20 train/validation;
-the evaluation uses held-out participants. Deterministic: every epoch's order, augmentations
-and pixel draws come from generators seeded by (seed, epoch), so a resumed run ends with the
-same weights as an uninterrupted one.
+the evaluation uses held-out participants. Deterministic: every epoch's order comes from a
+generator seeded by (seed, epoch) and each rank's augmentations and pixel draws from one seeded
+by (seed, epoch, rank), so a resumed run ends with the same weights as an uninterrupted one.
+
+Several processes (``torchrun --nproc-per-node N``): the paper's batch is 1, and a rank count N
+means a global batch of N: at each step every rank takes its own sample (sample ``k * N + rank``
+of the epoch's order, wrapping round at the end) and the gradients of the generators, of ``E_s``
+and of the discriminators are averaged over the ranks (one all-reduce each, as DDP does; the DDP
+wrapper is not used because each generator runs twice per step and ``E_s`` is unfrozen between
+stages). An epoch then has ceil(frames / N) steps, and the cosine schedule spans those. With
+N = 1 this is the paper's protocol; N > 1 is a larger batch (the same learning rate), not the
+same run. Rank 0 validates, writes samples, checkpoints and the evaluation.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,14 +56,17 @@ from eifer_models.encoders import FlameParams, SmirkEncoder
 from eifer_models.generator import EiferGenerator, generator_input
 from eifer_models.masking import dilation_px, generator_pixels
 from training.augment import augment
+from training.distributed import DistContext, init_distributed
 from training.encoder_config import Phase1Config
 from training.encoder_runs import (
     CHECKPOINT,
+    RUN_FILE,
     config_hash,
     load_checkpoint,
     load_encoders,
     open_run,
     pick_device,
+    run_config,
     run_log,
     save_checkpoint,
     save_encoders,
@@ -148,8 +161,10 @@ def _params_detached(p: FlameParams) -> FlameParams:
 def cycle_step(
     m: CycleModels, face: FaceModel, x_s: Tensor, x_n: Tensor, ref_s: Tensor, ref_n: Tensor,
     config: Phase1Config, fraction: float, generator: torch.Generator, *, train: bool = True,
+    ctx: DistContext | None = None,
 ) -> dict[str, float]:  # fmt: skip
-    """One step of both cycles (and of the discriminators when ``train``); losses as floats."""
+    """One step of both cycles (and of the discriminators when ``train``); losses as floats.
+    ``ctx``: gradients averaged over its ranks before each optimiser step."""
     size = x_s.shape[-1]
     radius = dilation_px(size)
     mse, l1 = nn.functional.mse_loss, nn.functional.l1_loss
@@ -186,12 +201,16 @@ def cycle_step(
         return out
     m.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
+    if ctx is not None:
+        ctx.average_gradients(p for group in m.opt_g.param_groups for p in group["params"])
     m.opt_g.step()
     loss_d = lsgan_discriminator_loss(m.d_n(ref_n), m.d_n(y_n.detach())) + lsgan_discriminator_loss(
         m.d_s(ref_s), m.d_s(y_s.detach())
     )
     m.opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
+    if ctx is not None:
+        ctx.average_gradients(p for group in m.opt_d.param_groups for p in group["params"])
     m.opt_d.step()
     m.sched_g.step()
     m.sched_d.step()
@@ -239,28 +258,59 @@ def run_phase1(
     stop_after_epoch: int | None = None,
     progress: bool = True,
 ) -> Path:
-    """Run (or continue) phase 1; writes encoders.pt (the occluded-face encoder) and eval.json."""
-    if resume is None and config is not None:
+    """Run (or continue) phase 1; writes encoders.pt (the occluded-face encoder) and eval.json.
+    Under ``torchrun`` every rank calls this (module doc: a rank count is a global batch)."""
+    config = run_config(config, resume, Phase1Config, "phase1")
+    if resume is None:
         if len(config.stage_epochs) != len(config.pixel_fractions):
             raise RunError("stage_epochs and pixel_fractions need one entry per stage")
         if not config.encoders:
             raise RunError("phase 1 starts from trained encoders: set encoders = <run folder>")
-    folder, config = open_run(config, resume, Phase1Config, "phase1")
-    with run_log(folder):
+    ctx = init_distributed(config.device)
+    try:
+        folder = open_run(ctx, config, resume)
+        return _run(ctx, config, folder, resume is not None, stop_after_epoch, progress)
+    finally:
+        ctx.close()
+
+
+def _steps(n: int, world: int) -> int:
+    """Steps per epoch: every rank one sample per step, all samples seen (ceil(n / world))."""
+    return -(-n // world)
+
+
+def _run(
+    ctx: DistContext, config: Phase1Config, folder: Path, resumed: bool,
+    stop_after_epoch: int | None, progress: bool,
+) -> Path:  # fmt: skip
+    main = ctx.is_main
+    with run_log(folder) if main else nullcontext():
         if config.threads:
             torch.set_num_threads(config.threads)
-        device = pick_device(config.device)
+        device = ctx.device if ctx.enabled else pick_device(config.device)
+        if resumed:
+            started = int(json.loads((folder / RUN_FILE).read_text()).get("world_size", 1))
+            if started != ctx.world_size:
+                raise RunError(
+                    f"{folder}: started on {started} rank(s), a global batch of {started}; "
+                    f"resume it with the same count (torchrun --nproc-per-node {started})"
+                )
         encoder, origin = load_encoders(config.encoders)
-        if resume is None:
-            write_run_info(
-                folder, "phase1", config, f"phase 1 (EIFER cycles) from encoders {origin}"
-            )
-        train, held = load_pairs(config.data, progress=progress)
+        if not resumed and main:
+            provenance = f"phase 1 (EIFER cycles) from encoders {origin}"
+            write_run_info(folder, "phase1", config, provenance, ctx.world_size)
+        if main:  # rank 0 renders (and caches) the face pairs; the others read the cache
+            train, held = load_pairs(config.data, progress=progress)
+        ctx.barrier()
+        if not main:
+            train, held = load_pairs(config.data)
         rows, val_rows = split_finetune(
             len(train), config.finetune_fraction, config.val_fraction, config.seed
         )
         total_epochs = sum(config.stage_epochs)
-        models = CycleModels.build(config, encoder, total_epochs * len(rows)).to(device)
+        rank, world = ctx.rank, ctx.world_size
+        steps = _steps(len(rows), world)
+        models = CycleModels.build(config, encoder, total_epochs * steps).to(device)
         face = FaceModel(config.data.crop_size).to(device)
         chash = config_hash(config)
         epoch, history = 0, []
@@ -271,14 +321,11 @@ def run_phase1(
             epoch, history = int(state["epoch"]), json.loads(state["history"])
             log.info("resumed at epoch %d", epoch)
         bar = None
-        if progress:
+        if progress and main:
             from tqdm import tqdm
 
             bar = tqdm(
-                total=total_epochs * len(rows),
-                initial=epoch * len(rows),
-                desc="phase 1",
-                unit="step",
+                total=total_epochs * steps, initial=epoch * steps, desc="phase 1", unit="step"
             )
         for net in (models.e_s, models.e_n):
             net.eval()  # batch 1: BatchNorm statistics stay those of pre-training
@@ -289,11 +336,16 @@ def run_phase1(
             g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
             order = torch.randperm(len(rows), generator=g).numpy()
             partner = torch.randint(0, len(rows), (len(rows), 3), generator=g).numpy()
+            g_rank = torch.Generator().manual_seed(
+                int(np.random.SeedSequence([config.seed, epoch, rank]).generate_state(1)[0])
+            )
             sums: dict[str, float] = {}
-            for k, i in enumerate(order):
-                j, rs, rn = (rows[q] for q in partner[k])
+            for k in range(steps):
+                at = (k * world + rank) % len(rows)  # this rank's sample of the global batch
+                i = order[at]
+                j, rs, rn = (rows[q] for q in partner[at])
                 x_s, x_n, ref_s, ref_n = (  # x_n unpaired with x_s; unpaired references
-                    augment(_image(crop, device), config.augment, g)
+                    augment(_image(crop, device), config.augment, g_rank)
                     for crop in (
                         train.occluded[rows[i]],
                         train.free[j],
@@ -301,40 +353,49 @@ def run_phase1(
                         train.free[rn],
                     )
                 )
-                losses = cycle_step(models, face, x_s, x_n, ref_s, ref_n, config, fraction, g)
+                losses = cycle_step(
+                    models, face, x_s, x_n, ref_s, ref_n, config, fraction, g_rank, ctx=ctx
+                )
                 for key, v in losses.items():
-                    sums[key] = sums.get(key, 0.0) + v / len(order)
+                    sums[key] = sums.get(key, 0.0) + v / steps
                 if bar is not None:
                     bar.update(1)
+            sums = ctx.mean(sums)
             val: dict[str, float] = {}
-            gv = torch.Generator().manual_seed(config.seed)
-            with torch.no_grad():
-                for i in val_rows:
-                    x_s, x_n = _image(train.occluded[i], device), _image(train.free[i], device)
-                    for key, v in cycle_step(models, face, x_s, x_n, x_s, x_n, config, fraction, gv, train=False).items():  # fmt: skip
-                        val[key] = val.get(key, 0.0) + v / len(val_rows)
+            if main:
+                gv = torch.Generator().manual_seed(config.seed)
+                with torch.no_grad():
+                    for i in val_rows:
+                        x_s, x_n = _image(train.occluded[i], device), _image(train.free[i], device)
+                        for key, v in cycle_step(models, face, x_s, x_n, x_s, x_n, config, fraction, gv, train=False).items():  # fmt: skip
+                            val[key] = val.get(key, 0.0) + v / len(val_rows)
             epoch += 1
             history.append(
                 {"epoch": epoch, "stage": stage + 1, "pixels": fraction, "train": sums, "val": val}
             )
             log.info("epoch %d (stage %d): train %s val %s", epoch, stage + 1, sums, val)
-            if config.samples_per_epoch:
+            if main and config.samples_per_epoch:
                 pick = val_rows[: config.samples_per_epoch]
                 _save_samples(folder, epoch, models, face,
                               torch.cat([_image(train.occluded[i], device) for i in pick]),
                               torch.cat([_image(train.free[i], device) for i in pick]), config, fraction)  # fmt: skip
-            save_checkpoint(checkpoint, {
-                "epoch": epoch, "config_hash": chash, "models": models.state(),
-                "history": json.dumps(history),
-            })  # fmt: skip
+            if main:
+                save_checkpoint(checkpoint, {
+                    "epoch": epoch, "config_hash": chash, "models": models.state(),
+                    "history": json.dumps(history),
+                })  # fmt: skip
+            ctx.barrier()
             if epoch == stop_after_epoch:
                 return folder
         if bar is not None:
             bar.close()
-        e_s = save_encoders(models.e_s, folder)
-        scores = evaluate_encoders(e_s, held, torch.device("cpu"))
-        scores["history"] = history
-        scores["finetune_frames"] = {"train": len(rows), "validation": len(val_rows)}
-        (folder / "eval.json").write_text(json.dumps(scores, indent=2))
-        log.info("held-out occluded mean r %s", scores["occluded"]["mean_r"])
+        if main:
+            e_s = save_encoders(models.e_s, folder)
+            scores = evaluate_encoders(e_s, held, torch.device("cpu"))
+            scores["history"] = history
+            scores["finetune_frames"] = {"train": len(rows), "validation": len(val_rows)}
+            scores["world_size"] = world
+            (folder / "eval.json").write_text(json.dumps(scores, indent=2))
+            log.info("held-out occluded mean r %s", scores["occluded"]["mean_r"])
+        ctx.barrier()
         return folder

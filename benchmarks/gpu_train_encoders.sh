@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The encoders' comparison at the paper's scale, prepared for a lent GPU (issue 12; not yet run:
+# no GPU has been lent to this work). One command, about 7 minutes on one H200 by estimate:
+#
+#   On this machine, once:   bash benchmarks/gpu_wheels.sh              (wheels the GPU image lacks)
+#   On the GPU machine:      bash benchmarks/gpu_train_encoders.sh      (device tool: carry [".whl"])
+#
+# (a) untrained, (b) supervised on occlusion-free 224 px crops (configs/training/encoders.toml:
+# 8 + 3 participants x 200 frames, 30 epochs; lr 1e-3 instead of SMIRK's 5e-5 because there is
+# no SMIRK checkpoint to fine-tune), (c) phase 1 from (b) (configs/training/phase1.toml: 10/5/5
+# epochs, 10 % of the frames, batch 1). Face pairs are rendered on all CPU cores first
+# (render_workers = 0). Writes $OUT/encoders_comparison_gpu.json (Pearson r per driven phi
+# component, held-out participants, occluded and occlusion-free; wall times), the runs (logs,
+# samples, checkpoints: `eifer train ... --resume` continues one cut short by the lease), and
+# $OUT/bundle: (c)'s encoders with seeded MLPs (phase 2 on top: README, "Encoders").
+# EPOCHS_SCALE=0.2 bash ... runs a fifth of every epoch count (a first try in a short lease);
+# DEVICE=cpu EPOCHS_SCALE=0.01 EXTRA_SET='data.frames_per_participant=1' checks the script here.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-artifacts/gpu_train_encoders}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if compgen -G ".whl/*.whl" >/dev/null; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+SCALE=${EPOCHS_SCALE:-1}
+scaled() { "$PY" -c "import sys; print(max(1, round(float(sys.argv[1]) * $SCALE)))" "$1"; }
+E=$(scaled 30)
+S="[$(scaled 10), $(scaled 5), $(scaled 5)]"
+
+nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt"
+"$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" \
+  | tee -a "$OUT/gpu.txt"
+start=$(date +%s)
+timeout "${LIMIT_S:-3000}" "$PY" -m benchmarks.encoders_comparison \
+  --encoders-config encoders.toml --phase1-config phase1.toml \
+  --out "$OUT/runs" --results "$OUT/encoders_comparison_gpu.json" --bundle "$OUT/bundle" \
+  --set "device=\"${DEVICE:-cuda}\"" "data.cache_dir=\"$OUT/face_pairs\"" \
+  'data.render_workers=0' ${EXTRA_SET:-} \
+  --set-encoders 'lr=1e-3' "epochs=$E" \
+  --set-phase1 "stage_epochs=$S" 'samples_per_epoch=2' \
+  2>&1 | tee "$OUT/comparison.log" | grep -v '%|' 
+rc=${PIPESTATUS[0]}
+echo "comparison rc=$rc, $(( $(date +%s) - start )) s" | tee "$OUT/summary.txt"
+rm -rf "$OUT/face_pairs"  # re-rendered in a minute; not worth bringing back
+exit "$rc"
