@@ -52,6 +52,9 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 log = logging.getLogger(__name__)
 
 
+SHUTDOWN_S = 2.0  # the longest wait for open requests when the display stops
+
+
 class DisplayConfig(Config):
     """Settings of ``eifer display`` (``configs/nodes/display.toml``)."""
 
@@ -420,7 +423,9 @@ class DisplayServer:
     async def start(self) -> str:
         """Serve on the configured host/port (port 0 = any free one); returns the page URL."""
         self._loop = asyncio.get_running_loop()
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        # a page's requests are short and its WebSockets are closed by stop(): never wait
+        # aiohttp's default 60 s for handlers at shutdown (Ctrl-C must end the display now)
+        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=SHUTDOWN_S)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
         try:

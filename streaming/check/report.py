@@ -146,8 +146,7 @@ def _alignment_rows(obs: Observation, muscle: list[Message], limits: Thresholds)
     aligns = sorted({str(m.fields.get("align", "?")) for m in muscle})
     note = f"align {', '.join(aligns) or '-'}"
     if obs.emg_truth is not None:
-        truth_t, _ = obs.emg_truth.table()
-        truth_k = obs.emg_truth.column("sample_index")
+        truth_t, truth_k = obs.emg_truth.column("sample_index")
         errors = np.abs(alignment_errors_ms(with_emg, truth_t, truth_k))
         errors = errors[np.isfinite(errors)]
         p99 = float(np.percentile(errors, 99)) if len(errors) else None

@@ -68,12 +68,15 @@ class TruthRecorder:
         order = np.argsort(t, kind="stable")
         return t[order], rows[order]
 
-    def column(self, label: str) -> np.ndarray:
+    def column(self, label: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(t, values)`` of one column, both from one snapshot of what was received (the
+        thread keeps appending: two separate reads could differ in length)."""
         if label not in self.labels:
             raise StreamFormatError(
                 f"truth stream {self.info.name()!r} has no column {label!r}: {self.labels}"
             )
-        return self.table()[1][:, self.labels.index(label)]
+        t, rows = self.table()
+        return t, rows[:, self.labels.index(label)]
 
 
 def sample_time(

@@ -84,7 +84,7 @@ def test_emg_and_video_in_step_within_1_ms_of_the_truth_in_both_modes(unique_nam
                 },
             )
             runs[align] = _run_pipeline(config, 200)
-        truth_t, truth_k = truth.table()[0], truth.column("sample_index")
+        truth_t, truth_k = truth.column("sample_index")
     finally:
         if truth is not None:
             truth.stop()
