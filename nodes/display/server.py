@@ -23,6 +23,7 @@ import base64
 import contextlib
 import json
 import logging
+import signal
 import threading
 import time
 from collections import deque
@@ -539,6 +540,10 @@ async def _serve(config: DisplayConfig) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load(args)
+    # Ctrl-C (SIGINT) stops the display even when a script started it with SIGINT ignored (a
+    # background job of a non-interactive shell): asyncio only handles SIGINT when it has its
+    # default handler, and an ignored SIGINT would leave `kill -INT` without effect
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         asyncio.run(_serve(config))
     except KeyboardInterrupt:
