@@ -114,9 +114,13 @@ def test_the_page_shows_the_pipelines_live_face_with_the_true_box(
         subscriber.close()
         publisher.close()
     assert len(faces) >= 25, f"{len(faces)} face messages in 150 s"
-    # ~5 per second of capture time: never faster, and not starved by the frame loop
-    dt = np.diff([m.t for m in faces[-20:]])
-    assert dt.min() >= 0.2 - 1 / 30 - 1e-6 and np.median(dt) <= 0.5, dt
+    # ~5 per second of capture time: one per slot of a 0.2 s grid (a frame late for its slot,
+    # e.g. after a skipped frame, can follow the previous preview closer than 0.2 s, but never
+    # faster on average), and not starved by the frame loop
+    t = np.array([m.t for m in faces[-20:]])
+    dt = np.diff(t)
+    assert dt.min() > 0 and t[-1] - t[0] >= (len(t) - 2) * 0.2 - 1e-6, dt
+    assert np.median(dt) <= 0.5, dt
     f = faces[-1].fields
     assert f["source_size"] == [640, 360] and f["image_size"] == [320, 180]
     assert f["scale"] == pytest.approx(0.5)

@@ -69,10 +69,11 @@ def test_the_demo_passes_the_check_against_its_truth_and_stops_cleanly():
     """``eifer demo --headless`` (participant seed 7, the protocol at 3x speed so a 40 s window
     covers rest and three movements) checked by ``eifer check --bundle`` for 40 s.
 
-    The camera runs at 15 fps here: on the shared 2-core test machine (load average 6-8 from
-    other work) the renderer and the CPU encoders cannot hold 30 fps (published/captured measured
-    0.81-0.98 at 30 fps depending on the load; README "Demo"); at 15 fps the check judges what
-    the pipeline guarantees when the CPU keeps up, not the machine's load.
+    The camera runs at 10 fps and 320x180 here: on the shared 2-core test machine (other work,
+    e.g. ``stress-ng --cpu 2``) the renderer and the CPU encoders cannot hold 30 fps
+    (published/captured measured 0.81-0.98 at 30 fps, and 0.90 at 15 fps under ``stress-ng
+    --cpu 2``; README "Demo"); at this rate the check judges what the pipeline guarantees when
+    the CPU keeps up, not the machine's load.
 
     Asserted: every node starts (the check finds the EMG, camera and truth streams and the bus),
     published >= 95 % of captured frames, EMG-to-frame alignment p99 within 1 ms of the
@@ -87,7 +88,8 @@ def test_the_demo_passes_the_check_against_its_truth_and_stops_cleanly():
     suffix = f"check{os.getpid()}"
     demo = subprocess.Popen(
         [*CLI, "demo", "--headless", "--seconds", "600", "--bus", bus, "--protocol-bus", protocol,
-         "--suffix", suffix, "--protocol-speed", "3", "--camera-rate", "15", "--every", "100000"],
+         "--suffix", suffix, "--protocol-speed", "3", "--camera-rate", "10", "--camera-size", "320x180",
+         "--every", "100000"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=ENV,
         preexec_fn=os.setsid,
     )  # fmt: skip
