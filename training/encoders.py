@@ -49,9 +49,20 @@ from training.encoder_runs import (
 )
 from training.face_pairs import FacePairs, load_or_render_pairs
 
-__all__ = ["evaluate_encoders", "load_pairs", "run_encoders"]
+__all__ = ["evaluate_encoders", "load_pairs", "load_pairs_on_ranks", "run_encoders"]
 
 log = logging.getLogger(__name__)
+
+
+def load_pairs_on_ranks(
+    ctx: DistContext, data: Any, progress: bool = False
+) -> tuple[FacePairs, FacePairs]:
+    """:func:`load_pairs` on every rank: rank 0 renders (and caches) the face pairs first, the
+    others then read its cache (one render, not one per rank)."""
+    if ctx.is_main:
+        pairs = load_pairs(data, progress=progress)
+    ctx.barrier()
+    return pairs if ctx.is_main else load_pairs(data)
 
 
 def load_pairs(data: Any, progress: bool = False) -> tuple[FacePairs, FacePairs]:
@@ -183,12 +194,7 @@ def _run(
             )
         if not resumed and main:
             write_run_info(folder, "encoders", config, provenance, ctx.world_size)
-        # rank 0 renders (and caches) the face pairs first; the others then read the cache
-        if main:
-            train, held = load_pairs(config.data, progress=progress)
-        ctx.barrier()
-        if not main:
-            train, held = load_pairs(config.data)
+        train, held = load_pairs_on_ranks(ctx, config.data, progress)
         crops = {
             "free": [train.free],
             "occluded": [train.occluded],

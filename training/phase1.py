@@ -72,7 +72,7 @@ from training.encoder_runs import (
     save_encoders,
     write_run_info,
 )
-from training.encoders import evaluate_encoders, load_pairs
+from training.encoders import evaluate_encoders, load_pairs_on_ranks
 from training.errors import RunError
 from training.face_model import FaceModel
 
@@ -299,11 +299,7 @@ def _run(
         if not resumed and main:
             provenance = f"phase 1 (EIFER cycles) from encoders {origin}"
             write_run_info(folder, "phase1", config, provenance, ctx.world_size)
-        if main:  # rank 0 renders (and caches) the face pairs; the others read the cache
-            train, held = load_pairs(config.data, progress=progress)
-        ctx.barrier()
-        if not main:
-            train, held = load_pairs(config.data)
+        train, held = load_pairs_on_ranks(ctx, config.data, progress)
         rows, val_rows = split_finetune(
             len(train), config.finetune_fraction, config.val_fraction, config.seed
         )
