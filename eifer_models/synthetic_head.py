@@ -222,9 +222,10 @@ _LMK_XY = np.array(
 
 
 def _embed_points(
-    v: np.ndarray, f: np.ndarray, tri_ok: np.ndarray, xy: np.ndarray
+    v: np.ndarray, f: np.ndarray, tri_ok: np.ndarray, xy: np.ndarray, *, missing_ok: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Front-most triangle under each (x, y) and its barycentric coordinates."""
+    """Front-most triangle under each (x, y) and its barycentric coordinates. A point that no
+    ``tri_ok`` triangle covers raises, or with ``missing_ok`` gets triangle -1 (coordinates 0)."""
     cand = np.flatnonzero(tri_ok)
     a, b, c = (v[f[cand, i], :2] for i in range(3))
     faces_idx, bary = [], []
@@ -236,7 +237,11 @@ def _embed_points(
         w0 = 1 - w1 - w2
         inside = np.flatnonzero((w0 >= -1e-9) & (w1 >= -1e-9) & (w2 >= -1e-9))
         if inside.size == 0:
-            raise RuntimeError(f"landmark {p} is off the synthetic face")
+            if not missing_ok:
+                raise RuntimeError(f"landmark {p} is off the synthetic face")
+            faces_idx.append(-1)
+            bary.append((0.0, 0.0, 0.0))
+            continue
         z = (w0 * v[f[cand, 0], 2] + w1 * v[f[cand, 1], 2] + w2 * v[f[cand, 2], 2])[inside]
         j = inside[np.argmax(z)]
         faces_idx.append(cand[j])
