@@ -10,7 +10,14 @@ from streaming.config import ConfigError
 from streaming.electrodes import load_scheme
 from streaming.simulation import EmgSimulator, SimulatorConfig
 from streaming.simulation.participant import Participant
+from streaming.simulation.participant.model import ParticipantTraits
 from streaming.simulation.participant.render import ParticipantRenderer, electrode_sites_m
+from training.face_pairs import render_pairs
+
+# Narrow faces (issue 23): an outer masseter electrode (F21/F22, 57 mm off the midline) fell on
+# the side of the jaw or beyond the head's outline and the renderer raised "off the face"
+NARROW_FACE_SEEDS = [1063, 1069, 1070, 1083, 1107, 1122, 1178]
+N_MUSCLE_LABELS = len(EmgSimulator().muscle_labels)
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +110,36 @@ def test_electrodes_follow_the_face(participant) -> None:
 def test_unknown_occlusion_scheme_is_a_clear_error(participant) -> None:
     with pytest.raises((ConfigError, FileNotFoundError), match="nonsense"):
         ParticipantRenderer(participant.traits, occlusion="nonsense")
+
+
+def _assert_electrodes_at_sites(renderer: ParticipantRenderer, max_medial_m: float) -> np.ndarray:
+    """Each electrode at its scheme site, or its channel moved medially at the same height by
+    at most ``max_medial_m`` (both electrodes of a pair alike); returns the medial shift (n,)."""
+    labels, sites = electrode_sites_m("fridlund")
+    assert renderer.electrode_labels == labels
+    shift = renderer.electrode_xy_m - sites
+    medial = -np.sign(sites[:, 0]) * shift[:, 0]
+    assert np.abs(shift[:, 1]).max() < 1e-6  # same height
+    assert medial.min() > -1e-6 and medial.max() <= max_medial_m + 1e-6, medial.round(4)
+    for label in set(labels):
+        rows = [i for i, lab in enumerate(labels) if lab == label]
+        assert np.ptp(medial[rows]) < 1e-6, label  # the pair keeps its spacing
+    return medial
+
+
+def test_working_faces_keep_every_electrode_exactly_at_its_site(participant) -> None:
+    renderer = ParticipantRenderer(participant.traits, occlusion="fridlund")
+    assert _assert_electrodes_at_sites(renderer, 0.0).max() < 1e-6
+
+
+def test_narrow_faces_render_with_their_electrodes() -> None:
+    pairs = render_pairs(NARROW_FACE_SEEDS, 2, 64)
+    assert pairs.occluded.shape == (2 * len(NARROW_FACE_SEEDS), 64, 64, 3)
+    drawn = np.abs(pairs.occluded.astype(int) - pairs.free.astype(int)).max(axis=3) > 12
+    assert drawn.sum(axis=(1, 2)).min() > 20  # electrodes on every crop
+    for seed in NARROW_FACE_SEEDS:
+        traits = ParticipantTraits.from_seed(seed, N_MUSCLE_LABELS)
+        renderer = ParticipantRenderer(traits, 128, 96, face_px=64, occlusion="fridlund")
+        medial = _assert_electrodes_at_sites(renderer, 0.005)
+        moved = {lab for lab, m in zip(renderer.electrode_labels, medial, strict=True) if m > 1e-6}
+        assert moved and moved <= {"F21", "F22"}, (seed, moved)  # only the masseter pair moved

@@ -86,6 +86,41 @@ def electrode_sites_m(scheme_name: str) -> tuple[list[str], np.ndarray]:
     return labels, np.asarray(sites)
 
 
+ELECTRODE_STEP_M = 0.00025  # medial step of a channel whose site is off a narrow face
+ELECTRODE_MAX_SHIFT_M = 0.015
+
+
+def _embed_electrodes(
+    verts: np.ndarray, faces: np.ndarray, front: np.ndarray, labels: list[str], sites: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Triangle and barycentric coordinates of each electrode site ``(n, 2)`` on the front
+    triangles ``front`` of the participant's neutral head ``verts``.
+
+    The sites are fixed (x, y) in metres, but the identity shapes the head: on a narrow face the
+    outer masseter electrodes (x ~ +-57 mm, 11 mm inside the template's outline at y = -43 mm)
+    lie on the side of the jaw or beyond the head's outline. A channel with an electrode off the
+    front moves medially, at the same height and with its pair spacing, in 0.25 mm steps until
+    both lie on the front (up to ~4 mm in seeds 1000-2999). Sites on the front stay exactly put.
+    """
+    tri, bary = _embed_points(verts, faces, front, sites, missing_ok=True)
+    names = np.asarray(labels)
+    for label in dict.fromkeys(names[tri < 0]):
+        rows = np.flatnonzero(names == label)
+        medial = np.array([-np.sign(sites[rows, 0].mean()), 0.0])
+        for k in range(1, round(ELECTRODE_MAX_SHIFT_M / ELECTRODE_STEP_M) + 1):
+            moved = sites[rows] + k * ELECTRODE_STEP_M * medial
+            t, b = _embed_points(verts, faces, front, moved, missing_ok=True)
+            if (t >= 0).all():
+                tri[rows], bary[rows] = t, b
+                break
+        else:
+            raise RuntimeError(
+                f"electrode {label} at {sites[rows].round(4).tolist()} m is off this face, even "
+                f"{ELECTRODE_MAX_SHIFT_M * 1e3:.0f} mm towards the midline"
+            )
+    return tri, bary
+
+
 @dataclass(frozen=True)
 class RenderedFrame:
     """One rendered camera frame and what the truth stream reports about it."""
@@ -163,6 +198,9 @@ class ParticipantRenderer:
         ]
         self.occlusion = occlusion if occlusion not in (None, "", "none") else None
         self.electrode_labels: list[str] = []
+        # where each electrode sits on this participant's neutral face, (n, 2) x, y in metres:
+        # its scheme site (electrode_sites_m), or that moved medially on a narrow face
+        self.electrode_xy_m = np.zeros((0, 2))
         self._electrode_tri = np.zeros(0, np.int64)
         self._electrode_bary = np.zeros((0, 3), np.float32)
         if self.occlusion is not None:
@@ -170,10 +208,13 @@ class ParticipantRenderer:
             tri_front = np.zeros(faces.shape[0], bool)
             front = neutral[:, 2] > 0.02
             tri_front[: len(faces)] = front[faces].all(1) & (faces < n_skin).all(1)
-            self._electrode_tri, self._electrode_bary = _embed_points(
-                neutral, faces, tri_front, sites
+            self._electrode_tri, self._electrode_bary = _embed_electrodes(
+                neutral, faces, tri_front, labels, sites
             )
             self._electrode_faces = faces
+            self.electrode_xy_m = np.einsum(
+                "nk,nkc->nc", self._electrode_bary, neutral[faces[self._electrode_tri], :2]
+            )
             self.electrode_labels = labels
 
     # -- geometry --------------------------------------------------------------------------------
