@@ -10,7 +10,7 @@ from streaming.config import ConfigError
 from streaming.electrodes import load_scheme
 from streaming.simulation import EmgSimulator, SimulatorConfig
 from streaming.simulation.participant import Participant
-from streaming.simulation.participant.model import ParticipantTraits
+from streaming.simulation.participant.model import PHI_LABELS, FaceState, ParticipantTraits
 from streaming.simulation.participant.render import ParticipantRenderer, electrode_sites_m
 from training.face_pairs import render_pairs
 
@@ -143,3 +143,24 @@ def test_narrow_faces_render_with_their_electrodes() -> None:
         medial = _assert_electrodes_at_sites(renderer, 0.005)
         moved = {lab for lab, m in zip(renderer.electrode_labels, medial, strict=True) if m > 1e-6}
         assert moved and moved <= {"F21", "F22"}, (seed, moved)  # only the masseter pair moved
+
+
+@pytest.mark.slow
+def test_every_participant_renders_with_electrodes() -> None:
+    """Seeds 1000-1399, one small frame each: every face wears all its electrodes."""
+    state = FaceState(
+        t_s=np.zeros(1), phi=np.zeros((1, len(PHI_LABELS))), rotation=np.zeros((1, 3)),
+        centre_frac=np.array([[0.5, 0.45]]), zoom=np.ones(1),
+        activation=np.zeros((1, N_MUSCLE_LABELS)),
+    )  # fmt: skip
+    failed = {}
+    for seed in range(1000, 1400):
+        traits = ParticipantTraits.from_seed(seed, N_MUSCLE_LABELS)
+        try:
+            renderer = ParticipantRenderer(traits, 128, 96, face_px=32, occlusion="fridlund")
+            frame = renderer.render(state)
+            _assert_electrodes_at_sites(renderer, 0.005)
+            assert frame.electrodes_visible.mean() > 0.9
+        except (RuntimeError, AssertionError) as exc:
+            failed[seed] = repr(exc)
+    assert not failed, failed
