@@ -1,9 +1,11 @@
 """Per-frame inference latency (p50/p99, batch 1) of EIFER's graphs on every backend that runs.
 
-Graphs of an untrained demo bundle (same architecture and sizes as the real models, so timing is
+Graphs of untrained demo bundles (same architectures and sizes as the real models, so timing is
 representative; :func:`eifer_models.bundle.create_demo_bundle`):
 
-- ``encoders``: the three SMIRK encoders as one graph, image 1x3x224x224 -> pose, shape, phi;
+- ``encoders``: the three SMIRK encoders as one graph, image 1x3x224x224 -> pose, shape, phi
+  (``smirk-224``), and the compact encoder of the CPU recipe, 1x3x64x64 (``compact-64``, the
+  demo's; :mod:`eifer_models.compact_encoder`), with their ratio;
 - ``exp2emg`` (55 -> 22) and ``emg2exp`` (22 -> 55) MLPs;
 - ``frame``: :class:`eifer_models.inference.FrameInference.process` (all three + conversion).
 
@@ -98,6 +100,54 @@ def _runtimes(bundle: Bundle, graph: str, threads: int | None, status: dict[str,
         )[0]  # fmt: skip
 
 
+def _measured(
+    call: Callable[[Any], Any], factory: Callable[[], Any], args: argparse.Namespace,
+    skipped: dict[str, str], name: str,
+) -> dict[str, Any] | None:  # fmt: skip
+    """Timing of ``call(runtime)`` on a runtime from ``factory`` (None: skipped, reason kept)."""
+    try:
+        runtime = factory()
+    except Exception as exc:  # report, keep measuring the others
+        skipped[name] = f"{type(exc).__name__}: {exc}"
+        return None
+    try:
+        stats = _time(lambda: call(runtime), args.iterations, args.warmup)
+    except Exception as exc:
+        skipped[name] = f"run failed: {type(exc).__name__}: {exc}"
+        return None
+    finally:
+        runtime.close()
+    device = runtime.runtimes["encoders"].device if hasattr(runtime, "runtimes") else runtime.device
+    print(f"  {name:44s} p50 {stats['p50_ms']:8.3f} ms  p99 {stats['p99_ms']:8.3f} ms", flush=True)
+    return {"device": device, **stats}
+
+
+def _frame_rows(
+    bundle: Bundle, encoders: str, rng: np.random.Generator, args: argparse.Namespace,
+    status: dict[str, str | None], skipped: dict[str, str],
+) -> list[dict[str, Any]]:  # fmt: skip
+    """:meth:`FrameInference.process` (crop in, every graph, conversion) on each backend."""
+    from eifer_models.inference import FrameInference
+
+    size = bundle.manifest.crop.size
+    crop = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    env = rng.random(22, dtype=np.float32)
+    labels = {"onnxruntime": "onnxruntime-cpu", "torch-cuda": "torch-cuda-fp16-graph",
+              "tensorrt": "tensorrt-fp16"}  # fmt: skip
+    rows = []
+    for backend, label in labels.items():
+        if status[backend] is not None:
+            continue
+        stats = _measured(
+            lambda s: s.process(crop, env),
+            lambda b=backend: FrameInference(bundle, b, threads=args.threads),
+            args, skipped, f"{label}/frame/{encoders}",
+        )  # fmt: skip
+        if stats is not None:
+            rows.append({"graph": "frame", "encoders": encoders, "backend": label, **stats})
+    return rows
+
+
 # ratio rows: (numerator, denominator): "how many times faster the first is"
 RATIOS = (
     ("onnxruntime-cpu", "torch-cpu-eager"),
@@ -122,84 +172,70 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = create_demo_bundle(Path(tmp) / "bundle", fp16_onnx=status["tensorrt"] is None)
-        for graph in GRAPHS:
-            feed = _inputs(bundle, graph, rng)
-            for label, _, factory in _runtimes(bundle, graph, args.threads, status):
-                try:
-                    runtime = factory()
-                except Exception as exc:  # report, keep measuring the others
-                    skipped[f"{label}/{graph}"] = f"{type(exc).__name__}: {exc}"
-                    continue
-                try:
-                    stats = _time(lambda r=runtime, f=feed: r.run(f), args.iterations, args.warmup)
-                except Exception as exc:
-                    skipped[f"{label}/{graph}"] = f"run failed: {type(exc).__name__}: {exc}"
-                    continue
-                finally:
-                    runtime.close()
-                rows.append({"graph": graph, "backend": label, "device": runtime.device, **stats})
-                print(
-                    f"  {graph:9s} {label:24s} p50 {stats['p50_ms']:8.3f} ms  p99 {stats['p99_ms']:8.3f} ms",
-                    flush=True,
-                )
-        from eifer_models.inference import FrameInference
-
-        crop = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
-        env = rng.random(22, dtype=np.float32)
-        for backend in ("onnxruntime", "torch-cuda", "tensorrt"):
-            if status[backend] is not None:
-                continue
-            try:
-                stage = FrameInference(bundle, backend, threads=args.threads)
-                stats = _time(lambda s=stage: s.process(crop, env), args.iterations, args.warmup)
-            except Exception as exc:
-                skipped[f"{backend}/frame"] = f"{type(exc).__name__}: {exc}"
-                continue
-            label = {
-                "onnxruntime": "onnxruntime-cpu",
-                "torch-cuda": "torch-cuda-fp16-graph",
-                "tensorrt": "tensorrt-fp16",
-            }[backend]
-            rows.append(
-                {
-                    "graph": "frame",
-                    "backend": label,
-                    "device": stage.runtimes["encoders"].device,
-                    **stats,
-                }
-            )
-            stage.close()
+        fp16 = status["tensorrt"] is None
+        bundles = {
+            "smirk-224": create_demo_bundle(Path(tmp) / "smirk", fp16_onnx=fp16),
+            "compact-64": create_demo_bundle(
+                Path(tmp) / "compact", fp16_onnx=fp16, architecture="compact"
+            ),
+        }
+        for encoders, bundle in bundles.items():
+            for graph in GRAPHS if encoders == "smirk-224" else ("encoders",):
+                feed = _inputs(bundle, graph, rng)
+                for label, _, factory in _runtimes(bundle, graph, args.threads, status):
+                    name = f"{label}/{graph}/{encoders}"
+                    stats = _measured(lambda r, f=feed: r.run(f), factory, args, skipped, name)
+                    if stats is not None:
+                        rows.append(
+                            {"graph": graph, "encoders": encoders, "backend": label, **stats}
+                        )
+            rows += _frame_rows(bundle, encoders, rng, args, status, skipped)
 
     ratios = []
     for graph in (*GRAPHS, "frame"):
-        by = {r["backend"]: r for r in rows if r["graph"] == graph}
-        for fast, slow in RATIOS:
-            if fast in by and slow in by:
+        for encoders in bundles:
+            by = {r["backend"]: r for r in rows if (r["graph"], r["encoders"]) == (graph, encoders)}
+            for fast, slow in RATIOS:
+                if fast in by and slow in by:
+                    ratios.append({
+                        "graph": graph, "encoders": encoders, "backend": fast, "vs": slow,
+                        "speedup_p50": by[slow]["p50_ms"] / by[fast]["p50_ms"],
+                        "speedup_p99": by[slow]["p99_ms"] / by[fast]["p99_ms"],
+                    })  # fmt: skip
+    for graph in ("encoders", "frame"):  # the compact 64 px encoders vs SMIRK's at 224 px
+        for backend in ("onnxruntime-cpu", "torch-cuda-fp16-graph", "tensorrt-fp16"):
+            pair = {
+                r["encoders"]: r for r in rows if (r["graph"], r["backend"]) == (graph, backend)
+            }
+            if len(pair) == 2:
                 ratios.append({
-                    "graph": graph, "backend": fast, "vs": slow,
-                    "speedup_p50": by[slow]["p50_ms"] / by[fast]["p50_ms"],
-                    "speedup_p99": by[slow]["p99_ms"] / by[fast]["p99_ms"],
+                    "graph": graph, "encoders": "compact-64", "backend": backend,
+                    "vs": f"smirk-224 {backend}",
+                    "speedup_p50": pair["smirk-224"]["p50_ms"] / pair["compact-64"]["p50_ms"],
+                    "speedup_p99": pair["smirk-224"]["p99_ms"] / pair["compact-64"]["p99_ms"],
                 })  # fmt: skip
 
     print(
         f"\nPer-frame latency, batch 1 ({args.iterations} iterations after {args.warmup} warm-up)"
     )
-    print(f"{'graph':9s} {'backend':24s} {'p50 ms':>9s} {'p99 ms':>9s}  device")
+    print(f"{'graph':9s} {'encoders':11s} {'backend':24s} {'p50 ms':>9s} {'p99 ms':>9s}  device")
     for r in rows:
         print(
-            f"{r['graph']:9s} {r['backend']:24s} {r['p50_ms']:9.3f} {r['p99_ms']:9.3f}  {r['device']}"
+            f"{r['graph']:9s} {r['encoders']:11s} {r['backend']:24s} {r['p50_ms']:9.3f} "
+            f"{r['p99_ms']:9.3f}  {r['device']}"
         )
     print("\nRatios (speed-up of the first backend over the second)")
     for r in ratios:
         print(
-            f"{r['graph']:9s} {r['backend']:24s} vs {r['vs']:24s} p50 x{r['speedup_p50']:.2f}  p99 x{r['speedup_p99']:.2f}"
+            f"{r['graph']:9s} {r['encoders']:11s} {r['backend']:24s} vs {r['vs']:30s} "
+            f"p50 x{r['speedup_p50']:.2f}  p99 x{r['speedup_p99']:.2f}"
         )
     for name, why in skipped.items():
         print(f"skipped {name}: {why}")
     result = {
         "benchmark": "inference_latency",
-        "note": "untrained demo bundle (architecture timing only), batch 1",
+        "note": "untrained demo bundles (architecture timing only), batch 1: SMIRK's encoders "
+        "at 224 px and the compact encoders at 64 px (the CPU recipe's)",
         "machine": {
             "platform": platform.platform(),
             "cpu_count": __import__("os").cpu_count(),

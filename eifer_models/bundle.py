@@ -50,7 +50,7 @@ from eifer_models.bundle_manifest import (
     read_manifest,
     sha256_file,
 )
-from eifer_models.encoders import N_EXP, N_SHAPE, SmirkEncoder
+from eifer_models.encoders import N_EXP, N_SHAPE, FaceEncoder, build_encoder
 from eifer_models.export import EncoderGraph, export_encoders, export_mlp, onnx_io
 from eifer_models.face_detection.crop import CropSpec
 from eifer_models.mlp import DEFAULT_HIDDEN, MLP, EMG2Exp, Exp2EMG
@@ -130,12 +130,12 @@ class Bundle:
         config = self.graph(name).config
         try:
             if name == "encoders":
-                return SmirkEncoder(**config)
+                return build_encoder(config)
             if name == "emg2exp":
                 return EMG2Exp(**config)
             if name == "exp2emg":
                 return Exp2EMG(**config)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise BundleError(
                 f"{self.path / MANIFEST}: graphs.{name}.config {config}: {exc}"
             ) from None
@@ -154,7 +154,7 @@ class Bundle:
         except RuntimeError as exc:
             raise BundleError(f"{weights}: does not fit graph {name!r}: {exc}") from None
         module.eval()
-        return EncoderGraph(module) if isinstance(module, SmirkEncoder) else module
+        return EncoderGraph(module) if isinstance(module, FaceEncoder) else module
 
     def summary(self) -> str:
         state = "trained" if self.trained else "UNTRAINED (random weights)"
@@ -171,7 +171,7 @@ def _spec_dicts(shapes: Mapping[str, Sequence[int]]) -> list[dict[str, Any]]:
 
 def save_bundle(
     path: str | Path,
-    encoder: SmirkEncoder,
+    encoder: FaceEncoder,
     emg2exp: MLP,
     exp2emg: MLP,
     *,
@@ -192,8 +192,10 @@ def save_bundle(
     ----------
     path : str | Path
         The bundle folder; created if absent.
-    encoder : SmirkEncoder
-        The three face encoders, exported as one ONNX graph (and an FP16 variant).
+    encoder : FaceEncoder
+        The face encoders (SMIRK's three MobileNetV3 or the compact network), exported as one
+        ONNX graph (and an FP16 variant); their ``config()`` (architecture, input size) goes
+        into the manifest.
     emg2exp, exp2emg : MLP
         The phase-2 MLPs; they must map ``len(emg_channels)`` <-> ``encoder.expression_dim``.
     emg_channels : sequence of str
@@ -213,7 +215,8 @@ def save_bundle(
     training : Mapping | None
         JSON-compatible provenance (data, epochs, metrics) kept in the manifest.
     crop : CropSpec | Mapping | None
-        The face crop the encoders were trained on (default: eifer mode, margin x1.6).
+        The face crop the encoders were trained on (default: eifer mode, margin x1.6, the
+        encoder's input size); its size must be the encoder's input size.
     emg_normalisation : Normalisation | None
         The ``streaming.profile.Normalisation`` the MLPs' EMG was divided by (default: the
         profile's default method).
@@ -229,9 +232,17 @@ def save_bundle(
         Mismatched MLP dimensions, a bad crop, or a non-empty folder without ``overwrite``.
     """
     try:
-        crop_spec = crop if isinstance(crop, CropSpec) else CropSpec(**dict(crop or {}))
+        crop_spec = (
+            crop
+            if isinstance(crop, CropSpec)
+            else CropSpec(**{"size": encoder.input_size, **dict(crop or {})})
+        )
     except ValidationError as exc:
         raise BundleError(f"crop: {exc.errors()[0]['msg']} ({dict(crop or {})})") from None
+    if crop_spec.size != encoder.input_size:
+        raise BundleError(
+            f"crop size {crop_spec.size}: the encoders take {encoder.input_size} px crops"
+        )
     path = Path(path)
     if path.exists() and any(path.iterdir()):
         if not overwrite:
@@ -264,8 +275,8 @@ def save_bundle(
         "weights": "encoders.safetensors",
         "onnx": "encoders.onnx",
         "onnx_fp16": "encoders_fp16.onnx" if fp16_onnx else None,
-        "config": {"n_exp": encoder.n_exp, "n_shape": encoder.n_shape},
-        "inputs": _spec_dicts({"image": (1, 3, 224, 224)}),
+        "config": encoder.config(),
+        "inputs": _spec_dicts({"image": (1, 3, encoder.input_size, encoder.input_size)}),
         "outputs": _spec_dicts(
             {"pose": (1, 6), "shape": (1, encoder.n_shape), "expression": (1, dim)}
         ),
@@ -397,6 +408,8 @@ def create_demo_bundle(
     emg_channels: Sequence[str] | None = None,
     fp16_onnx: bool = True,
     overwrite: bool = False,
+    architecture: str = "smirk",
+    input_size: int | None = None,
 ) -> Bundle:
     """A bundle of randomly initialised models, marked ``"trained": false``.
 
@@ -418,6 +431,9 @@ def create_demo_bundle(
         EMG channel labels (default ``F1`` .. ``F22``, the Fridlund bipolar scheme).
     fp16_onnx, overwrite : bool
         As in :func:`save_bundle`.
+    architecture, input_size : str, int | None
+        The encoders (:data:`eifer_models.encoders.ARCHITECTURES`) and their input side
+        (default: the architecture's, 224 for SMIRK's, 64 for the compact one).
 
     Returns
     -------
@@ -427,7 +443,8 @@ def create_demo_bundle(
 
     torch.manual_seed(seed)
     channels = list(emg_channels or default_emg_channels())
-    encoder = SmirkEncoder(N_EXP, N_SHAPE).eval()
+    size = {"input_size": input_size} if input_size else {}
+    encoder = build_encoder({"architecture": architecture, "n_exp": N_EXP, "n_shape": N_SHAPE, **size}).eval()  # fmt: skip
     dim = encoder.expression_dim
     emg2exp = EMG2Exp(len(channels), dim, hidden).eval()
     exp2emg = Exp2EMG(dim, len(channels), hidden).eval()

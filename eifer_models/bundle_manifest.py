@@ -162,7 +162,8 @@ def read_manifest(path: Path) -> Manifest:
 
 
 def check_shapes(path: Path, m: Manifest) -> None:
-    """The declared dimensions agree: expression = n_exp + 5, every graph's I/O shapes."""
+    """The declared dimensions agree: expression = n_exp + 5, every graph's I/O shapes, the
+    encoders' square input of the crop's size (224 for SMIRK's; any for the compact one)."""
     dim, n_emg = m.expression_dim, len(m.emg_channels)
     where = path / MANIFEST
     if dim != m.n_exp + 5:
@@ -171,7 +172,7 @@ def check_shapes(path: Path, m: Manifest) -> None:
     if missing:
         raise BundleError(f"{where}: graphs {missing} missing")
     expected = {
-        ("encoders", "inputs", "image"): [1, 3, 224, 224],
+        ("encoders", "inputs", "image"): [1, 3, m.crop.size, m.crop.size],
         ("encoders", "outputs", "pose"): [1, 6],
         ("encoders", "outputs", "shape"): [1, m.n_shape],
         ("encoders", "outputs", "expression"): [1, dim],

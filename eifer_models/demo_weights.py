@@ -1,18 +1,27 @@
-"""The demo's trained MLPs: a small committed folder, and the full bundle assembled from it.
+"""The demo's trained models: small committed folders, and the full bundle assembled from them.
 
-A phase-2 run (``eifer train mlp``) writes a ~30 MB bundle, mostly the encoders' weights and
-ONNX graphs. The demo needs only what was trained: the two MLPs (``emg2exp.safetensors``,
-``exp2emg.safetensors``, ~100 kB each) and their provenance (``provenance.json``: training set,
-participants and seeds, config, git commit, held-out metrics, feature, channels, normalisation).
-:func:`export_demo_weights` cuts that folder out of a run; :func:`create_trained_demo_bundle`
-assembles a verified bundle from it at demo start, with seeded random encoders (the encoders
-cannot be trained at useful scale on a CPU: issue 12), marked ``trained = true`` and saying
-plainly which parts are trained.
+A phase-2 run (``eifer train mlp``) writes a bundle of ONNX graphs and weights; the demo needs
+only what was trained, with its provenance:
 
-Regenerate the committed folder from a run::
+- ``models/demo-mlp``: the two MLPs (``emg2exp.safetensors``, ``exp2emg.safetensors``, ~100 kB
+  each) and ``provenance.json`` (training set, participants and seeds, config, git commit,
+  held-out metrics, feature, channels, normalisation); :func:`export_demo_weights` cuts it out
+  of a run.
+- ``models/demo-encoders``: the face encoders of an ``eifer train encoders`` / ``phase1`` run
+  (``encoders.safetensors`` in float16, ``encoders.json`` their architecture, and
+  ``provenance.json``: the method that trained them, training and held-out participant seeds,
+  the held-out evaluation, the crop they read, the recipe);
+  :func:`training.encoder_bundle.export_demo_encoders` (``eifer train encoders|phase1
+  --demo-encoders DIR``) cuts it out of a run.
+
+:func:`create_trained_demo_bundle` assembles a verified bundle from both at demo start
+(without an encoders folder: seeded random encoders, and the manifest says so).
+
+Regenerate the committed folders from runs::
 
     python -m eifer_models.demo_weights --run runs/<run> --out models/demo-mlp --overwrite \
         --recipe "eifer synth ...; eifer train dataset ...; eifer train mlp ..."
+    eifer train encoders --resume runs/<run> --demo-encoders models/demo-encoders
 """
 
 from __future__ import annotations
@@ -28,19 +37,22 @@ import torch
 from safetensors.torch import load_file
 
 from eifer_models.bundle import Bundle, load_bundle, save_bundle
-from eifer_models.encoders import N_EXP, N_SHAPE, SmirkEncoder
+from eifer_models.encoders import N_EXP, N_SHAPE, FaceEncoder, SmirkEncoder, build_encoder
 from eifer_models.mlp import MLP, EMG2Exp, Exp2EMG
 from streaming.errors import BundleError
 
 __all__ = [
+    "DEMO_ENCODERS",
     "DEMO_WEIGHTS",
     "PROVENANCE",
     "create_trained_demo_bundle",
     "export_demo_weights",
+    "read_encoders_provenance",
     "read_provenance",
 ]
 
 DEMO_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "demo-mlp"
+DEMO_ENCODERS = Path(__file__).resolve().parents[1] / "models" / "demo-encoders"
 PROVENANCE = "provenance.json"
 MLP_GRAPHS = ("emg2exp", "exp2emg")
 _SEED = re.compile(r"(\d+)$")  # eifer synth names its participants synth-<seed>
@@ -144,30 +156,79 @@ def _mlp(weights: Path, name: str, config: dict[str, Any]) -> MLP:
     return module
 
 
+def read_encoders_provenance(folder: str | Path = DEMO_ENCODERS) -> dict[str, Any] | None:
+    """The demo encoders' provenance (None: the folder has no encoders)."""
+    file = Path(folder) / PROVENANCE
+    if not file.is_file():
+        return None
+    try:
+        return dict(json.loads(file.read_text()))
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{file}: unreadable ({exc})") from None
+
+
+def _demo_encoders(folder: Path) -> tuple[FaceEncoder, dict[str, Any]]:
+    provenance = read_encoders_provenance(folder)
+    assert provenance is not None
+    try:
+        encoder = build_encoder(json.loads((folder / "encoders.json").read_text()))
+        state = load_file(str(folder / "encoders.safetensors"))
+        encoder.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    except (OSError, ValueError, TypeError, RuntimeError) as exc:
+        raise BundleError(f"{folder}: encoders do not load ({exc})") from None
+    return encoder.eval(), provenance
+
+
 def create_trained_demo_bundle(
     path: str | Path,
     *,
     weights: str | Path = DEMO_WEIGHTS,
+    encoders: str | Path | None = DEMO_ENCODERS,
     encoder_seed: int = 0,
     overwrite: bool = False,
 ) -> Bundle:
-    """A verified bundle: the trained MLPs of ``weights`` + seeded random (untrained) encoders.
+    """A verified bundle: the trained MLPs of ``weights`` + the trained encoders of
+    ``encoders`` (their crop in the manifest; ``training.encoders`` says the method that
+    trained them), or, without an encoders folder, seeded random (untrained) encoders.
 
     The manifest says ``trained = true`` (the MLPs are) and, in its description and
-    ``training``, that the encoders are untrained (``training.encoders_trained = false``):
-    ``phi_video`` and ``emg_from_video`` are noise, ``phi_emg`` is the trained EMG2Exp.
+    ``training.encoders_trained``, whether the encoders are (untrained: ``phi_video`` and
+    ``emg_from_video`` are noise, ``phi_emg`` is the trained EMG2Exp).
     """
     from streaming.profile import Normalisation
 
     weights = Path(weights)
     provenance = read_provenance(weights)
     mlps = {name: _mlp(weights, name, provenance["graphs"][name]) for name in MLP_GRAPHS}
-    torch.manual_seed(encoder_seed)
-    encoder = SmirkEncoder(N_EXP, N_SHAPE).eval()
     seeds = provenance["participant_seeds"]
     r = provenance.get("held_out_metrics", {}).get("emg2exp_mean_r_held_out")
     held_out_r = "unknown" if r is None else f"{r:.3f}"
     trained_on = f"synthetic participants {', '.join(map(str, seeds))}" if seeds else "a run"
+    crop = provenance.get("crop")
+    if encoders is not None and read_encoders_provenance(encoders) is not None:
+        encoder, enc = _demo_encoders(Path(encoders))
+        r_occ = enc["evaluation_heldout"]["occluded"]["mean_r"]
+        crop = enc["crop"]["spec"]
+        encoder_note = (
+            f"encoders TRAINED ({enc['method']}; run {enc['run']}; held-out participants "
+            f"under electrodes r {r_occ})"
+        )
+        encoder_training: dict[str, Any] = {
+            "encoders_trained": True,
+            "encoders": enc["method"],
+            "encoders_provenance": {k: v for k, v in enc.items() if k != "config"},
+        }
+    else:
+        torch.manual_seed(encoder_seed)
+        encoder = SmirkEncoder(N_EXP, N_SHAPE).eval()
+        encoder_note = (
+            f"encoders UNTRAINED (seeded random, seed {encoder_seed}): phi_video and "
+            "emg_from_video are noise"
+        )
+        encoder_training = {
+            "encoders_trained": False,
+            "encoders": f"UNTRAINED random encoders (seed {encoder_seed})",
+        }
     return save_bundle(
         path,
         encoder,
@@ -179,19 +240,17 @@ def create_trained_demo_bundle(
         producer=f"eifer_models.demo_weights (run {provenance.get('run')})",
         description=(
             f"demo bundle: MLPs (EMG2Exp, Exp2EMG) trained on {trained_on} (held-out EMG2Exp r "
-            f"{held_out_r}); encoders UNTRAINED (seeded random, seed {encoder_seed}): phi_video "
-            "and emg_from_video are noise"
+            f"{held_out_r}); {encoder_note}"
         ),
         fp16_onnx=False,
         overwrite=overwrite,
         training={
             "phase": 2,
             "weights": str(weights),
-            "encoders_trained": False,
-            "encoders": f"UNTRAINED random encoders (seed {encoder_seed}); issue 12",
             **{k: v for k, v in provenance.items() if k not in ("graphs", "feature")},
+            **encoder_training,
         },
-        crop=provenance.get("crop"),
+        crop=crop,
         emg_normalisation=Normalisation.from_dict(provenance["emg_normalisation"], PROVENANCE),
     )
 

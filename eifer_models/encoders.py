@@ -13,11 +13,18 @@ CVPR 2025) reuses:
 
 Input: RGB in [0, 1], (N, 3, 224, 224), no mean/std normalisation (SMIRK ``demo.py``). Module
 names match SMIRK's so checkpoints load key for key (see :mod:`eifer_models.checkpoints`).
+
+Every encoder architecture (:data:`ARCHITECTURES`: ``smirk`` here, ``compact`` in
+:mod:`eifer_models.compact_encoder`) is a :class:`FaceEncoder`: ``raw`` gives the unbounded head
+outputs (what a trainer's loss reads: a clamp before the loss has zero gradient wherever the
+raw value is outside the range), ``forward`` applies SMIRK's activations (inference), and
+``config`` is what a bundle's manifest stores to rebuild it (:func:`build_encoder`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,14 +33,17 @@ from torch import Tensor, nn
 from eifer_models.mobilenetv3 import create_backbone
 
 __all__ = [
+    "ARCHITECTURES",
     "INPUT_SIZE",
     "N_EXP",
     "N_SHAPE",
     "ExpressionEncoder",
+    "FaceEncoder",
     "FlameParams",
     "PoseEncoder",
     "ShapeEncoder",
     "SmirkEncoder",
+    "build_encoder",
     "split_expression_head",
 ]
 
@@ -133,29 +143,35 @@ class ExpressionEncoder(nn.Module):
         return self.expression_layers(_pooled(self.encoder, img))
 
 
-class SmirkEncoder(nn.Module):
-    """The three encoders; ``forward`` gives :class:`FlameParams`, ``forward_tensors`` the
-    (pose (N, 6), shape (N, n_shape), phi (N, n_exp + 5)) triple that is exported to ONNX."""
+class FaceEncoder(nn.Module):
+    """Face crop (N, 3, S, S) RGB in [0, 1] -> FLAME parameters; subclasses give :meth:`raw`."""
 
-    def __init__(self, n_exp: int = N_EXP, n_shape: int = N_SHAPE) -> None:
-        super().__init__()
-        self.n_exp = n_exp
-        self.n_shape = n_shape
-        self.pose_encoder = PoseEncoder()
-        self.shape_encoder = ShapeEncoder(n_shape)
-        self.expression_encoder = ExpressionEncoder(n_exp)
+    architecture = ""
+    n_exp: int
+    n_shape: int
+    input_size: int
 
     @property
     def expression_dim(self) -> int:
         return self.n_exp + N_EYELID + N_JAW
 
+    def raw(self, img: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Unbounded head outputs: pose + camera (N, 6), shape (N, n_shape), phi (N, n_exp + 5)
+        before the eyelid and jaw activations."""
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments plus ``architecture``: a manifest rebuilds it from these."""
+        return {"architecture": self.architecture, "n_exp": self.n_exp, "n_shape": self.n_shape,
+                "input_size": self.input_size}  # fmt: skip
+
     def forward(self, img: Tensor) -> FlameParams:
-        pose_cam = self.pose_encoder(img)
-        expression, eyelid, jaw = split_expression_head(self.expression_encoder(img), self.n_exp)
+        pose_cam, shape, phi_raw = self.raw(img)
+        expression, eyelid, jaw = split_expression_head(phi_raw, self.n_exp)
         return FlameParams(
             pose_params=pose_cam[:, :3],
             cam=pose_cam[:, 3:],
-            shape_params=self.shape_encoder(img),
+            shape_params=shape,
             expression_params=expression,
             eyelid_params=eyelid,
             jaw_params=jaw,
@@ -164,3 +180,40 @@ class SmirkEncoder(nn.Module):
     def forward_tensors(self, img: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         params = self.forward(img)
         return params.pose, params.shape_params, params.phi
+
+
+class SmirkEncoder(FaceEncoder):
+    """The three encoders; ``forward`` gives :class:`FlameParams`, ``forward_tensors`` the
+    (pose (N, 6), shape (N, n_shape), phi (N, n_exp + 5)) triple that is exported to ONNX.
+    ``input_size`` is SMIRK's 224 (the backbones pool globally, so other sizes run, but
+    SMIRK's weights were trained on 224)."""
+
+    architecture = "smirk"
+
+    def __init__(self, n_exp: int = N_EXP, n_shape: int = N_SHAPE, input_size: int = INPUT_SIZE) -> None:  # fmt: skip
+        super().__init__()
+        self.n_exp = n_exp
+        self.n_shape = n_shape
+        self.input_size = input_size
+        self.pose_encoder = PoseEncoder()
+        self.shape_encoder = ShapeEncoder(n_shape)
+        self.expression_encoder = ExpressionEncoder(n_exp)
+
+    def raw(self, img: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.pose_encoder(img), self.shape_encoder(img), self.expression_encoder(img)
+
+
+def build_encoder(config: dict[str, Any]) -> FaceEncoder:
+    """The encoder a manifest's ``graphs.encoders.config`` describes (no ``architecture``: a
+    bundle written before there was a choice, SMIRK's)."""
+    from eifer_models.compact_encoder import CompactEncoder
+
+    kwargs = dict(config)
+    architecture = kwargs.pop("architecture", "smirk")
+    classes: dict[str, type[FaceEncoder]] = {"smirk": SmirkEncoder, "compact": CompactEncoder}
+    if architecture not in classes:
+        raise ValueError(f"unknown encoder architecture {architecture!r} (have {sorted(classes)})")
+    return classes[architecture](**kwargs)
+
+
+ARCHITECTURES = ("smirk", "compact")

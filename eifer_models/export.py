@@ -2,7 +2,8 @@
 
 Graphs (names are the contract with the runtimes and the bundle manifest):
 
-- ``encoders``: ``image`` (N, 3, 224, 224) float32 RGB [0, 1] -> ``pose`` (N, 6),
+- ``encoders``: ``image`` (N, 3, S, S) float32 RGB [0, 1] (S: the encoder's ``input_size``,
+  224 for SMIRK's) -> ``pose`` (N, 6),
   ``shape`` (N, n_shape), ``expression`` (N, n_exp + 5);
 - ``emg2exp``: ``emg`` (N, 22) -> ``expression`` (N, 55);
 - ``exp2emg``: ``expression`` (N, 55) -> ``emg`` (N, 22).
@@ -27,7 +28,7 @@ import onnx
 import torch
 from torch import Tensor, nn
 
-from eifer_models.encoders import INPUT_SIZE, SmirkEncoder
+from eifer_models.encoders import FaceEncoder
 from eifer_models.mlp import MLP
 
 __all__ = [
@@ -46,9 +47,9 @@ DEFAULT_OPSET = 17
 
 
 class EncoderGraph(nn.Module):
-    """Tuple-output view of :class:`SmirkEncoder` for export: (pose, shape, expression)."""
+    """Tuple-output view of a :class:`FaceEncoder` for export: (pose, shape, expression)."""
 
-    def __init__(self, encoder: SmirkEncoder) -> None:
+    def __init__(self, encoder: FaceEncoder) -> None:
         super().__init__()
         self.encoder = encoder
 
@@ -71,11 +72,12 @@ class HalfPrecision(nn.Module):
 
 
 def encoder_io(
-    encoder: SmirkEncoder,
+    encoder: FaceEncoder,
 ) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
     """Input and output names -> shapes (batch 1) of the ``encoders`` graph."""
+    size = encoder.input_size
     return (
-        {"image": (1, 3, INPUT_SIZE, INPUT_SIZE)},
+        {"image": (1, 3, size, size)},
         {"pose": (1, 6), "shape": (1, encoder.n_shape), "expression": (1, encoder.expression_dim)},
     )
 
@@ -162,7 +164,7 @@ def export_onnx(
 
 
 def export_encoders(
-    encoder: SmirkEncoder,
+    encoder: FaceEncoder,
     path: str | Path,
     *,
     dynamic_batch: bool = False,

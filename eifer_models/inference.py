@@ -31,7 +31,6 @@ from streaming.predictions import FramePredictions
 __all__ = ["FrameInference", "GraphInference"]
 
 log = logging.getLogger(__name__)
-CROP_SIZE = 224
 
 
 def _nan(n: int) -> np.ndarray:
@@ -68,6 +67,8 @@ class GraphInference:
         self.expression_dim = manifest.expression_dim
         self.n_shape = manifest.n_shape
         self.emg_channels = list(manifest.emg_channels)
+        image_spec = self.bundle.io("encoders")[0][0]
+        self.crop_size = int(image_spec.shape[-1] or 0)  # the encoders' input side (manifest)
         self.runtimes: dict[str, Runtime] = {}
         self.notes: list[str] = []
         for graph in ("encoders", "exp2emg", "emg2exp"):
@@ -97,10 +98,11 @@ class GraphInference:
         if crop is None:
             return None
         crop = np.asarray(crop)
-        if crop.shape == (CROP_SIZE, CROP_SIZE, 3):
+        size = self.crop_size
+        if crop.shape == (size, size, 3):
             crop = crop.transpose(2, 0, 1)
-        elif crop.shape != (3, CROP_SIZE, CROP_SIZE):
-            errors.append(f"face crop has shape {crop.shape}, expected (224, 224, 3) RGB")
+        elif crop.shape != (3, size, size):
+            errors.append(f"face crop has shape {crop.shape}, expected ({size}, {size}, 3) RGB")
             return None
         if crop.dtype == np.uint8:
             image = crop.astype(np.float32) / 255.0
@@ -142,7 +144,7 @@ class GraphInference:
             latency[graph] = 1e3 * (time.perf_counter() - t0)
 
     def process(
-        self, face_crop_224: np.ndarray | None, emg_envelope_normalised: np.ndarray | None
+        self, face_crop: np.ndarray | None, emg_envelope_normalised: np.ndarray | None
     ) -> FramePredictions:
         """Predictions for one frame (float32 arrays in the bundle's channel order)."""
         t_start = time.perf_counter()
@@ -151,7 +153,7 @@ class GraphInference:
         phi_video, pose = _nan(self.expression_dim), _nan(6)
         shape, emg_from_video = _nan(self.n_shape), _nan(len(self.emg_channels))
         phi_emg = _nan(self.expression_dim)
-        image = self._image(face_crop_224, errors)
+        image = self._image(face_crop, errors)
         if image is not None:
             enc = self._run("encoders", {"image": image}, latency, errors)
             if enc is not None:

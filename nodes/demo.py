@@ -98,15 +98,21 @@ def _weights(folder: str = "") -> Path:
 
 
 def training_seeds(weights: str = "") -> list[int]:
-    """The participant seeds the demo MLPs were trained on (their provenance)."""
-    from eifer_models.demo_weights import read_provenance
+    """The participant seeds the demo's models were trained on: the MLPs' and the encoders'
+    (their provenance)."""
+    from eifer_models.demo_weights import read_encoders_provenance, read_provenance
 
-    return [int(s) for s in read_provenance(_weights(weights))["participant_seeds"]]
+    seeds = [int(s) for s in read_provenance(_weights(weights))["participant_seeds"]]
+    encoders = read_encoders_provenance()
+    if encoders is not None:
+        seeds += [int(s) for s in encoders["train_participant_seeds"]]
+    return sorted(set(seeds))
 
 
 def _demo_bundle(directory: Path, weights: str = "") -> Path | None:
-    """The demo bundle: the committed trained MLPs + seeded random encoders (trained = true;
-    the manifest says the encoders are untrained)."""
+    """The demo bundle: the committed trained MLPs and encoders (``models/demo-mlp``,
+    ``models/demo-encoders``; without the latter, seeded random encoders, and the manifest
+    says so)."""
     try:
         from eifer_models.demo_weights import create_trained_demo_bundle
     except ImportError:
@@ -184,7 +190,7 @@ def check_options(args: argparse.Namespace) -> None:
         raise DemoError(f"--suffix {args.suffix!r}: letters, digits, - and _ only")
     if not args.no_models and args.participant_seed in training_seeds(args.weights):
         raise DemoError(
-            f"--participant-seed {args.participant_seed}: the demo MLPs were trained on this "
+            f"--participant-seed {args.participant_seed}: the demo's models were trained on this "
             f"participant ({_weights(args.weights)}); choose a held-out seed, e.g. "
             f"{DEMO_PARTICIPANT_SEED}"
         )
@@ -326,7 +332,7 @@ def _run_demo(
     )
     pipeline = argv["pipeline"]
     if not args.no_models:
-        _say("models: assembling the demo bundle (trained MLPs + untrained encoders) ...")
+        _say("models: assembling the demo bundle (trained MLPs and encoders) ...")
         bundle = _demo_bundle(work, args.weights)
         if bundle is not None:
             pipeline += ["--bundle", str(bundle)]

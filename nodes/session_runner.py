@@ -142,7 +142,7 @@ def prepare(steps: list[str], work: Path, say: Callable[[str], None]) -> dict[st
         bundle = _demo_bundle(work)
         if bundle is None:
             raise SessionError("prepare demo_bundle: eifer_models is not importable")
-        say(f"models: demo bundle {bundle} (trained MLPs, untrained encoders)")
+        say(f"models: demo bundle {bundle}")
         made["demo_bundle"] = str(bundle)
     if "demo_profile" in steps:
         from nodes.demo import _demo_profile

@@ -57,6 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser_.add_argument(
             "--bundle", metavar="DIR", help="also write the trained encoders into a bundle here"
         )
+        parser_.add_argument(
+            "--demo-encoders", metavar="DIR",
+            help="also write them as the demo's encoder folder (models/demo-encoders), with "
+            "provenance; replaces the folder",
+        )  # fmt: skip
+        parser_.add_argument(
+            "--recipe", default="", help="with --demo-encoders: how the run was made (provenance)"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,5 +135,10 @@ def _run_encoders(args: argparse.Namespace) -> int:
         from training.encoder_bundle import write_encoders_bundle
 
         print(write_encoders_bundle(folder, args.bundle).path)
+    if args.demo_encoders and os.environ.get("RANK", "0") == "0":
+        from training.encoder_bundle import export_demo_encoders
+
+        out = export_demo_encoders(folder, args.demo_encoders, overwrite=True, recipe=args.recipe)
+        print(out)
     print(folder)
     return 0

@@ -1,6 +1,14 @@
-"""Phase-1 augmentations (EIFER supplement: random crop, sharpen, horizontal and vertical
-flip), on (B,3,H,W) images in [0, 1], drawn from a ``torch.Generator`` so a resumed run sees the
-same images. Probabilities and strengths are this project's choice (the paper gives none)."""
+"""Augmentations on (B,3,H,W) images in [0, 1], drawn from a ``torch.Generator`` so a resumed
+run sees the same images.
+
+- :func:`augment`, phase 1 (EIFER supplement: random crop, sharpen, horizontal and vertical
+  flip). Probabilities and strengths are this project's choice (the paper gives none). The
+  vertical flip is off by default: phase 1 feeds the augmented face to the frozen occlusion-free
+  encoder, whose phi of an upside-down face means nothing. A horizontal flip is consistent
+  there (both cycles see the same mirrored face).
+- :func:`photometric`, supervised training: brightness, contrast and per-channel gains; no
+  geometric change, so the truth (one-sided components, the camera) stays valid.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,7 @@ from pydantic import Field
 
 from streaming.config import Config
 
-__all__ = ["AugmentConfig", "augment"]
+__all__ = ["AugmentConfig", "augment", "photometric"]
 
 _SHARPEN = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 5.0, -1.0], [0.0, -1.0, 0.0]])
 
@@ -19,7 +27,7 @@ class AugmentConfig(Config):
     crop_min_fraction: float = Field(0.9, gt=0.0, le=1.0)  # random square crop side, resized back
     sharpen_p: float = Field(0.3, ge=0.0, le=1.0)  # 3x3 sharpen kernel blended in at U(0, 1)
     hflip_p: float = Field(0.5, ge=0.0, le=1.0)
-    vflip_p: float = Field(0.1, ge=0.0, le=1.0)  # upside-down faces: rare
+    vflip_p: float = Field(0.0, ge=0.0, le=1.0)  # upside-down faces (module doc: off)
 
 
 def augment(image: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
@@ -44,3 +52,15 @@ def augment(image: torch.Tensor, config: AugmentConfig, generator: torch.Generat
             x = x.flip(-2)
         out.append(x[0])
     return torch.stack(out)
+
+
+def photometric(image: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """Per image: contrast about its mean grey, brightness and a gain per colour channel, each
+    drawn uniformly in 1 +- ``strength`` (brightness: +- ``strength`` / 2), clipped to [0, 1]."""
+    n = image.shape[0]
+    u = torch.rand(n, 5, generator=generator).to(image) * 2.0 - 1.0  # [-1, 1)
+    contrast = 1.0 + strength * u[:, 0, None, None, None]
+    brightness = 0.5 * strength * u[:, 1, None, None, None]
+    gains = 1.0 + strength * u[:, 2:, None, None]
+    grey = image.mean(dim=(1, 2, 3), keepdim=True)
+    return ((image - grey) * contrast + grey + brightness).mul(gains).clamp(0.0, 1.0)

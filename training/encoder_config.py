@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import BeforeValidator, Field, PositiveFloat, PositiveInt, model_validator
 
 from streaming.config import Config
 from training.augment import AugmentConfig
@@ -12,18 +12,57 @@ from training.augment import AugmentConfig
 __all__ = ["EncodersConfig", "FaceDataConfig", "Phase1Config"]
 
 
-class FaceDataConfig(Config):
-    """Synthetic participants rendered as face pairs (training.face_pairs)."""
+def _seeds(value: Any) -> Any:
+    """Participant seeds: integers, or ``"first..last"`` strings for inclusive ranges."""
+    if not isinstance(value, list):
+        return value
+    out: list[Any] = []
+    for item in value:
+        if isinstance(item, str) and ".." in item:
+            first, _, last = item.partition("..")
+            try:
+                lo, hi = int(first), int(last)
+            except ValueError:
+                raise ValueError(f"{item!r}: a range is 'first..last' (integers)") from None
+            if hi < lo:
+                raise ValueError(f"{item!r}: empty range")
+            out.extend(range(lo, hi + 1))
+        else:
+            out.append(item)
+    return out
 
-    train_participants: list[int] = [101, 102, 103, 104, 105, 106, 107, 108]
-    heldout_participants: list[int] = [201, 202, 203]  # never trained on: the evaluation
+
+Seeds = Annotated[list[int], BeforeValidator(_seeds)]
+
+
+class FaceDataConfig(Config):
+    """Synthetic participants rendered as face pairs (training.face_pairs); participant lists
+    take seeds and ``"first..last"`` ranges. Held-out seeds must not be training seeds."""
+
+    train_participants: Seeds = [101, 102, 103, 104, 105, 106, 107, 108]
+    heldout_participants: Seeds = [201, 202, 203]  # never trained on: the evaluation
     frames_per_participant: PositiveInt = 200
     crop_size: PositiveInt = 224  # the bundle's encoders take 224
     cache_dir: str = "training_sets/face_pairs"
+    # the crop: a square of crop_scale x the face box's longer side; crop_jitter draws each
+    # frame's scale and centre shift up to +-crop_jitter of that (0: the exact box), so an
+    # encoder learns to read the boxes a live detector gives, not one exact framing
+    crop_scale: float = Field(1.4, gt=0.5, le=4.0)
+    crop_jitter: float = Field(0.0, ge=0.0, le=0.3)
+    # held-out participants also shown in the protocol's functional movements (this many frames
+    # each, the movements in turn) for r per movement; 0: none
+    movement_frames_per_participant: int = Field(0, ge=0)
     seed: int = 0
     # processes rendering participants in parallel (one cache file per participant); 0: one
     # per CPU core (a GPU machine's 16 cores render the 224 px protocol in about a minute)
     render_workers: int = Field(1, ge=0)
+
+    @model_validator(mode="after")
+    def _held_out_is_held_out(self) -> FaceDataConfig:
+        both = sorted(set(self.train_participants) & set(self.heldout_participants))
+        if both:
+            raise ValueError(f"held-out participants {both[:5]} are also training participants")
+        return self
 
 
 class EncodersConfig(Config):
@@ -35,6 +74,10 @@ class EncodersConfig(Config):
     output: str = "runs"
     run_name: str = ""
     views: Literal["free", "occluded", "both"] = "free"  # (b) of the comparison: occlusion-free
+    # smirk: SMIRK's three MobileNetV3 (needs SMIRK's weights to learn well: from scratch it
+    # stalls, README); compact: eifer_models.compact_encoder, learns from nothing on a CPU
+    architecture: Literal["smirk", "compact"] = "smirk"
+    width: PositiveInt = 32  # compact only: channels of its first stage
     init_checkpoint: str = ""  # SMIRK_em1.pt: start from it (recorded in the provenance)
     epochs: PositiveInt = 30
     batch_size: PositiveInt = 16
@@ -45,6 +88,9 @@ class EncodersConfig(Config):
     w_rotation: float = 10.0
     w_cam: float = 1.0
     w_shape: float = 1e-2
+    # photometric augmentation: brightness, contrast and colour gains drawn per crop up to
+    # +-photometric (no flips: a mirrored face swaps the one-sided components)
+    photometric: float = Field(0.0, ge=0.0, le=0.5)
     seed: int = 0
     device: Literal["cpu", "cuda", "auto"] = "auto"
     threads: int = Field(0, ge=0)  # torch CPU threads; 0 = torch's default

@@ -6,6 +6,7 @@ A run folder (``<output>/<run_name>``, never overwritten; ``--resume`` continues
     train.log         the log
     last.pt           checkpoint after every epoch: weights, optimisers, schedules, epoch
     encoders.pt       the final encoders' state dict (``torch.load(weights_only=True)``)
+    encoders.json     their architecture and sizes (:meth:`FaceEncoder.config`; none: SMIRK's)
     eval.json         Pearson r per driven phi component on held-out participants
     samples/          phase 1: sample images per epoch
 """
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 
-from eifer_models.encoders import SmirkEncoder
+from eifer_models.encoders import FaceEncoder, build_encoder
 from training.distributed import DistContext
 from training.errors import RunError
 from training.metrics import driven_columns, pearson
@@ -37,6 +38,7 @@ __all__ = [
     "encoder_phi",
     "load_checkpoint",
     "load_encoders",
+    "movement_scores",
     "new_run",
     "open_run",
     "phi_scores",
@@ -51,6 +53,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 CHECKPOINT = "last.pt"
 ENCODERS = "encoders.pt"
+ENCODERS_CONFIG = "encoders.json"
 RUN_FILE = "run.json"
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
@@ -90,10 +93,12 @@ def write_run_info(
     (folder / RUN_FILE).write_text(json.dumps(info, indent=2))
 
 
-def save_encoders(encoder: SmirkEncoder, folder: Path) -> SmirkEncoder:
-    """The trained encoders on the CPU in eval mode, their state dict saved as ``encoders.pt``."""
+def save_encoders(encoder: FaceEncoder, folder: Path) -> FaceEncoder:
+    """The trained encoders on the CPU in eval mode, their state dict saved as ``encoders.pt``
+    and their architecture as ``encoders.json``."""
     encoder = encoder.cpu().eval()
     torch.save(encoder.state_dict(), folder / ENCODERS)
+    (folder / ENCODERS_CONFIG).write_text(json.dumps(encoder.config(), indent=2))
     return encoder
 
 
@@ -147,9 +152,10 @@ def load_checkpoint(path: Path, expected_hash: str) -> dict[str, Any]:
     return state
 
 
-def load_encoders(source: str | Path) -> tuple[SmirkEncoder, str]:
-    """Encoders from a run folder (its ``encoders.pt``) or a ``.pt`` state dict; the second
-    value says where they came from (for provenance)."""
+def load_encoders(source: str | Path) -> tuple[FaceEncoder, str]:
+    """Encoders from a run folder (its ``encoders.pt``) or a ``.pt`` state dict (its
+    architecture from the ``encoders.json`` beside it; none: SMIRK's); the second value says
+    where they came from (for provenance)."""
     path = Path(source)
     file = path / ENCODERS if path.is_dir() else path
     if not file.is_file():
@@ -158,7 +164,12 @@ def load_encoders(source: str | Path) -> tuple[SmirkEncoder, str]:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise RunError(f"{file}: unreadable encoders ({type(exc).__name__}: {exc})") from None
-    encoder = SmirkEncoder()
+    arch_file = file.parent / ENCODERS_CONFIG
+    try:
+        arch = json.loads(arch_file.read_text()) if arch_file.is_file() else {}
+        encoder = build_encoder(arch)
+    except (ValueError, TypeError) as exc:
+        raise RunError(f"{arch_file}: not an encoder description ({exc})") from None
     try:
         encoder.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
@@ -174,7 +185,7 @@ def load_encoders(source: str | Path) -> tuple[SmirkEncoder, str]:
 
 @torch.no_grad()
 def encoder_phi(
-    encoder: SmirkEncoder, crops: np.ndarray, device: torch.device, batch: int = 16
+    encoder: FaceEncoder, crops: np.ndarray, device: torch.device, batch: int = 64
 ) -> np.ndarray:
     """phi (n, 55) of uint8 crops (n, S, S, 3), encoders in eval mode."""
     encoder.eval()
@@ -186,16 +197,30 @@ def encoder_phi(
     return np.concatenate(out) if out else np.zeros((0, encoder.expression_dim), np.float32)
 
 
+def movement_scores(pred: np.ndarray, true: np.ndarray, movement: np.ndarray) -> dict[str, Any]:
+    """:func:`phi_scores` within each movement's frames (the components that movement drives;
+    across participants and intensities)."""
+    return {
+        str(name): phi_scores(pred[movement == name], true[movement == name])
+        for name in dict.fromkeys(movement.tolist())
+        if name
+    }
+
+
 def phi_scores(pred: np.ndarray, true: np.ndarray) -> dict[str, Any]:
     """Pearson r per driven phi component (the ones the muscle map moves), and their mean."""
     from streaming.simulation.participant.model import PHI_LABELS
 
     columns = driven_columns(true)
     r = pearson(pred, true)
-    per = {PHI_LABELS[i]: round(float(r[i]), 4) for i in np.flatnonzero(columns)}
-    values = [v for v in per.values() if np.isfinite(v)]
+    driven = np.flatnonzero(columns)
+    # a driven component whose prediction is constant (r undefined) scores 0: a dead output
+    # must lower the mean, not drop out of it; ``undefined`` names them
+    undefined = [PHI_LABELS[i] for i in driven if not np.isfinite(r[i])]
+    per = {PHI_LABELS[i]: round(float(r[i]), 4) if np.isfinite(r[i]) else 0.0 for i in driven}
     return {
-        "mean_r": round(float(np.mean(values)), 4) if values else None,
+        "mean_r": round(float(np.mean(list(per.values()))), 4) if per else None,
         "per_component": per,
+        "undefined": undefined,
         "frames": len(true),
     }

@@ -24,13 +24,16 @@ import json
 import logging
 import os
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from eifer_models.encoders import SmirkEncoder
+from eifer_models.compact_encoder import CompactEncoder
+from eifer_models.encoders import FaceEncoder, SmirkEncoder
+from training.augment import photometric
 from training.distributed import DistContext, init_distributed, sync_batchnorm
 from training.encoder_config import EncodersConfig
 from training.encoder_runs import (
@@ -38,6 +41,7 @@ from training.encoder_runs import (
     config_hash,
     encoder_phi,
     load_checkpoint,
+    movement_scores,
     open_run,
     phi_scores,
     pick_device,
@@ -47,9 +51,20 @@ from training.encoder_runs import (
     save_encoders,
     write_run_info,
 )
+from training.errors import RunError
 from training.face_pairs import FacePairs, load_or_render_pairs
+from training.metrics import DRIVEN_STD
 
-__all__ = ["evaluate_encoders", "load_pairs", "load_pairs_on_ranks", "run_encoders"]
+__all__ = [
+    "TargetStatistics",
+    "evaluate_encoders",
+    "load_movement_pairs",
+    "load_pairs",
+    "load_pairs_on_ranks",
+    "make_encoder",
+    "run_encoders",
+    "supervised_loss",
+]
 
 log = logging.getLogger(__name__)
 
@@ -70,26 +85,32 @@ def load_pairs(data: Any, progress: bool = False) -> tuple[FacePairs, FacePairs]
     participant rendered (or read from its cache file) on its own, ``data.render_workers``
     at a time; a participant's frames do not depend on the others (seeded per participant)."""
     args = (data.frames_per_participant, data.crop_size)
+    kwargs = {"crop_scale": data.crop_scale, "crop_jitter": data.crop_jitter, "seed": data.seed}
     seeds = [*data.train_participants, *data.heldout_participants]
     workers = data.render_workers or os.cpu_count() or 1
     if workers > 1 and len(seeds) > 1:
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         spawn = multiprocessing.get_context("spawn")  # no fork of a process holding torch
         with ProcessPoolExecutor(min(workers, len(seeds)), mp_context=spawn) as pool:
-            futures = [
-                pool.submit(load_or_render_pairs, data.cache_dir, [pid], *args, seed=data.seed)
+            futures = {
+                pool.submit(load_or_render_pairs, data.cache_dir, [pid], *args, **kwargs): pid
                 for pid in seeds
-            ]
-            parts = dict(zip(seeds, (f.result() for f in futures), strict=True))
+            }
+            done = as_completed(futures)
+            if progress:
+                from tqdm import tqdm
+
+                done = tqdm(done, total=len(seeds), desc="face pairs", unit="participant")
+            parts = {futures[f]: f.result() for f in done}
     else:
         parts = {}
         for pid in seeds:
             if progress:
                 log.info("face pairs of participant %d", pid)
             parts[pid] = load_or_render_pairs(
-                data.cache_dir, [pid], *args, seed=data.seed, progress=progress
+                data.cache_dir, [pid], *args, **kwargs, progress=progress
             )
     join = lambda ids: _concat([parts[i] for i in ids])  # noqa: E731
     return join(data.train_participants), join(data.heldout_participants)
@@ -101,18 +122,38 @@ def _concat(parts: list[FacePairs]) -> FacePairs:
     )
 
 
+def load_movement_pairs(data: Any) -> FacePairs | None:
+    """The held-out participants in the protocol's functional movements (None when
+    ``data.movement_frames_per_participant`` is 0): r per movement."""
+    if not data.movement_frames_per_participant:
+        return None
+    return _concat([
+        load_or_render_pairs(
+            data.cache_dir, [pid], data.movement_frames_per_participant, data.crop_size,
+            crop_scale=data.crop_scale, crop_jitter=data.crop_jitter, script="movements",
+            seed=data.seed,
+        )
+        for pid in data.heldout_participants
+    ])  # fmt: skip
+
+
 def evaluate_encoders(
-    encoder: SmirkEncoder, held: FacePairs, device: torch.device
-) -> dict[str, Any]:
-    """r per driven component on held-out participants, occluded and occlusion-free crops."""
-    return {
-        "occluded": phi_scores(encoder_phi(encoder, held.occluded, device), held.phi),
-        "free": phi_scores(encoder_phi(encoder, held.free, device), held.phi),
-    }
+    encoder: FaceEncoder, held: FacePairs, device: torch.device,
+    movements: FacePairs | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """r per driven component on held-out participants, occluded and occlusion-free crops;
+    with ``movements``, also r within each protocol movement (``per_movement``)."""
+    scores: dict[str, Any] = {}
+    for view in ("occluded", "free"):
+        scores[view] = phi_scores(encoder_phi(encoder, getattr(held, view), device), held.phi)
+        if movements is not None:
+            pred = encoder_phi(encoder, getattr(movements, view), device)
+            scores[view]["per_movement"] = movement_scores(pred, movements.phi, movements.movement)
+    return scores
 
 
 def training_fit(
-    encoder: SmirkEncoder, train: FacePairs, views: str, device: torch.device
+    encoder: FaceEncoder, train: FacePairs, views: str, device: torch.device
 ) -> dict[str, Any]:
     """r per driven component on the training crops of ``views`` (eval mode)."""
     crops = {"free": train.free, "occluded": train.occluded}
@@ -124,30 +165,70 @@ def training_fit(
 
 def _targets(pairs: FacePairs, rows: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
     t = lambda a: torch.as_tensor(a[rows], device=device)  # noqa: E731
-    return {"phi": t(pairs.phi), "rotation": t(pairs.rotation), "cam": t(pairs.cam), "shape": t(pairs.shape)}  # fmt: skip
+    return {"pose": t(np.concatenate([pairs.rotation, pairs.cam], 1)), "shape": t(pairs.shape), "phi": t(pairs.phi)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TargetStatistics:
+    """Per-component mean and scale of the training targets (pose 6, shape, phi): the loss
+    compares standardised values, so a component that varies little (jaw_x: ~1/100 of a
+    brow's variance) weighs as much as one that varies a lot. A component that does not vary
+    in the training set (std <= DRIVEN_STD: most of phi's 55) keeps scale 1."""
+
+    mean: dict[str, torch.Tensor]
+    scale: dict[str, torch.Tensor]
+
+    @classmethod
+    def of(cls, pairs: FacePairs) -> TargetStatistics:
+        target = _targets(pairs, np.arange(len(pairs)), torch.device("cpu"))
+        mean = {k: v.double().mean(0).float() for k, v in target.items()}
+        std = {k: v.double().std(0).float() for k, v in target.items()}
+        scale = {k: torch.where(s > DRIVEN_STD, s, torch.ones_like(s)) for k, s in std.items()}
+        return cls(mean, scale)
+
+    def head_order(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, scale) concatenated in the heads' order: pose, shape, phi."""
+        keys = ("pose", "shape", "phi")
+        return torch.cat([self.mean[k] for k in keys]), torch.cat([self.scale[k] for k in keys])
+
+    def to(self, device: torch.device) -> TargetStatistics:
+        move = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
+        return TargetStatistics(move(self.mean), move(self.scale))
 
 
 def supervised_loss(
-    encoder: torch.nn.Module, image: torch.Tensor, target: dict[str, torch.Tensor],
-    config: EncodersConfig,
+    encoder: FaceEncoder, image: torch.Tensor, target: dict[str, torch.Tensor],
+    config: EncodersConfig, stats: TargetStatistics,
 ) -> torch.Tensor:  # fmt: skip
-    """Per-crop loss (n,): weighted mean squared errors of phi, rotation, camera and shape
-    (the batch loss is their mean; a rank sums its slice and divides by the global batch)."""
-    p = encoder(image)
+    """Per-crop loss (n,): weighted mean squared standardised errors of phi, rotation, camera
+    and shape on the encoder's raw outputs (the eyelid and jaw clamps apply at inference only:
+    clamped before the loss, an output below 0 gets no gradient and stays dead), the batch loss
+    is their mean; a rank sums its slice and divides by the global batch."""
+    pose, shape, phi = encoder.raw(image)
 
-    def se(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-        return ((pred - true) ** 2).mean(dim=1)
+    def se(key: str, pred: torch.Tensor, cols: slice = slice(None)) -> torch.Tensor:
+        scale = stats.scale[key][cols]
+        return (((pred - target[key][:, cols]) / scale) ** 2).mean(dim=1)
 
     return (
-        config.w_phi * se(p.phi, target["phi"])
-        + config.w_rotation * se(p.pose_params, target["rotation"])
-        + config.w_cam * se(p.cam, target["cam"])
-        + config.w_shape * se(p.shape_params, target["shape"])
+        config.w_phi * se("phi", phi)
+        + config.w_rotation * se("pose", pose[:, :3], slice(0, 3))
+        + config.w_cam * se("pose", pose[:, 3:], slice(3, 6))
+        + config.w_shape * se("shape", shape)
     )
 
 
 def _images(crops: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.as_tensor(np.asarray(crops), device=device).permute(0, 3, 1, 2).float() / 255.0
+
+
+def make_encoder(config: EncodersConfig) -> FaceEncoder:
+    """The config's architecture at its crop size, seeded by ``config.seed``."""
+    torch.manual_seed(config.seed)
+    size = config.data.crop_size
+    if config.architecture == "compact":
+        return CompactEncoder(input_size=size, width=config.width)
+    return SmirkEncoder(input_size=size)
 
 
 def run_encoders(
@@ -178,10 +259,13 @@ def _run(
             torch.set_num_threads(config.threads)
         device = ctx.device if ctx.enabled else pick_device(config.device)
         chash = config_hash(config)
-        torch.manual_seed(config.seed)
-        encoder = SmirkEncoder()
-        provenance = "seeded random initialisation (no SMIRK checkpoint given)"
+        encoder = make_encoder(config)
+        provenance = f"{config.architecture} encoder, seeded random initialisation" + (
+            " (no SMIRK checkpoint given)" if config.architecture == "smirk" else ""
+        )
         if config.init_checkpoint:
+            if not isinstance(encoder, SmirkEncoder):
+                raise RunError("init_checkpoint is a SMIRK checkpoint: set architecture = smirk")
             from eifer_models.checkpoints import load_smirk_encoder
 
             report = load_smirk_encoder(encoder, config.init_checkpoint)
@@ -202,6 +286,10 @@ def _run(
         }
         x_all = np.concatenate(crops[config.views])
         rows_all = np.concatenate([np.arange(len(train))] * len(crops[config.views]))
+        stats = TargetStatistics.of(train)
+        if isinstance(encoder, CompactEncoder):
+            encoder.set_output_statistics(*stats.head_order())
+        stats = stats.to(device)
         epochs = 0 if config.untrained else config.epochs
         checkpoint = folder / CHECKPOINT
         epoch, losses = 0, []
@@ -211,6 +299,7 @@ def _run(
         model: torch.nn.Module = encoder
         if ctx.enabled:
             model = sync_batchnorm(encoder, device)
+            assert model is encoder  # converted in place: its raw() runs the synced layers
         model.to(device)
         steps_per_epoch = -(-len(x_all) // config.batch_size)
         opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -236,9 +325,12 @@ def _run(
             for start in range(0, len(order), config.batch_size):
                 batch = order[start : start + config.batch_size]
                 mine = batch[rank::world]
+                images = _images(x_all[mine], device)
+                if config.photometric:
+                    images = photometric(images, config.photometric, g)
                 per_crop = supervised_loss(
-                    model, _images(x_all[mine], device), _targets(train, rows_all[mine], device), config
-                )  # fmt: skip
+                    encoder, images, _targets(train, rows_all[mine], device), config, stats
+                )  # model is encoder itself, its BatchNorms made cross-rank in place
                 loss = per_crop.sum() * (world / len(batch))  # mean over ranks = batch mean
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -265,7 +357,9 @@ def _run(
             bar.close()
         if main:
             encoder = save_encoders(encoder, folder)
-            scores = evaluate_encoders(encoder, held, torch.device("cpu"))
+            scores = evaluate_encoders(
+                encoder, held, torch.device("cpu"), load_movement_pairs(config.data)
+            )
             scores["train"] = training_fit(encoder, train, config.views, torch.device("cpu"))
             scores["losses"] = losses
             (folder / "eval.json").write_text(json.dumps(scores, indent=2))

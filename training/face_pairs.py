@@ -7,17 +7,21 @@ background) is drawn in ``frames`` random states: 1 to 3 muscle/side activations
 through the participant's muscle -> expression map (the same map that drives ``eifer synth``),
 a random head rotation (normal, ``rotation_sd_rad``) and a small shift. The crop is the square
 around the true face box times ``crop_scale`` (the face boxes a detector would give; the
-pipeline's own detector is tested elsewhere), resized to ``crop_size``. Deterministic per
-config; cached as one ``.npz`` named by the config's hash (never unpickled: plain arrays).
+pipeline's own detector is tested elsewhere), resized to ``crop_size``; ``crop_jitter`` draws
+each frame's scale and centre shift around that (a live detector's box is not the true one).
+Deterministic per config; cached as one ``.npz`` named by the config's hash (never unpickled:
+plain arrays).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -26,7 +30,7 @@ from training.errors import DatasetError
 __all__ = ["FacePairs", "load_or_render_pairs", "render_pairs"]
 
 log = logging.getLogger(__name__)
-PAIRS_FORMAT = 1
+PAIRS_FORMAT = 2  # 2: crop scale and jitter (and, since, movement labels: "" when absent)
 
 
 @dataclass
@@ -40,15 +44,13 @@ class FacePairs:
     cam: np.ndarray  # (n, 3) float32, weak-perspective (s, tx, ty) of the crop (renderer's)
     shape: np.ndarray  # (n, 300) float32, the participant's identity coefficients
     participant: np.ndarray  # (n,) int64 seed
+    movement: np.ndarray  # (n,) str: the protocol movement shown ("" for random states)
 
     def __len__(self) -> int:
         return len(self.phi)
 
     def select(self, rows: np.ndarray) -> FacePairs:
-        return FacePairs(
-            self.occluded[rows], self.free[rows], self.phi[rows], self.rotation[rows],
-            self.cam[rows], self.shape[rows], self.participant[rows],
-        )  # fmt: skip
+        return FacePairs(*(getattr(self, k)[rows] for k in FacePairs.__dataclass_fields__))
 
 
 def _crop(
@@ -87,13 +89,19 @@ def render_pairs(
     crop_size: int,
     *,
     crop_scale: float = 1.4,
+    crop_jitter: float = 0.0,
     rotation_sd_rad: float = 0.08,
     occlusion: str = "fridlund",
+    script: Literal["random", "movements"] = "random",
     seed: int = 0,
     progress: bool = False,
 ) -> FacePairs:
-    """Render ``frames`` random states of each participant in ``seeds`` (see module doc)."""
+    """Render ``frames`` states of each participant in ``seeds`` (see module doc): random
+    muscle activations, or (``script="movements"``) the protocol's functional movements in
+    turn, each at a random intensity in [0.3, 1] (both sides, the levels of
+    ``configs/movements.toml``), labelled in ``movement`` (per-movement evaluation)."""
     from streaming.simulation.emg import EmgSimulator
+    from streaming.simulation.movements import load_movements
     from streaming.simulation.participant.model import (
         ExpressionMap,
         FaceState,
@@ -104,6 +112,10 @@ def render_pairs(
 
     labels = EmgSimulator().muscle_labels
     expression_map = ExpressionMap(load_muscle_map(), labels)
+    library = load_movements()
+    if labels != [f"{m}_{side}" for m in library.muscle_names for side in ("l", "r")]:
+        raise DatasetError("the simulator's muscles differ from configs/movements.toml's")
+    functional = [n for n, m in library.movements.items() if m.kind == "functional"]
     height = 2 * crop_size
     width = height * 4 // 3
     out: dict[str, list[np.ndarray]] = {k: [] for k in FacePairs.__dataclass_fields__}
@@ -122,9 +134,16 @@ def render_pairs(
             for on in (True, False)
         }
         activation = np.zeros((frames, len(labels)))
-        for row in activation:
-            chosen = rng.choice(len(labels), rng.integers(1, 4), replace=False)
-            row[chosen] = rng.uniform(0.2, 1.0, len(chosen))
+        shown = np.full(frames, "", dtype="<U32")
+        if script == "movements":
+            for i, name in enumerate(itertools.islice(itertools.cycle(functional), frames)):
+                level = np.repeat(library.levels(name), 2)  # muscle_l, muscle_r
+                activation[i] = level * rng.uniform(0.3, 1.0)
+                shown[i] = name
+        else:
+            for row in activation:
+                chosen = rng.choice(len(labels), rng.integers(1, 4), replace=False)
+                row[chosen] = rng.uniform(0.2, 1.0, len(chosen))
         phi = expression_map(activation * traits.face_gain)
         state = FaceState(
             t_s=np.arange(frames) / 30.0,
@@ -134,12 +153,16 @@ def render_pairs(
             zoom=1.0 + rng.uniform(-0.05, 0.05, frames),
             activation=activation,
         )
+        jitter = rng.uniform(-crop_jitter, crop_jitter, (frames, 3))  # scale, shift x, y
         for i in range(frames):
             views = {on: r.render(state, i) for on, r in renderers.items()}
-            box = views[False].face_box  # the same geometry in both views
-            crop, k, bx, by = _crop(views[False].rgb, box, crop_size, crop_scale)
+            box = np.asarray(views[False].face_box, np.float64)  # one geometry in both views
+            side = max(box[2], box[3])
+            box[:2] += jitter[i, 1:] * side
+            scale = crop_scale * (1.0 + jitter[i, 0])
+            crop, k, bx, by = _crop(views[False].rgb, box, crop_size, scale)
             out["free"].append(crop)
-            out["occluded"].append(_crop(views[True].rgb, box, crop_size, crop_scale)[0])
+            out["occluded"].append(_crop(views[True].rgb, box, crop_size, scale)[0])
             head = renderers[False].placement(state, i)
             out["cam"].append(crop_camera(k, (bx, by), head, crop_size)[None])
             if bar is not None:
@@ -148,17 +171,19 @@ def render_pairs(
         out["rotation"].append(state.rotation.astype(np.float32))
         out["shape"].append(np.repeat(traits.shape[None].astype(np.float32), frames, 0))
         out["participant"].append(np.full(frames, pid, np.int64))
+        out["movement"].append(shown)
     if bar is not None:
         bar.close()
     return FacePairs(
         np.stack(out["occluded"]), np.stack(out["free"]),
-        *(np.concatenate(out[k]) for k in ("phi", "rotation", "cam", "shape", "participant")),
+        *(np.concatenate(out[k]) for k in ("phi", "rotation", "cam", "shape", "participant", "movement")),
     )  # fmt: skip
 
 
 def load_or_render_pairs(
     cache_dir: str | Path, seeds: list[int], frames: int, crop_size: int, *,
-    seed: int = 0, progress: bool = False,
+    crop_scale: float = 1.4, crop_jitter: float = 0.0,
+    script: Literal["random", "movements"] = "random", seed: int = 0, progress: bool = False,
 ) -> FacePairs:  # fmt: skip
     """:func:`render_pairs`, cached in ``cache_dir`` under the hash of its arguments."""
     key = {
@@ -166,17 +191,26 @@ def load_or_render_pairs(
         "seeds": seeds,
         "frames": frames,
         "crop": crop_size,
+        "crop_scale": crop_scale,
+        "crop_jitter": crop_jitter,
         "seed": seed,
     }
+    if script != "random":
+        key["script"] = script
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     file = Path(cache_dir) / f"face_pairs_{digest}.npz"
     if file.is_file():
         try:
             with np.load(file, allow_pickle=False) as data:
-                return FacePairs(**{k: data[k] for k in FacePairs.__dataclass_fields__})
+                arrays = {k: data[k] for k in FacePairs.__dataclass_fields__ if k in data}
+            arrays.setdefault("movement", np.full(len(arrays["phi"]), "", dtype="<U32"))
+            return FacePairs(**arrays)
         except (OSError, ValueError, KeyError) as exc:
             raise DatasetError(f"{file}: unreadable face-pair cache ({exc}); delete it") from None
-    pairs = render_pairs(seeds, frames, crop_size, seed=seed, progress=progress)
+    pairs = render_pairs(
+        seeds, frames, crop_size, crop_scale=crop_scale, crop_jitter=crop_jitter,
+        script=script, seed=seed, progress=progress,
+    )  # fmt: skip
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_suffix(".tmp.npz")
     np.savez(tmp, **{k: getattr(pairs, k) for k in FacePairs.__dataclass_fields__})

@@ -43,6 +43,8 @@ def _summary(pred: np.ndarray, true: np.ndarray, columns: np.ndarray) -> dict[st
         "r": [None if np.isnan(v) else float(v) for v in r],
         "rmse": [float(v) for v in e],
         "mean_r": float(np.nanmean(r_used)) if np.isfinite(r_used).any() else None,
+        # columns left out of mean_r: constant prediction or constant truth in this group
+        "n_undefined": int(np.count_nonzero(~np.isfinite(r_used))),
         "mean_rmse": float(np.mean(e[columns])) if columns.any() else None,
     }
 

@@ -52,7 +52,7 @@ from eifer_models.discriminator import (
     lsgan_discriminator_loss,
     lsgan_generator_loss,
 )
-from eifer_models.encoders import FlameParams, SmirkEncoder
+from eifer_models.encoders import FaceEncoder, FlameParams
 from eifer_models.generator import EiferGenerator, generator_input
 from eifer_models.masking import dilation_px, generator_pixels
 from training.augment import augment
@@ -72,7 +72,7 @@ from training.encoder_runs import (
     save_encoders,
     write_run_info,
 )
-from training.encoders import evaluate_encoders, load_pairs_on_ranks
+from training.encoders import evaluate_encoders, load_movement_pairs, load_pairs_on_ranks
 from training.errors import RunError
 from training.face_model import FaceModel
 
@@ -99,8 +99,8 @@ def split_finetune(n: int, fraction: float, val_fraction: float, seed: int) -> t
 class CycleModels:
     """The phase-1 networks and their two optimisers."""
 
-    e_s: SmirkEncoder  # occluded-face encoder (trained from stage 2)
-    e_n: SmirkEncoder  # occlusion-free encoder (frozen)
+    e_s: FaceEncoder  # occluded-face encoder (trained from stage 2)
+    e_n: FaceEncoder  # occlusion-free encoder (frozen)
     g_n: EiferGenerator  # -> occlusion-free face
     g_s: EiferGenerator  # -> sEMG-occluded face
     d_n: EiferDiscriminator
@@ -111,7 +111,7 @@ class CycleModels:
     sched_d: Any
 
     @classmethod
-    def build(cls, config: Phase1Config, encoder: SmirkEncoder, total_steps: int) -> CycleModels:
+    def build(cls, config: Phase1Config, encoder: FaceEncoder, total_steps: int) -> CycleModels:
         torch.manual_seed(config.seed)
         gen = lambda: EiferGenerator(  # noqa: E731
             features=config.generator_features, res_blocks=config.generator_blocks
@@ -387,7 +387,9 @@ def _run(
             bar.close()
         if main:
             e_s = save_encoders(models.e_s, folder)
-            scores = evaluate_encoders(e_s, held, torch.device("cpu"))
+            scores = evaluate_encoders(
+                e_s, held, torch.device("cpu"), load_movement_pairs(config.data)
+            )
             scores["history"] = history
             scores["finetune_frames"] = {"train": len(rows), "validation": len(val_rows)}
             scores["world_size"] = world

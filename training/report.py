@@ -147,14 +147,20 @@ def _plot_heatmaps(preds: dict[str, np.ndarray], channels: list[str], out: Path)
     return "face_heatmaps.png"
 
 
+def _fmt_r(summary: dict[str, Any]) -> str:
+    """Mean r, with the number of columns it leaves out (r undefined: a constant side)."""
+    n = summary.get("n_undefined", 0)
+    return _fmt(summary["mean_r"]) + (f" ({n} undefined)" if n else "")
+
+
 def _table(title: str, group: dict[str, Any]) -> list[str]:
     lines = [f"### {title}", "", "| | frames | Exp2EMG mean r | Exp2EMG RMSE | EMG2Exp mean r | EMG2Exp RMSE |",
              "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for name, m in group.items():
         x, e = m["exp2emg"], m["emg2exp"]
         lines.append(
-            f"| {name} | {x['n_frames']} | {_fmt(x['mean_r'])} | {_fmt(x['mean_rmse'])} | "
-            f"{_fmt(e['mean_r'])} | {_fmt(e['mean_rmse'])} |"
+            f"| {name} | {x['n_frames']} | {_fmt_r(x)} | {_fmt(x['mean_rmse'])} | "
+            f"{_fmt_r(e)} | {_fmt(e['mean_rmse'])} |"
         )
     return [*lines, ""]
 

@@ -47,17 +47,23 @@ def _judge(
 
 
 def mean_correlation(predicted: np.ndarray, true: np.ndarray) -> float | None:
-    """Mean Pearson r over the columns where both vary (None: no such column, < 3 rows)."""
+    """Mean Pearson r over the columns where the truth varies; a prediction that stays constant
+    there counts as r 0, not as missing (a dead output must lower the mean, not leave it).
+    None: no such column, or fewer than 3 rows."""
     ok = np.all(np.isfinite(predicted), axis=1) & np.all(np.isfinite(true), axis=1)
     predicted, true = predicted[ok], true[ok]
     if len(true) < 3:
         return None
     p, t = predicted - predicted.mean(0), true - true.mean(0)
     sp, st = np.sqrt((p**2).sum(0)), np.sqrt((t**2).sum(0))
-    moving = (st > 1e-6 * max(1.0, float(np.abs(true).max()))) & (sp > 0)
+    moving = st > 1e-6 * max(1.0, float(np.abs(true).max()))
     if not moving.any():
         return None
-    return float(np.mean((p * t).sum(0)[moving] / (sp[moving] * st[moving])))
+    p, t, sp, st = p[:, moving], t[:, moving], sp[moving], st[moving]
+    alive = sp > 0
+    r = np.zeros(len(st))
+    r[alive] = (p * t).sum(0)[alive] / (sp[alive] * st[alive])
+    return float(np.mean(r))
 
 
 def _in_window(obs: Observation, messages: list[Message]) -> list[Message]:

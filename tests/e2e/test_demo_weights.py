@@ -105,7 +105,7 @@ def test_the_demo_refuses_a_participant_the_mlps_were_trained_on():
     )  # fmt: skip
     output = done.stderr + done.stdout
     assert done.returncode == 1 and "Traceback" not in output, output
-    assert "--participant-seed 202: the demo MLPs were trained on this participant" in output
+    assert "--participant-seed 202: the demo's models were trained on this participant" in output
     assert len(output.strip().splitlines()) == 1, output
 
 

@@ -115,11 +115,21 @@ def test_clear_errors(start, tmp_path: Path) -> None:  # type: ignore[no-untyped
         run_phase1(resume=run, progress=False)
 
 
-def test_encoders_bundle_needs_224_crops(start) -> None:  # type: ignore[no-untyped-def]
+def test_encoders_bundle_reads_crops_of_the_trained_size_framed_as_trained(start) -> None:  # type: ignore[no-untyped-def]
+    """A bundle's encoders take the run's crop size, and its crop margin over BlazeFace's box
+    frames a face as the training crops (true box x crop_scale) did: BlazeFace's box under
+    electrodes is smaller than the true box (ratio > 1), so the margin is larger."""
     from training.encoder_bundle import write_encoders_bundle
 
-    with pytest.raises(RunError, match="take 224x224"):
-        write_encoders_bundle(start[1], start[1] / "bundle")
+    data, run = start
+    bundle = write_encoders_bundle(run, run / "bundle")
+    assert bundle.manifest.crop.size == data.crop_size == 32
+    assert bundle.io("encoders")[0][0].shape == (1, 3, 32, 32)
+    framing = bundle.manifest.training["crop_framing"]
+    assert framing["frames"] >= 2 and framing["side_ratio"] > 1.0
+    assert bundle.manifest.crop.scale == pytest.approx(
+        data.crop_scale * framing["side_ratio"], abs=1e-3
+    )
 
 
 @pytest.mark.slow  # ONNX export of the encoders at 224
