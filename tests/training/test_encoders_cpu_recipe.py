@@ -14,8 +14,8 @@ import torch
 
 from streaming.config import load_config
 from training.encoder_config import EncodersConfig
-from training.encoders import TargetStatistics, make_encoder, run_encoders, supervised_loss
 from training.encoder_runs import phi_scores
+from training.encoders import TargetStatistics, make_encoder, run_encoders, supervised_loss
 from training.face_pairs import render_pairs
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "training"
