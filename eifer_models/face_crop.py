@@ -207,7 +207,11 @@ class FaceCropper:
             detected, landmarks, detector = self._eifer(rgb)
         self._age = 0 if detected else self._age + 1
         self._frame += 1
-        crop = None if self._transform is None else warp_crop(rgb, self._transform, self.size)
+        crop = (
+            None
+            if self._transform is None
+            else warp_crop(rgb, self._transform, self.size, antialias=self.mode == "eifer")
+        )
         box = None if self._box is None else tuple(float(v) for v in self._box)
         return CropResult(
             crop,

@@ -114,7 +114,9 @@ def config_hash(config: Any) -> str:
     data = config.model_dump(mode="json")
     for key in ("output", "run_name", "device", "threads"):
         data.pop(key, None)
-    data.get("data", {}).pop("render_workers", None)  # how the pairs are rendered, not which
+    # how the pairs are rendered, not which; which extra frames evaluate it, not what it learns
+    for key in ("render_workers", "movement_frames_per_participant"):
+        data.get("data", {}).pop(key, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

@@ -92,3 +92,29 @@ def test_crop_spec_validates_mode_and_scale() -> None:
         CropSpec(mode="mtcnn")
     with pytest.raises(ValueError, match="scale"):
         CropSpec(scale=0.0)
+
+
+def test_antialiased_crop_averages_fine_detail_without_shifting_the_crop() -> None:
+    """The eifer mode shrinks a 250 px face region to a 64 px crop: a warp at the frame's
+    resolution averaged down (antialias) keeps one-pixel stripes (an electrode cable) as their
+    mean grey instead of aliasing them, and samples the same places as the plain warp (a smooth
+    gradient crops to the same values within rounding)."""
+    import numpy as np
+
+    from eifer_models.face_detection.crop import box_transform, warp_crop
+
+    t = box_transform(np.array([250.0, 80.0, 150.0, 150.0]), 2.1, 64)
+    stripes = np.zeros((360, 640, 3), np.uint8)
+    stripes[:, 1::2] = 200
+    inner = (slice(4, -4), slice(4, -4))  # the crop reaches a few pixels past the frame
+    plain = warp_crop(stripes, t, 64)[inner]
+    smooth = warp_crop(stripes, t, 64, antialias=True)[inner]
+    assert plain.std() > 50  # aliased: crop columns near black or near white
+    assert smooth.std() < plain.std() / 3 and abs(float(smooth.mean()) - 100) < 10
+    y, x = np.mgrid[0:360, 0:640]
+    ramp = np.stack([x * 0.3, y * 0.5, (x + y) * 0.2], -1).astype(np.uint8)
+    a = warp_crop(ramp, t, 64).astype(int)
+    b = warp_crop(ramp, t, 64, antialias=True).astype(int)
+    assert np.abs(a - b)[4:-4, 4:-4].max() <= 1
+    small = box_transform(np.array([250.0, 80.0, 40.0, 40.0]), 1.4, 64)  # enlarging: unchanged
+    assert (warp_crop(ramp, small, 64) == warp_crop(ramp, small, 64, antialias=True)).all()
