@@ -168,6 +168,7 @@ class DisplayServer:
             "invalid": self.invalid,
             "relay_failed": self.relay_failed,
             "ignored_topics": self.ignored,
+            "feedback_skipped": self.feedback.skipped(),
             "bus_thread": {
                 "alive": thread is not None and thread.is_alive(),
                 "restarts": self.bus_thread_restarts,
