@@ -140,11 +140,16 @@ class TerminalView:
             self.last_problem = str(exc)
             return f"{message.topic:<7} {_frame(message)} not shown: {_clean(exc, 200)}"
 
-    def summary(self, rejected: int = 0) -> list[str]:
+    def summary(self, rejected: int = 0, disconnects: int = 0) -> list[str]:
         """Closing lines: messages rejected or not shown, and why (the last reason)."""
         lines = []
         if rejected:
             lines.append(f"rejected {rejected} malformed messages")
+        if disconnects:
+            lines.append(
+                f"bus connection dropped {disconnects} times (a message over 16 MiB, or the "
+                "publisher stopped): messages queued on it were lost"
+            )
         if self.invalid:
             counts = ", ".join(f"{k}: {v}" for k, v in sorted(self.invalid.items()))
             lines.append(
@@ -175,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
                     print(line, flush=True)  # ... every Nth per-frame one is shown
         except KeyboardInterrupt:  # Ctrl-C is the normal end: still print the summary
             pass
-        for line in view.summary(subscriber.rejected):
+        for line in view.summary(subscriber.rejected, subscriber.disconnects):
             print(line, file=sys.stderr)
     print("received " + ", ".join(f"{_clean(k, 40)}: {v}" for k, v in sorted(counts.items())))
     return 0

@@ -119,6 +119,7 @@ class DisplayServer:
         self.invalid = 0  # decoded, but its fields break the topic's contract
         self.relay_failed = 0  # valid, yet turning it into page messages failed
         self.ignored = 0  # topics outside the contract
+        self.bus_disconnects = 0  # connections dropped: an oversized message, a publisher gone
         self.bus_thread_restarts = 0
         self.bus_thread_crash: str | None = None
         self.url = ""
@@ -165,6 +166,7 @@ class DisplayServer:
             "bus_age_s": age,
             "rejected": self.rejected,
             "undecodable": self.undecodable,
+            "bus_disconnects": self.bus_disconnects,
             "invalid": self.invalid,
             "relay_failed": self.relay_failed,
             "ignored_topics": self.ignored,
@@ -297,11 +299,19 @@ class DisplayServer:
         the same (a socket error), the crash is kept for ``/health`` and the ticker restarts it.
         """
         counted = 0  # the subscriber's rejections already added to ``undecodable``
+        dropped = 0  # its dropped connections already added to ``bus_disconnects``
         try:
             while not self._stop_bus.is_set():
                 message = subscriber.receive(0.1)
                 self.undecodable += subscriber.rejected - counted
                 counted = subscriber.rejected
+                if subscriber.disconnects > dropped:
+                    self.bus_disconnects += subscriber.disconnects - dropped
+                    dropped = subscriber.disconnects
+                    self._error(
+                        "bus: a connection dropped (a message over 16 MiB, or the "
+                        "publisher stopped); messages queued on it were lost"
+                    )
                 if subscriber.last_error:
                     self._error(f"bus: {subscriber.last_error}")
                     subscriber.last_error = None

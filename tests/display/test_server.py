@@ -483,3 +483,37 @@ def test_nil_and_extreme_muscle_values_do_not_poison_the_feedback(display_config
         pub.close()
     assert all(s is not None for s in scores), scores
     assert health["feedback_skipped"]["F1"] >= 3  # at least one nil message and both extremes
+
+
+def test_an_oversized_message_is_counted_in_health_and_the_bus_recovers(display_config) -> None:
+    """Issue 18, item 2: over 16 MiB on the main bus address: not relayed, counted in /health,
+    and the display reconnects (libzmq alone would stay disconnected)."""
+    from streaming.bus import Publisher
+
+    pub = Publisher("tcp://127.0.0.1:*")
+    labels = [f"F{i}" for i in range(1, 23)]
+    try:
+        with ServerThread(display_config(pub.address)) as server:
+
+            def wait_for_messages(more_than: int, deadline: float) -> None:
+                while server.call(server.server.health)["bus_messages"] <= more_than:
+                    assert time.monotonic() < deadline, "no bus message arrived"
+                    pub.publish("instruction", {"text": "Smile"})
+                    time.sleep(0.1)
+
+            wait_for_messages(0, time.monotonic() + 20)
+            big = np.zeros((17 << 20) // 4, np.float32)
+            pub.publish("muscle", {"channels": labels, "emg_measured": big})
+            deadline = time.monotonic() + 20
+            while server.call(server.server.health)["bus_disconnects"] == 0:
+                assert time.monotonic() < deadline, "the dropped connection was not counted"
+                time.sleep(0.1)
+            before = server.call(server.server.health)["bus_messages"]
+            wait_for_messages(before, time.monotonic() + 20)
+            health = server.call(server.server.health)
+            latest = server.call(lambda: dict(server.server.hub.latest))
+    finally:
+        pub.close()
+    assert health["bus_disconnects"] >= 1
+    assert any("connection dropped" in e for e in health["errors"])
+    assert "muscle" not in latest
