@@ -135,7 +135,8 @@ def reply_to(controller: RecorderController, line: str) -> str:
         reply = execute(controller, parse_command(line))
     except EiferError as exc:
         log.warning("remote control: %r: %s", line.strip(), exc)
-        return f"ERROR: {exc}\n"
+        reason = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+        return f"ERROR: {reason}\n"  # one line, whatever the error's layout
     except Exception as exc:  # a fault here must not end the recorder
         log.exception("remote control: %r failed", line.strip())
         return f"ERROR: {type(exc).__name__}: {exc}\n"
