@@ -145,7 +145,7 @@ def _loop(
 ) -> tuple[int, str]:
     """Until a signal, the duration, or (without remote control) a failed recording."""
     deadline = None if args.duration is None else time.monotonic() + args.duration
-    next_status = next_refresh = 0.0
+    next_status = 0.0
     while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
         try:
             controller.poll()
@@ -154,9 +154,8 @@ def _loop(
                 raise
             _say(f"eifer record: error: {exc} (recording stopped)", sys.stderr)
         now = time.monotonic()
-        if remote_control and not controller.recording and now >= next_refresh:
-            next_refresh = now + config.discover_interval_s  # missing required streams, live
-            controller.refresh(0.5)
+        if remote_control and not controller.recording:
+            controller.watch()  # a live resolver: the status never misses a stream that is up
         if not args.quiet and now >= next_status:
             next_status = now + config.status_interval_s
             _say(controller.status_line(), sys.stderr)
