@@ -77,7 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if not argv or argv[0] in {"-h", "--help"} else 2
     words, rest = matched
     module_name, text = COMMANDS[words]
-    module = importlib.import_module(module_name)
+    from nodes.common import restore_sigint
+
+    restore_sigint()  # every command: Ctrl-C works even if the caller ignored SIGINT
+    try:
+        module = importlib.import_module(module_name)
+    except KeyboardInterrupt:
+        return 130
     parser = argparse.ArgumentParser(prog="eifer " + " ".join(words), description=text)
     parser.add_argument(
         "--log-level",

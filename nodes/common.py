@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -34,6 +35,7 @@ __all__ = [
     "add_option_config_arguments",
     "load_node_config",
     "load_option_config",
+    "restore_sigint",
     "stop_on_signals",
 ]
 
@@ -159,6 +161,15 @@ def load_option_config(args: argparse.Namespace) -> BaseModel:
     for dest in options:
         setattr(args, dest, getattr(config, dest))
     return config
+
+
+def restore_sigint() -> None:
+    """Ctrl-C (SIGINT) stops a command also when a script started it with SIGINT ignored: a
+    background job of a non-interactive shell inherits SIG_IGN, and Python (asyncio included)
+    keeps it. Python's default handler raises :class:`KeyboardInterrupt` again. ``eifer`` calls
+    this for every command before the command's module is even imported."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def stop_on_signals(stop: Callable[[], None]) -> None:

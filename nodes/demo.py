@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nodes.common import add_option_config_arguments, load_option_config
+from nodes.common import add_option_config_arguments, load_option_config, restore_sigint
 from nodes.listen import TerminalView
 from nodes.ports import AddressError, check_bus_address, check_port_free
 from nodes.processes import ProcessGroup
@@ -225,8 +225,7 @@ def run(args: argparse.Namespace) -> int:
     check_addresses(args)
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop_on)
-    # Ctrl-C is the documented way to stop, even when a script started us with SIGINT ignored
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    restore_sigint()  # Ctrl-C is the documented way to stop
     started = time.monotonic()
     remove_stale_work_folders()
     work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))

@@ -23,7 +23,6 @@ import base64
 import contextlib
 import json
 import logging
-import signal
 import threading
 import time
 from collections import deque
@@ -35,7 +34,7 @@ from aiohttp import WSMsgType, web
 from pydantic import Field
 
 from configs import CONFIG_DIR, config_path
-from nodes.common import add_config_arguments, load_node_config
+from nodes.common import add_config_arguments, load_node_config, restore_sigint
 from nodes.display.feedback import Feedback
 from nodes.display.head import HeadMesh, load_head
 from nodes.display.hub import Hub, LatestSlots, message_json
@@ -551,10 +550,7 @@ async def _serve(config: DisplayConfig) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load(args)
-    # Ctrl-C (SIGINT) stops the display even when a script started it with SIGINT ignored (a
-    # background job of a non-interactive shell): asyncio only handles SIGINT when it has its
-    # default handler, and an ignored SIGINT would leave `kill -INT` without effect
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    restore_sigint()  # asyncio only handles SIGINT when it has its default handler
     try:
         asyncio.run(_serve(config))
     except KeyboardInterrupt:
