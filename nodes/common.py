@@ -20,6 +20,7 @@ Two kinds of command:
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import threading
 from collections.abc import Callable, Mapping
@@ -33,9 +34,15 @@ from streaming.config import Config, ConfigError, apply_overrides, load_toml, va
 __all__ = [
     "add_config_arguments",
     "add_option_config_arguments",
+    "count",
     "load_node_config",
     "load_option_config",
+    "non_negative_int",
+    "offset_seconds",
+    "port",
+    "positive_float",
     "restore_sigint",
+    "seconds",
     "stop_on_signals",
 ]
 
@@ -161,6 +168,65 @@ def load_option_config(args: argparse.Namespace) -> BaseModel:
     for dest in options:
         setattr(args, dest, getattr(config, dest))
     return config
+
+
+def _number(text: str, kind: type[int] | type[float], what: str) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """argparse type: a duration, finite and above 0 (``--duration -5`` is a typo, not a
+    request for an empty recording)."""
+    value = _number(text, float, "a number of seconds")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} s: a duration must be above 0")
+    return value
+
+
+def offset_seconds(text: str) -> float:
+    """argparse type: a time into a file, 0 or more seconds."""
+    value = _number(text, float, "a number of seconds")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} s: must be 0 or more")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number above 0 (a rate, a speed, a frequency)."""
+    value = _number(text, float, "a number")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be above 0")
+    return value
+
+
+def count(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    value = int(_number(text, int, "a whole number"))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be 1 or more")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number of 0 or more (a seed, a run: 0 = the next free one)."""
+    value = int(_number(text, int, "a whole number"))
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
+    return value
+
+
+def port(text: str) -> int:
+    """argparse type: a TCP port, 0 (any free one) to 65535."""
+    value = int(_number(text, int, "a port number"))
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {text} is not in 0..65535")
+    return value
 
 
 def restore_sigint() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from nodes.common import add_option_config_arguments, load_option_config
+from nodes.common import add_option_config_arguments, count, load_option_config, seconds
 from streaming.bus import DEFAULT_ADDRESS, TOPICS, Message, Subscriber
 from streaming.bus_schema import UnknownTopicError, validate
 from streaming.errors import PayloadError
@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="bus address(es) to subscribe to, e.g. the pipeline's and the protocol node's",
     )
     parser.add_argument("--topics", nargs="*", default=list(TOPICS), help="topics to show")
-    parser.add_argument("--seconds", type=float, help="stop after this many seconds")
-    parser.add_argument("--every", type=int, default=1, help="show every Nth per-frame message")
+    parser.add_argument("--seconds", type=seconds, help="stop after this many seconds")
+    parser.add_argument("--every", type=count, default=1, help="show every Nth per-frame message")
     add_option_config_arguments(parser, example="every=30")
 
 

@@ -24,7 +24,7 @@ import time
 from typing import TextIO
 
 from configs import config_path
-from nodes.common import add_config_arguments, stop_on_signals
+from nodes.common import add_config_arguments, non_negative_int, port, seconds, stop_on_signals
 from streaming.config import load_config, validate
 from streaming.errors import EiferError
 from streaming.lsl_io import configure_lsl
@@ -54,7 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(sub-%%p/ses-%%s/%%m/sub-%%p_ses-%%s_task-%%b[_acq-%%a]_run-%%r_%%m.xdf)",
     )
     parser.add_argument("--task", help="task label (%%b in a template)")
-    parser.add_argument("--run", type=int, help="run number (%%r; default: the next free run)")
+    parser.add_argument(
+        "--run", type=non_negative_int, help="run number (%%r; default: the next free run)"
+    )
     parser.add_argument(
         "--require",
         action="append",
@@ -68,9 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="LabRecorder remote control: wait for start/stop on the control port",
     )
     parser.add_argument(
-        "--remote-port", type=int, help="remote control port (default 22345; 0: any free port)"
+        "--remote-port", type=port, help="remote control port (default 22345; 0: any free port)"
     )
-    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("--duration", type=seconds, help="stop after this many seconds")
     parser.add_argument("--quiet", action="store_true", help="no status line")
 
 

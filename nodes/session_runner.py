@@ -24,7 +24,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, NonNegativeFloat, PositiveFloat, model_validator
 
@@ -61,7 +61,8 @@ class NodeSpec(Config):
     stream: str = ""  # LSL stream this node brings up; the session waits for it
     start_timeout_s: PositiveFloat = 60.0
     hint: str = ""  # shown when the stream does not come (e.g. "is the amplifier on?")
-    ports: list[int] = Field(default_factory=list)  # TCP ports it binds on loopback
+    # TCP ports it binds on loopback, checked free before anything starts
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(default_factory=list)
     records: bool = False  # the recorder: stopped first, given stop_timeout_s to drain
 
     @model_validator(mode="after")
