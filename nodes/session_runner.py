@@ -69,6 +69,11 @@ class NodeSpec(Config):
     def _eifer_command(self) -> NodeSpec:
         if not _WORD.match(self.command[0]):
             raise ValueError(f"command {self.command!r}: start with an eifer command word")
+        from nodes.cli import command_error
+
+        problem = command_error(self.command)
+        if problem is not None:  # refused with the session file, before any node starts
+            raise ValueError(f"command {self.command!r}: {problem}")
         return self
 
 

@@ -57,3 +57,26 @@ def test_a_session_file_port_out_of_range_is_refused() -> None:
     nodes = {"rec": {"command": ["record"], "ports": [99999]}}
     with pytest.raises(ConfigError, match=r"nodes\.rec\.ports\.0.*65535.*99999"):
         validate(SessionConfig, {"nodes": nodes}, "lab.toml")
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [(["rm", "-rf", "/x"], "unknown command 'rm'"), (["node", "emgg"], "'node emgg'; use one of")],
+)
+def test_an_unknown_command_is_named_on_the_last_line(argv, named, capsys) -> None:
+    """Issue 18, item 8: the cause comes last (a session shows a node's last error line)."""
+    from nodes.session_runner import last_error_line
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("eifer: error: ") and named in err, err
+    assert named in last_error_line(err)
+
+
+def test_a_session_node_with_a_bad_command_is_refused_with_its_cause() -> None:
+    from nodes.session_runner import SessionConfig
+    from streaming.config import ConfigError, validate
+
+    nodes = {"emg": {"command": ["node", "emgg", "--source", "lsl"]}}
+    with pytest.raises(ConfigError, match=r"unknown command 'node emgg'; use one of node emg"):
+        validate(SessionConfig, {"nodes": nodes}, "lab.toml")
