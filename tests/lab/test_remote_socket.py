@@ -100,3 +100,26 @@ def test_filename_refuses_paths_out_of_the_root_when_given(served, tmp_path, opt
     assert written == [
         "a/b/study/sub-P01/ses-S001/emg/sub-P01_ses-S001_task-Default_run-001_emg.xdf"
     ]
+
+
+def test_a_burst_of_connections_is_queued_not_stalled(tmp_path: Path, unique_name: str) -> None:
+    """Issue 18, item 9: with nothing accepting yet (the server not started), the kernel queues
+    up to the listen backlog: 100 connects all complete at once (with a backlog of 5, the
+    seventh waited for TCP's 1 s SYN retry). Then every one is served."""
+    config = RecorderConfig(root=str(tmp_path), streams=[{"name": unique_name}])
+    controller = RecorderController(config)
+    server = RemoteControlServer(controller, "127.0.0.1", 0)  # listening, not accepting
+    clients: list[socket.socket] = []
+    try:
+        for _ in range(100):
+            clients.append(socket.create_connection(server.address, timeout=0.9))
+        server.start()
+        for sock in clients:
+            sock.sendall(b"status\n")
+        for sock in clients:
+            assert _replies(sock, 1)[0].startswith("idle:")
+    finally:
+        for sock in clients:
+            sock.close()
+        server.close()
+        controller.close()
