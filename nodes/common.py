@@ -25,9 +25,9 @@ import signal
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ValidationError, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 from streaming.config import Config, ConfigError, apply_overrides, load_toml, validate
 
@@ -128,6 +128,7 @@ def _field(action: argparse.Action) -> tuple[Any, Any]:
     if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
         return bool, action.default
     base: Any = action.type if isinstance(action.type, type) else str
+    base = getattr(action.type, "config_type", base)  # the checks of seconds, count, port ...
     if action.choices is not None:
         base = Literal[tuple(action.choices)]
     if isinstance(action, argparse._AppendAction) or action.nargs in ("*", "+"):
@@ -189,12 +190,18 @@ def seconds(text: str) -> float:
     return value
 
 
+seconds.config_type = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # type: ignore[attr-defined]
+
+
 def offset_seconds(text: str) -> float:
     """argparse type: a time into a file, 0 or more seconds."""
     value = _number(text, float, "a number of seconds")
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} s: must be 0 or more")
     return value
+
+
+offset_seconds.config_type = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # type: ignore[attr-defined]
 
 
 def positive_float(text: str) -> float:
@@ -205,12 +212,18 @@ def positive_float(text: str) -> float:
     return value
 
 
+positive_float.config_type = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # type: ignore[attr-defined]
+
+
 def count(text: str) -> int:
     """argparse type: a whole number of at least 1."""
     value = int(_number(text, int, "a whole number"))
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text}: must be 1 or more")
     return value
+
+
+count.config_type = Annotated[int, Field(ge=1)]  # type: ignore[attr-defined]
 
 
 def non_negative_int(text: str) -> int:
@@ -221,12 +234,18 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+non_negative_int.config_type = Annotated[int, Field(ge=0)]  # type: ignore[attr-defined]
+
+
 def port(text: str) -> int:
     """argparse type: a TCP port, 0 (any free one) to 65535."""
     value = int(_number(text, int, "a port number"))
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port {text} is not in 0..65535")
     return value
+
+
+port.config_type = Annotated[int, Field(ge=0, le=65535)]  # type: ignore[attr-defined]
 
 
 def restore_sigint() -> None:
