@@ -48,9 +48,12 @@ def _clean(text: Any, limit: int = 120) -> str:
 
 
 def _num(value: Any, digits: int = 1) -> str:
-    """A number with ``digits`` decimals, or ``-`` for nil/NaN."""
+    """A number for people: ``digits`` decimals, in powers of ten from a million on (a rate of
+    1e308 is ``1e+308``, not 309 digits), ``-`` for nil/NaN."""
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "-"
+    if abs(value) >= 1e6:
+        return f"{value:.3g}"
     return f"{value:.{digits}f}"
 
 
