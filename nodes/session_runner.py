@@ -185,11 +185,17 @@ def recorder_status(port: int, timeout_s: float = 0.5) -> str:
 
 
 def last_error_line(log_tail: str) -> str:
-    """The node's own one-line error (``eifer ...: error: ...``) if it printed one, else its
-    last line."""
-    lines = [line.strip() for line in log_tail.splitlines() if line.strip()]
-    errors = [line for line in lines if ": error: " in line]
-    return (errors or lines or ["(no output)"])[-1]
+    """The node's own error (``eifer ...: error: ...``, with the indented problem lines of a
+    config error joined to it) if it printed one, else its last line."""
+    lines = [line.rstrip() for line in log_tail.splitlines() if line.strip()]
+    starts = [i for i, line in enumerate(lines) if ": error: " in line]
+    if not starts:
+        return lines[-1].strip() if lines else "(no output)"
+    first = starts[-1]
+    end = first + 1
+    while end < len(lines) and lines[end][:1].isspace():  # "  key: what is wrong (got ...)"
+        end += 1
+    return " ".join(line.strip() for line in lines[first:end])
 
 
 class SessionRunner:

@@ -80,3 +80,21 @@ def test_a_session_node_with_a_bad_command_is_refused_with_its_cause() -> None:
     nodes = {"emg": {"command": ["node", "emgg", "--source", "lsl"]}}
     with pytest.raises(ConfigError, match=r"unknown command 'node emgg'; use one of node emg"):
         validate(SessionConfig, {"nodes": nodes}, "lab.toml")
+
+
+def test_a_node_config_error_is_reported_with_its_problem_lines(tmp_path: Path) -> None:
+    """A session shows a node's config error with what is wrong, not only its first line."""
+    import subprocess
+    import sys
+
+    from nodes.session_runner import last_error_line
+
+    done = subprocess.run(
+        [sys.executable, "-m", "nodes.cli", "record", "--root", str(tmp_path),
+         "--set", 'path_template="../../x%p"'],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    line = last_error_line(done.stderr)
+    assert line.startswith("eifer record: error: ") and "below the root" in line, line
+    assert list(tmp_path.iterdir()) == []
