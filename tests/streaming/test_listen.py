@@ -124,3 +124,12 @@ def test_extreme_numbers_are_printed_for_people() -> None:
     assert "max 3e+38 norm" in big
     assert len(line) < 200 and len(big) < 200
     assert view.line(decode(encode("instruction", {"text": "x", "remaining_s": 999999.0})))
+
+
+def test_the_summary_counts_dropped_bus_connections() -> None:
+    """Issue 18, item 2: a connection libzmq dropped (an oversized message) is in the summary."""
+    lines = TerminalView().summary(rejected=0, disconnects=2)
+    assert lines == [
+        "bus connection dropped 2 times (a message over 16 MiB, or the publisher stopped): "
+        "messages queued on it were lost"
+    ]
