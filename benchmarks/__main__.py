@@ -3,6 +3,7 @@ one failing does not hide the others; results land in ``benchmarks/results/``.""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
@@ -26,9 +27,23 @@ BENCHMARKS = [
 ]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Run the benchmarks (all by default), each in its own process; "
+        "python -m benchmarks.NAME --help shows one benchmark's options.",
+    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and stop")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {unknown[0]!r}; use --list")
+    if args.list:
+        print("\n".join(BENCHMARKS))
+        return 0
     failed = []
-    for name in BENCHMARKS:
+    for name in args.names or BENCHMARKS:
         print(f"\n=== benchmarks.{name}", flush=True)
         if subprocess.run([sys.executable, "-m", f"benchmarks.{name}"]).returncode != 0:
             failed.append(name)

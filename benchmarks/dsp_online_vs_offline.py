@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,9 @@ CHUNK = 32
 FEATURES = ("low_latency", "mmm")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "emg"
 RESULTS = Path(__file__).resolve().parent / "results" / "dsp_online_vs_offline.json"
+
+
+REAL_FILES = ("bbcontractions.csv", "biosppy_emg_1.txt", "uci_lower_limb_5Nmar.txt")
 
 
 def load_real_recordings(data: Path = DATA) -> dict[str, np.ndarray]:
@@ -173,6 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DATA, help="folder of the real recordings")
     parser.add_argument("--plot", action="store_true", help="also draw a figure (matplotlib)")
     args = parser.parse_args(argv)
+    missing = [name for name in REAL_FILES if not (args.data / name).is_file()]
+    if missing:
+        print(
+            f"benchmarks.dsp_online_vs_offline: error: real recordings not found in {args.data} "
+            f"({', '.join(missing)}): pass --data FOLDER (../shared/data/emg of the checkout)",
+            file=sys.stderr,
+        )
+        return 2
 
     records = {
         key: signal.resample_poly(x, 512, 125, padtype="line")

@@ -14,7 +14,7 @@ import logging
 
 from pydantic import Field
 
-from nodes.common import add_config_arguments, load_node_config
+from nodes.common import add_config_arguments, load_node_config, non_negative_int
 from streaming.config import Config
 
 log = logging.getLogger("eifer.build_engine")
@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--create-demo", action="store_true", help="first write an UNTRAINED demo bundle there"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the demo bundle")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the demo bundle")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import Field, PositiveFloat, PositiveInt
 
 from configs import config_path
-from nodes.common import add_config_arguments, load_node_config, stop_on_signals
+from nodes.common import add_config_arguments, load_node_config, seconds, stop_on_signals
 from streaming.camera.frames import encode_frame, video_stream_info
 from streaming.camera.participant_source import ParticipantSource, ParticipantSourceConfig
 from streaming.camera.sources import (
@@ -151,7 +151,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="output stream name (default Camera)")
     parser.add_argument("--device", help="opencv: camera index or video file")
     parser.add_argument("--size", help="WIDTHxHEIGHT, e.g. 640x480")
-    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("--duration", type=seconds, help="stop after this many seconds")
 
 
 def parse_size(text: str) -> tuple[int, int]:

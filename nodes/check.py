@@ -7,7 +7,7 @@ import argparse
 import json
 from typing import Any
 
-from nodes.common import add_config_arguments, load_node_config
+from nodes.common import add_config_arguments, load_node_config, seconds
 from streaming.check.collect import observe
 from streaming.check.config import CheckConfig
 from streaming.check.report import as_json, evaluate, format_table, passed
@@ -16,7 +16,7 @@ from streaming.lsl_io import configure_lsl
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, example="thresholds.min_published_fraction=0.9")
-    parser.add_argument("--seconds", type=float, help="how long to watch (default 10)")
+    parser.add_argument("--seconds", type=seconds, help="how long to watch (default 10)")
     parser.add_argument("--bus", help="the pipeline's bus address (bus_address)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     parser.add_argument(

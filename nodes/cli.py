@@ -41,6 +41,21 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def command_error(argv: Sequence[str]) -> str | None:
+    """Why ``argv`` starts with no ``eifer`` command, or None if it starts with one."""
+    return None if _match(argv) is not None else _unknown(argv)
+
+
+def _unknown(argv: Sequence[str]) -> str:
+    """The error for a command line that starts with no known command, naming what was given."""
+    group = [w for w in COMMANDS if len(w) > 1 and w[0] == argv[0]]
+    if group:  # e.g. "node emgg": name the group's commands
+        given = " ".join(argv[:2])
+        known = ", ".join(" ".join(w) for w in group)
+        return f"unknown command {given!r}; use one of {known}"
+    return f"unknown command {argv[0]!r} (eifer --help lists the commands)"
+
+
 def _match(argv: Sequence[str]) -> tuple[tuple[str, ...], list[str]] | None:
     for words in sorted(COMMANDS, key=len, reverse=True):
         if tuple(argv[: len(words)]) == words:
@@ -73,11 +88,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     follow_parent()  # a node started by the demo ends with it, however the demo ends
     matched = _match(argv)
     if matched is None:
-        print(_usage(), file=sys.stdout if not argv or argv[0] in {"-h", "--help"} else sys.stderr)
-        return 0 if not argv or argv[0] in {"-h", "--help"} else 2
+        if not argv or argv[0] in {"-h", "--help"}:
+            print(_usage())
+            return 0
+        print(_usage(), file=sys.stderr)
+        print(f"eifer: error: {_unknown(argv)}", file=sys.stderr, flush=True)  # last: the cause
+        return 2
     words, rest = matched
     module_name, text = COMMANDS[words]
-    module = importlib.import_module(module_name)
+    from nodes.common import restore_sigint
+
+    restore_sigint()  # every command: Ctrl-C works even if the caller ignored SIGINT
+    try:
+        module = importlib.import_module(module_name)
+    except KeyboardInterrupt:
+        return 130
     parser = argparse.ArgumentParser(prog="eifer " + " ".join(words), description=text)
     parser.add_argument(
         "--log-level",

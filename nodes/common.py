@@ -20,20 +20,29 @@ Two kinds of command:
 from __future__ import annotations
 
 import argparse
+import math
 import signal
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ValidationError, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 from streaming.config import Config, ConfigError, apply_overrides, load_toml, validate
 
 __all__ = [
     "add_config_arguments",
     "add_option_config_arguments",
+    "count",
     "load_node_config",
     "load_option_config",
+    "non_negative_int",
+    "offset_seconds",
+    "port",
+    "positive_float",
+    "restore_sigint",
+    "seconds",
     "stop_on_signals",
 ]
 
@@ -119,6 +128,7 @@ def _field(action: argparse.Action) -> tuple[Any, Any]:
     if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
         return bool, action.default
     base: Any = action.type if isinstance(action.type, type) else str
+    base = getattr(action.type, "config_type", base)  # the checks of seconds, count, port ...
     if action.choices is not None:
         base = Literal[tuple(action.choices)]
     if isinstance(action, argparse._AppendAction) or action.nargs in ("*", "+"):
@@ -159,6 +169,92 @@ def load_option_config(args: argparse.Namespace) -> BaseModel:
     for dest in options:
         setattr(args, dest, getattr(config, dest))
     return config
+
+
+def _number(text: str, kind: type[int] | type[float], what: str) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """argparse type: a duration, finite and above 0 (``--duration -5`` is a typo, not a
+    request for an empty recording)."""
+    value = _number(text, float, "a number of seconds")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} s: a duration must be above 0")
+    return value
+
+
+seconds.config_type = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # type: ignore[attr-defined]
+
+
+def offset_seconds(text: str) -> float:
+    """argparse type: a time into a file, 0 or more seconds."""
+    value = _number(text, float, "a number of seconds")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} s: must be 0 or more")
+    return value
+
+
+offset_seconds.config_type = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # type: ignore[attr-defined]
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number above 0 (a rate, a speed, a frequency)."""
+    value = _number(text, float, "a number")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be above 0")
+    return value
+
+
+positive_float.config_type = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # type: ignore[attr-defined]
+
+
+def count(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    value = int(_number(text, int, "a whole number"))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be 1 or more")
+    return value
+
+
+count.config_type = Annotated[int, Field(ge=1)]  # type: ignore[attr-defined]
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number of 0 or more (a seed, a run: 0 = the next free one)."""
+    value = int(_number(text, int, "a whole number"))
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
+    return value
+
+
+non_negative_int.config_type = Annotated[int, Field(ge=0)]  # type: ignore[attr-defined]
+
+
+def port(text: str) -> int:
+    """argparse type: a TCP port, 0 (any free one) to 65535."""
+    value = int(_number(text, int, "a port number"))
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {text} is not in 0..65535")
+    return value
+
+
+port.config_type = Annotated[int, Field(ge=0, le=65535)]  # type: ignore[attr-defined]
+
+
+def restore_sigint() -> None:
+    """Ctrl-C (SIGINT) stops a command also when a script started it with SIGINT ignored: a
+    background job of a non-interactive shell inherits SIG_IGN, and Python (asyncio included)
+    keeps it. Python's default handler raises :class:`KeyboardInterrupt` again. ``eifer`` calls
+    this for every command before the command's module is even imported."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def stop_on_signals(stop: Callable[[], None]) -> None:

@@ -22,7 +22,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nodes.common import add_option_config_arguments, load_option_config
+from nodes.common import (
+    add_option_config_arguments,
+    count,
+    load_option_config,
+    non_negative_int,
+    port,
+    positive_float,
+    restore_sigint,
+    seconds,
+)
 from nodes.listen import TerminalView
 from nodes.ports import AddressError, check_bus_address, check_port_free
 from nodes.processes import ProcessGroup
@@ -47,7 +56,7 @@ class DemoError(EiferError):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seconds",
-        type=float,
+        type=seconds,
         help="stop after this many seconds of running, set-up not counted (default: Ctrl-C)",
     )
     parser.add_argument("--bus", default="tcp://127.0.0.1:5556", help="bus address to publish on")
@@ -59,11 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-display", action="store_true", help="the same as --headless")
     parser.add_argument("--no-models", action="store_true", help="EMG only: no demo model bundle")
-    parser.add_argument("--display-port", type=int, default=8765, help="web display port")
-    parser.add_argument("--every", type=int, default=15, help="print every Nth frame")
+    parser.add_argument("--display-port", type=port, default=8765, help="web display port")
+    parser.add_argument("--every", type=count, default=15, help="print every Nth frame")
     parser.add_argument(
         "--participant-seed",
-        type=int,
+        type=non_negative_int,
         default=DEMO_PARTICIPANT_SEED,
         help="the synthetic participant (face, EMG, calibration); not a training seed",
     )
@@ -71,7 +80,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--camera-size", default="640x360", help="participant camera WIDTHxHEIGHT (30 fps)"
     )
     parser.add_argument(
-        "--camera-rate", type=float, default=30.0, help="participant camera frame rate (Hz)"
+        "--camera-rate",
+        type=positive_float,
+        default=30.0,
+        help="participant camera frame rate (Hz)",
     )
     parser.add_argument(
         "--occlusion",
@@ -80,7 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="electrodes on the face (fridlund, as in the lab) or none",
     )
     parser.add_argument(
-        "--protocol-speed", type=float, default=1.0, help="run the protocol N times faster"
+        "--protocol-speed", type=positive_float, default=1.0, help="run the protocol N times faster"
     )
     parser.add_argument(
         "--suffix", default="", help="stream-name suffix (default demo<pid>): EMG-<suffix>, ..."
@@ -231,8 +243,7 @@ def run(args: argparse.Namespace) -> int:
     check_addresses(args)
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop_on)
-    # Ctrl-C is the documented way to stop, even when a script started us with SIGINT ignored
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    restore_sigint()  # Ctrl-C is the documented way to stop
     started = time.monotonic()
     remove_stale_work_folders()
     work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))

@@ -78,7 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", choices=["simulator", "lsl"], help="override `source`")
     parser.add_argument("--scheme", help="simulator electrode scheme (fridlund, kuramoto, path)")
     parser.add_argument("--name", help="output stream name (default EMG)")
-    parser.add_argument("--duration", type=float, default=None, help="stop after this many s")
+    parser.add_argument(
+        "--duration", type=common.seconds, default=None, help="stop after this many s"
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> EmgNodeConfig:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nodes.common import add_option_config_arguments, load_option_config
+from nodes.common import add_option_config_arguments, count, load_option_config, positive_float
 from streaming.errors import SessionFileError
 from streaming.export import FORMATS, export_session
 
@@ -26,9 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bids.add_argument("--subject", help="BIDS subject label (default: the participant)")
     bids.add_argument("--bids-session", help="BIDS session label")
     bids.add_argument("--task", help="BIDS task label (default: the task, else the protocol)")
-    bids.add_argument("--run", type=int, help="BIDS run (default: the recording's run)")
+    bids.add_argument("--run", type=count, help="BIDS run (default: the recording's run)")
     bids.add_argument("--acquisition", help="BIDS acquisition label")
-    bids.add_argument("--line-freq", type=float, default=50.0, help="power-line frequency, Hz")
+    bids.add_argument(
+        "--line-freq", type=positive_float, default=50.0, help="power-line frequency, Hz"
+    )
     bids.add_argument("--overwrite", action="store_true", help="replace an existing BIDS run")
     add_option_config_arguments(parser, example='emg="EMG-lab2"')
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from nodes.common import add_option_config_arguments, load_option_config
+from nodes.common import add_option_config_arguments, count, load_option_config, seconds
 from streaming.bus import DEFAULT_ADDRESS, TOPICS, Message, Subscriber
 from streaming.bus_schema import UnknownTopicError, validate
 from streaming.errors import PayloadError
@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="bus address(es) to subscribe to, e.g. the pipeline's and the protocol node's",
     )
     parser.add_argument("--topics", nargs="*", default=list(TOPICS), help="topics to show")
-    parser.add_argument("--seconds", type=float, help="stop after this many seconds")
-    parser.add_argument("--every", type=int, default=1, help="show every Nth per-frame message")
+    parser.add_argument("--seconds", type=seconds, help="stop after this many seconds")
+    parser.add_argument("--every", type=count, default=1, help="show every Nth per-frame message")
     add_option_config_arguments(parser, example="every=30")
 
 
@@ -48,9 +48,12 @@ def _clean(text: Any, limit: int = 120) -> str:
 
 
 def _num(value: Any, digits: int = 1) -> str:
-    """A number with ``digits`` decimals, or ``-`` for nil/NaN."""
+    """A number for people: ``digits`` decimals, in powers of ten from a million on (a rate of
+    1e308 is ``1e+308``, not 309 digits), ``-`` for nil/NaN."""
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "-"
+    if abs(value) >= 1e6:
+        return f"{value:.3g}"
     return f"{value:.{digits}f}"
 
 
@@ -140,11 +143,16 @@ class TerminalView:
             self.last_problem = str(exc)
             return f"{message.topic:<7} {_frame(message)} not shown: {_clean(exc, 200)}"
 
-    def summary(self, rejected: int = 0) -> list[str]:
+    def summary(self, rejected: int = 0, disconnects: int = 0) -> list[str]:
         """Closing lines: messages rejected or not shown, and why (the last reason)."""
         lines = []
         if rejected:
             lines.append(f"rejected {rejected} malformed messages")
+        if disconnects:
+            lines.append(
+                f"bus connection dropped {disconnects} times (a message over 16 MiB, or the "
+                "publisher stopped): messages queued on it were lost"
+            )
         if self.invalid:
             counts = ", ".join(f"{k}: {v}" for k, v in sorted(self.invalid.items()))
             lines.append(
@@ -175,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
                     print(line, flush=True)  # ... every Nth per-frame one is shown
         except KeyboardInterrupt:  # Ctrl-C is the normal end: still print the summary
             pass
-        for line in view.summary(subscriber.rejected):
+        for line in view.summary(subscriber.rejected, subscriber.disconnects):
             print(line, file=sys.stderr)
     print("received " + ", ".join(f"{_clean(k, 40)}: {v}" for k, v in sorted(counts.items())))
     return 0

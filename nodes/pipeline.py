@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from nodes.common import add_config_arguments, load_node_config, stop_on_signals
+from nodes.common import add_config_arguments, count, load_node_config, stop_on_signals
 from streaming.lsl_io import configure_lsl
 from streaming.pipeline import FrameModels, Pipeline, PipelineConfig
 
@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, example="emg.mains_hz=60")
     parser.add_argument("--bundle", help="model bundle folder (overrides models.bundle)")
     parser.add_argument("--profile", help="participant profile JSON (overrides profile)")
-    parser.add_argument("--frames", type=int, help="stop after this many frames")
+    parser.add_argument("--frames", type=count, help="stop after this many frames")
 
 
 def build_models(config: PipelineConfig) -> FrameModels | None:

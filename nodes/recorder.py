@@ -24,7 +24,7 @@ import time
 from typing import TextIO
 
 from configs import config_path
-from nodes.common import add_config_arguments, stop_on_signals
+from nodes.common import add_config_arguments, non_negative_int, port, seconds, stop_on_signals
 from streaming.config import load_config, validate
 from streaming.errors import EiferError
 from streaming.lsl_io import configure_lsl
@@ -54,7 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(sub-%%p/ses-%%s/%%m/sub-%%p_ses-%%s_task-%%b[_acq-%%a]_run-%%r_%%m.xdf)",
     )
     parser.add_argument("--task", help="task label (%%b in a template)")
-    parser.add_argument("--run", type=int, help="run number (%%r; default: the next free run)")
+    parser.add_argument(
+        "--run", type=non_negative_int, help="run number (%%r; default: the next free run)"
+    )
     parser.add_argument(
         "--require",
         action="append",
@@ -68,9 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="LabRecorder remote control: wait for start/stop on the control port",
     )
     parser.add_argument(
-        "--remote-port", type=int, help="remote control port (default 22345; 0: any free port)"
+        "--remote-port", type=port, help="remote control port (default 22345; 0: any free port)"
     )
-    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("--duration", type=seconds, help="stop after this many seconds")
     parser.add_argument("--quiet", action="store_true", help="no status line")
 
 
@@ -145,7 +147,7 @@ def _loop(
 ) -> tuple[int, str]:
     """Until a signal, the duration, or (without remote control) a failed recording."""
     deadline = None if args.duration is None else time.monotonic() + args.duration
-    next_status = next_refresh = 0.0
+    next_status = 0.0
     while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
         try:
             controller.poll()
@@ -154,9 +156,8 @@ def _loop(
                 raise
             _say(f"eifer record: error: {exc} (recording stopped)", sys.stderr)
         now = time.monotonic()
-        if remote_control and not controller.recording and now >= next_refresh:
-            next_refresh = now + config.discover_interval_s  # missing required streams, live
-            controller.refresh(0.5)
+        if remote_control and not controller.recording:
+            controller.watch()  # a live resolver: the status never misses a stream that is up
         if not args.quiet and now >= next_status:
             next_status = now + config.status_interval_s
             _say(controller.status_line(), sys.stderr)

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from configs import config_path
-from nodes.common import add_config_arguments, load_node_config, stop_on_signals
+from nodes.common import add_config_arguments, load_node_config, offset_seconds, stop_on_signals
 from streaming.config import ConfigError
 from streaming.lsl_io import configure_lsl
 from streaming.replay import Player, ReplayConfig, print_progress
@@ -25,8 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, example="chunk_ms=5", default="configs/nodes/replay.toml")
     parser.add_argument("--speed", help='speed factor (e.g. 0.5, 2, 10) or "max"')
     parser.add_argument("--loop", action="store_true", help="loop until stopped")
-    parser.add_argument("--start", type=float, metavar="S", help="start S seconds into the file")
-    parser.add_argument("--stop", type=float, metavar="S", help="stop S seconds into the file")
+    parser.add_argument(
+        "--start", type=offset_seconds, metavar="S", help="start S seconds into the file"
+    )
+    parser.add_argument(
+        "--stop", type=offset_seconds, metavar="S", help="stop S seconds into the file"
+    )
     parser.add_argument(
         "--stream",
         action="append",

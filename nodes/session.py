@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from configs import CONFIG_DIR
-from nodes.common import add_config_arguments, load_node_config
+from nodes.common import add_config_arguments, load_node_config, restore_sigint, seconds
 from nodes.session_runner import (
     SessionConfig,
     SessionRunner,
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(
         parser, example="nodes.display.enabled=false", default="configs/sessions/demo.toml"
     )
-    parser.add_argument("--seconds", type=float, help="stop after this many seconds")
+    parser.add_argument("--seconds", type=seconds, help="stop after this many seconds")
 
 
 def session_file(name: str | None) -> Path:
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_node_config(SessionConfig, args)
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop_on)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    restore_sigint()
     work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))
     (work / PID_FILE).write_text(str(os.getpid()))
     if config.lsl_scope:

@@ -24,7 +24,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, NonNegativeFloat, PositiveFloat, model_validator
 
@@ -61,13 +61,19 @@ class NodeSpec(Config):
     stream: str = ""  # LSL stream this node brings up; the session waits for it
     start_timeout_s: PositiveFloat = 60.0
     hint: str = ""  # shown when the stream does not come (e.g. "is the amplifier on?")
-    ports: list[int] = Field(default_factory=list)  # TCP ports it binds on loopback
+    # TCP ports it binds on loopback, checked free before anything starts
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(default_factory=list)
     records: bool = False  # the recorder: stopped first, given stop_timeout_s to drain
 
     @model_validator(mode="after")
     def _eifer_command(self) -> NodeSpec:
         if not _WORD.match(self.command[0]):
             raise ValueError(f"command {self.command!r}: start with an eifer command word")
+        from nodes.cli import command_error
+
+        problem = command_error(self.command)
+        if problem is not None:  # refused with the session file, before any node starts
+            raise ValueError(f"command {self.command!r}: {problem}")
         return self
 
 
@@ -179,11 +185,17 @@ def recorder_status(port: int, timeout_s: float = 0.5) -> str:
 
 
 def last_error_line(log_tail: str) -> str:
-    """The node's own one-line error (``eifer ...: error: ...``) if it printed one, else its
-    last line."""
-    lines = [line.strip() for line in log_tail.splitlines() if line.strip()]
-    errors = [line for line in lines if ": error: " in line]
-    return (errors or lines or ["(no output)"])[-1]
+    """The node's own error (``eifer ...: error: ...``, with the indented problem lines of a
+    config error joined to it) if it printed one, else its last line."""
+    lines = [line.rstrip() for line in log_tail.splitlines() if line.strip()]
+    starts = [i for i, line in enumerate(lines) if ": error: " in line]
+    if not starts:
+        return lines[-1].strip() if lines else "(no output)"
+    first = starts[-1]
+    end = first + 1
+    while end < len(lines) and lines[end][:1].isspace():  # "  key: what is wrong (got ...)"
+        end += 1
+    return " ".join(line.strip() for line in lines[first:end])
 
 
 class SessionRunner:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from nodes.common import add_option_config_arguments, load_option_config
+from nodes.common import add_option_config_arguments, load_option_config, seconds
 from streaming.lsl_io import channel_format, configure_lsl, list_streams
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for streams")
+    parser.add_argument("--timeout", type=seconds, default=2.0, help="seconds to wait for streams")
     add_option_config_arguments(parser, example="timeout=5")
 
 

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import argparse
 
-from nodes.common import add_config_arguments
+from nodes.common import add_config_arguments, count, non_negative_int, positive_float
 from streaming.config import load_config
 from streaming.simulation.synth import SynthConfig, print_progress, synthesise
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--participants", type=int, help="how many participants (default 1)")
-    parser.add_argument("--minutes", type=float, help="protocol minutes per session (default 1)")
-    parser.add_argument("--seed", type=int, help="seed of the first participant (default 0)")
+    parser.add_argument("--participants", type=count, help="how many participants (default 1)")
+    parser.add_argument(
+        "--minutes", type=positive_float, help="protocol minutes per session (default 1)"
+    )
+    parser.add_argument(
+        "--seed", type=non_negative_int, help="seed of the first participant (default 0)"
+    )
     parser.add_argument("--size", help="frame WIDTHxHEIGHT (default 640x360)")
-    parser.add_argument("--jobs", type=int, help="sessions in parallel (default 1)")
+    parser.add_argument("--jobs", type=count, help="sessions in parallel (default 1)")
     parser.add_argument("--out", required=True, help="output folder (sessions go below it)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -28,6 +28,7 @@ onto an electrode scheme's channels, or a recorded reference vector (one value p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +38,7 @@ import numpy as np
 from streaming.config import ConfigError, load_toml
 
 __all__ = [
+    "MAX_ABS",
     "METRICS",
     "FeedbackScorer",
     "Metric",
@@ -53,6 +55,9 @@ __all__ = [
 
 Metric = Literal["cosine", "distance"]
 METRICS: tuple[str, ...] = ("cosine", "distance")
+# Largest activity value taken as EMG: a volt in microvolts, 10^6 times a maximal contraction when
+# normalised. Beyond it a value is a fault, skipped like NaN (and the average cannot overflow).
+MAX_ABS = 1e6
 
 
 def _vector(x: Any, name: str) -> np.ndarray:
@@ -224,6 +229,7 @@ class FeedbackScorer:
         metric: str = "cosine",
         smoothing_s: float = 0.3,
         floor: float = 0.05,
+        max_abs: float = MAX_ABS,
     ) -> None:
         if metric not in METRICS:
             raise ValueError(f"unknown score metric {metric!r}; choose one of {METRICS}")
@@ -232,9 +238,12 @@ class FeedbackScorer:
         self.metric = metric
         self.smoothing_s = float(smoothing_s)
         self.floor = float(floor)
+        self.max_abs = float(max_abs)
         self.target: np.ndarray | None = None
-        self._avg: np.ndarray | None = None
-        self._t_last: float | None = None
+        n = len(self.labels)
+        self._avg = np.full(n, np.nan)  # NaN: no usable value seen yet on that channel
+        self._t_last = np.full(n, np.nan)
+        self.skipped = np.zeros(n, dtype=np.int64)
 
     def set_target(self, target: np.ndarray | None) -> None:
         if target is not None:
@@ -245,26 +254,42 @@ class FeedbackScorer:
     @property
     def average(self) -> np.ndarray | None:
         """The smoothed activity (e.g. to record the current pattern as a reference)."""
-        return None if self._avg is None else self._avg.copy()
+        return None if np.isnan(self._t_last).all() else self._avg.copy()
 
     def process(self, activity: Any, t_s: float) -> dict[str, Any]:
-        """Update with one frame's activity at time ``t_s``; returns score and symmetry."""
+        """Update with one frame's activity at time ``t_s``; returns score and symmetry.
+
+        Each channel is averaged on its own: a non-finite value, or one beyond ``max_abs``
+        (no EMG, in microvolts or normalised), is skipped and counted in :attr:`skipped`, and
+        the channel keeps its average (or starts at its first usable value). The average is a
+        convex combination of values within ``max_abs``, so it cannot overflow.
+        """
         x = _vector(activity, "activity")
         _check_pair(np.zeros(len(self.labels)), x)
-        if self._avg is None or self._t_last is None or t_s <= self._t_last:
-            alpha = 1.0
-        else:
-            alpha = 1.0 - np.exp(-(t_s - self._t_last) / max(self.smoothing_s, 1e-6))
-        self._t_last = t_s
-        fresh = np.where(np.isfinite(x), x, np.nan if self._avg is None else self._avg)
-        self._avg = fresh if self._avg is None else self._avg + alpha * (fresh - self._avg)
+        with np.errstate(invalid="ignore"):
+            usable = np.isfinite(x) & (np.abs(x) <= self.max_abs)
+        self.skipped += ~usable
+        dt = t_s - self._t_last  # NaN where a channel never had a value
+        with np.errstate(invalid="ignore", over="ignore"):
+            alpha = np.where(
+                dt > 0, -np.expm1(-dt / max(self.smoothing_s, 1e-6)), 1.0
+            )  # 1 for a first value or a clock that went back: start again there
+        alpha = np.where(usable, alpha, 0.0)
+        fresh = np.where(usable, x, 0.0)
+        old = np.where(np.isnan(self._avg), 0.0, self._avg)
+        self._avg = np.where(
+            usable | ~np.isnan(self._avg), (1.0 - alpha) * old + alpha * fresh, np.nan
+        )
+        self._t_last = np.where(usable, t_s, self._t_last)
         score = (
             None
             if self.target is None
             else similarity_score(self._avg, self.target, self.metric, self.floor)
         )
+        if score is not None and not math.isfinite(score):
+            score = None
         level = float(np.nanmax(self._avg)) if np.isfinite(self._avg).any() else 0.0
         si = symmetry_index(
             self._avg[self.left_idx], self._avg[self.right_idx], floor=max(self.floor * 0.1, 1e-6)
         )
-        return {"score": score, "symmetry": si, "level": level}
+        return {"score": score, "symmetry": si, "level": level, "skipped": int(self.skipped.sum())}

@@ -4,11 +4,15 @@ Payload (schema 1, DESIGN.md): a msgpack map ``{"schema": 1, "t": <LSL time of t
 "frame": <index>, "fields": {...}}``. Numpy arrays travel as ``{"dtype", "shape", "data"}`` maps
 (the zero-copy pattern of pyzmq's serialisation examples, through msgpack's ``ext``-free
 encoding so that any msgpack client, in any language, can read them). Subscribers never crash on
-a bad message: they count and log it (:attr:`Subscriber.rejected`).
+a bad message: they count and log it (:attr:`Subscriber.rejected`). A subscriber's limits (largest
+message, receive high-water mark) apply to every address it connects to; a connection libzmq
+drops (a message over the limit, or a publisher that stopped) is counted and logged
+(:attr:`Subscriber.disconnects`): messages queued on it are lost.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
@@ -20,6 +24,7 @@ from typing import Any
 import msgpack
 import numpy as np
 import zmq
+from zmq.utils import monitor as zmq_monitor
 
 from streaming.errors import EiferError, PayloadError
 
@@ -207,16 +212,24 @@ def decode(parts: Sequence[bytes]) -> Message:
     )
 
 
-def _open(kind: int, address: str, *, bind: bool) -> zmq.Socket[bytes]:
-    """A socket bound or connected to ``address``; :class:`BusAddressError` names the problem."""
-    check_address(address)
+def _open(
+    kind: int, addresses: Sequence[str], *, bind: bool, options: Mapping[int, int] | None = None
+) -> zmq.Socket[bytes]:
+    """A socket bound or connected to every address, ``options`` set first (libzmq applies
+    limits such as ``MAXMSGSIZE`` and ``RCVHWM`` only to connections made after they are set);
+    :class:`BusAddressError` names the address that failed."""
+    for address in addresses:
+        check_address(address)
     socket: zmq.Socket[bytes] = zmq.Context.instance().socket(kind)
     socket.setsockopt(zmq.LINGER, 0)
+    for option, value in (options or {}).items():
+        socket.setsockopt(option, value)
     try:
-        if bind:
-            socket.bind(address)
-        else:
-            socket.connect(address)
+        for address in addresses:
+            if bind:
+                socket.bind(address)
+            else:
+                socket.connect(address)
     except zmq.ZMQError as exc:
         socket.close()
         hint = ""
@@ -245,8 +258,7 @@ class Publisher:
     """
 
     def __init__(self, address: str = DEFAULT_ADDRESS, *, bind: bool = True, hwm: int = 1000):
-        self._socket = _open(zmq.PUB, address, bind=bind)
-        self._socket.setsockopt(zmq.SNDHWM, hwm)
+        self._socket = _open(zmq.PUB, [address], bind=bind, options={zmq.SNDHWM: hwm})
         self.address: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT) if bind else address
 
     def publish(
@@ -277,7 +289,8 @@ class Subscriber:
     must not stop a consumer. ``conflate`` keeps only the newest message (for views that only
     need the latest state; it applies to single-part messages in libzmq, so here it is emulated
     by draining). ``max_message_bytes`` bounds what one message may cost in memory: libzmq
-    drops a peer that sends more.
+    drops the connection of a peer that sends more (it reconnects); each dropped connection is
+    counted (:attr:`disconnects`) and logged, as the message and those queued behind it are lost.
 
     Parameters
     ----------
@@ -305,23 +318,18 @@ class Subscriber:
         addresses = [address] if isinstance(address, str) else list(address)
         if not addresses:
             raise BusAddressError("no bus address to subscribe to")
-        for each in addresses:
-            check_address(each)
-        self._socket = _open(zmq.SUB, addresses[0], bind=False)
-        self._socket.setsockopt(zmq.RCVHWM, hwm)
-        self._socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
-        for each in addresses[1:]:  # one socket can listen to several publishers
-            try:
-                self._socket.connect(each)
-            except zmq.ZMQError as exc:
-                self._socket.close()
-                raise BusAddressError(f"cannot connect bus at {each}: {exc.strerror}") from None
+        limits: dict[int, int] = {zmq.RCVHWM: hwm, zmq.MAXMSGSIZE: max_message_bytes}
+        # one socket listens to several publishers, each connection under the same limits
+        self._socket = _open(zmq.SUB, addresses, bind=False, options=limits)
+        self._monitor: zmq.Socket[bytes] = self._socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         for topic in topics or ("",):
             self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        self._addresses = frozenset(addresses)
         self._exact = frozenset(topics)
         self.conflate = conflate
         self.address = address
         self.rejected = 0
+        self.disconnects = 0
         self.last_error: str | None = None
         self._logged_at = -math.inf
         self._unlogged = 0
@@ -337,7 +345,29 @@ class Subscriber:
         else:
             self._unlogged += 1
 
+    def _count_disconnects(self) -> None:
+        """Count each dropped connection, and connect again: libzmq reconnects after a lost
+        publisher, but never after a protocol error such as a message over the size limit."""
+        while self._monitor.poll(0):
+            event = zmq_monitor.recv_monitor_message(self._monitor)
+            if event["event"] != zmq.EVENT_DISCONNECTED:
+                continue
+            self.disconnects += 1
+            endpoint = event["endpoint"].decode(errors="replace")
+            log.warning(
+                "bus connection to %s dropped (a message over %d bytes, or the publisher "
+                "stopped): messages queued on it are lost (%d dropped so far); reconnecting",
+                endpoint,
+                self._socket.getsockopt(zmq.MAXMSGSIZE),
+                self.disconnects,
+            )
+            if endpoint in self._addresses:
+                with contextlib.suppress(zmq.ZMQError):
+                    self._socket.disconnect(endpoint)
+                self._socket.connect(endpoint)
+
     def _next(self, timeout_s: float) -> Message | None:
+        self._count_disconnects()
         if not self._socket.poll(int(max(0.0, timeout_s) * 1000)):
             return None
         parts = self._socket.recv_multipart()
@@ -366,6 +396,9 @@ class Subscriber:
         return message
 
     def close(self) -> None:
+        if not self._socket.closed:
+            self._socket.disable_monitor()
+        self._monitor.close()
         self._socket.close()
 
     def __enter__(self) -> Subscriber:

@@ -39,6 +39,7 @@ __all__ = [
     "export_npz",
     "export_session",
     "marker_annotations",
+    "require_samples",
     "stream_labels",
 ]
 
@@ -218,6 +219,16 @@ def emg_to_raw(recording: Recording, *, emg: str | None = None, markers: str | N
     return raw
 
 
+def require_samples(recording: Recording) -> None:
+    """:class:`SessionFileError` for a recording without a single sample: every exporter
+    refuses it the same way, rather than writing an empty export."""
+    if any(stream.n_samples for stream in recording.streams):
+        return
+    streams = ", ".join(repr(s.name) for s in recording.streams)
+    held = f"streams {streams} hold no samples" if streams else "it holds no streams"
+    raise SessionFileError(f"{recording.path}: nothing to export: {held} (an empty recording)")
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "stream"
 
@@ -308,6 +319,7 @@ def export_session(
     if to not in FORMATS:
         raise ValueError(f"unknown export format {to!r}; use one of {FORMATS}")
     recording = load_recording(path)
+    require_samples(recording)
     source = Path(path)
     if out is None:
         out = source / "export" if source.is_dir() else source.with_name(source.stem + "_export")

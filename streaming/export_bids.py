@@ -24,7 +24,7 @@ from typing import Any
 
 from streaming.electrodes import load_scheme
 from streaming.errors import SessionFileError
-from streaming.export import emg_to_raw
+from streaming.export import emg_to_raw, require_samples
 from streaming.optional import require
 from streaming.session_reader import Recording, load_recording
 
@@ -133,6 +133,7 @@ def export_bids(
     mne_bids = _check_mne_bids()
     source = Path(path)
     recording = load_recording(source)
+    require_samples(recording)
     info = _session_info(source)
     labels = bids_labels(source, info, given)
     raw = emg_to_raw(recording, emg=emg, markers=markers)
@@ -149,6 +150,11 @@ def export_bids(
             overwrite=overwrite, verbose="error",
         )  # fmt: skip
     except (ValueError, FileExistsError) as exc:  # labels, an existing run
+        if isinstance(exc, FileExistsError) or "overwrite" in str(exc):
+            raise SessionFileError(
+                f"BIDS export to {root}: {bids_path.basename} exists already; give another "
+                "run (eifer export --run N) or replace it (--overwrite)"
+            ) from None
         raise SessionFileError(f"BIDS export to {root}: {exc}") from None
     scheme = info.get("electrode_scheme") or "fridlund"
     sidecar = written.copy().update(suffix="emg", extension=".json")

@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat
+from pydantic import Field, NonNegativeFloat, PositiveFloat, ValidationInfo, field_validator
 
 from streaming.config import Config
 from streaming.errors import EiferError, SessionFileError
@@ -34,6 +34,8 @@ from streaming.lsl_io import (
 from streaming.recording_names import (
     FileNameFields,
     SessionPaths,
+    check_label,
+    check_template,
     folder_paths,
     templated_paths,
 )
@@ -108,6 +110,24 @@ class RecorderConfig(Config):
     video_codec: str | None = None  # None: x264 lossless RGB / FFV1 depth (bit-exact)
     drain_timeout_s: PositiveFloat = 30.0  # at a stop: longest wait to save what is pending
     drain_quiet_s: PositiveFloat = 0.5  # at a stop: a stream silent this long has no more
+
+    @field_validator("participant", "session", "task", "acquisition", "modality")
+    @classmethod
+    def _label_safe(cls, value: str, info: ValidationInfo) -> str:
+        """Refused when given (a CLI option, a session file, a remote ``filename``), not at
+        the start of the recording it would name."""
+        try:
+            return check_label(str(info.field_name), value)
+        except SessionFileError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("path_template")
+    @classmethod
+    def _template_below_root(cls, value: str) -> str:
+        try:
+            return check_template(value)
+        except SessionFileError as exc:
+            raise ValueError(str(exc)) from None
 
     def file_name_fields(self) -> FileNameFields:
         return FileNameFields(

@@ -39,6 +39,9 @@ FILE_NAME_KEYS = {
 
 Selection = Literal["config", "all", "none"]
 FRESH_S = 3.0  # a start uses the streams seen this recently (the idle loop looks every ~2 s)
+# The idle loop's live resolver forgets a stream not heard from for this long; before it has
+# listened this long, a required stream it has not seen yet is "looked for", not "missing".
+WATCH_FORGET_S = 5.0
 
 
 class RecorderControlError(EiferError):
@@ -60,6 +63,8 @@ class RecorderController:
         self.last_xdf: Path | None = None
         self.visible: list[Any] = []
         self.visible_at = -float("inf")  # monotonic time of the last look for streams
+        self._resolver: Any = None  # pylsl.ContinuousResolver while the idle loop watches
+        self._watch_since = 0.0
         self._lock = threading.RLock()
 
     # ----------------------------------------------------------------- LabRecorder's commands
@@ -151,20 +156,38 @@ class RecorderController:
                 recorder.close(str(exc))
                 raise
 
+    def watch(self) -> None:
+        """Keep a live (continuous) resolver, so that idle status lines name what it heard
+        within the last ``WATCH_FORGET_S``, never what one short look happened to miss."""
+        with self._lock:
+            if self._resolver is None:
+                import pylsl
+
+                self._resolver = pylsl.ContinuousResolver(forget_after=WATCH_FORGET_S)
+                self._watch_since = time.monotonic()
+
     def status_line(self) -> str:
         with self._lock:
             if self.recorder is not None:
                 return self.recorder.status_line()
-            missing = missing_required(self.config.required_streams, self.visible)
-            names = sorted({info.name() for info in self.visible})
+            visible, label = self.visible, "missing required"
+            if self._resolver is not None:
+                visible = list(self._resolver.results())
+                if time.monotonic() - self._watch_since < WATCH_FORGET_S:
+                    label = "looking for required"
+                else:
+                    label = f"missing required (not seen for {WATCH_FORGET_S:g} s)"
+            missing = missing_required(self.config.required_streams, visible)
+            names = sorted({info.name() for info in visible})
             line = f"idle: {len(names)} streams visible ({', '.join(names) or 'none'})"
             if missing:
-                line += f" | missing required: {', '.join(missing)}"
+                line += f" | {label}: {', '.join(missing)}"
             return line
 
     def close(self, reason: str = "stopped") -> Path | None:
-        """Stop a recording in progress, if any."""
+        """Stop a recording in progress, if any (and the live resolver)."""
         with self._lock:
+            self._resolver = None
             return self.stop(reason) if self.recorder is not None else None
 
     # ------------------------------------------------------------------------------ internals

@@ -31,6 +31,7 @@ from streaming.errors import EiferError
 from streaming.recorder_control import FILE_NAME_KEYS, RecorderController
 
 __all__ = [
+    "LISTEN_BACKLOG",
     "MAX_LINE_BYTES",
     "RemoteCommand",
     "RemoteCommandError",
@@ -43,6 +44,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 8192
+LISTEN_BACKLOG = 128
 _OPTION = re.compile(r"\{(\w+?):([^}]*)\}")  # LabRecorder's regular expression
 _SIMPLE = ("start", "stop", "update", "status")
 
@@ -71,15 +73,21 @@ def parse_command(line: str) -> RemoteCommand:
             "empty line: send start, stop, update, select all|none or filename"
         )
     word, _, rest = text.partition(" ")
-    verb, rest = word.lower(), rest.strip()
+    verb, rest = word, rest.strip()
+    if word.lower() in (*_SIMPLE, "select", "filename") and word != word.lower():
+        # LabRecorder compares the exact lowercase words: "START" must not start a recording
+        # here when it would not with LabRecorder
+        raise RemoteCommandError(
+            f"unknown command {word!r}: commands are lowercase ({word.lower()!r})"
+        )
     if verb in _SIMPLE:
         if rest:
             raise RemoteCommandError(f"{verb!r} takes no arguments (got {rest!r})")
         return RemoteCommand(verb)
     if verb == "select":
-        if rest.lower() not in ("all", "none"):
+        if rest not in ("all", "none"):
             raise RemoteCommandError(f"select {rest!r}: use 'select all' or 'select none'")
-        return RemoteCommand("select", {"which": rest.lower()})
+        return RemoteCommand("select", {"which": rest})
     if verb == "filename":
         return RemoteCommand("filename", _file_name_options(rest))
     raise RemoteCommandError(
@@ -135,7 +143,8 @@ def reply_to(controller: RecorderController, line: str) -> str:
         reply = execute(controller, parse_command(line))
     except EiferError as exc:
         log.warning("remote control: %r: %s", line.strip(), exc)
-        return f"ERROR: {exc}\n"
+        reason = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+        return f"ERROR: {reason}\n"  # one line, whatever the error's layout
     except Exception as exc:  # a fault here must not end the recorder
         log.exception("remote control: %r failed", line.strip())
         return f"ERROR: {type(exc).__name__}: {exc}\n"
@@ -171,6 +180,9 @@ class _Handler(socketserver.StreamRequestHandler):
 class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: a burst of script connections beyond it waited for
+    # TCP's 1 s SYN retry; 128 is the common default of servers (and of older somaxconn)
+    request_queue_size = LISTEN_BACKLOG
     controller: RecorderController
 
 

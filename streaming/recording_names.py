@@ -17,11 +17,12 @@ its own video).
 
 from __future__ import annotations
 
+import ntpath
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from streaming.config import Config
 from streaming.errors import SessionFileError
@@ -30,6 +31,8 @@ __all__ = [
     "BIDS_TEMPLATE",
     "FileNameFields",
     "SessionPaths",
+    "check_label",
+    "check_template",
     "expand_template",
     "folder_paths",
     "move_aside",
@@ -51,6 +54,33 @@ _OPTIONAL = re.compile(r"\[([^\[\]]*)\]")
 _UNSAFE = re.compile(r"[/\\\x00]|^\.\.?$")
 
 
+def check_label(key: str, value: str) -> str:
+    """``value`` if it can stand in a file name (no separator, not ``.`` or ``..``)."""
+    if _UNSAFE.search(value.strip()):
+        raise SessionFileError(f"file name field {key}={value!r}: no '/', '\\', '.' or '..' labels")
+    return value
+
+
+def check_template(template: str) -> str:
+    """``template`` if every path it names stays below the study root: relative, no ``..``."""
+    text = template.strip()
+    parts = re.split(r"[/\\]", text)
+    if text.startswith(("/", "\\")) or ntpath.splitdrive(text)[0] or ".." in parts:
+        raise SessionFileError(
+            f"file name template {template!r}: use a path below the root (relative, no '..')"
+        )
+    return template
+
+
+def _below(root: Path, relative: str) -> Path:
+    """``root / relative``, refused unless it stays below ``root`` (absolute or ``..``: a
+    template checked by :func:`check_template` never gets here)."""
+    rel = PurePosixPath(relative.replace("\\", "/"))
+    if rel.is_absolute() or ".." in rel.parts:
+        raise SessionFileError(f"recording path {relative!r} would leave the root {root}")
+    return root / rel
+
+
 class FileNameFields(Config):
     """LabRecorder's file-name fields (its remote ``filename`` command sets the same ones)."""
 
@@ -61,6 +91,22 @@ class FileNameFields(Config):
     run: int | None = Field(default=None, ge=0)  # None or 0: the next free run
     acquisition: str = ""
     modality: str = "emg"  # BIDS datatype folder and suffix (%m); LabRecorder offers eeg, ...
+
+    @field_validator("participant", "session", "task", "acquisition", "modality")
+    @classmethod
+    def _label_safe(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            return check_label(str(info.field_name), value)
+        except SessionFileError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("template")
+    @classmethod
+    def _template_below_root(cls, value: str) -> str:
+        try:
+            return check_template(value)
+        except SessionFileError as exc:
+            raise ValueError(str(exc)) from None
 
     def resolved_template(self) -> str:
         return BIDS_TEMPLATE if self.template.strip().lower() == "bids" else self.template
@@ -92,12 +138,6 @@ def folder_paths(folder: Path) -> SessionPaths:
     return SessionPaths(folder / "session.xdf", folder / "session.json", "")
 
 
-def _label(key: str, value: str) -> str:
-    if _UNSAFE.search(value):
-        raise SessionFileError(f"file name field {key}={value!r}: no '/', '\\', '.' or '..' labels")
-    return value
-
-
 def expand_template(template: str, fields: FileNameFields, run: int) -> str:
     """The relative path a template names for these fields and run (LabRecorder's rules)."""
     bids = fields.template.strip().lower() == "bids"
@@ -106,7 +146,7 @@ def expand_template(template: str, fields: FileNameFields, run: int) -> str:
         value = str(getattr(fields, key)).strip()
         if bids and not value:
             value = _BIDS_DEFAULTS.get(key, value)
-        values[letter] = _label(key, value)
+        values[letter] = check_label(key, value)
     values["r"] = values["n"] = f"{run:03d}"
 
     def substitute(text: str) -> str:
@@ -122,6 +162,7 @@ def expand_template(template: str, fields: FileNameFields, run: int) -> str:
         raise SessionFileError(
             f"file name template {template!r} needs {', '.join(dict.fromkeys(missing))}"
         )
+    check_template(template)
     if "%" in path or not path.strip() or path.startswith("/"):
         raise SessionFileError(
             f"file name template {template!r}: use a relative path with %p %s %b %a %r %n %m"
@@ -134,7 +175,7 @@ def next_free_run(root: Path, template: str, fields: FileNameFields) -> int:
     if not re.search(r"%[rn]", template):
         return 1
     for run in range(1, MAX_RUN + 1):
-        if not (root / expand_template(template, fields, run)).exists():
+        if not _below(root, expand_template(template, fields, run)).exists():
             return run
     raise SessionFileError(f"{root}: runs 1..{MAX_RUN} of {template!r} all exist")
 
@@ -144,7 +185,7 @@ def templated_paths(root: str | Path, fields: FileNameFields) -> SessionPaths:
     template = fields.resolved_template()
     root = Path(root)
     run = fields.run or next_free_run(root, template, fields)
-    xdf = root / expand_template(template, fields, run)
+    xdf = _below(root, expand_template(template, fields, run))
     stem = xdf.name[: -len(".xdf")]
     paths = SessionPaths(xdf, xdf.with_name(f"{stem}_session.json"), f"{stem}_")
     if xdf.is_dir():

@@ -107,6 +107,12 @@ class Feedback:
                 ),
             }
 
+    def skipped(self) -> dict[str, int]:
+        """Values the scorer skipped (non-finite or beyond ``MAX_ABS``), per channel that had any."""
+        with self._lock:
+            counts = self.scorer.skipped.tolist()
+        return {label: n for label, n in zip(self.scorer.labels, counts, strict=True) if n}
+
     def _reorder(self, channels: list[str]) -> np.ndarray:
         key = tuple(channels)
         if key != self._order_for:

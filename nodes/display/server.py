@@ -23,7 +23,6 @@ import base64
 import contextlib
 import json
 import logging
-import signal
 import threading
 import time
 from collections import deque
@@ -35,7 +34,7 @@ from aiohttp import WSMsgType, web
 from pydantic import Field
 
 from configs import CONFIG_DIR, config_path
-from nodes.common import add_config_arguments, load_node_config
+from nodes.common import add_config_arguments, load_node_config, restore_sigint
 from nodes.display.feedback import Feedback
 from nodes.display.head import HeadMesh, load_head
 from nodes.display.hub import Hub, LatestSlots, message_json
@@ -119,6 +118,7 @@ class DisplayServer:
         self.invalid = 0  # decoded, but its fields break the topic's contract
         self.relay_failed = 0  # valid, yet turning it into page messages failed
         self.ignored = 0  # topics outside the contract
+        self.bus_disconnects = 0  # connections dropped: an oversized message, a publisher gone
         self.bus_thread_restarts = 0
         self.bus_thread_crash: str | None = None
         self.url = ""
@@ -165,9 +165,11 @@ class DisplayServer:
             "bus_age_s": age,
             "rejected": self.rejected,
             "undecodable": self.undecodable,
+            "bus_disconnects": self.bus_disconnects,
             "invalid": self.invalid,
             "relay_failed": self.relay_failed,
             "ignored_topics": self.ignored,
+            "feedback_skipped": self.feedback.skipped(),
             "bus_thread": {
                 "alive": thread is not None and thread.is_alive(),
                 "restarts": self.bus_thread_restarts,
@@ -296,11 +298,19 @@ class DisplayServer:
         the same (a socket error), the crash is kept for ``/health`` and the ticker restarts it.
         """
         counted = 0  # the subscriber's rejections already added to ``undecodable``
+        dropped = 0  # its dropped connections already added to ``bus_disconnects``
         try:
             while not self._stop_bus.is_set():
                 message = subscriber.receive(0.1)
                 self.undecodable += subscriber.rejected - counted
                 counted = subscriber.rejected
+                if subscriber.disconnects > dropped:
+                    self.bus_disconnects += subscriber.disconnects - dropped
+                    dropped = subscriber.disconnects
+                    self._error(
+                        "bus: a connection dropped (a message over 16 MiB, or the "
+                        "publisher stopped); messages queued on it were lost"
+                    )
                 if subscriber.last_error:
                     self._error(f"bus: {subscriber.last_error}")
                     subscriber.last_error = None
@@ -540,10 +550,7 @@ async def _serve(config: DisplayConfig) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load(args)
-    # Ctrl-C (SIGINT) stops the display even when a script started it with SIGINT ignored (a
-    # background job of a non-interactive shell): asyncio only handles SIGINT when it has its
-    # default handler, and an ignored SIGINT would leave `kill -INT` without effect
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    restore_sigint()  # asyncio only handles SIGINT when it has its default handler
     try:
         asyncio.run(_serve(config))
     except KeyboardInterrupt:

@@ -37,6 +37,7 @@ class Observation:
     messages: list[Message] = field(default_factory=list)
     received_at: list[float] = field(default_factory=list)  # LSL time each message arrived
     rejected: int = 0
+    disconnects: int = 0  # bus connections dropped (oversized message, publisher gone)
     capture_t: np.ndarray | None = None  # camera stamps (None: no camera stream)
     camera_rate_hz: float = 0.0
     clock_offsets_s: list[float] = field(default_factory=list)  # EMG stream time corrections
@@ -141,6 +142,7 @@ def observe(config: CheckConfig) -> Observation:
             obs.messages.append(message)
             obs.received_at.append(pylsl.local_clock())
         obs.rejected += subscriber.rejected
+        obs.disconnects = subscriber.disconnects
     finally:
         subscriber.close()
         stamps = counter.stop() if counter is not None else None

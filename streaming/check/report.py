@@ -273,6 +273,8 @@ def evaluate(obs: Observation, limits: Thresholds) -> list[Row]:
     rows += _correlation_rows(obs, muscle, limits)
     if obs.rejected:
         rows.append(Row("bus messages rejected", obs.rejected, "messages"))
+    if obs.disconnects:
+        rows.append(Row("bus connections dropped (messages lost)", obs.disconnects, "times"))
     return rows
 
 

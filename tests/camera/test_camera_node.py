@@ -108,6 +108,6 @@ def test_a_bad_size_is_one_line_naming_the_flag(
 ) -> None:
     from nodes.cli import main
 
-    assert main(["node", "camera", "--size", size, "--duration", "0"]) == 1
+    assert main(["node", "camera", "--size", size, "--duration", "1"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"--size {size!r}" in err and "WIDTHxHEIGHT" in err

@@ -171,3 +171,47 @@ def test_a_saved_reference_can_be_chosen_as_target_by_file(scheme, tmp_path: Pat
     assert result["score"] == pytest.approx(100.0)
     with pytest.raises(ConfigError, match="not found"):
         feedback.select(f"file:{tmp_path / 'missing.toml'}")
+
+
+# ---- faults that used to poison the averages (issue 18, item 1) ---------------------------------
+def test_non_finite_input_is_skipped_and_counted_per_channel(scheme, movements) -> None:
+    target = movement_target(movements["Smile-Open"], scheme.muscles) + 0.2  # every channel
+    scorer = FeedbackScorer(scheme.labels, scheme.pairs)
+    scorer.set_target(target)
+    first = target.copy()
+    first[0] = np.nan  # one missing channel in the first message
+    scorer.process(first, 0.0)
+    scorer.process(np.full(22, np.nan), 0.033)  # a message of nils, emg_missing = false
+    scorer.process(np.full(22, np.inf), 0.066)
+    for k in range(3, 40):
+        result = scorer.process(target, k / 30)
+    assert result["score"] == pytest.approx(100.0, abs=1e-6)
+    assert np.isfinite(result["symmetry"]).all()  # also the pair of the first missing channel
+    assert scorer.skipped[0] == 3 and scorer.skipped[1:].tolist() == [2] * 21
+    assert result["skipped"] == 3 + 2 * 21
+
+
+def test_finite_extremes_cannot_overflow_and_the_score_recovers(scheme, movements) -> None:
+    target = movement_target(movements["Smile-Open"], scheme.muscles)
+    scorer = FeedbackScorer(scheme.labels, scheme.pairs)
+    scorer.set_target(target)
+    scorer.process(target, 0.0)
+    scorer.process(np.full(22, 1.7e308), 0.033)
+    scorer.process(np.full(22, -1.7e308), 0.066)
+    scorer.process(np.full(22, 1e7), 0.1)  # finite but no EMG: beyond MAX_ABS
+    assert np.isfinite(scorer.average).all()
+    results = [scorer.process(target, 0.1 + k / 30) for k in range(1, 60)]
+    assert all(r["score"] is not None for r in results)
+    assert results[-1]["score"] == pytest.approx(100.0, abs=1e-6)
+    assert scorer.skipped.tolist() == [3] * 22
+
+
+def test_the_average_stays_within_the_extremes_it_was_given(scheme) -> None:
+    """A convex combination: even values at MAX_ABS of alternating sign stay finite and bounded."""
+    from streaming.biofeedback import MAX_ABS
+
+    scorer = FeedbackScorer(scheme.labels, scheme.pairs, smoothing_s=0.01)
+    for k in range(200):
+        result = scorer.process(np.full(22, MAX_ABS * (-1) ** k), k * 0.005)
+        assert np.all(np.abs(scorer.average) <= MAX_ABS)
+    assert result["level"] <= MAX_ABS

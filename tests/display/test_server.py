@@ -442,3 +442,78 @@ def test_a_dead_bus_thread_is_reported_and_restarted(
     assert health["bus_thread"]["alive"] and health["bus_thread"]["restarts"] == 1
     assert "ZMQError" in health["bus_thread"]["last_crash"]
     assert any("bus thread stopped" in e for e in health["errors"])
+
+
+def test_nil_and_extreme_muscle_values_do_not_poison_the_feedback(display_config) -> None:
+    """Issue 18, item 1: nil values with emg_missing = false, then two finite extremes, then
+    good messages: every good message after them is scored, and /health counts the skips."""
+    from streaming.bus import encode
+
+    labels = [f"F{i}" for i in range(1, 23)]
+    good = np.full(22, 0.5, np.float32)
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+
+    def muscle(values, t: float) -> list[bytes]:
+        fields = {"channels": labels, "emg_measured": values, "emg_missing": False}
+        return encode("muscle", fields, t=t)
+
+    try:
+        with ServerThread(display_config(f"tcp://127.0.0.1:{port}", target="Smile-Open")) as server:
+            deadline = time.monotonic() + 20
+            while server.call(server.server.health)["bus_messages"] == 0:  # slow joiner
+                assert time.monotonic() < deadline, "the display got no bus message"
+                pub.send_multipart(muscle([None] * 22, 0.0))
+                time.sleep(0.1)
+            pub.send_multipart(muscle(np.full(22, 1.7e308), 1.0))
+            pub.send_multipart(muscle(np.full(22, -1.7e308), 1.03))
+            scores: list = []
+            t = 1.1
+            while len(scores) < 20:
+                assert time.monotonic() < deadline + 10, f"only {len(scores)} scores came"
+                pub.send_multipart(muscle(good, t))
+                t += 0.033
+                time.sleep(0.02)
+                latest = server.call(lambda: server.server.hub.latest.get("feedback"))
+                if latest is not None and json.loads(latest)["t"] >= 1.1:
+                    scores.append(json.loads(latest)["fields"]["score"])
+            health = server.call(server.server.health)
+    finally:
+        pub.close()
+    assert all(s is not None for s in scores), scores
+    assert health["feedback_skipped"]["F1"] >= 3  # at least one nil message and both extremes
+
+
+def test_an_oversized_message_is_counted_in_health_and_the_bus_recovers(display_config) -> None:
+    """Issue 18, item 2: over 16 MiB on the main bus address: not relayed, counted in /health,
+    and the display reconnects (libzmq alone would stay disconnected)."""
+    from streaming.bus import Publisher
+
+    pub = Publisher("tcp://127.0.0.1:*")
+    labels = [f"F{i}" for i in range(1, 23)]
+    try:
+        with ServerThread(display_config(pub.address)) as server:
+
+            def wait_for_messages(more_than: int, deadline: float) -> None:
+                while server.call(server.server.health)["bus_messages"] <= more_than:
+                    assert time.monotonic() < deadline, "no bus message arrived"
+                    pub.publish("instruction", {"text": "Smile"})
+                    time.sleep(0.1)
+
+            wait_for_messages(0, time.monotonic() + 20)
+            big = np.zeros((17 << 20) // 4, np.float32)
+            pub.publish("muscle", {"channels": labels, "emg_measured": big})
+            deadline = time.monotonic() + 20
+            while server.call(server.server.health)["bus_disconnects"] == 0:
+                assert time.monotonic() < deadline, "the dropped connection was not counted"
+                time.sleep(0.1)
+            before = server.call(server.server.health)["bus_messages"]
+            wait_for_messages(before, time.monotonic() + 20)
+            health = server.call(server.server.health)
+            latest = server.call(lambda: dict(server.server.hub.latest))
+    finally:
+        pub.close()
+    assert health["bus_disconnects"] >= 1
+    assert any("connection dropped" in e for e in health["errors"])
+    assert "muscle" not in latest

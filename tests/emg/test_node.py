@@ -216,24 +216,48 @@ def test_unit_scale_converts_declared_units_to_microvolts() -> None:
         unit_scale(["furlongs"])
 
 
-def test_mne_lsl_sees_the_counter_as_non_data_and_truth_follows_the_name(unique_name) -> None:
+MNE_LSL_MARGIN_S = 120.0  # of the suite's 300 s per test; loopback answers in milliseconds
+
+
+def test_mne_lsl_sees_the_counter_as_non_data_and_truth_follows_the_name(
+    unique_name, tmp_path
+) -> None:
     """MNE-LSL's StreamLSL on the real node: 22 EMG channels, the counter outside the data
-    channels; the truth stream is named after ``--name`` with its own source id."""
+    channels; the truth stream is named after ``--name`` with its own source id.
+
+    MNE-LSL resolves with its own bundled liblsl (not pylsl's), and ``StreamLSL.connect(t)``
+    splits ``t`` over the identifiers given (name and type: t/2 each, one resolve after the
+    other, the second filtered by the first), then spends up to ``t`` again on opening the
+    inlet and on the clock offset. So it gets the unique name alone, and a margin that no
+    loaded machine uses up: what must hold is that it finds the node's stream at all and
+    reads its channel types, not how fast a starved process answers."""
     import mne
+    from mne_lsl.lsl import resolve_streams
     from mne_lsl.stream import StreamLSL
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nodes.cli", "node", "emg", "--name", unique_name,
-         "--set", "timing.start_delay_s=0.2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    stream = StreamLSL(bufsize=1.0, name=unique_name, stype="EMG")
+    log = tmp_path / "emg-node.log"  # a file: a pipe nobody reads could stall the node
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nodes.cli", "node", "emg", "--name", unique_name,
+             "--set", "timing.start_delay_s=0.2"],
+            stdout=out, stderr=out,
+        )  # fmt: skip
+    stream = StreamLSL(bufsize=1.0, name=unique_name)
     try:
-        info = find_stream(StreamSelector(name=unique_name), timeout_s=30)
-        truth = find_stream(StreamSelector(name=f"{unique_name}-truth"), timeout_s=10)
+        info = find_stream(StreamSelector(name=unique_name), timeout_s=60)
+        truth = find_stream(StreamSelector(name=f"{unique_name}-truth"), timeout_s=30)
         assert unique_name in info.source_id()
         assert truth.source_id() == f"{info.source_id()}-truth"
-        stream.connect(timeout=20)
+        started = time.monotonic()
+        found: list = []
+        while not found and time.monotonic() - started < MNE_LSL_MARGIN_S:
+            assert process.poll() is None, f"the EMG node ended: {log.read_text()[-2000:]}"
+            found = resolve_streams(5.0, name=unique_name)
+        assert [(s.name, s.stype) for s in found] == [(unique_name, "EMG")], (
+            f"MNE-LSL's liblsl found {len(found)} streams named {unique_name} in "
+            f"{time.monotonic() - started:.0f} s; pylsl's had found it"
+        )
+        stream.connect(timeout=MNE_LSL_MARGIN_S)
         types = stream.get_channel_types()
         assert stream.ch_names[-1] == "counter" and types[-1] == "misc"
         assert types[:-1] == ["emg"] * 22
@@ -244,7 +268,7 @@ def test_mne_lsl_sees_the_counter_as_non_data_and_truth_follows_the_name(unique_
             stream.disconnect()
         process.send_signal(signal.SIGTERM)
         try:
-            process.communicate(timeout=20)
+            process.wait(timeout=20)
         finally:
             if process.poll() is None:
                 process.kill()

@@ -43,8 +43,30 @@ def test_legacy_template_needs_its_fields() -> None:
 
 @pytest.mark.parametrize("bad", ["../up", "a/b", ".."])
 def test_labels_cannot_leave_the_root(bad: str) -> None:
+    with pytest.raises(ValueError, match="participant"):  # refused when given
+        FileNameFields(template="bids", participant=bad)
+    fields = FileNameFields.model_construct(template="bids", participant=bad)  # unchecked
     with pytest.raises(SessionFileError, match="participant"):
-        expand_template(BIDS_TEMPLATE, FileNameFields(template="bids", participant=bad), 1)
+        expand_template(BIDS_TEMPLATE, fields, 1)
+
+
+@pytest.mark.parametrize(
+    "template", ["../../esc/x_%p_%r.xdf", "a/../../x%p", "..\\x%p", "/abs/x%p", "sub-%p/.."]
+)
+def test_templates_cannot_leave_the_root(template: str, tmp_path: Path) -> None:
+    """Issue 18, item 3: refused when given, and (unchecked) never written outside the root."""
+    from streaming.config import ConfigError, load_config
+    from streaming.recorder import RecorderConfig
+
+    with pytest.raises(ValueError, match="below the root"):
+        FileNameFields(template=template, participant="P01")
+    with pytest.raises(ConfigError, match="below the root"):  # a config or session file's --set
+        load_config(RecorderConfig, None, [f"path_template={template!r}".replace("'", '"')])
+    fields = FileNameFields.model_construct(template=template, participant="P01", run=1)
+    root = tmp_path / "a" / "b" / "study"
+    with pytest.raises(SessionFileError):
+        templated_paths(root, fields)
+    assert [p.name for p in tmp_path.rglob("*")] == []
 
 
 def test_next_free_run_and_old_files_kept(tmp_path: Path) -> None:

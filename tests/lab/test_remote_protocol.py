@@ -52,3 +52,15 @@ def test_replies_never_raise(tmp_path) -> None:
     assert reply_to(controller, "\xff\xfe garbage").startswith("ERROR: unknown command")
     assert reply_to(controller, "select none") == "OK"
     assert reply_to(controller, "start").startswith("ERROR: no streams selected")
+
+
+@pytest.mark.parametrize(
+    "line", ["START", "Start", "STOP", "Select all", "select ALL", "FILENAME {task:x}"]
+)
+def test_commands_are_lowercase_as_in_labrecorder(line: str, tmp_path) -> None:
+    """Issue 18, item 10: LabRecorder ignores 'START'; here it is refused, and changes nothing."""
+    with pytest.raises(RemoteCommandError, match=r"lowercase|select all"):
+        parse_command(line)
+    controller = RecorderController(RecorderConfig(root=str(tmp_path)))
+    assert reply_to(controller, line).startswith("ERROR: ")
+    assert not controller.recording and not list(tmp_path.iterdir())

@@ -76,3 +76,50 @@ def test_a_taken_port_is_one_clear_line(served) -> None:
     controller, port = served
     with pytest.raises(RemoteControlError, match=f"port {port} on 127.0.0.1 is already in use"):
         RemoteControlServer(controller, "127.0.0.1", port)
+
+
+@pytest.mark.parametrize(
+    "option",
+    ["{template:../../esc/x_%p_%r.xdf}", "{task:a/b}", "{participant:../../x}", "{session:..}"],
+)
+def test_filename_refuses_paths_out_of_the_root_when_given(served, tmp_path, option) -> None:
+    """Issue 18, item 3: refused at ``filename`` (not at ``start``), and nothing changes: the
+    next ``start`` records under the root with the fields given before."""
+    controller, port = served
+    study = tmp_path / "a" / "b" / "study"
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(f"filename {{root:{study}}} {{participant:P01}}\n".encode())
+        sock.sendall(f"filename {{root:{study}}} {option} {{acquisition:X}}\n".encode())
+        sock.sendall(b"start\nstop\n")
+        ok, refused, started, stopped = _replies(sock, 4)
+    assert ok == "OK" and started == "OK" and stopped == "OK"
+    assert refused.startswith("ERROR: ") and "\n" not in refused
+    assert "below the root" in refused or "no '/'" in refused, refused
+    assert controller.config.participant == "P01" and controller.config.acquisition == ""
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.xdf"))
+    assert written == [
+        "a/b/study/sub-P01/ses-S001/emg/sub-P01_ses-S001_task-Default_run-001_emg.xdf"
+    ]
+
+
+def test_a_burst_of_connections_is_queued_not_stalled(tmp_path: Path, unique_name: str) -> None:
+    """Issue 18, item 9: with nothing accepting yet (the server not started), the kernel queues
+    up to the listen backlog: 100 connects all complete at once (with a backlog of 5, the
+    seventh waited for TCP's 1 s SYN retry). Then every one is served."""
+    config = RecorderConfig(root=str(tmp_path), streams=[{"name": unique_name}])
+    controller = RecorderController(config)
+    server = RemoteControlServer(controller, "127.0.0.1", 0)  # listening, not accepting
+    clients: list[socket.socket] = []
+    try:
+        for _ in range(100):
+            clients.append(socket.create_connection(server.address, timeout=0.9))
+        server.start()
+        for sock in clients:
+            sock.sendall(b"status\n")
+        for sock in clients:
+            assert _replies(sock, 1)[0].startswith("idle:")
+    finally:
+        for sock in clients:
+            sock.close()
+        server.close()
+        controller.close()

@@ -66,3 +66,60 @@ def test_record_anyway_notes_what_was_missing(tmp_path: Path, unique_name: str) 
     assert controller.close() == xdf
     info = json.loads((xdf.parent / "session.json").read_text())
     assert info["required_streams_missing"] == [unique_name]
+
+
+def test_idle_status_never_calls_live_streams_missing(tmp_path: Path, unique_name: str) -> None:
+    """Issue 18, item 4: with the live resolver, no idle status line over 8 s names a stream
+    that is up as missing (a 0.5 s look used to miss them under load)."""
+    import time
+
+    import pylsl
+
+    names = [f"{unique_name}_{kind}" for kind in ("EMG", "Camera", "Markers", "Truth")]
+    outlets = [pylsl.StreamOutlet(pylsl.StreamInfo(n, "misc", 1, 10, "float32", n)) for n in names]
+    config = RecorderConfig(root=str(tmp_path), required_streams=names)
+    controller = RecorderController(config)
+    try:
+        lines = []
+        start = time.monotonic()
+        while time.monotonic() - start < 8.0:
+            controller.watch()
+            lines.append((time.monotonic() - start, controller.status_line()))
+            time.sleep(0.1)
+    finally:
+        controller.close()
+        del outlets
+    assert not [line for _, line in lines if "missing required" in line], lines
+    late = [line for t, line in lines if t > 6.0]  # the resolver has listened 5 s by then
+    assert late and all("looking" not in line for line in late), late
+    assert all(n in late[-1] for n in names)
+
+
+def test_the_record_node_idle_status_uses_the_live_resolver(tmp_path: Path, unique_name) -> None:
+    """The node's idle loop (remote control, not recording) watches: its status lines, one a
+    second, never call a live required stream missing."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pylsl
+
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(unique_name, "misc", 1, 10, "float32", "x"))
+    log = tmp_path / "stderr.txt"
+    argv = [sys.executable, "-m", "nodes.cli", "record", "--remote", "--remote-port", "0",
+            "--root", str(tmp_path / "study"), "--require", unique_name]  # fmt: skip
+    with log.open("w") as err:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline = time.monotonic() + 60
+            while log.read_text().count("idle:") < 9:  # 9 s of status lines, at least
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+    del outlet
+    lines = [line for line in log.read_text().splitlines() if line.startswith("idle:")]
+    assert not [line for line in lines if "missing required" in line], lines
+    assert unique_name in lines[-1]

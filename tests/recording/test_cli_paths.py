@@ -70,3 +70,14 @@ def test_record_and_export_onto_a_read_only_disk_end_in_one_line(read_only_disk,
                             str(read_only_disk / "out"), "--log-level", "WARNING")  # fmt: skip
     assert code == 1 and "Traceback" not in output, output
     assert re.fullmatch(r"eifer export: error: .*Read-only file system\n", output), output
+
+
+@pytest.mark.parametrize("template", ["../../x%p", "sub-%p/../../../x"])
+def test_record_refuses_a_template_that_leaves_the_root(tmp_path, template):
+    """Issue 18, item 3: ``--template`` with ``..`` is refused before anything is written."""
+    root = tmp_path / "a" / "b" / "study"
+    code, output = _run_cli("record", "--template", template, "--root", str(root),
+                            "--participant", "P01", "--duration", "1", "--quiet")  # fmt: skip
+    assert code != 0 and "Traceback" not in output, output
+    assert "below the root" in output, output
+    assert list(tmp_path.rglob("*")) == []

@@ -56,3 +56,10 @@ def test_cli_prints_what_it_cannot_write_and_needs_a_task(
     assert "not written to BIDS (kept in the session): Camera (video Camera.mkv" in out
     with pytest.raises(SessionFileError, match="exist"):  # a run is never overwritten silently
         export_bids(session_dir, root, task="t")
+    # issue 18, item 11: the CLI names its own options, not mne-bids' "set overwrite to True"
+    assert (
+        main(["export", str(session_dir), "--to", "bids", "--out", str(root), "--task", "t"]) == 1
+    )
+    err = capsys.readouterr().err
+    assert "--run N" in err and "--overwrite" in err and "set overwrite" not in err, err
+    assert len(err.strip().splitlines()) == 1

@@ -101,3 +101,24 @@ def test_cli_exports_and_lists_the_files(
 def test_mne_export_without_emg_stream_names_what_is_there(shared_data: Path) -> None:
     with pytest.raises(SessionFileError, match=r"no EMG stream.*SendDataC"):
         export_session(shared_data / "xdf" / "minimal.xdf", "mne")
+
+
+@pytest.mark.parametrize("to", ["npz", "csv", "mne", "bids"])
+@pytest.mark.parametrize("streams", ["none", "empty"])
+def test_every_exporter_refuses_an_empty_session_alike(
+    to: str, streams: str, xdf_tools, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 18, item 5: an empty recording is one named error for every format, no files."""
+    if to == "bids":
+        pytest.importorskip("mne_bids")
+    session = tmp_path / "session"
+    session.mkdir()
+    content = [] if streams == "none" else [xdf_tools.emg(0.0), xdf_tools.markers([])]
+    xdf_tools.write(session / "session.xdf", content)
+    out = tmp_path / "out"
+    argv = ["export", str(session), "--to", to, "--out", str(out), "--task", "t"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "nothing to export" in err and "(an empty recording)" in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert not [p for p in out.rglob("*") if p.is_file()]

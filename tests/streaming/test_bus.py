@@ -318,3 +318,64 @@ def test_one_subscriber_listens_to_several_publishers() -> None:
         subscriber.close()
         pipeline.close()
         protocol.close()
+
+
+def _joined(subscriber: Subscriber, publisher: Publisher, deadline: float) -> None:
+    """Publish probes until one arrives (ZeroMQ's slow joiner), then drain the rest."""
+    while True:
+        assert time.monotonic() < deadline, "the subscription never reached the publisher"
+        publisher.publish("status", {"probe": True})
+        if subscriber.receive(0.1) is not None:
+            break
+    while subscriber.receive(0.2) is not None:
+        pass
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["first address", "second address"])
+def test_oversized_messages_are_refused_and_counted_on_every_address(which: int) -> None:
+    """Issue 18, item 2: MAXMSGSIZE applies to each address; the dropped connection is counted
+    and connected again (libzmq never reconnects after a protocol error by itself)."""
+    publishers = [Publisher("tcp://127.0.0.1:*"), Publisher("tcp://127.0.0.1:*")]
+    subscriber = Subscriber([p.address for p in publishers], max_message_bytes=1 << 20)
+    sender = publishers[which]
+    deadline = time.monotonic() + 30
+    try:
+        _joined(subscriber, sender, deadline)
+        sender.publish("muscle", {"big": b"\0" * (2 << 20)})  # 2 MiB over a 1 MiB limit
+        got = []
+        while subscriber.disconnects == 0:  # libzmq reconnects after dropping the connection
+            assert time.monotonic() < deadline, "the oversized message's drop was not counted"
+            if (message := subscriber.receive(0.1)) is not None:
+                got.append(message)
+        _joined(subscriber, sender, deadline)  # and the bus works again
+        assert not [m for m in got if "big" in m.fields]
+        assert subscriber.disconnects >= 1
+    finally:
+        subscriber.close()
+        for publisher in publishers:
+            publisher.close()
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["first address", "second address"])
+def test_the_high_water_marks_bound_the_queue_on_every_address(which: int) -> None:
+    """With the subscriber not reading, at most its HWM plus the publisher's and the kernel's
+    socket buffers (a few MiB on loopback) are queued: never all 100 one-MiB messages (the
+    publisher's SNDHWM, set after bind, used not to apply: libzmq copies it when binding)."""
+    publishers = [Publisher("tcp://127.0.0.1:*", hwm=2), Publisher("tcp://127.0.0.1:*", hwm=2)]
+    subscriber = Subscriber([p.address for p in publishers], hwm=2, max_message_bytes=4 << 20)
+    sender = publishers[which]
+    try:
+        _joined(subscriber, sender, time.monotonic() + 30)
+        payload = np.zeros(1 << 20, np.uint8)
+        for k in range(100):
+            sender.publish("muscle", {"k": k, "x": payload})
+            time.sleep(0.01)  # paced, so a receiver without a limit would keep up
+        time.sleep(1.0)
+        received = 0
+        while subscriber.receive(1.0) is not None:
+            received += 1
+        assert 1 <= received <= 40, received
+    finally:
+        subscriber.close()
+        for publisher in publishers:
+            publisher.close()

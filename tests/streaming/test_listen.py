@@ -109,3 +109,27 @@ def test_eifer_listen_survives_what_used_to_crash_it_and_counts_it() -> None:
     assert any(line.startswith("instruct Smile (perform") for line in out)
     assert "rejected" in result.stderr and "malformed messages" in result.stderr
     assert "not shown (fields against the contract): muscle:" in result.stderr
+
+
+def test_extreme_numbers_are_printed_for_people() -> None:
+    """Issue 18, item 12: a status rate of 1e308 is '1e+308 Hz', not a 309-digit number."""
+    view = TerminalView()
+    status = {
+        "streams": {"emg": {"connected": True, "rate_hz": 1e308}},
+        "latency_ms": {"capture_to_publish": {"p50": -1.7e308, "p99": 12.345}},
+    }
+    line = view.line(decode(encode("status", status)))
+    assert "emg ok 1e+308 Hz" in line and "p50 -1.7e+308 ms" in line and "p99 12.3 ms" in line
+    big = view.line(decode(encode("muscle", _muscle(emg_measured=np.full(3, 3e38, np.float32)))))
+    assert "max 3e+38 norm" in big
+    assert len(line) < 200 and len(big) < 200
+    assert view.line(decode(encode("instruction", {"text": "x", "remaining_s": 999999.0})))
+
+
+def test_the_summary_counts_dropped_bus_connections() -> None:
+    """Issue 18, item 2: a connection libzmq dropped (an oversized message) is in the summary."""
+    lines = TerminalView().summary(rejected=0, disconnects=2)
+    assert lines == [
+        "bus connection dropped 2 times (a message over 16 MiB, or the publisher stopped): "
+        "messages queued on it were lost"
+    ]
