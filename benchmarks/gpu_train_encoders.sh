@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# The encoders' comparison at the paper's scale, prepared for a lent GPU (issue 12; not yet run:
-# no GPU has been lent to this work). One command, about 7 minutes on one H200 by estimate:
+# The encoders' comparison at the paper's scale, prepared for a lent GPU (issues 12, 23; not yet
+# run: no GPU has been lent to this work). One command, about 10 minutes on one H200 by estimate:
 #
 #   On this machine, once:   bash benchmarks/gpu_wheels.sh              (wheels the GPU image lacks)
 #   On the GPU machine:      bash benchmarks/gpu_train_encoders.sh      (device tool: carry [".whl"])
 #
-# (a) untrained, (b) supervised on occlusion-free 224 px crops (configs/training/encoders.toml:
-# 8 + 3 participants x 200 frames, 30 epochs; lr 1e-3 instead of SMIRK's 5e-5 because there is
-# no SMIRK checkpoint to fine-tune), (c) phase 1 from (b) (configs/training/phase1.toml: 10/5/5
-# epochs, 10 % of the frames, batch 1). Face pairs are rendered on all CPU cores first
-# (render_workers = 0). Writes $OUT/encoders_comparison_gpu.json (Pearson r per driven phi
-# component, held-out participants, occluded and occlusion-free; wall times), the runs (logs,
-# samples, checkpoints: `eifer train ... --resume` continues one cut short by the lease), and
-# $OUT/bundle: (c)'s encoders with seeded MLPs (phase 2 on top: README, "Encoders").
+# The four-way comparison of benchmarks/encoders_comparison.py: (a) untrained, (b) supervised on
+# occlusion-free 224 px crops, (d) supervised with the truth under electrodes (the upper bound),
+# (c) phase 1 from (b) (configs/training/phase1.toml: 10/5/5 epochs, 10 % of the frames, batch
+# 1). ENCODERS_CONFIG picks (a)/(b)/(d)'s recipe: encoders.toml (default; SMIRK's MobileNetV3:
+# give SMIRK_em1.pt with EXTRA_SET='init_checkpoint="..."', from random weights it stalls,
+# README) or encoders_cpu.toml with EXTRA_SET='data.crop_size=224' (the compact encoder).
+# 600 + 30 participants x 12 frames; face pairs rendered on all CPU cores first
+# (render_workers = 0). Writes $OUT/encoders_comparison_gpu.json (+ .md table, .png plot), the
+# runs (logs, samples, checkpoints: `eifer train ... --resume` continues one cut short by the
+# lease), and $OUT/bundle: (c)'s encoders with seeded MLPs (phase 2 on top: README, "Encoders").
 # EPOCHS_SCALE=0.2 bash ... runs a fifth of every epoch count (a first try in a short lease);
 # DEVICE=cpu EPOCHS_SCALE=0.01 EXTRA_SET='data.frames_per_participant=1' checks the script here.
 set -uo pipefail
@@ -27,7 +29,7 @@ if compgen -G ".whl/*.whl" >/dev/null; then
 fi
 SCALE=${EPOCHS_SCALE:-1}
 scaled() { "$PY" -c "import sys; print(max(1, round(float(sys.argv[1]) * $SCALE)))" "$1"; }
-E=$(scaled 30)
+E=$(scaled 16)
 S="[$(scaled 10), $(scaled 5), $(scaled 5)]"
 
 nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt"
@@ -35,11 +37,11 @@ nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt"
   | tee -a "$OUT/gpu.txt"
 start=$(date +%s)
 timeout "${LIMIT_S:-3000}" "$PY" -m benchmarks.encoders_comparison \
-  --encoders-config encoders.toml --phase1-config phase1.toml \
+  --encoders-config "${ENCODERS_CONFIG:-encoders.toml}" --phase1-config phase1.toml \
   --out "$OUT/runs" --results "$OUT/encoders_comparison_gpu.json" --bundle "$OUT/bundle" \
   --set "device=\"${DEVICE:-cuda}\"" "data.cache_dir=\"$OUT/face_pairs\"" \
   'data.render_workers=0' ${EXTRA_SET:-} \
-  --set-encoders 'lr=1e-3' "epochs=$E" \
+  --set-encoders "epochs=$E" \
   --set-phase1 "stage_epochs=$S" 'samples_per_epoch=2' \
   2>&1 | tee "$OUT/comparison.log" | grep -v '%|' 
 rc=${PIPESTATUS[0]}

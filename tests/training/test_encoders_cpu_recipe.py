@@ -56,15 +56,15 @@ def test_loss_reads_raw_outputs_so_clamped_components_still_learn() -> None:
     config = EncodersConfig(architecture="compact", data={"crop_size": 32})
     encoder = make_encoder(config)
     with torch.no_grad():
-        encoder.head.bias[-5:-3] = -5.0 / encoder.out_scale[-5:-3]  # eyelids far below 0
+        encoder.expression_head.bias[-5:-3] = -5.0 / encoder.out_scale[-5:-3]  # eyelids far below 0
     image = torch.rand(4, 3, 32, 32)
     target = {"pose": torch.zeros(4, 6), "shape": torch.zeros(4, 300), "phi": torch.zeros(4, 55)}
     target["phi"][:, 50:52] = 0.5
     stats = TargetStatistics({k: v.mean(0) for k, v in target.items()},
                              {k: torch.ones(v.shape[1]) for k, v in target.items()})  # fmt: skip
     supervised_loss(encoder, image, target, config, stats).sum().backward()
-    assert encoder.head.bias.grad is not None
-    assert (encoder.head.bias.grad[-5:-3].abs() > 0).all()
+    assert encoder.expression_head.bias.grad is not None
+    assert (encoder.expression_head.bias.grad[-5:-3].abs() > 0).all()
     assert (encoder(image).eyelid_params == 0).all()  # clamped at inference
 
 
