@@ -1,8 +1,12 @@
 """Pipeline latency per frame, capture to publish (p50/p99), on this CPU.
 
 Runs the real EMG node (simulator, 22 channels at 4096 Hz) and camera node (synthetic face) as
-separate processes and the pipeline in this one, EMG only and with the demo model bundle (face
-crop + encoders + MLPs on the selected backend). "capture_to_publish" is LSL time at publish minus
+separate processes and the pipeline in this one, in three cases: EMG only (``align = "delay"``),
+and with the demo model bundle (face crop + encoders + MLPs on the selected backend) in both
+alignment modes, ``"delay"`` (the envelope read at t + D) and ``"latest"`` (at t). Per case it
+reports every stage's p50/p99 from the pipeline's ``status``, the overlap's own figures
+(``video_branch``, ``video_to_join``: the video branch's result waiting for the EMG,
+``emg_to_join``: the envelope waiting for the video branch) and D. "capture_to_publish" is LSL time at publish minus
 the frame's capture stamp; it includes the bounded wait for EMG up to the frame's time (the EMG
 arrives in 7.8 ms chunks), which is the floor of any frame-synchronised EMG pipeline.
 
@@ -12,7 +16,7 @@ a subscriber on the pipeline's bus counts the ``expression`` messages whose ``ph
 and the benchmark fails if fewer than 90 % of them are (EMG2Exp did not run). Measurement
 starts 5 s after the EMG first reaches the pipeline.
 
-    python -m benchmarks.pipeline_latency [--seconds 20] [--size 1280x720]
+    python -m benchmarks.pipeline_latency [--seconds 20] [--size 1280x720] [--cases ...]
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ def run_case(
     profile: Path,
     tag: str,
     face_preview_hz: float | None = None,
+    align: str = "delay",
 ) -> dict:
     from streaming.bus import Publisher
     from streaming.config import validate
@@ -99,6 +104,7 @@ def run_case(
                 "output": {"lsl_name": f"EIFER-bench-{tag}"}
                 | ({} if face_preview_hz is None else {"face_preview_hz": face_preview_hz}),
                 "models": {"bundle": str(bundle) if bundle else ""},
+                "sync": {"align": align},
                 "profile": str(profile),
             },
         )
@@ -143,6 +149,9 @@ def run_case(
         )
     return {
         "models": bundle is not None,
+        "align": align,
+        "emg_group_delay_ms": status.get("emg_group_delay_ms"),
+        "overlap": status.get("overlap", False),
         "backend": status["backend"],
         "profile": status.get("profile"),
         "frames": status["frames"],
@@ -158,6 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--size", default="1280x720", help="camera frame size")
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        default=["emg-delay", "models-delay", "models-latest"],
+        choices=["emg-delay", "emg-latest", "models-delay", "models-latest"],
+    )
     args = parser.parse_args(argv)
     use_loopback_lsl()
     from eifer_models.bundle import create_demo_bundle
@@ -166,20 +181,24 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as work:
         bundle = create_demo_bundle(Path(work) / "bundle").path
         profile = make_profile(Path(work))
-        cases = [
-            run_case(args.seconds, args.size, None, profile, f"emg{os.getpid()}"),
-            run_case(args.seconds, args.size, bundle, profile, f"models{os.getpid()}"),
-        ]
+        cases = []
+        for case in args.cases:
+            kind, align = case.split("-")
+            with_models = bundle if kind == "models" else None
+            tag = f"{kind}{align}{os.getpid()}"
+            cases.append(run_case(args.seconds, args.size, with_models, profile, tag, align=align))
     print(f"pipeline latency, {args.size} frames at 30 fps, {args.seconds:g} s per case")
-    print(f"{'case':<22} {'stage':<20} {'p50 ms':>8} {'p99 ms':>8} {'n':>6}")
+    print(f"{'case':<34} {'stage':<20} {'p50 ms':>8} {'p99 ms':>8} {'n':>6}")
     for case in cases:
         name = f"models ({case['backend']})" if case["models"] else "EMG only"
+        name = f"{name}, {case['align']}"
         for stage, row in sorted(case["latency_ms"].items()):
-            print(f"{name:<22} {stage:<20} {row['p50']:>8.2f} {row['p99']:>8.2f} {row['n']:>6}")
-        print(f"{name:<22} frames while measured {case['frames_measured']}")
+            print(f"{name:<34} {stage:<20} {row['p50']:>8.2f} {row['p99']:>8.2f} {row['n']:>6}")
+        print(f"{name:<34} frames while measured {case['frames_measured']}")
+        print(f"{name:<34} D = {case['emg_group_delay_ms']} ms, overlap {case['overlap']}")
         if case["models"]:
             print(
-                f"{name:<22} phi_emg finite in {case['phi_emg_finite']} of "
+                f"{name:<34} phi_emg finite in {case['phi_emg_finite']} of "
                 f"{case['expression_messages']} expression messages"
             )
     write_results(

@@ -12,14 +12,17 @@ Each frame goes through two branches that overlap (issue 20):
   ``phi_video`` and Exp2EMG (``FrameModels.process_video``), which need no EMG. It takes frames
   from the feed in capture order and hands them to the join through a bounded in-flight queue
   (``video.queue_frames``; when it is full the video branch waits for room).
-- the **join** (the thread that called :meth:`Pipeline.run`), in the same order: it waits
+- the **join**, in the same order, by whichever side comes last (the thread that called
+  :meth:`Pipeline.run`, or the video branch's own when the EMG was already there and no earlier
+  frame is in flight: no thread hand-over then; counted as ``joined_by_video_branch``): it waits
   (bounded, from the capture time) until the envelope covers the read time, reads it there by
   interpolation (emg_processing.md 3.3), runs EMG2Exp on it (``FrameModels.process_emg``) and
   publishes one ``muscle`` message (and ``expression`` when models run).
 
 So a frame's latency is the longer of the two branches, not their sum. One thread feeds the
-join and the join is one FIFO, so frames are published in capture order, each at most once;
-a frame not published was counted as skipped. ``status`` reports the overlap: ``video_to_join``
+join through one FIFO, and the video branch joins a frame itself only while none is in flight
+and no join runs (one lock), so frames are published in capture order, each at most once; a
+frame not published was counted as skipped. ``status`` reports the overlap: ``video_to_join``
 (the video branch's result waiting for the EMG) and ``emg_to_join`` (the envelope at ``t + D``
 waiting for the video branch). A model stage without ``process_video`` runs whole at the
 join, as before. A frame whose EMG never comes is published with
@@ -195,6 +198,8 @@ class Pipeline:
         self._video_stop = threading.Event()
         self._video_error: BaseException | None = None
         self.skipped_at_join = 0  # in-flight frames skipped to stay current (the join behind)
+        self.joined_by_video_branch = 0  # frames whose EMG was there when their video was done
+        self._join_lock = threading.Lock()  # one join at a time, in order; guards the bus socket
         self._in_flight: deque[InFlight] = deque()
         self._in_flight_changed = threading.Condition()
         self._max_in_flight = config.video.queue_frames
@@ -231,13 +236,17 @@ class Pipeline:
             while not self._stop.is_set():
                 if max_frames is not None and self.published >= max_frames:
                     break
-                item = self._next_in_flight(timeout_s=0.2)
+                item = self._next_in_flight(timeout_s=0.2)  # holds the join lock if not None
                 if item is not None:
-                    self._join(item)
+                    try:
+                        self._join(item)
+                    finally:
+                        self._join_lock.release()
                     if on_frame is not None:
                         on_frame(self.published)
-                self._publish_face_preview()
-                self._maybe_status()
+                with self._join_lock:  # the bus socket is used by one thread at a time
+                    self._publish_face_preview()
+                    self._maybe_status()
         finally:
             self._video_stop.set()
             video.join(5.0)
@@ -282,8 +291,23 @@ class Pipeline:
                     if self._stop.is_set() or self._video_stop.is_set():
                         return
                     self._in_flight_changed.wait(0.1)
-                self._in_flight.append(item)
-                self._in_flight_changed.notify_all()
+                # the side that comes last joins: with no earlier frame in flight and the EMG
+                # already there (always so with align = "latest" and models), this thread joins
+                # at once, saving a thread hand-over
+                inline = (
+                    not self._in_flight
+                    and self.emg.covers(frame.t + self.read_offset_s)
+                    and self._join_lock.acquire(blocking=False)
+                )
+                if not inline:
+                    self._in_flight.append(item)
+                    self._in_flight_changed.notify_all()
+            if inline:
+                try:
+                    self._join(item)
+                    self.joined_by_video_branch += 1
+                finally:
+                    self._join_lock.release()
 
     def _video_branch(self, frame: Frame) -> InFlight:
         import pylsl
@@ -323,6 +347,9 @@ class Pipeline:
                 self.skipped_at_join += 1
             item = self._in_flight.popleft()
             self._in_flight_changed.notify_all()
+            # taken before the queue's lock is let go: the video branch, which joins a frame
+            # itself only when the queue is empty and this lock free, can never overtake it
+            self._join_lock.acquire()
             return item
 
     def _ready_at(self, item: InFlight) -> float:
@@ -568,6 +595,7 @@ class Pipeline:
                 "dropped": int(self.frames.dropped),  # by the camera (gaps in its stamps)
                 "skipped": self.skipped,  # by the pipeline, to stay current
                 "skipped_at_join": self.skipped_at_join,
+                "joined_by_video_branch": self.joined_by_video_branch,
                 "in_flight": len(self._in_flight),  # past the video branch, awaiting the join
                 "duplicates": int(self.frames.duplicates),
                 "emg_missing": self.emg_missing,

@@ -398,6 +398,23 @@ def test_the_video_branch_runs_while_the_join_waits_for_the_emg(
     run.assert_every_frame_accounted_for()
 
 
+def test_with_the_emg_there_first_the_video_branch_joins_itself_keeping_the_order(
+    spawn_node, unique_name, pipeline_with
+):
+    # align = "latest" and a 67 ms video branch: the envelope at t is there long before the video
+    # result, so the video branch's thread joins most frames itself; the main thread joins the
+    # rest; either way frames go out in order, once, and unpublished ones are counted
+    spawn_node("amplifier", name=unique_name + "-emg")
+    spawn_node("camera", name=unique_name + "-cam")
+    config = _config(unique_name + "-emg", unique_name + "-cam")
+    config["sync"] = {"align": "latest"}
+    run = pipeline_with(config, models=SlowSplitModels())
+    run.collect("muscle", 60, timeout_s=60)
+    status = run.wait_status(lambda s: s["frames"]["joined_by_video_branch"] >= 10, 30)
+    assert status["frames"]["published"] >= status["frames"]["joined_by_video_branch"]
+    run.assert_every_frame_accounted_for()
+
+
 def test_stream_health_counts_returns_and_reports_an_outage_when_read():
     from streaming.health import StreamHealth
 
