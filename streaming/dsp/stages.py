@@ -30,6 +30,7 @@ __all__ = [
     "SosFilter",
     "Stage",
     "band_pass",
+    "bessel_envelope_lowpass",
     "envelope_lowpass",
     "high_pass",
     "notch",
@@ -219,6 +220,15 @@ def notch(
 def envelope_lowpass(cutoff_hz: float, order: int, n_channels: int, fs: float) -> SosFilter:
     """Linear-envelope smoother: causal Butterworth low-pass, delay at DC."""
     sos = design.butter_lowpass(cutoff_hz, order, fs)
+    return SosFilter(sos, n_channels, fs, delay_ref_hz=0.0, name="envelope_lowpass")
+
+
+def bessel_envelope_lowpass(
+    cutoff_hz: float, order: int, n_channels: int, fs: float, norm: str = "phase"
+) -> SosFilter:
+    """Linear-envelope smoother with a Bessel low-pass: nearly constant delay over the
+    envelope's band (a Butterworth's grows from DC to its corner)."""
+    sos = design.bessel_lowpass(cutoff_hz, order, fs, norm)
     return SosFilter(sos, n_channels, fs, delay_ref_hz=0.0, name="envelope_lowpass")
 
 
