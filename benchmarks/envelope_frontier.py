@@ -19,7 +19,7 @@ The first and last second (30 frames) are left out. Prints the table, writes
 ``benchmarks/results/envelope_frontier.json`` and, with ``--plot``, ``envelope_frontier.png``
 (D against r, min-median-max over the channels).
 
-    python -m benchmarks.envelope_frontier [--plot]
+    python -m benchmarks.envelope_frontier [--plot] [--plot-only]
 """
 
 from __future__ import annotations
@@ -165,36 +165,77 @@ def measure(
     }
 
 
+def family(name: str) -> tuple[str, bool]:
+    """A candidate's smoother family and whether its carrier notches the harmonics too."""
+    if name in ("low_latency", "biofeedback"):  # Butterworth N=2 at 6 and 15 Hz
+        return "butter2", True
+    return name.split(" ")[0].split("/")[0], not name.endswith("/50")
+
+
 def plot(rows: list[dict[str, Any]], path: Path) -> Path:
+    """D against r (median, min-max bars), one line per smoother family; ``mmm`` (266 ms) is
+    left out of the axes and named in the title."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=False)
+    colours = {"butter2": "C0", "butter1": "C1", "bessel2": "C2", "rms": "C3"}
+    shipped = set(feature_names())
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), sharey=True)
     for ax, field, title in (
         (axes[0], "r_own", "r against the chain's own offline (zero-phase) envelope"),
         (axes[1], "r_low_latency", "r against low_latency's offline envelope (the models' input)"),
     ):
-        for row in rows:
-            d, s = row["band_delay_ms"], row[field]
-            shipped = row["name"] in feature_names()
+        for fam, colour in colours.items():
+            for harmonics in (True, False):
+                sel = sorted(
+                    (r for r in rows if family(r["name"]) == (fam, harmonics)),
+                    key=lambda r: r["band_delay_ms"],
+                )
+                if not sel:
+                    continue
+                d = [r["band_delay_ms"] for r in sel]
+                med = [r[field]["median"] for r in sel]
+                ax.plot(
+                    d,
+                    med,
+                    "o-" if harmonics else "o--",
+                    color=colour,
+                    mfc=colour if harmonics else "white",
+                    lw=1,
+                    label=f"{fam}{'' if harmonics else ', 50 Hz notch only'}",
+                )
+        for r in rows:
+            if r["name"] not in shipped or r["name"] == "mmm":
+                continue
+            s = r[field]
             ax.errorbar(
-                d,
+                r["band_delay_ms"],
                 s["median"],
                 yerr=[[s["median"] - s["min"]], [s["max"] - s["median"]]],
-                fmt="s" if shipped else "o",
-                ms=7 if shipped else 5,
-                capsize=3,
+                fmt="s",
+                color="k",
+                ms=7,
+                capsize=4,
             )
             ax.annotate(
-                row["name"], (d, s["median"]), fontsize=7, xytext=(4, 3), textcoords="offset points"
+                f"{r['name']} (min-max)",
+                (r["band_delay_ms"], s["median"]),
+                fontsize=8,
+                xytext=(6, -12),
+                textcoords="offset points",
             )
-        ax.axhline(0.95, color="0.6", lw=0.8, ls="--")
-        ax.set_xscale("log")
-        ax.set_xlabel("delay over the envelope's band D (ms, log)")
-        ax.set_ylabel("r at 30 fps (median; bars: min-max over 6 real channels)")
+        ax.axhline(0.95, color="0.6", lw=0.8, ls=":")
+        ax.set_xlabel("delay over the envelope's band D (ms)")
         ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("r at 30 fps, median over 6 real channels")
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(
+        "Envelope delay vs fidelity on shared/data/emg (mmm: 266 ms, r 0.999 own, off the axes)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -206,7 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--data", type=Path, default=DATA, help="folder of the real recordings")
     parser.add_argument("--plot", action="store_true", help="also draw the frontier (matplotlib)")
+    parser.add_argument(
+        "--plot-only", action="store_true", help="draw the frontier from --out, measure nothing"
+    )
     args = parser.parse_args(argv)
+    if args.plot_only:
+        rows = json.loads(args.out.read_text())["rows"]
+        print(f"wrote {plot(rows, args.out.with_suffix('.png'))}")
+        return 0
     missing = [name for name in REAL_FILES if not (args.data / name).is_file()]
     if missing:
         print(f"real recordings not found in {args.data}: {', '.join(missing)}", file=sys.stderr)
