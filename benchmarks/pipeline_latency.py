@@ -4,7 +4,8 @@ Runs the real EMG node (simulator, 22 channels at 4096 Hz) and camera node (synt
 separate processes and the pipeline in this one, in three cases: EMG only (``align = "delay"``),
 and with the demo model bundle (face crop + encoders + MLPs on the selected backend) in both
 alignment modes, ``"delay"`` (the envelope read at t + D) and ``"latest"`` (at t). Per case it
-reports every stage's p50/p99 from the pipeline's ``status``, the overlap's own figures
+reports every stage's p50/p99 from the pipeline's ``status``, published / captured measured
+from the bus (``muscle`` messages over the frames the camera captured in their span), the overlap's own figures
 (``video_branch``, ``video_to_join``: the video branch's result waiting for the EMG,
 ``emg_to_join``: the envelope waiting for the video branch) and D. "capture_to_publish" is LSL time at publish minus
 the frame's capture stamp; it includes the bounded wait for EMG up to the frame's time (the EMG
@@ -59,6 +60,9 @@ class BusCounter(threading.Thread):
         self.emg_connected = threading.Event()
         self.messages = 0
         self.phi_emg_finite = 0
+        self.muscle = 0  # muscle messages while counting, and their capture stamps' span
+        self.first_t: float | None = None
+        self.last_t: float | None = None
         self.counting = False
         self.done = threading.Event()
 
@@ -72,6 +76,10 @@ class BusCounter(threading.Thread):
             if message.topic == "muscle":
                 if message.fields.get("emg_missing") is False:
                     self.emg_connected.set()
+                if self.counting:
+                    self.muscle += 1
+                    self.first_t = message.t if self.first_t is None else self.first_t
+                    self.last_t = message.t
                 continue
             if not self.counting:
                 continue
@@ -80,6 +88,16 @@ class BusCounter(threading.Thread):
             if phi is not None and np.all(np.isfinite(np.asarray(phi, dtype=float))):
                 self.phi_emg_finite += 1
         self.subscriber.close()
+
+
+def published_over_captured(counter: BusCounter, rate_hz: float = 30.0) -> dict[str, float]:
+    """From the bus alone: ``muscle`` messages received while measuring, over the frames the
+    camera captured between the first and the last of them (their capture stamps' span at the
+    camera's 30 fps), not the pipeline's own counters."""
+    if counter.first_t is None or counter.last_t is None:
+        return {"published": 0, "captured": 0, "ratio": float("nan")}
+    captured = round((counter.last_t - counter.first_t) * rate_hz) + 1
+    return {"published": counter.muscle, "captured": captured, "ratio": counter.muscle / captured}
 
 
 def run_case(
@@ -157,6 +175,7 @@ def run_case(
         "frames": status["frames"],
         "frames_measured": {k: v - frames_at_start.get(k, 0) for k, v in status["frames"].items()},
         "expression_messages": counter.messages,
+        "bus": published_over_captured(counter),
         "phi_emg_finite": counter.phi_emg_finite,
         "errors": status["errors"],
         "latency_ms": summary,
@@ -196,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<34} {stage:<20} {row['p50']:>8.2f} {row['p99']:>8.2f} {row['n']:>6}")
         print(f"{name:<34} frames while measured {case['frames_measured']}")
         print(f"{name:<34} D = {case['emg_group_delay_ms']} ms, overlap {case['overlap']}")
+        bus = case["bus"]
+        print(
+            f"{name:<34} from the bus: {bus['published']} muscle messages / {bus['captured']} "
+            f"frames captured = {bus['ratio']:.3f}"
+        )
         if case["models"]:
             print(
                 f"{name:<34} phi_emg finite in {case['phi_emg_finite']} of "

@@ -70,7 +70,7 @@ from streaming.video_feed import (
     VideoInputConfig,
 )
 
-__all__ = ["FrameModels", "Pipeline", "PipelineConfig"]
+__all__ = ["FrameModels", "InFlight", "Pipeline", "PipelineConfig", "SplitFrameModels"]
 
 log = logging.getLogger(__name__)
 
