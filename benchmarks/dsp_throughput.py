@@ -3,7 +3,11 @@
 For 22 and 64 channels at 4096 Hz and several chunk sizes (32 samples = 7.8 ms, as an amplifier
 delivers, and larger), feeds float32 chunks (what an LSL float32 inlet returns) through:
 
-- ``low_latency`` and ``mmm``: the project's feature chains (streaming.features.build_chain);
+- ``low_latency`` and ``mmm``: the project's feature chains (streaming.features.build_chain),
+  whose runs of IIR filters and rectifications go through one compiled kernel per chunk
+  (streaming.dsp.kernels);
+- ``low_latency_per_stage``: the same chain on the per-stage path (one ``sosfilt`` per stage,
+  ``Chain(..., fuse=False)``), the implementation before issue 20;
 - ``mne_lsl``: the peer, MNE-LSL's online filtering of the same job. MNE-LSL's ``StreamLSL``
   filters only inside a live stream's acquisition thread, so its per-chunk call sequence
   (mne_lsl/stream/stream_lsl.py ``_acquire``: per filter, ``zi = zi_unit * mean(chunk)`` on the
@@ -15,7 +19,13 @@ delivers, and larger), feeds float32 chunks (what an LSL float32 inlet returns) 
   same sequence. Same job as ``low_latency``; MNE-LSL's notches are 4 sections each where ours
   are 1 (``iirnotch``).
 
-Prints a table and writes ``benchmarks/results/dsp_throughput.json``.
+Checks, stored with the figures: the same-SOS check (MNE-LSL's call sequence around our SOS
+computes our output), and ``fused_vs_per_stage``: the largest difference between the fused and
+the per-stage outputs of the same float32 chunks (0: the kernel does scipy's operations in
+scipy's order).
+
+Prints a table and writes ``benchmarks/results/dsp_throughput.json`` (with the 1-minute load
+average: the machine may be shared).
 Run: ``.venv/bin/python -m benchmarks.dsp_throughput [--seconds 8] [--repeats 3]``.
 """
 
@@ -37,6 +47,7 @@ import numpy as np  # noqa: E402
 import scipy  # noqa: E402
 from scipy.signal import sosfilt, sosfilt_zi  # noqa: E402
 
+from streaming.dsp import Chain  # noqa: E402
 from streaming.features import build_chain  # noqa: E402
 
 FS = 4096.0
@@ -115,6 +126,21 @@ def same_sos_check(seconds: float = 4.0) -> dict[str, float]:
     return {"max_abs_diff_rel": float(np.max(np.abs(a[half:] - b[half:])) / np.max(a[half:]))}
 
 
+def fused_vs_per_stage(n_channels: int = 64, seconds: float = 4.0) -> dict[str, float]:
+    """Max abs difference (relative to the envelope's max) between the fused chain and the
+    per-stage path on the same float32 32-sample chunks, per feature."""
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((int(seconds * FS), n_channels)) * 50 + 300).astype(np.float32)
+    out = {}
+    for feature in ("low_latency", "mmm"):
+        fused = build_chain(feature, n_channels)
+        slow = Chain(build_chain(feature, n_channels).stages, fuse=False)
+        a = np.concatenate([fused.process(x[i : i + 32]) for i in range(0, x.shape[0], 32)])
+        b = np.concatenate([slow.process(x[i : i + 32]) for i in range(0, x.shape[0], 32)])
+        out[feature] = float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+    return out
+
+
 def time_run(
     make: Callable[[], Callable[[np.ndarray], np.ndarray]], x: np.ndarray, chunk: int, repeats: int
 ) -> float:
@@ -123,12 +149,13 @@ def time_run(
     best = np.inf
     for _ in range(repeats):
         process = make()
-        process(chunks[0])  # first call designs/initialises; not timed
+        process(chunks[0])  # first calls design, initialise and load the kernel; not timed
+        process(chunks[1])
         t0 = time.perf_counter()
-        for c in chunks[1:]:
+        for c in chunks[2:]:
             process(c)
         best = min(best, time.perf_counter() - t0)
-    return best * len(chunks) / max(1, len(chunks) - 1)
+    return best * len(chunks) / max(1, len(chunks) - 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         f"best of {args.repeats}, pinned to CPU {cpu}"
     )
     print(
-        f"{'channels':>8} {'chunk':>6} {'low_latency':>12} {'mmm':>10} {'mne_lsl':>10} "
-        f"{'mne_seq_our_sos':>16} {'low_lat/mne_lsl':>16}   (x real time)"
+        f"{'channels':>8} {'chunk':>6} {'low_latency':>12} {'per_stage':>10} {'mmm':>10} "
+        f"{'mne_lsl':>10} {'mne_seq_our_sos':>16} {'low_lat/mne_lsl':>16}   (x real time)"
     )
     for n_ch in args.channels:
         x = (rng.standard_normal((int(args.seconds * FS), n_ch)) * 50 + 300).astype(np.float32)
@@ -157,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
             rt = {}
             for name, make in (
                 ("low_latency", lambda n=n_ch: build_chain("low_latency", n).process),
+                (
+                    "low_latency_per_stage",
+                    lambda n=n_ch: Chain(build_chain("low_latency", n).stages, fuse=False).process,
+                ),
                 ("mmm", lambda n=n_ch: build_chain("mmm", n).process),
                 ("mne_lsl", lambda n=n_ch: mne_lsl_processor(n)),
                 ("mne_seq_our_sos", lambda n=n_ch: mne_lsl_processor(n, same_sos=True)),
@@ -172,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
             print(
-                f"{n_ch:>8} {chunk:>6} {rt['low_latency']:>12.1f} {rt['mmm']:>10.1f} "
+                f"{n_ch:>8} {chunk:>6} {rt['low_latency']:>12.1f} "
+                f"{rt['low_latency_per_stage']:>10.1f} {rt['mmm']:>10.1f} "
                 f"{rt['mne_lsl']:>10.1f} {rt['mne_seq_our_sos']:>16.1f} {ratio:>16.2f}",
                 flush=True,
             )
@@ -192,12 +224,16 @@ def main(argv: list[str] | None = None) -> int:
         "peer": "mne_lsl: StreamLSL._acquire per-chunk sosfilt sequence reproduced around "
         "mne_lsl.stream._filters.create_filter designs (band-pass 20-450 N=2, "
         "notch_filter defaults at 50..450 Hz, abs, 6 Hz N=2 low-pass)",
+        "load_average_1min": os.getloadavg()[0],
         "same_sos_check": same_sos_check(),
+        "fused_vs_per_stage_max_abs_diff_rel": fused_vs_per_stage(),
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"same-SOS check (our output vs MNE-LSL sequence): {result['same_sos_check']}")
+    print(f"fused vs per-stage: {result['fused_vs_per_stage_max_abs_diff_rel']}")
+    print(f"load average (1 min): {result['load_average_1min']:.2f}")
     print(f"wrote {args.out}")
     return 0
 

@@ -1,8 +1,13 @@
 """Pipeline latency per frame, capture to publish (p50/p99), on this CPU.
 
 Runs the real EMG node (simulator, 22 channels at 4096 Hz) and camera node (synthetic face) as
-separate processes and the pipeline in this one, EMG only and with the demo model bundle (face
-crop + encoders + MLPs on the selected backend). "capture_to_publish" is LSL time at publish minus
+separate processes and the pipeline in this one, in three cases: EMG only (``align = "delay"``),
+and with the demo model bundle (face crop + encoders + MLPs on the selected backend) in both
+alignment modes, ``"delay"`` (the envelope read at t + D) and ``"latest"`` (at t). Per case it
+reports every stage's p50/p99 from the pipeline's ``status``, published / captured measured
+from the bus (``muscle`` messages over the frames the camera captured in their span), the overlap's own figures
+(``video_branch``, ``video_to_join``: the video branch's result waiting for the EMG,
+``emg_to_join``: the envelope waiting for the video branch) and D. "capture_to_publish" is LSL time at publish minus
 the frame's capture stamp; it includes the bounded wait for EMG up to the frame's time (the EMG
 arrives in 7.8 ms chunks), which is the floor of any frame-synchronised EMG pipeline.
 
@@ -12,7 +17,7 @@ a subscriber on the pipeline's bus counts the ``expression`` messages whose ``ph
 and the benchmark fails if fewer than 90 % of them are (EMG2Exp did not run). Measurement
 starts 5 s after the EMG first reaches the pipeline.
 
-    python -m benchmarks.pipeline_latency [--seconds 20] [--size 1280x720]
+    python -m benchmarks.pipeline_latency [--seconds 20] [--size 1280x720] [--cases ...]
 """
 
 from __future__ import annotations
@@ -55,6 +60,9 @@ class BusCounter(threading.Thread):
         self.emg_connected = threading.Event()
         self.messages = 0
         self.phi_emg_finite = 0
+        self.muscle = 0  # muscle messages while counting, and their capture stamps' span
+        self.first_t: float | None = None
+        self.last_t: float | None = None
         self.counting = False
         self.done = threading.Event()
 
@@ -68,6 +76,10 @@ class BusCounter(threading.Thread):
             if message.topic == "muscle":
                 if message.fields.get("emg_missing") is False:
                     self.emg_connected.set()
+                if self.counting:
+                    self.muscle += 1
+                    self.first_t = message.t if self.first_t is None else self.first_t
+                    self.last_t = message.t
                 continue
             if not self.counting:
                 continue
@@ -78,6 +90,16 @@ class BusCounter(threading.Thread):
         self.subscriber.close()
 
 
+def published_over_captured(counter: BusCounter, rate_hz: float = 30.0) -> dict[str, float]:
+    """From the bus alone: ``muscle`` messages received while measuring, over the frames the
+    camera captured between the first and the last of them (their capture stamps' span at the
+    camera's 30 fps), not the pipeline's own counters."""
+    if counter.first_t is None or counter.last_t is None:
+        return {"published": 0, "captured": 0, "ratio": float("nan")}
+    captured = round((counter.last_t - counter.first_t) * rate_hz) + 1
+    return {"published": counter.muscle, "captured": captured, "ratio": counter.muscle / captured}
+
+
 def run_case(
     seconds: float,
     size: str,
@@ -85,6 +107,7 @@ def run_case(
     profile: Path,
     tag: str,
     face_preview_hz: float | None = None,
+    align: str = "delay",
 ) -> dict:
     from streaming.bus import Publisher
     from streaming.config import validate
@@ -99,6 +122,7 @@ def run_case(
                 "output": {"lsl_name": f"EIFER-bench-{tag}"}
                 | ({} if face_preview_hz is None else {"face_preview_hz": face_preview_hz}),
                 "models": {"bundle": str(bundle) if bundle else ""},
+                "sync": {"align": align},
                 "profile": str(profile),
             },
         )
@@ -143,11 +167,15 @@ def run_case(
         )
     return {
         "models": bundle is not None,
+        "align": align,
+        "emg_group_delay_ms": status.get("emg_group_delay_ms"),
+        "overlap": status.get("overlap", False),
         "backend": status["backend"],
         "profile": status.get("profile"),
         "frames": status["frames"],
         "frames_measured": {k: v - frames_at_start.get(k, 0) for k, v in status["frames"].items()},
         "expression_messages": counter.messages,
+        "bus": published_over_captured(counter),
         "phi_emg_finite": counter.phi_emg_finite,
         "errors": status["errors"],
         "latency_ms": summary,
@@ -158,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--size", default="1280x720", help="camera frame size")
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        default=["emg-delay", "models-delay", "models-latest"],
+        choices=["emg-delay", "emg-latest", "models-delay", "models-latest"],
+    )
     args = parser.parse_args(argv)
     use_loopback_lsl()
     from eifer_models.bundle import create_demo_bundle
@@ -166,20 +200,29 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as work:
         bundle = create_demo_bundle(Path(work) / "bundle").path
         profile = make_profile(Path(work))
-        cases = [
-            run_case(args.seconds, args.size, None, profile, f"emg{os.getpid()}"),
-            run_case(args.seconds, args.size, bundle, profile, f"models{os.getpid()}"),
-        ]
+        cases = []
+        for case in args.cases:
+            kind, align = case.split("-")
+            with_models = bundle if kind == "models" else None
+            tag = f"{kind}{align}{os.getpid()}"
+            cases.append(run_case(args.seconds, args.size, with_models, profile, tag, align=align))
     print(f"pipeline latency, {args.size} frames at 30 fps, {args.seconds:g} s per case")
-    print(f"{'case':<22} {'stage':<20} {'p50 ms':>8} {'p99 ms':>8} {'n':>6}")
+    print(f"{'case':<34} {'stage':<20} {'p50 ms':>8} {'p99 ms':>8} {'n':>6}")
     for case in cases:
         name = f"models ({case['backend']})" if case["models"] else "EMG only"
+        name = f"{name}, {case['align']}"
         for stage, row in sorted(case["latency_ms"].items()):
-            print(f"{name:<22} {stage:<20} {row['p50']:>8.2f} {row['p99']:>8.2f} {row['n']:>6}")
-        print(f"{name:<22} frames while measured {case['frames_measured']}")
+            print(f"{name:<34} {stage:<20} {row['p50']:>8.2f} {row['p99']:>8.2f} {row['n']:>6}")
+        print(f"{name:<34} frames while measured {case['frames_measured']}")
+        print(f"{name:<34} D = {case['emg_group_delay_ms']} ms, overlap {case['overlap']}")
+        bus = case["bus"]
+        print(
+            f"{name:<34} from the bus: {bus['published']} muscle messages / {bus['captured']} "
+            f"frames captured = {bus['ratio']:.3f}"
+        )
         if case["models"]:
             print(
-                f"{name:<22} phi_emg finite in {case['phi_emg_finite']} of "
+                f"{name:<34} phi_emg finite in {case['phi_emg_finite']} of "
                 f"{case['expression_messages']} expression messages"
             )
     write_results(

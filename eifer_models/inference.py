@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -147,12 +148,16 @@ class GraphInference:
         self, face_crop: np.ndarray | None, emg_envelope_normalised: np.ndarray | None
     ) -> FramePredictions:
         """Predictions for one frame (float32 arrays in the bundle's channel order)."""
+        return self.process_emg(self.process_video(face_crop), emg_envelope_normalised)
+
+    def process_video(self, face_crop: np.ndarray | None) -> FramePredictions:
+        """The video branch alone: encoders and Exp2EMG (``phi_emg`` NaN); needs no EMG, so the
+        pipeline runs it while the frame's EMG is still awaited."""
         t_start = time.perf_counter()
         errors: list[str] = []
         latency: dict[str, float] = {}
         phi_video, pose = _nan(self.expression_dim), _nan(6)
         shape, emg_from_video = _nan(self.n_shape), _nan(len(self.emg_channels))
-        phi_emg = _nan(self.expression_dim)
         image = self._image(face_crop, errors)
         if image is not None:
             enc = self._run("encoders", {"image": image}, latency, errors)
@@ -161,21 +166,37 @@ class GraphInference:
                 emg = self._run("exp2emg", {"expression": enc["expression"]}, latency, errors)
                 if emg is not None:
                     emg_from_video = emg["emg"][0]
-        env = self._envelope(emg_envelope_normalised, errors)
-        if env is not None:
-            phi = self._run("emg2exp", {"emg": env}, latency, errors)
-            if phi is not None:
-                phi_emg = phi["expression"][0]
         latency["total"] = 1e3 * (time.perf_counter() - t_start)
         return FramePredictions(
             phi_video=np.asarray(phi_video, np.float32),
             pose=np.asarray(pose, np.float32),
             shape=np.asarray(shape, np.float32),
             emg_from_video=np.asarray(emg_from_video, np.float32),
-            phi_emg=np.asarray(phi_emg, np.float32),
+            phi_emg=_nan(self.expression_dim),
             backend=self.backend,
             latency_ms=latency,
             errors=tuple(errors),
+        )
+
+    def process_emg(
+        self, video: FramePredictions, emg_envelope_normalised: np.ndarray | None
+    ) -> FramePredictions:
+        """``video`` (from :meth:`process_video`) completed with EMG2Exp of the envelope."""
+        t_start = time.perf_counter()
+        errors: list[str] = []
+        latency = dict(video.latency_ms)
+        phi_emg = _nan(self.expression_dim)
+        env = self._envelope(emg_envelope_normalised, errors)
+        if env is not None:
+            phi = self._run("emg2exp", {"emg": env}, latency, errors)
+            if phi is not None:
+                phi_emg = phi["expression"][0]
+        latency["total"] = latency.get("total", 0.0) + 1e3 * (time.perf_counter() - t_start)
+        return replace(
+            video,
+            phi_emg=np.asarray(phi_emg, np.float32),
+            latency_ms=latency,
+            errors=(*video.errors, *errors),
         )
 
     def close(self) -> None:

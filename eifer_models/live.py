@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
@@ -93,6 +94,11 @@ class FramePredictor:
         ``emg_from_video`` comes back in the order of ``labels`` (NaN for channels the bundle
         does not predict), so it lines up with the ``muscle`` message's ``channels``.
         """
+        return self.process_emg(self.process_video(rgb, labels), envelope_normalised, labels)
+
+    def process_video(self, rgb: np.ndarray | None, labels: Sequence[str]) -> FramePredictions:
+        """The video branch: face crop, encoders (``phi_video``, pose) and Exp2EMG; ``phi_emg``
+        NaN. Needs no EMG: the pipeline runs it as soon as the frame arrives."""
         errors: list[str] = []
         index = self._bundle_index(labels, errors)
         latency: dict[str, float] = {}
@@ -104,21 +110,14 @@ class FramePredictor:
             crop, detected = result.crop, bool(result.detected)
             box = None if result.box is None else np.asarray(result.box, np.float32)
             landmarks, detector = result.landmarks, result.detector
-        envelope = None
-        if envelope_normalised is not None and index is not None:
-            envelope = envelope_normalised[index]
-        graphs = self.inference.process(crop, envelope)
+        graphs = self.inference.process_video(crop)
         emg_from_video = np.full(len(labels), np.nan, np.float32)
         if index is not None:
             emg_from_video[index] = graphs.emg_from_video
         latency.update({f"model_{k}": v for k, v in graphs.latency_ms.items()})
-        return FramePredictions(
-            phi_video=graphs.phi_video,
-            pose=graphs.pose,
-            shape=graphs.shape,
+        return replace(
+            graphs,
             emg_from_video=emg_from_video,
-            phi_emg=graphs.phi_emg,
-            backend=graphs.backend,
             face_detected=detected,
             face_box=box,
             landmarks=landmarks,
@@ -126,6 +125,24 @@ class FramePredictor:
             crop=crop,
             latency_ms=latency,
             errors=(*errors, *graphs.errors),
+        )
+
+    def process_emg(
+        self, video: FramePredictions, envelope_normalised: np.ndarray | None, labels: Sequence[str]
+    ) -> FramePredictions:
+        """``video`` (this frame's :meth:`process_video`) completed with EMG2Exp of the envelope
+        at the frame's time: the part that runs after the join with the EMG."""
+        index = self._bundle_index(labels, [])  # its error, if any, came with the video branch
+        envelope = None
+        if envelope_normalised is not None and index is not None:
+            envelope = envelope_normalised[index]
+        t0 = time.perf_counter()
+        done = self.inference.process_emg(replace(video, latency_ms={}, errors=()), envelope)
+        latency = dict(video.latency_ms)
+        latency.update({f"model_{k}": v for k, v in done.latency_ms.items() if k != "total"})
+        latency["model_total"] = latency.get("model_total", 0.0) + 1e3 * (time.perf_counter() - t0)
+        return replace(
+            video, phi_emg=done.phi_emg, latency_ms=latency, errors=(*video.errors, *done.errors)
         )
 
     def close(self) -> None:

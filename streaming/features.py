@@ -32,6 +32,7 @@ from streaming.dsp import stages as st
 __all__ = [
     "DEFAULT_FEATURE",
     "BandpassStage",
+    "BesselLowpassStage",
     "FeatureDefinition",
     "FirBandpassStage",
     "HighpassStage",
@@ -88,6 +89,15 @@ class LowpassStage(Config):
     order: PositiveInt = 2
 
 
+class BesselLowpassStage(Config):
+    """Bessel low-pass: an envelope smoother whose delay is nearly the same across its band."""
+
+    kind: Literal["bessel_lowpass"] = "bessel_lowpass"
+    cutoff_hz: PositiveFloat
+    order: PositiveInt = 2
+    norm: Literal["phase", "mag", "delay"] = "phase"  # scipy.signal.bessel's normalisation
+
+
 class FirBandpassStage(Config):
     """Linear-phase windowed-sinc band-pass FIR."""
 
@@ -111,6 +121,7 @@ StageSpec = Annotated[
     | NotchStage
     | RectifyStage
     | LowpassStage
+    | BesselLowpassStage
     | FirBandpassStage
     | RmsStage,
     Field(discriminator="kind"),
@@ -175,6 +186,8 @@ def build_stage(spec: StageSpec, n_channels: int, fs: float, rate_hz: float) -> 
         return st.Rectify(n_channels)
     if isinstance(spec, LowpassStage):
         return st.envelope_lowpass(spec.cutoff_hz, spec.order, n_channels, fs)
+    if isinstance(spec, BesselLowpassStage):
+        return st.bessel_envelope_lowpass(spec.cutoff_hz, spec.order, n_channels, fs, spec.norm)
     if isinstance(spec, FirBandpassStage):
         from streaming.dsp.design import fir_bandpass
 

@@ -12,6 +12,7 @@ import numpy as np
 from scipy import signal
 
 __all__ = [
+    "bessel_lowpass",
     "butter_bandpass",
     "butter_highpass",
     "butter_lowpass",
@@ -43,6 +44,17 @@ def butter_lowpass(cutoff_hz: float, order: int, fs: float) -> np.ndarray:
     """Butterworth low-pass as SOS (the linear-envelope smoother)."""
     _check_corner("cutoff_hz", cutoff_hz, fs)
     return signal.butter(order, cutoff_hz, btype="lowpass", output="sos", fs=fs)
+
+
+def bessel_lowpass(cutoff_hz: float, order: int, fs: float, norm: str = "phase") -> np.ndarray:
+    """Bessel low-pass as SOS: the flattest group delay of its order, so an envelope's changes
+    across its band are all delayed alike and keep their shape. ``norm`` is scipy's: ``"phase"``
+    puts the phase mid-point at ``cutoff_hz`` (the magnitude is then -3 dB above it),
+    ``"mag"`` the -3 dB point, ``"delay"`` a group delay of ``1 / (2 pi cutoff_hz)`` at DC."""
+    _check_corner("cutoff_hz", cutoff_hz, fs)
+    if norm not in ("phase", "mag", "delay"):
+        raise ValueError(f"bessel norm={norm!r} must be 'phase', 'mag' or 'delay'")
+    return signal.bessel(order, cutoff_hz, btype="lowpass", output="sos", fs=fs, norm=norm)
 
 
 def butter_highpass(cutoff_hz: float, order: int, fs: float) -> np.ndarray:

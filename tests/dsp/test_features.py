@@ -19,7 +19,7 @@ FS = 4096.0
 
 
 def test_shipped_definitions_are_low_latency_default_and_mmm() -> None:
-    assert {"low_latency", "mmm"} <= set(feature_names())
+    assert {"low_latency", "mmm", "biofeedback"} <= set(feature_names())
     assert DEFAULT_FEATURE == "low_latency"
     for name in feature_names():
         defn = get_feature(name)
@@ -32,6 +32,16 @@ def test_low_latency_delay_over_the_envelope_band_is_48_ms_and_39_ms_at_dc() -> 
     assert build_chain(defn, 1).dc_delay_s * 1e3 == pytest.approx(39.4, abs=0.5)
     kinds = [s.kind for s in defn.stages]
     assert kinds == ["butter_bandpass", "notch", "rectify", "butter_lowpass"]
+
+
+def test_biofeedback_halves_low_latency_delay_measured_the_same_way() -> None:
+    # issue 20, item 2: the same stages as low_latency, the smoother at 15 Hz instead of 6 Hz
+    fast, default = get_feature("biofeedback"), get_feature("low_latency")
+    assert [s.kind for s in fast.stages] == [s.kind for s in default.stages]
+    assert fast.delay_s() == build_chain(fast, 22).band_delay_s  # the delay over the band
+    assert fast.delay_s() * 1e3 == pytest.approx(22.5, abs=0.2)
+    assert fast.delay_s() <= 0.5 * default.delay_s()
+    assert build_chain(fast, 1).dc_delay_s * 1e3 == pytest.approx(16.9, abs=0.2)
 
 
 def test_mmm_delay_is_fir_half_length_plus_rms_half_window() -> None:
@@ -113,3 +123,26 @@ def test_chain_built_at_another_rate_keeps_durations() -> None:
     assert chain.group_delay_s == pytest.approx(get_feature("mmm").delay_s(), abs=0.005)
     with pytest.raises(ConfigError, match=r"'mmm' at fs=1000\.0 Hz.*Nyquist"):
         build_chain("mmm", 1, fs=1000.0)  # its 500 Hz corner needs fs > 1 kHz
+
+
+def test_a_bessel_smoother_is_declared_like_the_others_and_delays_its_band_alike() -> None:
+    # the frontier's Bessel candidates (benchmarks.envelope_frontier): a declared stage kind
+    defn = get_feature("low_latency")
+    data = defn.to_dict()
+    data["name"] = "bessel"
+    data["stages"][-1] = {"kind": "bessel_lowpass", "cutoff_hz": 10.0, "order": 2}
+    bessel = FeatureDefinition.from_dict(data)
+    chain = build_chain(bessel, 2)
+    assert chain.stages[-1].name == "envelope_lowpass"
+    f = np.linspace(0.0, 5.0, 11)
+    curve_bessel = chain.stages[-1].group_delay_curve_s(f)
+    curve_butter = build_chain(defn, 2).stages[-1].group_delay_curve_s(f)
+    spread = np.ptp(curve_bessel) / curve_bessel[0]
+    assert spread < 0.05 < np.ptp(curve_butter) / curve_butter[0]  # flat delay over 0-5 Hz
+    with pytest.raises(ConfigError, match="norm"):
+        FeatureDefinition.from_dict(
+            {
+                **bessel.to_dict(),
+                "stages": [{"kind": "bessel_lowpass", "cutoff_hz": 10, "norm": "x"}],
+            }
+        )

@@ -139,3 +139,27 @@ def test_frame_predictor_reports_missing_channels_and_still_reads_the_face(stage
     assert any("lacks channels ['F22']" in e for e in out.errors)
     assert np.isnan(out.phi_emg).all() and np.isfinite(out.phi_video).all()
     assert out.emg_from_video.shape == (21,)
+
+
+def test_the_video_branch_then_emg2exp_equals_the_whole_frame(stage):
+    """The pipeline runs ``process_video`` while the EMG is awaited and ``process_emg`` after the
+    join (issue 20): together they give what ``process`` gives; the video branch alone leaves
+    ``phi_emg`` NaN and runs no EMG2Exp."""
+    from skimage import data
+
+    from eifer_models.face_crop import FaceCropper
+    from eifer_models.live import FramePredictor
+
+    predictor = FramePredictor(stage, FaceCropper(), feature=None)
+    labels = list(stage.emg_channels)
+    envelope = np.linspace(0.1, 0.9, 22, dtype=np.float32)
+    rgb = data.astronaut()
+    video = predictor.process_video(rgb, labels)
+    assert np.isnan(video.phi_emg).all() and np.isfinite(video.phi_video).all()
+    assert "model_emg2exp" not in video.latency_ms
+    joined = predictor.process_emg(video, envelope, labels)
+    whole = FramePredictor(stage, FaceCropper(), feature=None).process(rgb, envelope, labels)
+    for key in ("phi_video", "pose", "emg_from_video", "phi_emg"):
+        np.testing.assert_allclose(getattr(joined, key), getattr(whole, key), atol=1e-6)
+    assert joined.face_detected == whole.face_detected and joined.errors == whole.errors == ()
+    assert {"face_crop", "model_encoders", "model_emg2exp"} <= set(joined.latency_ms)

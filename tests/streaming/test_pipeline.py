@@ -69,7 +69,7 @@ class Running:
         frames = [m.frame for m in self.messages if m.topic == "muscle"]
         assert frames == sorted(set(frames)), "frames out of order or twice"
         unpublished = set(range(frames[0], frames[-1] + 1)) - set(frames)
-        assert len(unpublished) <= self.pipeline.frames.skipped, "a frame vanished uncounted"
+        assert len(unpublished) <= self.pipeline.skipped, "a frame vanished uncounted"
 
     def stop(self) -> None:
         self.pipeline.stop()
@@ -119,21 +119,26 @@ def test_one_muscle_message_per_frame_with_22_channels_and_monotonic_times(
     np.testing.assert_allclose(last["emg_measured_uv"], 63.66, rtol=0.05)
 
 
+@pytest.mark.parametrize("align", ["delay", "latest"])
 def test_emg_sample_aligned_to_each_frame_is_within_1_ms_despite_offset_and_jitter(
-    spawn_node, unique_name, pipeline_with
+    spawn_node, unique_name, pipeline_with, align
 ):
     offset_s, jitter_s = 0.250, 2e-3
     _, t0 = spawn_node("amplifier", name=unique_name + "-emg", offset_s=offset_s, jitter_s=jitter_s)
     spawn_node("camera", name=unique_name + "-cam")
-    run = pipeline_with(
-        _config(unique_name + "-emg", unique_name + "-cam", clock_offset_s=-offset_s)
-    )
+    config = _config(unique_name + "-emg", unique_name + "-cam", clock_offset_s=-offset_s)
+    config["sync"] = {"align": align}
+    # the video branch runs (overlapped with the EMG wait) on every frame
+    run = pipeline_with(config, models=CountingModels())
     muscle = run.collect("muscle", 150)[-90:]  # after the clock model settled (~2 s)
+    assert all(m.fields["align"] == align for m in muscle)
+    assert (align == "latest") == all(m.fields["emg_read_offset_ms"] == 0 for m in muscle)
     k_aligned = np.array([m.fields["emg_sample_index"] for m in muscle])
     t_read = np.array([m.t + 1e-3 * m.fields["emg_read_offset_ms"] for m in muscle])
-    k_true = (t_read - t0.value) * RATE_HZ  # at t + D: the envelope's delay compensated
+    k_true = (t_read - t0.value) * RATE_HZ  # at t + D (or t): the read time, from the truth
     error_ms = 1e3 * np.abs(k_aligned - k_true) / RATE_HZ
     assert np.nanmax(error_ms) < 1.0, f"alignment error up to {np.nanmax(error_ms):.3f} ms"
+    run.assert_every_frame_accounted_for()
 
 
 def test_uncompensated_clock_offset_is_visible_as_misalignment(
@@ -312,12 +317,50 @@ class SlowModels:
         return nan_predictions(self.expression_dim, len(labels), 300, self.backend)
 
 
+class SlowSplitModels(SlowModels):
+    """The same, split: its slow video branch runs while the EMG is awaited."""
+
+    def process_video(self, rgb: Any, labels: list[str]) -> FramePredictions:
+        return self.process(rgb, None, labels)
+
+    def process_emg(self, video: FramePredictions, envelope: Any, labels: list[str]) -> Any:
+        return video
+
+
+class CountingModels:
+    """A split model stage that records, for each frame, when its video branch ran and how many
+    video branches had run when its EMG2Exp (after the join) ran."""
+
+    backend = "counting-test-stage"
+    feature = None
+    expression_dim = 55
+
+    def __init__(self) -> None:
+        self.video_calls = 0
+        self.video_calls_at_join: list[int] = []
+        self.lock = threading.Lock()
+
+    def process(self, rgb: Any, envelope: Any, labels: list[str]) -> FramePredictions:
+        raise AssertionError("a split model stage is never run whole")
+
+    def process_video(self, rgb: Any, labels: list[str]) -> FramePredictions:
+        with self.lock:
+            self.video_calls += 1
+        return nan_predictions(self.expression_dim, len(labels), 300, self.backend)
+
+    def process_emg(self, video: FramePredictions, envelope: Any, labels: list[str]) -> Any:
+        with self.lock:
+            self.video_calls_at_join.append(self.video_calls)
+        return video
+
+
+@pytest.mark.parametrize("models", [SlowModels, SlowSplitModels])
 def test_under_overload_stale_frames_are_skipped_and_latency_stays_bounded(
-    spawn_node, unique_name, pipeline_with
+    spawn_node, unique_name, pipeline_with, models
 ):
     spawn_node("amplifier", name=unique_name + "-emg")
     spawn_node("camera", name=unique_name + "-cam")
-    run = pipeline_with(_config(unique_name + "-emg", unique_name + "-cam"), models=SlowModels())
+    run = pipeline_with(_config(unique_name + "-emg", unique_name + "-cam"), models=models())
     run.collect("muscle", 60, timeout_s=60)
     status = run.wait_status(lambda s: s["frames"]["skipped"] >= 30, 60)
     latency = status["latency_ms"]["capture_to_publish"]
@@ -325,6 +368,50 @@ def test_under_overload_stale_frames_are_skipped_and_latency_stays_bounded(
     # most sync.max_wait_ms + video.max_queue_ms (150 ms) plus one frame's work (67 ms)
     assert latency["p50"] < 400 and latency["p99"] < 600, latency
     assert status["frames"]["dropped"] == 0, status["frames"]
+    run.assert_every_frame_accounted_for()
+
+
+def test_the_video_branch_runs_while_the_join_waits_for_the_emg(
+    spawn_node, unique_name, pipeline_with
+):
+    # no EMG stream and a 3 s bounded wait: a frame's join waits 3 s (90 frame periods), while
+    # the video branch goes on with the next frames, up to its in-flight bound; frames keep
+    # their order and each one not published is counted as skipped
+    spawn_node("camera", name=unique_name + "-cam")
+    config = _config(unique_name + "-emg-absent", unique_name + "-cam")
+    config["sync"] = {"max_wait_ms": 3000.0}
+    config["video"]["queue_frames"] = 10
+    models = CountingModels()
+    run = pipeline_with(config, models=models)
+    muscle = run.collect("muscle", 3, timeout_s=30)
+    assert len(muscle) >= 3 and all(m.fields["emg_missing"] for m in muscle)
+    with models.lock:
+        at_join = list(models.video_calls_at_join)
+    # the first frame's video branch, then those of the frames behind it (the in-flight bound
+    # of 10 plus the one each thread holds), all before the first join ended its 3 s wait
+    assert at_join[0] >= 10, at_join
+    status = run.wait_status(lambda s: s["frames"]["published"] >= 3, 20)
+    assert status["overlap"] is True
+    assert status["frames"]["in_flight"] <= 10
+    assert {"video_to_join", "video_branch", "emg_branch"} <= set(status["latency_ms"])
+    assert status["latency_ms"]["video_to_join"]["p50"] > 1000  # the video waited for the join
+    run.assert_every_frame_accounted_for()
+
+
+def test_with_the_emg_there_first_the_video_branch_joins_itself_keeping_the_order(
+    spawn_node, unique_name, pipeline_with
+):
+    # align = "latest" and a 67 ms video branch: the envelope at t is there long before the video
+    # result, so the video branch's thread joins most frames itself; the main thread joins the
+    # rest; either way frames go out in order, once, and unpublished ones are counted
+    spawn_node("amplifier", name=unique_name + "-emg")
+    spawn_node("camera", name=unique_name + "-cam")
+    config = _config(unique_name + "-emg", unique_name + "-cam")
+    config["sync"] = {"align": "latest"}
+    run = pipeline_with(config, models=SlowSplitModels())
+    run.collect("muscle", 60, timeout_s=60)
+    status = run.wait_status(lambda s: s["frames"]["joined_by_video_branch"] >= 10, 30)
+    assert status["frames"]["published"] >= status["frames"]["joined_by_video_branch"]
     run.assert_every_frame_accounted_for()
 
 
