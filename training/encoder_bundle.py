@@ -19,7 +19,7 @@ from eifer_models.mlp import DEFAULT_HIDDEN, EMG2Exp, Exp2EMG
 from training.encoder_runs import load_encoders
 from training.errors import RunError
 
-__all__ = ["encoder_crop", "export_demo_encoders", "write_encoders_bundle"]
+__all__ = ["encoder_crop", "export_demo_encoders", "training_method", "write_encoders_bundle"]
 
 
 def encoder_crop(data_config: dict[str, Any], occlusion: str | None = "fridlund") -> dict[str, Any]:
@@ -36,6 +36,27 @@ def encoder_crop(data_config: dict[str, Any], occlusion: str | None = "fridlund"
         "spec": {"mode": "eifer", "scale": framing.margin(data.crop_scale), "size": data.crop_size},
         "framing": {**asdict(framing), "occlusion": occlusion, "crop_scale": data.crop_scale},
     }
+
+
+def training_method(info: dict[str, Any]) -> str:
+    """What trained a run's encoders, in words a bundle's reader needs: which faces, whether the
+    truth was used on faces under electrodes (EIFER's phase 1 uses none there)."""
+    config = info["config"]
+    if info["kind"] == "phase1":
+        return "EIFER's phase 1 (occlusion cycles, no truth under electrodes) from " + str(
+            config.get("encoders", "")
+        )
+    if config.get("untrained"):
+        return "UNTRAINED (seeded random)"
+    views = {
+        "free": "supervised with the synthetic truth on faces without electrodes",
+        "occluded": "supervised with the synthetic truth on faces under electrodes (the upper "
+        "bound (d) of the comparison, not EIFER's phase 1: real participants have no such truth)",
+        "both": "supervised with the synthetic truth on faces with and without electrodes",
+    }[config.get("views", "free")]
+    return (
+        f"{views}; {config.get('architecture', 'smirk')} encoder, {config['data']['crop_size']} px"
+    )
 
 
 def write_encoders_bundle(
@@ -117,7 +138,7 @@ def export_demo_encoders(
         "what": "face encoders of the demo (the MLPs are in models/demo-mlp)",
         "run": run.name,
         "kind": info["kind"],
-        "method": info.get("provenance", ""),
+        "method": training_method(info),
         "origin": origin,
         "recipe": recipe,
         "git_commit": info.get("git_commit", "unknown"),

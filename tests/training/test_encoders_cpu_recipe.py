@@ -25,8 +25,8 @@ def _tiny(tmp_path: Path, name: str, *extra: str) -> EncodersConfig:
     return load_config(
         EncodersConfig, CONFIGS / "encoders_cpu.toml",
         [f'output="{tmp_path / "runs"}"', f'run_name="{name}"',
-         f'data.cache_dir="{tmp_path / "pairs"}"', 'data.train_participants=["3000..3059"]',
-         'data.heldout_participants=["3100..3107"]', "data.frames_per_participant=10",
+         f'data.cache_dir="{tmp_path / "pairs"}"', 'data.train_participants=["3000..3199"]',
+         'data.heldout_participants=["3300..3339"]', "data.frames_per_participant=3",
          "data.crop_size=32", "data.movement_frames_per_participant=0", "epochs=25",
          "width=16", "threads=2", *extra],
     )  # fmt: skip
