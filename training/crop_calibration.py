@@ -53,6 +53,7 @@ def detector_framing(
         load_muscle_map,
     )
     from streaming.simulation.participant.render import ParticipantRenderer
+    from training.face_pairs import random_activation
 
     labels = EmgSimulator().muscle_labels
     expression_map = ExpressionMap(load_muscle_map(), labels)
@@ -62,10 +63,7 @@ def detector_framing(
     for pid in seeds:
         traits = ParticipantTraits.from_seed(pid, len(labels))
         rng = np.random.default_rng([seed, pid, 777])
-        activation = np.zeros((n, len(labels)))
-        for row in activation:
-            chosen = rng.choice(len(labels), rng.integers(1, 4), replace=False)
-            row[chosen] = rng.uniform(0.2, 1.0, len(chosen))
+        activation = random_activation(rng, n, len(labels))
         state = FaceState(
             t_s=np.arange(n) / 30.0,
             phi=expression_map(activation * traits.face_gain),

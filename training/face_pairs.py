@@ -27,7 +27,7 @@ import numpy as np
 
 from training.errors import DatasetError
 
-__all__ = ["FacePairs", "load_or_render_pairs", "render_pairs"]
+__all__ = ["FacePairs", "load_or_render_pairs", "random_activation", "render_pairs"]
 
 log = logging.getLogger(__name__)
 PAIRS_FORMAT = 2  # 2: crop scale and jitter (and, since, movement labels: "" when absent)
@@ -81,6 +81,15 @@ def crop_camera(
     tx = -HEAD_CENTRE_M[0] + (cx - box_centre[0]) / scale
     ty = -HEAD_CENTRE_M[1] - (cy - box_centre[1]) / scale
     return np.array([s, tx, ty], np.float32)
+
+
+def random_activation(rng: np.random.Generator, frames: int, n_muscles: int) -> np.ndarray:
+    """(frames, n_muscles) activations: per frame 1 to 3 muscle sides at U(0.2, 1), others 0."""
+    activation = np.zeros((frames, n_muscles))
+    for row in activation:
+        chosen = rng.choice(n_muscles, rng.integers(1, 4), replace=False)
+        row[chosen] = rng.uniform(0.2, 1.0, len(chosen))
+    return activation
 
 
 def render_pairs(
@@ -141,9 +150,7 @@ def render_pairs(
                 activation[i] = level * rng.uniform(0.3, 1.0)
                 shown[i] = name
         else:
-            for row in activation:
-                chosen = rng.choice(len(labels), rng.integers(1, 4), replace=False)
-                row[chosen] = rng.uniform(0.2, 1.0, len(chosen))
+            activation = random_activation(rng, frames, len(labels))
         phi = expression_map(activation * traits.face_gain)
         state = FaceState(
             t_s=np.arange(frames) / 30.0,
