@@ -1,5 +1,6 @@
-"""The demo's committed trained MLPs (models/demo-mlp): what they say about themselves, the bundle
-assembled from them, the folder cut back out of a run, and the demo refusing a training seed."""
+"""The demo's committed trained models (models/demo-mlp, models/demo-encoders): what they say
+about themselves, the bundle assembled from them (and without the encoders), the folder cut back
+out of a run, and the demo refusing a training seed."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from safetensors.torch import load_file
 
 from eifer_models.bundle import Bundle, load_bundle
 from eifer_models.demo_weights import (
+    DEMO_ENCODERS,
     DEMO_WEIGHTS,
     create_trained_demo_bundle,
     export_demo_weights,
+    read_encoders_provenance,
     read_provenance,
 )
 from nodes.demo import DEMO_PARTICIPANT_SEED, training_seeds
@@ -33,6 +36,11 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     return create_trained_demo_bundle(tmp_path_factory.mktemp("demo") / "bundle")
 
 
+@pytest.fixture(scope="module")
+def untrained_encoders_bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    return create_trained_demo_bundle(tmp_path_factory.mktemp("demo0") / "bundle", encoders=None)
+
+
 def test_the_committed_weights_are_small_and_say_where_they_come_from():
     provenance = read_provenance()
     assert provenance["participant_seeds"] == [200, 201, 202, 203, 204]
@@ -43,12 +51,13 @@ def test_the_committed_weights_are_small_and_say_where_they_come_from():
     assert sum(p.stat().st_size for p in DEMO_WEIGHTS.iterdir()) < 1_000_000
 
 
-def test_the_demo_bundle_has_the_trained_mlps_and_says_the_encoders_are_not(bundle):
+def test_the_demo_bundle_has_the_trained_mlps_and_encoders(bundle):
     again = load_bundle(bundle.path)  # every checksum, graph and shape verified
     manifest = again.manifest
-    assert again.trained and manifest.training["encoders_trained"] is False
+    assert again.trained and manifest.training["encoders_trained"] is True
     assert "trained on synthetic participants 200, 201, 202, 203, 204" in manifest.description
-    assert "encoders UNTRAINED" in manifest.description
+    assert "encoders TRAINED" in manifest.description
+    assert "not EIFER's phase 1" in manifest.training["encoders"]  # (d), said plainly
     for name in ("emg2exp", "exp2emg"):
         committed = load_file(str(DEMO_WEIGHTS / f"{name}.safetensors"))
         built = again.build_module(name).state_dict()
@@ -59,10 +68,39 @@ def test_the_demo_bundle_has_the_trained_mlps_and_says_the_encoders_are_not(bund
     assert manifest.feature["name"] == provenance["feature"]["name"]
 
 
-def test_the_check_reports_but_does_not_judge_untrained_encoders(bundle):
+def test_the_committed_encoders_are_small_held_out_and_read_as_trained(bundle):
+    """The encoders folder is a few MB, its weights are the bundle's (float16 stored, float32
+    run), the crop is the calibrated one, and the demo's participant was never trained on."""
+    enc = read_encoders_provenance()
+    assert enc is not None
+    assert sum(p.stat().st_size for p in DEMO_ENCODERS.iterdir()) < 5_000_000
+    assert DEMO_PARTICIPANT_SEED not in enc["train_participant_seeds"]
+    assert not set(enc["train_participant_seeds"]) & set(enc["heldout_participant_seeds"])
+    assert set(enc["train_participant_seeds"]) <= set(training_seeds())
+    assert enc["evaluation_heldout"]["occluded"]["mean_r"] > 0.3
+    assert bundle.manifest.crop.model_dump() == enc["crop"]["spec"]
+    committed = load_file(str(DEMO_ENCODERS / "encoders.safetensors"))
+    built = bundle.build_module("encoders").encoder.state_dict()
+    assert set(committed) == set(built)
+    assert all(torch.equal(committed[k].float(), built[k]) for k in committed)
+
+
+def test_the_check_judges_the_trained_encoders(bundle):
     from nodes.check import judge_trained_models_only
 
     config, notes = judge_trained_models_only(CheckConfig(bundle=str(bundle.path)))
+    assert config.thresholds.judge_video_models and config.thresholds.judge_emg_models
+    assert not any("encoders untrained" in note for note in notes)
+
+
+def test_without_the_encoders_folder_the_bundle_says_they_are_untrained(untrained_encoders_bundle):
+    from nodes.check import judge_trained_models_only
+
+    manifest = untrained_encoders_bundle.manifest
+    assert untrained_encoders_bundle.trained and manifest.training["encoders_trained"] is False
+    assert "encoders UNTRAINED" in manifest.description
+    path = str(untrained_encoders_bundle.path)
+    config, notes = judge_trained_models_only(CheckConfig(bundle=path))
     assert not config.thresholds.judge_video_models and config.thresholds.judge_emg_models
     assert any("encoders untrained" in note for note in notes)
     unchanged, none = judge_trained_models_only(CheckConfig())
