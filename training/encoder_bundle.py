@@ -94,7 +94,7 @@ def write_encoders_bundle(
         training={
             "phase": 1 if info["kind"] == "phase1" else 0,
             "encoders": info.get("provenance", ""),
-            "encoders_trained": True,
+            "encoders_trained": not info["config"].get("untrained", False),
             "mlps_trained": False,
             "config": info["config"],
             "git_commit": info.get("git_commit", "unknown"),

@@ -147,6 +147,7 @@ def test_encoders_bundle_verifies_and_a_misfitting_bundle_is_a_clear_error(tmp_p
     bundle = write_encoders_bundle(run, tmp_path / "bundle")
     manifest = bundle.manifest
     assert manifest.training["encoders"].startswith("UNTRAINED")
+    assert manifest.training["encoders_trained"] is False
     assert manifest.training["mlps"] == "untrained (seeded)"
     assert load_bundle(tmp_path / "bundle").summary()
     weights = tmp_path / "bundle" / "encoders.safetensors"
