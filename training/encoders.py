@@ -182,7 +182,8 @@ class TargetStatistics:
     def of(cls, pairs: FacePairs) -> TargetStatistics:
         target = _targets(pairs, np.arange(len(pairs)), torch.device("cpu"))
         mean = {k: v.double().mean(0).float() for k, v in target.items()}
-        std = {k: v.double().std(0).float() for k, v in target.items()}
+        ddof = 1 if len(pairs) > 1 else 0  # one frame: no spread, scale 1 below
+        std = {k: v.double().std(0, correction=ddof).float() for k, v in target.items()}
         scale = {k: torch.where(s > DRIVEN_STD, s, torch.ones_like(s)) for k, s in std.items()}
         return cls(mean, scale)
 

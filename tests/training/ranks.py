@@ -27,13 +27,20 @@ from training.encoders import run_encoders
 def gradients(config: EncodersConfig, out: Path) -> None:
     from eifer_models.encoders import SmirkEncoder
     from training.distributed import init_distributed, sync_batchnorm
-    from training.encoders import _images, _targets, load_pairs, supervised_loss
+    from training.encoders import (
+        TargetStatistics,
+        _images,
+        _targets,
+        load_pairs,
+        supervised_loss,
+    )
 
     ctx = init_distributed("cpu")
     if ctx.is_main:  # one rank renders and caches, as the trainer does
         load_pairs(config.data)
     ctx.barrier()
     train, _ = load_pairs(config.data)
+    stats = TargetStatistics.of(train)
     rows = np.arange(min(len(train), config.batch_size))
     cpu = torch.device("cpu")
     torch.manual_seed(config.seed)
@@ -41,17 +48,21 @@ def gradients(config: EncodersConfig, out: Path) -> None:
     ranks = sync_batchnorm(copy.deepcopy(one), cpu).train()
     mine = rows[ctx.rank :: ctx.world_size]
     loss = supervised_loss(
-        ranks, _images(train.free[mine], cpu), _targets(train, mine, cpu), config
+        ranks, _images(train.free[mine], cpu), _targets(train, mine, cpu), config, stats
     )
     (loss.sum() * ctx.world_size / len(rows)).backward()
     ctx.average_gradients(ranks.parameters())
     if ctx.is_main:
         images, targets = _images(train.free[rows], cpu), _targets(train, rows, cpu)
-        supervised_loss(one, images, targets, config).mean().backward()
+        supervised_loss(one, images, targets, config, stats).mean().backward()
         exact = copy.deepcopy(one).double()
         exact.zero_grad()
         t64 = {k: v.double() for k, v in targets.items()}
-        supervised_loss(exact, images.double(), t64, config).mean().backward()
+        stats64 = TargetStatistics(
+            {k: v.double() for k, v in stats.mean.items()},
+            {k: v.double() for k, v in stats.scale.items()},
+        )
+        supervised_loss(exact, images.double(), t64, config, stats64).mean().backward()
         result = {}
         for (name, a), b, c in zip(
             ranks.named_parameters(), one.parameters(), exact.parameters(), strict=True
