@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, ValidationInfo, field_validator
+from pydantic import Field, NonNegativeFloat, PositiveFloat
 
 from streaming.config import Config
 from streaming.errors import EiferError, SessionFileError
@@ -32,10 +32,10 @@ from streaming.lsl_io import (
     with_full_desc,
 )
 from streaming.recording_names import (
+    FileLabel,
     FileNameFields,
+    PathTemplate,
     SessionPaths,
-    check_label,
-    check_template,
     folder_paths,
     templated_paths,
 )
@@ -85,20 +85,20 @@ class RecorderConfig(Config):
     """Settings of ``eifer record`` (``configs/nodes/recorder.toml``)."""
 
     root: str = "sessions"
-    session: str = ""  # folder name ("" -> the start time); with a template: its %s label
+    session: FileLabel = ""  # folder name ("" -> the start time); with a template: its %s label
     # LabRecorder's path template ("" = a session folder; "bids" = its BIDS template)
-    path_template: str = ""
-    task: str = ""  # %b
+    path_template: PathTemplate = ""
+    task: FileLabel = ""  # %b
     run: int | None = Field(default=None, ge=0)  # %r / %n; None or 0: the next free run
-    acquisition: str = ""  # %a
-    modality: str = "emg"  # %m
+    acquisition: FileLabel = ""  # %a
+    modality: FileLabel = "emg"  # %m
     # streams that must be there, as LabRecorder's RequiredStreams: "Name" or "Name (hostname)"
     required_streams: list[str] = Field(default_factory=list)
     missing_required: Literal["ask", "refuse", "record"] = "ask"
     required_wait_s: NonNegativeFloat = 5.0  # at a start: how long to look for them
     remote_control: RemoteControlConfig = Field(default_factory=RemoteControlConfig)
     streams: list[SelectorConfig] = Field(default_factory=list)  # [] = every visible stream
-    participant: str = ""
+    participant: FileLabel = ""
     electrode_scheme: str = "fridlund"
     protocol: str = ""
     notes: str = ""
@@ -110,24 +110,6 @@ class RecorderConfig(Config):
     video_codec: str | None = None  # None: x264 lossless RGB / FFV1 depth (bit-exact)
     drain_timeout_s: PositiveFloat = 30.0  # at a stop: longest wait to save what is pending
     drain_quiet_s: PositiveFloat = 0.5  # at a stop: a stream silent this long has no more
-
-    @field_validator("participant", "session", "task", "acquisition", "modality")
-    @classmethod
-    def _label_safe(cls, value: str, info: ValidationInfo) -> str:
-        """Refused when given (a CLI option, a session file, a remote ``filename``), not at
-        the start of the recording it would name."""
-        try:
-            return check_label(str(info.field_name), value)
-        except SessionFileError as exc:
-            raise ValueError(str(exc)) from None
-
-    @field_validator("path_template")
-    @classmethod
-    def _template_below_root(cls, value: str) -> str:
-        try:
-            return check_template(value)
-        except SessionFileError as exc:
-            raise ValueError(str(exc)) from None
 
     def file_name_fields(self) -> FileNameFields:
         return FileNameFields(

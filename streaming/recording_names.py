@@ -21,15 +21,18 @@ import ntpath
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Annotated
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo
 
 from streaming.config import Config
 from streaming.errors import SessionFileError
 
 __all__ = [
     "BIDS_TEMPLATE",
+    "FileLabel",
     "FileNameFields",
+    "PathTemplate",
     "SessionPaths",
     "check_label",
     "check_template",
@@ -81,32 +84,38 @@ def _below(root: Path, relative: str) -> Path:
     return root / rel
 
 
+def _label_field(value: str, info: ValidationInfo) -> str:
+    """A file-name label, refused when given (a CLI option, a session file, a remote
+    ``filename``), not at the start of the recording it would name."""
+    try:
+        return check_label(str(info.field_name), value)
+    except SessionFileError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _template_field(value: str) -> str:
+    try:
+        return check_template(value)
+    except SessionFileError as exc:
+        raise ValueError(str(exc)) from None
+
+
+FileLabel = Annotated[str, AfterValidator(_label_field)]  # checked by check_label
+PathTemplate = Annotated[str, AfterValidator(_template_field)]  # checked by check_template
+
+
 class FileNameFields(Config):
     """LabRecorder's file-name fields (its remote ``filename`` command sets the same ones)."""
 
-    template: str = ""  # "" -> a session folder (root/session/session.xdf); "bids"; or a template
-    participant: str = ""
-    session: str = ""
-    task: str = ""
+    template: PathTemplate = (
+        ""  # "" -> a session folder (root/session/session.xdf); "bids"; or a template
+    )
+    participant: FileLabel = ""
+    session: FileLabel = ""
+    task: FileLabel = ""
     run: int | None = Field(default=None, ge=0)  # None or 0: the next free run
-    acquisition: str = ""
-    modality: str = "emg"  # BIDS datatype folder and suffix (%m); LabRecorder offers eeg, ...
-
-    @field_validator("participant", "session", "task", "acquisition", "modality")
-    @classmethod
-    def _label_safe(cls, value: str, info: ValidationInfo) -> str:
-        try:
-            return check_label(str(info.field_name), value)
-        except SessionFileError as exc:
-            raise ValueError(str(exc)) from None
-
-    @field_validator("template")
-    @classmethod
-    def _template_below_root(cls, value: str) -> str:
-        try:
-            return check_template(value)
-        except SessionFileError as exc:
-            raise ValueError(str(exc)) from None
+    acquisition: FileLabel = ""
+    modality: FileLabel = "emg"  # BIDS datatype folder and suffix (%m); LabRecorder offers eeg, ...
 
     def resolved_template(self) -> str:
         return BIDS_TEMPLATE if self.template.strip().lower() == "bids" else self.template
