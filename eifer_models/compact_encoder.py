@@ -102,6 +102,9 @@ class CompactEncoder(FaceEncoder):
         self.out_mean.copy_(mean)
         self.out_scale.copy_(scale)
 
+    def expression_modules(self) -> list[nn.Module]:
+        return [self.expression_trunk, self.expression_head]
+
     def raw(self, img: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         pooled = lambda trunk: F.adaptive_avg_pool2d(trunk(img), 1).flatten(1)  # noqa: E731
         head = torch.cat(

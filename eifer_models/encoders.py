@@ -160,6 +160,11 @@ class FaceEncoder(nn.Module):
         before the eyelid and jaw activations."""
         raise NotImplementedError
 
+    def expression_modules(self) -> list[nn.Module]:
+        """The modules that compute phi alone (SMIRK's expression encoder; the compact
+        encoder's expression trunk and head): what phase 1 fine-tunes by default."""
+        raise NotImplementedError
+
     def config(self) -> dict[str, Any]:
         """Constructor arguments plus ``architecture``: a manifest rebuilds it from these."""
         return {"architecture": self.architecture, "n_exp": self.n_exp, "n_shape": self.n_shape,
@@ -201,6 +206,9 @@ class SmirkEncoder(FaceEncoder):
 
     def raw(self, img: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return self.pose_encoder(img), self.shape_encoder(img), self.expression_encoder(img)
+
+    def expression_modules(self) -> list[nn.Module]:
+        return [self.expression_encoder]
 
 
 def build_encoder(config: dict[str, Any]) -> FaceEncoder:

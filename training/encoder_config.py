@@ -82,6 +82,9 @@ class EncodersConfig(Config):
     epochs: PositiveInt = 30
     batch_size: PositiveInt = 16
     lr: PositiveFloat = 5e-5  # SMIRK: 0.25 x 2e-4 for the encoders
+    # steps of linear warm-up from lr/100 before the cosine decay (Goyal et al. 2017): a high
+    # lr from the first step kills a randomly initialised network's ReLUs (measured, issue 23)
+    warmup_steps: int = Field(0, ge=0)
     weight_decay: float = Field(0.0, ge=0.0)
     # loss weights: phi (expression, eyelids, jaw), rotation, camera, shape (1e-2: 300 values)
     w_phi: float = 1.0
@@ -120,6 +123,10 @@ class Phase1Config(Config):
     w_gan: float = 1.0
     w_param_cycle: float = 1.0
     w_image_cycle: float = 10.0
+    # what of the occluded-face encoder stages 2-3 train: its expression part (pose, camera and
+    # shape stay pre-trained: with them free it moves the face out of the crop, training.phase1)
+    # or all of it (the paper, whose regularisers are not published)
+    finetune: Literal["expression", "all"] = "expression"
     augment: AugmentConfig = AugmentConfig()
     samples_per_epoch: int = Field(4, ge=0)  # sample images written each epoch
     seed: int = 0

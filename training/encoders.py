@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -223,6 +224,22 @@ def _images(crops: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.as_tensor(np.asarray(crops), device=device).permute(0, 3, 1, 2).float() / 255.0
 
 
+def warmup_cosine(
+    opt: torch.optim.Optimizer, total_steps: int, warmup_steps: int, floor: float = 0.01
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up from ``floor`` x lr over ``warmup_steps``, then cosine decay to ``floor``
+    x lr at ``total_steps`` (SGDR without restarts, Loshchilov & Hutter 2017)."""
+    total, warm = max(1, total_steps), min(warmup_steps, max(0, total_steps - 1))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return floor + (1.0 - floor) * step / warm
+        progress = min(1.0, (step - warm) / max(1, total - warm))
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
 def make_encoder(config: EncodersConfig) -> FaceEncoder:
     """The config's architecture at its crop size, seeded by ``config.seed``."""
     torch.manual_seed(config.seed)
@@ -304,9 +321,7 @@ def _run(
         model.to(device)
         steps_per_epoch = -(-len(x_all) // config.batch_size)
         opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-            opt, T_max=max(1, epochs * steps_per_epoch), eta_min=config.lr * 0.01
-        )
+        sched = warmup_cosine(opt, epochs * steps_per_epoch, config.warmup_steps)
         if state is not None:
             opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"])

@@ -15,7 +15,13 @@ Two encoder-generator cycles on unpaired images, batch 1 (instance normalisation
 
 Stages (default 10/5/5 epochs): 1 both encoders frozen, many appearance pixels (the generators
 learn to fool the discriminators); 2 the occluded-face encoder ``E_s`` unfrozen; 3 fewer pixels,
-forcing the generators to rely on the geometry. ``E_n`` stays frozen. Two AdamW optimisers
+forcing the generators to rely on the geometry. ``E_n`` stays frozen. By default only ``E_s``'s
+expression part is unfrozen (``finetune = "expression"``): with its pose and camera free, ``E_s``
+learnt to turn and shift the face out of the crop (render coverage 0.39 -> 0.00, measured on the
+CPU recipe, issue 23), so the mask passed the whole input to the generators and the image cycle
+was won by copying; phi got no signal (held-out r -0.02). The paper fine-tunes the whole encoder
+with regularisers it does not publish; ``finetune = "all"`` is that, without them. Each epoch
+logs ``render_coverage`` to show the shortcut. Two AdamW optimisers
 (generators + ``E_s``; discriminators), lr 2e-4, weight decay 1e-3, cosine annealing over all
 steps. Encoders run in eval mode (BatchNorm statistics frozen: batch 1). The fine-tuning frames
 are ``finetune_fraction`` of the training participants' frames, split 80/20 train/validation;
@@ -169,8 +175,11 @@ def cycle_step(
     radius = dilation_px(size)
     mse, l1 = nn.functional.mse_loss, nn.functional.l1_loss
 
+    coverage: list[float] = []
+
     def draw(params: FlameParams, image: Tensor, g: EiferGenerator) -> Tensor:
         r = face.render(params)
+        coverage.append(float(r.coverage.float().mean()))
         px = generator_pixels(
             image, r.coverage, fraction=fraction, dilation_radius_px=radius, generator=generator
         )
@@ -197,6 +206,9 @@ def cycle_step(
         k: float(v.detach())
         for k, v in (("gan", gan), ("param_cycle", param_cycle), ("image_cycle", image_cycle))
     }
+    # the fraction of the crop E_s's render covers: near 0 means E_s has moved the face out of
+    # the crop, and the generators then see the whole input (the shortcut, module doc)
+    out["render_coverage"] = coverage[0]
     if not train:
         return out
     m.opt_g.zero_grad(set_to_none=True)
@@ -328,7 +340,12 @@ def _run(
         while epoch < total_epochs:
             stage = stage_of_epoch(epoch, config.stage_epochs)
             fraction = config.pixel_fractions[stage]
-            models.e_s.requires_grad_(stage >= 1)
+            models.e_s.requires_grad_(False)
+            if stage >= 1:
+                expression_only = config.finetune == "expression"
+                tuned = models.e_s.expression_modules() if expression_only else [models.e_s]
+                for module in tuned:
+                    module.requires_grad_(True)
             g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
             order = torch.randperm(len(rows), generator=g).numpy()
             partner = torch.randint(0, len(rows), (len(rows), 3), generator=g).numpy()

@@ -58,6 +58,7 @@ def _states(run: Path) -> dict[str, dict[str, torch.Tensor]]:
 
 
 @pytest.mark.slow  # seconds alone; minutes on a loaded 2-core machine
+@pytest.mark.timeout(1200)
 def test_each_stage_steps_with_its_freezing_and_pixels(start, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     run = run_phase1(_config(start, tmp_path, "p1"), stop_after_epoch=1, progress=False)
     enc0 = torch.load(start[1] / "encoders.pt", weights_only=True)
@@ -68,17 +69,31 @@ def test_each_stage_steps_with_its_freezing_and_pixels(start, tmp_path: Path) ->
     final = torch.load(run / "encoders.pt", weights_only=True)
     key = "expression_encoder.expression_layers.0.weight"
     assert not torch.equal(final[key], enc0[key])  # stages 2-3: the occluded-face encoder learns
+    geometry = [k for k in enc0 if k.startswith(("pose_encoder.", "shape_encoder."))]
+    assert geometry and all(torch.equal(final[k], enc0[k]) for k in geometry)  # phi only
     assert all(torch.equal(_states(run)["e_n"][k], enc0[k]) for k in enc0)  # E_n stays frozen
     ev = json.loads((run / "eval.json").read_text())
     assert [(h["stage"], h["pixels"]) for h in ev["history"]] == [(1, 0.05), (2, 0.05), (3, 0.02)]
     for h in ev["history"]:
-        assert set(h["train"]) == {"gan", "param_cycle", "image_cycle", "disc"}
-        assert set(h["val"]) == {"gan", "param_cycle", "image_cycle"}
+        assert set(h["train"]) == {"gan", "param_cycle", "image_cycle", "render_coverage", "disc"}
+        assert set(h["val"]) == {"gan", "param_cycle", "image_cycle", "render_coverage"}
+        assert 0.0 <= h["val"]["render_coverage"] <= 1.0
     assert ev["finetune_frames"] == {"train": 3, "validation": 1}
     assert sorted(p.name for p in (run / "samples").iterdir()) == [
         "epoch_001.png", "epoch_002.png", "epoch_003.png",
     ]  # fmt: skip
     assert ev["occluded"]["frames"] == 2
+
+
+@pytest.mark.slow  # seconds alone; minutes on a loaded 2-core machine
+@pytest.mark.timeout(1200)
+def test_finetune_all_also_trains_the_pose_encoder(start, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    kw = {"stage_epochs": [1, 1], "pixel_fractions": [0.05, 0.02], "samples_per_epoch": 0}
+    run = run_phase1(_config(start, tmp_path, "all", finetune="all", **kw), progress=False)
+    enc0 = torch.load(start[1] / "encoders.pt", weights_only=True)
+    final = torch.load(run / "encoders.pt", weights_only=True)
+    pose = [k for k in enc0 if k.startswith("pose_encoder.") and enc0[k].is_floating_point()]
+    assert any(not torch.equal(final[k], enc0[k]) for k in pose)
 
 
 def test_resume_equals_an_uninterrupted_run(start, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
