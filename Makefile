@@ -46,7 +46,7 @@ test-slow: $(STAMP) system
 	$(PYTEST) -m slow; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
 # ruff (lint and format) and mypy (configured in pyproject.toml's [tool.mypy]: streaming,
-# eifer_models, nodes).
+# eifer_models, simulation, training, nodes).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -68,7 +68,7 @@ def capture_to_push(seconds: float, warmup_s: float, size: str) -> dict:
 def face_crop(seconds: float, size: str) -> dict:
     """Time FaceCropper.process on the synthetic source's frames (paced at 30 fps)."""
     from eifer_models.face_crop import FaceCropper
-    from streaming.camera.sources import SyntheticFaceSource
+    from streaming.acquisition.camera import SyntheticFaceSource
 
     width, height = (int(v) for v in size.split("x"))
     source = SyntheticFaceSource(width, height, 30.0)

@@ -30,8 +30,8 @@ import numpy as np
 
 from nodes.display.headless import CHROMIUM, CHROMIUM_ARGS
 from nodes.display.server import DisplayConfig, ServerThread
-from streaming.bus import Publisher
-from streaming.electrodes import load_scheme
+from streaming.acquisition.electrodes import load_scheme
+from streaming.bus.pubsub import Publisher
 
 RESULTS = Path(__file__).resolve().parent / "results" / "display_latency.json"
 

@@ -34,7 +34,7 @@ from scipy import signal
 
 from streaming.dsp import Chain, SosFilter, envelope_lowpass
 from streaming.dsp.offline import interp_at, offline_envelope, offline_frames
-from streaming.features import build_chain
+from streaming.pipeline.features import build_chain
 
 FS = 4096.0
 FRAME_RATE_HZ = 30.0

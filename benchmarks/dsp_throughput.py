@@ -3,9 +3,9 @@
 For 22 and 64 channels at 4096 Hz and several chunk sizes (32 samples = 7.8 ms, as an amplifier
 delivers, and larger), feeds float32 chunks (what an LSL float32 inlet returns) through:
 
-- ``low_latency`` and ``mmm``: the project's feature chains (streaming.features.build_chain),
-  whose runs of IIR filters and rectifications go through one compiled kernel per chunk
-  (streaming.dsp.kernels);
+- ``low_latency`` and ``mmm``: the project's feature chains
+  (streaming.pipeline.features.build_chain), whose runs of IIR filters and rectifications go through
+  one compiled kernel per chunk (streaming.dsp.kernels);
 - ``low_latency_per_stage``: the same chain on the per-stage path (one ``sosfilt`` per stage,
   ``Chain(..., fuse=False)``), the implementation before issue 20;
 - ``mne_lsl``: the peer, MNE-LSL's online filtering of the same job. MNE-LSL's ``StreamLSL``
@@ -48,7 +48,7 @@ import scipy  # noqa: E402
 from scipy.signal import sosfilt, sosfilt_zi  # noqa: E402
 
 from streaming.dsp import Chain  # noqa: E402
-from streaming.features import build_chain  # noqa: E402
+from streaming.pipeline.features import build_chain  # noqa: E402
 
 FS = 4096.0
 RESULTS = Path(__file__).resolve().parent / "results" / "dsp_throughput.json"

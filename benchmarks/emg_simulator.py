@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streaming.electrodes import ElectrodeScheme
+from streaming.acquisition.electrodes import ElectrodeScheme
 
 RESULTS = Path(__file__).resolve().parent / "results" / "emg_simulator.json"
 PICTURE = RESULTS.with_suffix(".png")
@@ -40,8 +40,8 @@ def _grid_scheme(n_side: int = 8) -> ElectrodeScheme:
 
 
 def _speed(seconds: float) -> list[dict]:
-    from streaming.electrodes import load_scheme
-    from streaming.simulation import EmgSimulator, SimulatorConfig
+    from simulation import EmgSimulator, SimulatorConfig
+    from streaming.acquisition.electrodes import load_scheme
 
     faults = [
         {"channel": "E1", "kind": "spikes"},
@@ -96,7 +96,7 @@ def _pacing(seconds: float) -> dict:
     )
     import pylsl
 
-    from streaming.lsl_io import ChunkInlet, StreamSelector, find_stream
+    from streaming.acquisition.lsl_io import ChunkInlet, StreamSelector, find_stream
 
     name = f"bench_emg_{uuid.uuid4().hex[:8]}"
     ctx = mp.get_context("spawn")
@@ -144,8 +144,8 @@ def _picture(seconds: float = 120.0) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from streaming.electrodes import load_scheme
-    from streaming.simulation import EmgSimulator, SimulatorConfig
+    from simulation import EmgSimulator, SimulatorConfig
+    from streaming.acquisition.electrodes import load_scheme
 
     sim = EmgSimulator(SimulatorConfig())
     emg, act = sim.generate(int(seconds * sim.rate_hz))

@@ -29,15 +29,15 @@ def live_path_scores(
     pipeline's cropper and through the training framing, under electrodes and free."""
     from eifer_models.bundle import load_bundle
     from eifer_models.face_crop import FaceCropper
-    from streaming.simulation.emg import EmgSimulator
-    from streaming.simulation.movements import load_movements
-    from streaming.simulation.participant.model import (
+    from simulation.emg import EmgSimulator
+    from simulation.movements import load_movements
+    from simulation.participant.model import (
         ExpressionMap,
         FaceState,
         ParticipantTraits,
         load_muscle_map,
     )
-    from streaming.simulation.participant.render import ParticipantRenderer
+    from simulation.participant.render import ParticipantRenderer
     from training.encoder_runs import phi_scores
     from training.face_pairs import _crop
 

@@ -44,7 +44,7 @@ from benchmarks.dsp_online_vs_offline import (
     xcorr_lag_s,
 )
 from streaming.dsp.offline import interp_at, offline_envelope, offline_frames
-from streaming.features import FeatureDefinition, feature_names, get_feature
+from streaming.pipeline.features import FeatureDefinition, feature_names, get_feature
 
 RESULTS = Path(__file__).resolve().parent / "results" / "envelope_frontier.json"
 
@@ -128,7 +128,7 @@ def measure(
     definition: FeatureDefinition, records: dict[str, np.ndarray], reference: FeatureDefinition
 ) -> dict[str, Any]:
     """D, measured lags and r (own and ``reference``'s offline envelope) on every channel."""
-    from streaming.features import build_chain
+    from streaming.pipeline.features import build_chain
 
     inner = slice(EDGE_FRAMES, -EDGE_FRAMES)
     delay = build_chain(definition, 1).band_delay_s

@@ -63,7 +63,7 @@ def photo_source(n_frames: int) -> tuple[str, np.ndarray]:
 
 
 def moving_source(n_frames: int) -> tuple[str, np.ndarray]:
-    from streaming.camera.sources import SyntheticFaceSource
+    from streaming.acquisition.camera import SyntheticFaceSource
 
     source = SyntheticFaceSource(1280, 720, 30.0)
     source.open()
@@ -80,8 +80,8 @@ def participant_source(n_frames: int, occlusion: str | None) -> tuple[str, np.nd
     30 fps frames, each from 1 s before a different functional movement's onset (head motion,
     expression onset); truth: the face box of every frame and the clip it belongs to."""
     from benchmarks.participant_outside_check import participant
-    from streaming.simulation import FUNCTIONAL_MOVEMENTS
-    from streaming.simulation.participant.render import ParticipantRenderer
+    from simulation import FUNCTIONAL_MOVEMENTS
+    from simulation.participant.render import ParticipantRenderer
 
     per_clip = max(n_frames // len(PARTICIPANT_SEEDS), 4)
     frames, boxes, clips = [], [], []
@@ -242,8 +242,8 @@ def outside_check(seeds: tuple[int, ...], rate_hz: float) -> dict:
         pair_correlations,
         participant,
     )
-    from streaming.simulation import FUNCTIONAL_MOVEMENTS
-    from streaming.simulation.participant.render import ParticipantRenderer
+    from simulation import FUNCTIONAL_MOVEMENTS
+    from simulation.participant.render import ParticipantRenderer
 
     torch.set_num_threads(1)  # the renderer: one thread, as the models (a loaded 2-core machine)
     rows = []

@@ -1,10 +1,11 @@
-"""Cost of the ``face`` bus topic (streaming/face_preview.py): encoding per published message and
-its size, and the pipeline's frame-loop latency with the preview on (5 Hz) and off, in one run.
+"""Cost of the ``face`` bus topic (streaming/pipeline/face_preview.py): encoding per published
+message and its size, and the pipeline's frame-loop latency with the preview on (5 Hz) and off, in
+one run.
 
 1. Encoding: a 1280x720 frame of a real face photograph (``skimage.data.astronaut``) and the
-   encoders' 224 px crop, through :func:`~streaming.face_preview.encode_face_fields` (resize to
-   320 px, JPEG at quality 80, crop to 112 px) on one thread: CPU ms (``time.thread_time``) and
-   bytes of the msgpack payload, over ``--repeats`` messages.
+   encoders' 224 px crop, through :func:`~streaming.pipeline.face_preview.encode_face_fields`
+   (resize to 320 px, JPEG at quality 80, crop to 112 px) on one thread: CPU ms
+   (``time.thread_time``) and bytes of the msgpack payload, over ``--repeats`` messages.
 2. The pipeline (real EMG and camera nodes, 1280x720, the demo bundle; see
    ``benchmarks/pipeline_latency.py``) with ``output.face_preview_hz`` 0 and 5, alternating
    ``--rounds`` times: per-frame ``pipeline`` and ``arrival_to_publish`` latency p50/p99, and the
@@ -33,8 +34,8 @@ def encode_cost(repeats: int) -> dict:
     import cv2
     from skimage.data import astronaut
 
-    from streaming.bus import encode
-    from streaming.face_preview import PreviewJob, encode_face_fields
+    from streaming.bus.pubsub import encode
+    from streaming.pipeline.face_preview import PreviewJob, encode_face_fields
 
     frame = cv2.resize(astronaut(), (1280, 720), interpolation=cv2.INTER_AREA)
     crop = cv2.resize(astronaut()[0:260, 120:380], (224, 224))

@@ -88,7 +88,7 @@ missing_required = "refuse"
 def _saved(xdf: Path, tag: str) -> dict[str, float]:
     import pyxdf
 
-    from streaming.video_file import VideoReader
+    from streaming.recording.video_file import VideoReader
 
     streams, _ = pyxdf.load_xdf(str(xdf), synchronize_clocks=False, dejitter_timestamps=False)
     by_name = {s["info"]["name"][0]: s for s in streams}

@@ -2,8 +2,8 @@
 tracker no one here wrote, see the expressions the rig claims to render?
 
 For each of the protocol's eleven functional movements, one participant performs its first
-repetition (offline, through :class:`~streaming.simulation.participant.Participant` and
-:class:`~streaming.simulation.participant.render.ParticipantRenderer`; no LSL), 1.5 s of rest on
+repetition (offline, through :class:`~simulation.participant.Participant` and
+:class:`~simulation.participant.render.ParticipantRenderer`; no LSL), 1.5 s of rest on
 either side, sampled at ``rate_hz``. MediaPipe's 478 landmarks (tracked, as in the pipeline) give
 the expression measures of :mod:`eifer_models.face_detection.measures`; each is correlated
 (Pearson r) with the truth of the muscle it should follow, per side: the participant's gained
@@ -26,9 +26,9 @@ import numpy as np
 
 from eifer_models.face_detection.landmarks import FaceLandmarker
 from eifer_models.face_detection.measures import correlations, expression_measures
-from streaming.simulation import EmgSimulator, SimulatorConfig
-from streaming.simulation.participant import Participant
-from streaming.simulation.participant.render import ParticipantRenderer
+from simulation import EmgSimulator, SimulatorConfig
+from simulation.participant import Participant
+from simulation.participant.render import ParticipantRenderer
 
 __all__ = [
     "MOVEMENT_PAIRS",

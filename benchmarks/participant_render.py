@@ -29,9 +29,9 @@ import cv2
 import numpy as np
 import torch
 
-from streaming.simulation import FUNCTIONAL_MOVEMENTS, EmgSimulator, SimulatorConfig
-from streaming.simulation.participant import Participant
-from streaming.simulation.participant.render import ParticipantRenderer
+from simulation import FUNCTIONAL_MOVEMENTS, EmgSimulator, SimulatorConfig
+from simulation.participant import Participant
+from simulation.participant.render import ParticipantRenderer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FRAME_MS = 1000.0 / 30.0

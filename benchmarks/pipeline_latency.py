@@ -37,8 +37,8 @@ def make_profile(directory: Path, seconds: float = 200.0) -> Path:
     """Per-channel maxima of a simulated calibration run (seed 1) through the ``low_latency``
     chain: the profile ``eifer demo`` computes."""
     from nodes.emg import load_node_config
-    from streaming.profile import compute_profile
-    from streaming.simulation.emg import EmgSimulator
+    from simulation.emg import EmgSimulator
+    from streaming.pipeline.profile import compute_profile
 
     simulator = EmgSimulator(load_node_config().simulator.model_copy(update={"seed": 1}))
     emg_uv, _ = simulator.generate(int(seconds * simulator.rate_hz))
@@ -54,7 +54,7 @@ class BusCounter(threading.Thread):
 
     def __init__(self, address: str) -> None:
         super().__init__(daemon=True)
-        from streaming.bus import Subscriber
+        from streaming.bus.pubsub import Subscriber
 
         self.subscriber = Subscriber(address, ["expression", "muscle"])
         self.emg_connected = threading.Event()
@@ -109,9 +109,9 @@ def run_case(
     face_preview_hz: float | None = None,
     align: str = "delay",
 ) -> dict:
-    from streaming.bus import Publisher
+    from streaming.bus.pubsub import Publisher
     from streaming.config import validate
-    from streaming.pipeline import Pipeline, PipelineConfig
+    from streaming.pipeline.pipeline import Pipeline, PipelineConfig
 
     with source_nodes(f"bench-{tag}", size) as (emg, cam):
         config = validate(

@@ -45,9 +45,9 @@ def run_case(
     max_queue_ms: float = 50.0,
 ) -> dict:
     from eifer_models.live import FramePredictor
-    from streaming.bus import Publisher
+    from streaming.bus.pubsub import Publisher
     from streaming.config import validate
-    from streaming.pipeline import Pipeline, PipelineConfig
+    from streaming.pipeline.pipeline import Pipeline, PipelineConfig
 
     ctx = mp.get_context("spawn")
     stop_hogs = ctx.Event()

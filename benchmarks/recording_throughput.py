@@ -46,9 +46,9 @@ def _frame_number(frame: np.ndarray) -> int:
 def _send(name: str, speedup: float, size: tuple[int, int], stop, sent, t0_video) -> None:
     import pylsl
 
-    from streaming.camera.frames import encode_frame, video_stream_info
-    from streaming.camera.sources import SyntheticFaceSource
-    from streaming.lsl_io import ChunkOutlet, stream_info
+    from streaming.acquisition.camera import SyntheticFaceSource
+    from streaming.acquisition.camera_frames import encode_frame, video_stream_info
+    from streaming.acquisition.lsl_io import ChunkOutlet, stream_info
 
     rate, chunk, n_ch = 4096.0, 128, 64
     emg = ChunkOutlet(
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         frames = index_stream["time_series"][:, 0]
         # which sender frame each index entry is, from its stamp on the 30 fps schedule
         by_stamp = np.round((index_stream["time_stamps"] - t0_video.value) * 30.0).astype(int)
-        from streaming.video_file import VideoReader
+        from streaming.recording.video_file import VideoReader
 
         with VideoReader(video_files[0]) as reader:
             in_file = np.array([_frame_number(f) for f in reader])

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from streaming.simulation.synth import SynthConfig, session_plan, synthesise
+from simulation.synth import SynthConfig, session_plan, synthesise
 
 RESULTS = Path(__file__).resolve().parent / "results" / "synth_speed.json"
 

@@ -103,8 +103,8 @@ class Bundle:
         return self.graph(name).specs()
 
     def feature_definition(self) -> Any:
-        """The :class:`streaming.features.FeatureDefinition` the MLPs were trained on."""
-        from streaming.features import FeatureDefinition
+        """The :class:`streaming.pipeline.features.FeatureDefinition` the MLPs were trained on."""
+        from streaming.pipeline.features import FeatureDefinition
 
         try:
             return FeatureDefinition.from_dict(
@@ -114,9 +114,9 @@ class Bundle:
             raise BundleError(str(exc)) from None
 
     def emg_normalisation(self) -> Any:
-        """The declared :class:`streaming.profile.Normalisation` of the MLPs' EMG (None for a
-        bundle written before the method was declared)."""
-        from streaming.profile import Normalisation
+        """The declared :class:`streaming.pipeline.profile.Normalisation` of the MLPs' EMG (None for
+        a bundle written before the method was declared)."""
+        from streaming.pipeline.profile import Normalisation
 
         method = self.manifest.input_normalisation.get("emg", {}).get("method")
         if method is None:
@@ -201,7 +201,8 @@ def save_bundle(
     emg_channels : sequence of str
         The EMG channel labels the MLPs read and write, in order.
     feature : FeatureDefinition | Mapping
-        The EMG feature the MLP inputs were computed with (``streaming.features``), or its dict.
+        The EMG feature the MLP inputs were computed with (``streaming.pipeline.features``), or its
+        dict.
     trained : bool
         False marks random weights: the pipeline then labels every prediction as meaningless.
     producer : str
@@ -218,7 +219,7 @@ def save_bundle(
         The face crop the encoders were trained on (default: eifer mode, margin x1.6, the
         encoder's input size); its size must be the encoder's input size.
     emg_normalisation : Normalisation | None
-        The ``streaming.profile.Normalisation`` the MLPs' EMG was divided by (default: the
+        The ``streaming.pipeline.profile.Normalisation`` the MLPs' EMG was divided by (default: the
         profile's default method).
 
     Returns
@@ -439,7 +440,7 @@ def create_demo_bundle(
     -------
     Bundle
     """
-    from streaming.features import get_feature
+    from streaming.pipeline.features import get_feature
 
     torch.manual_seed(seed)
     channels = list(emg_channels or default_emg_channels())

@@ -54,10 +54,10 @@ IMAGE_NORMALISATION = {
 
 
 def emg_normalisation_entry(method: Any = None) -> dict[str, Any]:
-    """``input_normalisation.emg``: the declared method (``streaming.profile.Normalisation``;
-    default the profile's default) the MLPs' EMG was normalised with; the pipeline refuses a
-    participant profile made with another method."""
-    from streaming.profile import Normalisation
+    """``input_normalisation.emg``: the declared method
+    (``streaming.pipeline.profile.Normalisation``; default the profile's default) the MLPs' EMG was
+    normalised with; the pipeline refuses a participant profile made with another method."""
+    from streaming.pipeline.profile import Normalisation
 
     method = method or Normalisation()
     return {

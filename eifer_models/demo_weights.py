@@ -195,7 +195,7 @@ def create_trained_demo_bundle(
     ``training.encoders_trained``, whether the encoders are (untrained: ``phi_video`` and
     ``emg_from_video`` are noise, ``phi_emg`` is the trained EMG2Exp).
     """
-    from streaming.profile import Normalisation
+    from streaming.pipeline.profile import Normalisation
 
     weights = Path(weights)
     provenance = read_provenance(weights)

@@ -1,6 +1,6 @@
 """The bundle's three graphs on one backend: a prepared face crop and a normalised EMG envelope
-in, :class:`~streaming.predictions.FramePredictions` out. (Face detection and the channel order
-of the EMG stream are :mod:`eifer_models.live`'s job, in front of this.)
+in, :class:`~streaming.pipeline.predictions.FramePredictions` out. (Face detection and the channel
+order of the EMG stream are :mod:`eifer_models.live`'s job, in front of this.)
 
 Per frame (EIFER, Buechner et al., CVPR 2025, live use of the CSN side):
 
@@ -27,7 +27,7 @@ from eifer_models.bundle import Bundle, load_bundle
 from eifer_models.runtimes.base import Runtime
 from eifer_models.runtimes.select import Selection, open_runtime, select_backend
 from streaming.errors import StreamFormatError
-from streaming.predictions import FramePredictions
+from streaming.pipeline.predictions import FramePredictions
 
 __all__ = ["FrameInference", "GraphInference"]
 

@@ -22,8 +22,8 @@ from eifer_models.bundle import load_bundle
 from eifer_models.face_crop import FaceCropper
 from eifer_models.inference import GraphInference
 from streaming.errors import StreamFormatError
-from streaming.features import FeatureDefinition
-from streaming.predictions import FramePredictions
+from streaming.pipeline.features import FeatureDefinition
+from streaming.pipeline.predictions import FramePredictions
 
 __all__ = ["FramePredictor", "LiveModels"]
 

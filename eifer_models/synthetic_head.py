@@ -204,7 +204,9 @@ def _vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
 
 
 # iBUG-68 points 17..67 (FLAME's 51 static landmarks), (x, y) on the front of the face, metres.
-_LMK_XY = np.array(
+# Public with embed_points: the synthetic participant (simulation/participant/render.py) places
+# its electrodes and landmarks on the same head.
+LANDMARK_XY = np.array(
     [
         *[(-0.055 + 0.0105 * i, 0.046 + 0.006 * np.sin(np.pi * (i + 0.5) / 5)) for i in range(5)],
         *[(0.013 + 0.0105 * i, 0.046 + 0.006 * np.sin(np.pi * (i + 0.5) / 5)) for i in range(5)],
@@ -221,7 +223,7 @@ _LMK_XY = np.array(
 )  # fmt: skip
 
 
-def _embed_points(
+def embed_points(
     v: np.ndarray, f: np.ndarray, tri_ok: np.ndarray, xy: np.ndarray, *, missing_ok: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Front-most triangle under each (x, y) and its barycentric coordinates. A point that no
@@ -328,7 +330,7 @@ def make_synthetic_head(seed: int = 0) -> dict[str, np.ndarray]:
     mask_face = np.flatnonzero((dirz > 0.4) & (skin[:, 1] < 0.085) & (skin[:, 1] > -0.093))
     tri_front = np.zeros(f.shape[0], bool)
     tri_front[: faces.shape[0]] = (dirz[faces] > 0.3).all(1)
-    lmk_faces_idx, lmk_bary = _embed_points(v, f, tri_front, _LMK_XY)
+    lmk_faces_idx, lmk_bary = embed_points(v, f, tri_front, LANDMARK_XY)
 
     arrays = {
         "v_template": v,

@@ -15,16 +15,16 @@ from pydantic import Field, PositiveFloat, PositiveInt
 
 from configs import config_path
 from nodes.common import add_config_arguments, load_node_config, seconds, stop_on_signals
-from streaming.camera.frames import encode_frame, video_stream_info
-from streaming.camera.participant_source import ParticipantSource, ParticipantSourceConfig
-from streaming.camera.sources import (
+from simulation.participant.camera_source import ParticipantSource, ParticipantSourceConfig
+from streaming.acquisition.camera import (
     FrameSource,
     OpenCVSource,
     RealSenseSource,
     SyntheticFaceSource,
 )
+from streaming.acquisition.camera_frames import encode_frame, video_stream_info
+from streaming.acquisition.lsl_io import ChunkOutlet, configure_lsl, stream_info
 from streaming.config import Config, ConfigError
-from streaming.lsl_io import ChunkOutlet, configure_lsl, stream_info
 
 log = logging.getLogger("eifer.node.camera")
 

@@ -8,10 +8,10 @@ import json
 from typing import Any
 
 from nodes.common import add_config_arguments, load_node_config, seconds
+from streaming.acquisition.lsl_io import configure_lsl
 from streaming.check.collect import observe
 from streaming.check.config import CheckConfig
 from streaming.check.report import as_json, evaluate, format_table, passed
-from streaming.lsl_io import configure_lsl
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -35,7 +35,7 @@ from nodes.common import (
 from nodes.listen import TerminalView
 from nodes.ports import AddressError, check_bus_address, check_port_free
 from nodes.processes import ProcessGroup
-from streaming.bus import Subscriber
+from streaming.bus.pubsub import Subscriber
 from streaming.errors import EiferError
 
 WORK_PREFIX = "eifer-demo-"
@@ -147,8 +147,8 @@ def _demo_profile(
     import numpy as np
 
     from nodes.emg import load_node_config
-    from streaming.profile import Normalisation, compute_profile
-    from streaming.simulation.emg import EmgSimulator
+    from simulation.emg import EmgSimulator
+    from streaming.pipeline.profile import Normalisation, compute_profile
 
     try:
         from eifer_models.demo_weights import read_provenance

@@ -3,11 +3,11 @@
 A thin shell over the library. Two sources:
 
 - ``simulator``: the EMG simulator paced in real time, with optional amplifier clock emulation
-  and a ground-truth stream (:mod:`streaming.simulation.live`);
-- ``lsl``: a bridge for a real amplifier's LSL stream (:mod:`streaming.emg_bridge`).
+  and a ground-truth stream (:mod:`simulation.live`);
+- ``lsl``: a bridge for a real amplifier's LSL stream (:mod:`streaming.acquisition.emg_bridge`).
 
-Both append a ``counter`` channel (:mod:`streaming.emg_outlet`); ``stream.counter = false``
-turns it off.
+Both append a ``counter`` channel (:mod:`streaming.acquisition.emg_outlet`);
+``stream.counter = false`` turns it off.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from typing import Literal
 
 from configs import config_path
 from nodes import common
+from simulation import SimulatorConfig
+from simulation.live import stream_simulator
+from streaming.acquisition.emg_bridge import BridgeConfig, run_bridge
+from streaming.acquisition.emg_outlet import OutputConfig, StopEvent, TimingConfig
 from streaming.config import Config, load_config
-from streaming.emg_bridge import BridgeConfig, run_bridge
-from streaming.emg_outlet import OutputConfig, StopEvent, TimingConfig
-from streaming.simulation import SimulatorConfig
-from streaming.simulation.live import stream_simulator
 
 __all__ = [
     "EmgNodeConfig",
@@ -59,7 +59,7 @@ def run_node(
     cfg: EmgNodeConfig, stop: StopEvent | None = None, duration_s: float | None = None
 ) -> int:
     """Run the configured source until ``stop`` or ``duration_s``; returns samples pushed."""
-    from streaming.lsl_io import configure_lsl
+    from streaming.acquisition.lsl_io import configure_lsl
 
     configure_lsl(cfg.resolve_scope)
     source_id = cfg.stream.stream_source_id(cfg.source)

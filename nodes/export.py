@@ -1,7 +1,7 @@
 """``eifer export SESSION --to mne|npz|csv|bids``: a recorded session in formats other tools read.
 
-A thin shell over :mod:`streaming.export` and :mod:`streaming.export_bids`; prints the files it
-wrote, and for BIDS the streams it could not write and why.
+A thin shell over :mod:`streaming.recording.export` and :mod:`streaming.recording.export_bids`;
+prints the files it wrote, and for BIDS the streams it could not write and why.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nodes.common import add_option_config_arguments, count, load_option_config, positive_float
 from streaming.errors import SessionFileError
-from streaming.export import FORMATS, export_session
+from streaming.recording.export import FORMATS, export_session
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _bids(args: argparse.Namespace) -> int:
-    from streaming.export_bids import export_bids
+    from streaming.recording.export_bids import export_bids
 
     source = Path(args.session)
     root = args.out or (source / "export" / "bids" if source.is_dir() else source.with_name("bids"))

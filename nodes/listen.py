@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from nodes.common import add_option_config_arguments, count, load_option_config, seconds
-from streaming.bus import DEFAULT_ADDRESS, TOPICS, Message, Subscriber
-from streaming.bus_schema import UnknownTopicError, validate
+from streaming.bus.pubsub import DEFAULT_ADDRESS, TOPICS, Message, Subscriber
+from streaming.bus.schema import UnknownTopicError, validate
 from streaming.errors import PayloadError
 
 
@@ -63,7 +63,7 @@ def _frame(message: Message) -> str:
 
 def format_message(message: Message) -> str:
     """One readable line for a bus message whose fields follow the contract
-    (:func:`streaming.bus_schema.validate`); optional fields may be absent, ``t``/``frame`` nil."""
+    (:func:`streaming.bus.schema.validate`); optional fields may be absent, ``t``/``frame`` nil."""
     with np.errstate(all="ignore"):  # values near the float limits: a line, not a warning
         return _format(message)
 

@@ -6,8 +6,8 @@ import argparse
 import logging
 
 from nodes.common import add_config_arguments, count, load_node_config, stop_on_signals
-from streaming.lsl_io import configure_lsl
-from streaming.pipeline import FrameModels, Pipeline, PipelineConfig
+from streaming.acquisition.lsl_io import configure_lsl
+from streaming.pipeline.pipeline import FrameModels, Pipeline, PipelineConfig
 
 log = logging.getLogger("eifer.pipeline")
 

@@ -1,8 +1,9 @@
 """``eifer node protocol``: run a recording protocol, emit LSL markers and participant instructions.
 
-A thin shell over :mod:`streaming.protocol` (schedule, markers, runner): wires the runner's
-markers to the LSL outlet ``Markers`` and its instructions to the bus topic ``instruction``.
-``--speed`` runs the whole schedule faster (tests, rehearsals); stamps follow the fast clock.
+A thin shell over :mod:`streaming.acquisition.protocol` (schedule, markers, runner): wires the
+runner's markers to the LSL outlet ``Markers`` and its instructions to the bus topic
+``instruction``. ``--speed`` runs the whole schedule faster (tests, rehearsals); stamps follow the
+fast clock.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ import numpy as np
 
 from configs import config_path
 from nodes.common import add_config_arguments, load_node_config, stop_on_signals
-from streaming.protocol import ProtocolConfig, ProtocolRunner, build_markers, build_schedule
+from streaming.acquisition.protocol import (
+    ProtocolConfig,
+    ProtocolRunner,
+    build_markers,
+    build_schedule,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
         for at, text in build_markers(build_schedule(config)):
             print(f"{at / args.speed:9.2f} s  {text}")
         return 0
-    from streaming.bus import Publisher
-    from streaming.lsl_io import ChunkOutlet, configure_lsl, stream_info
+    from streaming.acquisition.lsl_io import ChunkOutlet, configure_lsl, stream_info
+    from streaming.bus.pubsub import Publisher
 
     configure_lsl()
     info = stream_info(

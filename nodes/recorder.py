@@ -25,12 +25,12 @@ from typing import TextIO
 
 from configs import config_path
 from nodes.common import add_config_arguments, non_negative_int, port, seconds, stop_on_signals
+from streaming.acquisition.lsl_io import configure_lsl
 from streaming.config import load_config, validate
 from streaming.errors import EiferError
-from streaming.lsl_io import configure_lsl
-from streaming.recorder import RecorderConfig
-from streaming.recorder_control import RecorderController
-from streaming.recorder_remote import RemoteControlServer
+from streaming.recording.recorder import RecorderConfig
+from streaming.recording.recorder_control import RecorderController
+from streaming.recording.recorder_remote import RemoteControlServer
 
 log = logging.getLogger("eifer.record")
 

@@ -1,7 +1,7 @@
 """``eifer replay PATH``: a session folder or any XDF file played back as LSL streams.
 
-A thin shell over :mod:`streaming.replay`: loads the recording, prints what it will play, then
-plays it with a progress line until the end (or Ctrl-C).
+A thin shell over :mod:`streaming.recording.replay`: loads the recording, prints what it will play,
+then plays it with a progress line until the end (or Ctrl-C).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any
 
 from configs import config_path
 from nodes.common import add_config_arguments, load_node_config, offset_seconds, stop_on_signals
+from streaming.acquisition.lsl_io import configure_lsl
 from streaming.config import ConfigError
-from streaming.lsl_io import configure_lsl
-from streaming.replay import Player, ReplayConfig, print_progress
-from streaming.session_reader import load_recording
+from streaming.recording.replay import Player, ReplayConfig, print_progress
+from streaming.recording.session_reader import load_recording
 
 log = logging.getLogger(__name__)
 

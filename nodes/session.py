@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _watch(runner: SessionRunner, config: SessionConfig, seconds: float | None) -> None:
     """Check the nodes about every second, print the status line every status interval."""
-    from streaming.lsl_io import configure_lsl, list_streams
+    from streaming.acquisition.lsl_io import configure_lsl, list_streams
 
     configure_lsl()
     deadline = None if seconds is None else time.monotonic() + seconds

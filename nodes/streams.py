@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from nodes.common import add_option_config_arguments, load_option_config, seconds
-from streaming.lsl_io import channel_format, configure_lsl, list_streams
+from streaming.acquisition.lsl_io import channel_format, configure_lsl, list_streams
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

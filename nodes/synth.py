@@ -1,7 +1,7 @@
 """``eifer synth --participants N --minutes M --out DIR``: synthetic participants as session
 folders (what ``eifer record`` writes), with ground truth, faster than real time.
 
-A thin shell over :mod:`streaming.simulation.synth`; prints a progress bar and the folders.
+A thin shell over :mod:`simulation.synth`; prints a progress bar and the folders.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 
 from nodes.common import add_config_arguments, count, non_negative_int, positive_float
+from simulation.synth import SynthConfig, print_progress, synthesise
 from streaming.config import load_config
-from streaming.simulation.synth import SynthConfig, print_progress, synthesise
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, PositiveFloat, PositiveInt
 
 from streaming.config import Config
-from streaming.profile import Normalisation
+from streaming.pipeline.profile import Normalisation
 
 __all__ = ["DatasetConfig", "MlpConfig", "default_channels"]
 

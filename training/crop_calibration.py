@@ -45,14 +45,14 @@ def detector_framing(
     """Render ``seeds``' faces in random expressions at the camera size ``width`` x ``height``
     and compare the pipeline's detector box with the true face box."""
     from eifer_models.face_crop import FaceCropper
-    from streaming.simulation.emg import EmgSimulator
-    from streaming.simulation.participant.model import (
+    from simulation.emg import EmgSimulator
+    from simulation.participant.model import (
         ExpressionMap,
         FaceState,
         ParticipantTraits,
         load_muscle_map,
     )
-    from streaming.simulation.participant.render import ParticipantRenderer
+    from simulation.participant.render import ParticipantRenderer
     from training.face_pairs import random_activation
 
     labels = EmgSimulator().muscle_labels

@@ -23,7 +23,7 @@ def face_crops(
     ``video_file``, in order, through the same cropper the pipeline runs (detection, smoothing,
     last box kept when detection fails); a video shorter than the index is a DatasetError."""
     from eifer_models.face_crop import FaceCropper
-    from streaming.video_file import VideoReader
+    from streaming.recording.video_file import VideoReader
 
     cropper = FaceCropper(size=size)
     crops = np.zeros((len(frame_index), size, size, 3), dtype=np.uint8)

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from streaming.features import get_feature
+from streaming.pipeline.features import get_feature
 from training.config import DatasetConfig
 from training.errors import DatasetError
 from training.frames import FrameTable, content_sha256

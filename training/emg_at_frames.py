@@ -5,12 +5,12 @@
   (``scipy.signal.resample``) to a grid at the video rate, read at each frame's time. Zero-phase:
   no delay to compensate.
 - ``online``: the causal chain exactly as the pipeline runs it (per chunk, carried state,
-  :func:`streaming.features.build_chain`), read at ``t_frame + D`` with ``D`` the chain's group
-  delay (DESIGN.md "Timing and synchronisation": the pipeline's default reading), by linear
+  :func:`streaming.pipeline.features.build_chain`), read at ``t_frame + D`` with ``D`` the chain's
+  group delay (DESIGN.md "Timing and synchronisation": the pipeline's default reading), by linear
   interpolation. Training on it matches what the live pipeline feeds the MLPs.
 
 Samples before the chain has settled (``max(warmup_s, 2 D)`` after the first sample, as
-:func:`streaming.profile.compute_profile` skips) and frames outside the recording get NaN.
+:func:`streaming.pipeline.profile.compute_profile` skips) and frames outside the recording get NaN.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 
 from streaming.dsp.offline import offline_envelope, resample_to_frames
-from streaming.features import FeatureDefinition, build_chain
+from streaming.pipeline.features import FeatureDefinition, build_chain
 
 __all__ = ["METHODS", "emg_at_frames", "sample_times"]
 

@@ -64,7 +64,7 @@ def write_encoders_bundle(
 ) -> Bundle:
     """Write a verified bundle holding the run's encoders; the run's provenance and held-out
     evaluation go into the manifest's ``training``, the crop follows :func:`encoder_crop`."""
-    from streaming.features import get_feature
+    from streaming.pipeline.features import get_feature
 
     folder = Path(run)
     info_file = folder / "run.json"

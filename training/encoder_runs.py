@@ -211,7 +211,7 @@ def movement_scores(pred: np.ndarray, true: np.ndarray, movement: np.ndarray) ->
 
 def phi_scores(pred: np.ndarray, true: np.ndarray) -> dict[str, Any]:
     """Pearson r per driven phi component (the ones the muscle map moves), and their mean."""
-    from streaming.simulation.participant.model import PHI_LABELS
+    from simulation.participant.model import PHI_LABELS
 
     columns = driven_columns(true)
     r = pearson(pred, true)

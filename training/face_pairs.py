@@ -2,7 +2,7 @@
 (sEMG-occluded) and without (occlusion-free), with the true phi, head rotation and identity.
 
 The encoders' data (``eifer train encoders`` / ``phase1``). Each participant (a seed of
-:class:`~streaming.simulation.participant.model.ParticipantTraits`: identity, skin, light,
+:class:`~simulation.participant.model.ParticipantTraits`: identity, skin, light,
 background) is drawn in ``frames`` random states: 1 to 3 muscle/side activations in [0.2, 1]
 through the participant's muscle -> expression map (the same map that drives ``eifer synth``),
 a random head rotation (normal, ``rotation_sd_rad``) and a small shift. The crop is the square
@@ -74,7 +74,7 @@ def crop_camera(
     the crop as :func:`eifer_models.renderer.project` does: the participant renderer places a
     vertex at ``centre + (v - HEAD_CENTRE_M) * scale`` (y down), the crop maps frame pixels by
     ``k`` around the box centre, NDC = pixel / size * 2 - 1."""
-    from streaming.simulation.participant.render import HEAD_CENTRE_M
+    from simulation.participant.render import HEAD_CENTRE_M
 
     cx, cy, scale = head_px
     s = 2.0 * k * scale / size
@@ -109,15 +109,15 @@ def render_pairs(
     muscle activations, or (``script="movements"``) the protocol's functional movements in
     turn, each at a random intensity in [0.3, 1] (both sides, the levels of
     ``configs/movements.toml``), labelled in ``movement`` (per-movement evaluation)."""
-    from streaming.simulation.emg import EmgSimulator
-    from streaming.simulation.movements import load_movements
-    from streaming.simulation.participant.model import (
+    from simulation.emg import EmgSimulator
+    from simulation.movements import load_movements
+    from simulation.participant.model import (
         ExpressionMap,
         FaceState,
         ParticipantTraits,
         load_muscle_map,
     )
-    from streaming.simulation.participant.render import ParticipantRenderer
+    from simulation.participant.render import ParticipantRenderer
 
     labels = EmgSimulator().muscle_labels
     expression_map = ExpressionMap(load_muscle_map(), labels)

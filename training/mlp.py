@@ -13,8 +13,8 @@ A run folder (``<output>/<run_name>``, never overwritten; ``resume`` continues o
                              of ``encoders_bundle`` (random demo encoders when none is given)
 
 Normalisation: each participant's EMG is divided by that participant's reference
-(``config.normalisation``, a declared :class:`~streaming.profile.Normalisation`) computed over
-all of the participant's frames in the training set, as EIFER divides by "the participant's
+(``config.normalisation``, a declared :class:`~streaming.pipeline.profile.Normalisation`) computed
+over all of the participant's frames in the training set, as EIFER divides by "the participant's
 maximum measured activity"; the bundle declares the same method, and the pipeline refuses a
 profile made with another. Folds: participants are shuffled with the seed and split into
 ``folds`` groups; each fold trains on the others and predicts its held-out participants.
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from streaming.profile import Normalisation
+from streaming.pipeline.profile import Normalisation
 from training.config import MlpConfig
 from training.dataset import TrainingSet, load_dataset
 from training.distributed import DistContext, init_distributed

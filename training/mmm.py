@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streaming.electrodes import load_scheme
+from streaming.acquisition.electrodes import load_scheme
 from training.config import DatasetConfig
 from training.crops import face_crops
 from training.errors import DatasetError

@@ -114,7 +114,7 @@ def _face_image(values: np.ndarray, positions: np.ndarray, size: int = 120) -> n
 def _plot_heatmaps(preds: dict[str, np.ndarray], channels: list[str], out: Path) -> str:
     import matplotlib.pyplot as plt
 
-    from streaming.electrodes import load_scheme
+    from streaming.acquisition.electrodes import load_scheme
 
     scheme = load_scheme("fridlund")
     known = [c for c in channels if c in scheme.labels]

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from streaming.clock import COUNTER_MODULUS
+from streaming.acquisition.clock import COUNTER_MODULUS
 from streaming.errors import SessionFileError
-from streaming.export import stream_labels
-from streaming.features import FeatureDefinition
-from streaming.replay import RecordedStream, Recording, load_recording
-from streaming.session import read_session_info
-from streaming.xdf.reader import scan_xdf
+from streaming.pipeline.features import FeatureDefinition
+from streaming.recording.export import stream_labels
+from streaming.recording.replay import RecordedStream, Recording, load_recording
+from streaming.recording.session_folder import read_session_info
+from streaming.recording.xdf_reader import scan_xdf
 from training.config import DatasetConfig
 from training.crops import face_crops
 from training.emg_at_frames import emg_at_frames, sample_times
@@ -207,7 +207,7 @@ def truth_per_channel(values: np.ndarray, labels: list[str], channels: list[str]
     """The true activation under each EMG channel (``(n, channels)``, NaN where none): a truth
     column named like the channel, else the one of the channel's muscle and side in the
     electrode scheme (``<muscle>_l`` / ``_r``, the simulator's labels)."""
-    from streaming.electrodes import load_scheme
+    from streaming.acquisition.electrodes import load_scheme
 
     scheme = load_scheme("fridlund")
     out = np.full((len(values), len(channels)), np.nan, dtype=np.float32)

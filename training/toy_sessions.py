@@ -1,15 +1,15 @@
 """Small session folders with a known truth, for the trainer's tests and benchmark.
 
 NOT the synthetic participant (``eifer synth``, another part of the project): a minimal stand-in
-written with the project's own writers (:class:`~streaming.xdf.writer.XdfWriter`,
-:class:`~streaming.video_file.VideoWriter`) in exactly the ``eifer record`` layout, so the trainer
-is tested end to end against a truth it does not compute itself:
+written with the project's own writers (:class:`~streaming.recording.xdf_writer.XdfWriter`,
+:class:`~streaming.recording.video_file.VideoWriter`) in exactly the ``eifer record`` layout, so the
+trainer is tested end to end against a truth it does not compute itself:
 
 - per channel (F1..F22) a true activation ``a_c(t)`` in 0..1 from a movement script (each
   movement drives a few channels with 0.3 s ramps, random intensity per repetition);
 - EMG (µV) = band-limited Gaussian noise x (participant gain ``A_c`` x ``a_c(t)`` + resting
   tone): surface EMG is close to amplitude-modulated Gaussian noise (see
-  ``streaming/simulation/emg.py``); gains differ per participant (so normalisation matters);
+  ``simulation/emg.py``); gains differ per participant (so normalisation matters);
 - ``phi(t) = tanh(W a(t))`` with one fixed sparse ``W`` (the "muscle map", the same for every
   participant), components 30..54 undriven (zero), in the ``VideoTruth`` stream per frame
   ``[frame index, phi (55), pose (6) = 0, face box (4)]``;
@@ -28,9 +28,9 @@ from xml.sax.saxutils import escape
 import numpy as np
 from scipy import signal
 
-from streaming.session import SessionInfo, video_file_name
-from streaming.video_file import VideoWriter
-from streaming.xdf.writer import XdfWriter
+from streaming.recording.session_folder import SessionInfo, video_file_name
+from streaming.recording.video_file import VideoWriter
+from streaming.recording.xdf_writer import XdfWriter
 
 __all__ = ["MOVEMENTS", "ToySpec", "muscle_map", "true_phi", "write_toy_session"]
 

@@ -1,8 +1,8 @@
 """Biofeedback state of the display: the selectable targets and the live scorer.
 
 Targets are the movements of a movements TOML (``configs/movements.toml``), ``file:<path>``
-reference vectors (:func:`streaming.biofeedback.load_reference`) and references captured from
-the live activity (the "use current as target" button). Thread-safe: the bus thread scores,
+reference vectors (:func:`streaming.pipeline.biofeedback.load_reference`) and references captured
+from the live activity (the "use current as target" button). Thread-safe: the bus thread scores,
 the web server's event loop changes the target.
 """
 
@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from streaming.biofeedback import (
+from streaming.acquisition.electrodes import ElectrodeScheme
+from streaming.pipeline.biofeedback import (
     METRICS,
     FeedbackScorer,
     load_reference,
     movement_target,
     save_reference,
 )
-from streaming.electrodes import ElectrodeScheme
 
 __all__ = ["Feedback"]
 
@@ -74,8 +74,8 @@ class Feedback:
         """Use the current (smoothed) activity as a new reference target; returns its name.
 
         With ``save_dir`` the reference is also written there as TOML
-        (:func:`streaming.biofeedback.save_reference`) and named ``file:<path>``, so a later
-        session can select it again (``--set target=file:<path>``).
+        (:func:`streaming.pipeline.biofeedback.save_reference`) and named ``file:<path>``, so a
+        later session can select it again (``--set target=file:<path>``).
         """
         with self._lock:
             average = self.scorer.average

@@ -1,9 +1,9 @@
 """``eifer display``: a local web server relaying the ZeroMQ bus to the biofeedback page.
 
-A thread subscribes to the bus (:class:`streaming.bus.Subscriber`), checks each message against
-its topic's contract (:mod:`streaming.bus_schema`: unknown topics are ignored, invalid messages
-counted and dropped, never cached), turns it into JSON once (and, for ``muscle``, computes the
-biofeedback score and symmetry; for ``face``, JPEGs as base64; with truth streams configured,
+A thread subscribes to the bus (:class:`streaming.bus.pubsub.Subscriber`), checks each message
+against its topic's contract (:mod:`streaming.bus.schema`: unknown topics are ignored, invalid
+messages counted and dropped, never cached), turns it into JSON once (and, for ``muscle``, computes
+the biofeedback score and symmetry; for ``face``, JPEGs as base64; with truth streams configured,
 the truth at the message's time, :mod:`nodes.display.truth`), and hands it to the asyncio loop, which offers it to every
 connected WebSocket client's latest-only slots (:mod:`nodes.display.hub`). The page (``static/``)
 draws what arrives. The bus thread survives any message; should it die all the same, ``/health``
@@ -39,12 +39,12 @@ from nodes.display.feedback import Feedback
 from nodes.display.head import HeadMesh, load_head
 from nodes.display.hub import Hub, LatestSlots, message_json
 from nodes.display.truth import TruthView
-from streaming.biofeedback import METRICS, load_movement_levels
-from streaming.bus import DEFAULT_ADDRESS, BusAddressError, Message, Subscriber
-from streaming.bus_schema import UnknownTopicError, validate
+from streaming.acquisition.electrodes import load_scheme
+from streaming.bus.pubsub import DEFAULT_ADDRESS, BusAddressError, Message, Subscriber
+from streaming.bus.schema import UnknownTopicError, validate
 from streaming.config import Config, ConfigError
-from streaming.electrodes import load_scheme
 from streaming.errors import EiferError, PayloadError
+from streaming.pipeline.biofeedback import METRICS, load_movement_levels
 
 __all__ = ["DisplayConfig", "DisplayServer", "ServerThread", "add_arguments", "run"]
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from streaming.acquisition.lsl_io import ChunkInlet, StreamSelector, channel_labels, find_stream
 from streaming.errors import EiferError
-from streaming.lsl_io import ChunkInlet, StreamSelector, channel_labels, find_stream
 
 __all__ = ["TruthStream", "TruthView"]
 

@@ -15,7 +15,7 @@ from typing import cast
 
 import numpy as np
 
-from streaming.bus import Message
+from streaming.bus.pubsub import Message
 from streaming.check.truth import sample_time
 
 __all__ = ["alignment_errors_ms"]

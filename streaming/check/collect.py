@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from streaming.bus import Message, Subscriber
-from streaming.bus_schema import validate
+from streaming.acquisition.lsl_io import ChunkInlet, StreamSelector, desc_to_dict, find_stream
+from streaming.bus.pubsub import Message, Subscriber
+from streaming.bus.schema import validate
 from streaming.check.config import CheckConfig
 from streaming.check.truth import TruthRecorder, emg_truth_selector
 from streaming.errors import EiferError, PayloadError
-from streaming.lsl_io import ChunkInlet, StreamSelector, desc_to_dict, find_stream
 
 __all__ = ["Observation", "observe"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import Field, NonNegativeFloat, PositiveFloat
 
-from streaming.bus import DEFAULT_ADDRESS
+from streaming.acquisition.lsl_io import StreamSelector
+from streaming.bus.pubsub import DEFAULT_ADDRESS
 from streaming.config import Config
-from streaming.lsl_io import StreamSelector
 
 __all__ = ["CheckConfig", "StreamConfig", "Thresholds"]
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from streaming.bus import Message
+from streaming.bus.pubsub import Message
 from streaming.check.alignment import alignment_errors_ms
 from streaming.check.collect import Observation
 from streaming.check.config import Thresholds
-from streaming.video_feed import FrameCounter
+from streaming.pipeline.video_feed import FrameCounter
 
 __all__ = ["Row", "as_json", "evaluate", "format_table", "mean_correlation", "passed"]
 

@@ -1,7 +1,7 @@
 """Truth streams read live: the EMG simulator's ``<name>-truth`` (``EMGTruth``).
 
 The simulator stamps each truth row with the exact LSL time of a chunk's first sample (no clock
-offset, no jitter; :mod:`streaming.simulation.live`), so the true time of any EMG sample index
+offset, no jitter; :mod:`simulation.live`), so the true time of any EMG sample index
 follows from the rows by linear interpolation, and a pipeline's ``emg_sample_index`` can be
 checked against the moment it should describe.
 """
@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from streaming.errors import EiferError, StreamFormatError
-from streaming.lsl_io import (
+from streaming.acquisition.lsl_io import (
     ChunkInlet,
     StreamSelector,
     channel_labels,
     desc_to_dict,
     find_stream,
 )
+from streaming.errors import EiferError, StreamFormatError
 
 MAX_TRUTH_GAP_S = 0.5  # a time farther than this from every truth row is not judged
 

@@ -3,8 +3,8 @@
 EIFER (Buechner et al., CVPR 2025) processes each recording at once: zero-phase filtering, then
 ``scipy.signal.resample`` (Fourier) to the 30 fps frame times. Here each stage of an online chain
 (:class:`streaming.dsp.stages.Chain`, built from a feature definition by
-``streaming.features.build_chain``) gets its offline counterpart, the same filter applied without
-delay: IIR sections (band-pass, notch, high-pass, envelope low-pass) via ``sosfiltfilt``
+``streaming.pipeline.features.build_chain``) gets its offline counterpart, the same filter applied
+without delay: IIR sections (band-pass, notch, high-pass, envelope low-pass) via ``sosfiltfilt``
 (zero-phase, magnitude squared), FIR taps by centred convolution, the sliding RMS over a centred
 window. Every channel's mean is subtracted and NaN set to 0 first (MMM dataset README, step 2);
 the high-pass then removes the drift the mean leaves (the MMM definition's 1 Hz high-pass runs

@@ -10,10 +10,10 @@ import time
 import numpy as np
 import pytest
 
-from streaming.camera.frames import decode_frame, frame_shape
-from streaming.camera.sources import SyntheticFaceSource
+from streaming.acquisition.camera import SyntheticFaceSource
+from streaming.acquisition.camera_frames import decode_frame, frame_shape
+from streaming.acquisition.lsl_io import ChunkInlet, StreamSelector, desc_to_dict, find_stream
 from streaming.config import ConfigError, validate
-from streaming.lsl_io import ChunkInlet, StreamSelector, desc_to_dict, find_stream
 
 
 def _run_node(name: str, stop) -> None:

@@ -18,7 +18,7 @@ from benchmarks.participant_outside_check import (
     pair_correlations,
     participant,
 )
-from streaming.simulation.participant.render import ParticipantRenderer, RenderedFrame
+from simulation.participant.render import ParticipantRenderer, RenderedFrame
 
 pytestmark = pytest.mark.usefixtures("face_models")
 RATE_HZ = 4.0  # frames per simulated second: 28 frames per repetition (1.5 s rest each side)
@@ -93,7 +93,7 @@ def test_forehead_lines_deepen_with_that_sides_frontalis(moving: str, monkeypatc
     moving side's darkening follows its frontalis (r >= 0.95: the texture is a function of the
     drive's brow raise, through the map's mild saturation) and the still side stays unfurrowed
     (< 20 % as dark: the lines blend across 2 cm at the midline, 13 % measured on seed 1)."""
-    import streaming.simulation.participant.render as render
+    import simulation.participant.render as render
 
     gains = {"left_gain": 0.0} if moving == "right" else {"right_gain": 0.0}
     person = participant(1, **gains)

@@ -8,7 +8,7 @@ import pytest
 
 rs = pytest.importorskip("pyrealsense2")
 
-from streaming.camera.sources import CameraError, RealSenseSource  # noqa: E402
+from streaming.acquisition.camera import CameraError, RealSenseSource  # noqa: E402
 
 
 def _software_colour(width=64, height=48):
@@ -97,7 +97,7 @@ def _sensor_with_exposure():
 
 
 def test_hardware_options_are_set_on_the_sensors_that_support_them() -> None:
-    from streaming.camera.sources import apply_sensor_options
+    from streaming.acquisition.camera import apply_sensor_options
 
     device, sensor = _sensor_with_exposure()
     assert apply_sensor_options([sensor], {"exposure": 300}) == {"exposure": 300.0}
@@ -106,7 +106,7 @@ def test_hardware_options_are_set_on_the_sensors_that_support_them() -> None:
 
 
 def test_bad_hardware_options_are_clear_errors() -> None:
-    from streaming.camera.sources import apply_sensor_options
+    from streaming.acquisition.camera import apply_sensor_options
 
     device, sensor = _sensor_with_exposure()
     with pytest.raises(CameraError, match="unknown RealSense option 'exposur'"):

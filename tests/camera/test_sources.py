@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streaming.camera.frames import decode_frame, encode_frame
-from streaming.camera.sources import CameraError, OpenCVSource, SyntheticFaceSource
+from streaming.acquisition.camera import CameraError, OpenCVSource, SyntheticFaceSource
+from streaming.acquisition.camera_frames import decode_frame, encode_frame
 
 
 def test_synthetic_source_is_paced_at_its_rate_with_monotonic_capture_stamps() -> None:

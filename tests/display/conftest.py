@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from nodes.display.headless import CHROMIUM, CHROMIUM_ARGS
-from streaming.biofeedback import load_movement_levels, movement_target
-from streaming.electrodes import load_scheme
+from streaming.acquisition.electrodes import load_scheme
+from streaming.pipeline.biofeedback import load_movement_levels, movement_target
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts" / "display"
@@ -37,7 +37,7 @@ class FramePublisher:
         profile: bool = True,
         scheme: str = "fridlund",
     ) -> None:
-        from streaming.bus import Publisher
+        from streaming.bus.pubsub import Publisher
 
         self.publisher = Publisher(address)
         self.address = self.publisher.address

@@ -1,4 +1,4 @@
-"""Biofeedback score and symmetry index (streaming.biofeedback) as specifications."""
+"""Biofeedback score and symmetry index (streaming.pipeline.biofeedback) as specifications."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from configs import config_path
-from streaming.biofeedback import (
+from streaming.acquisition.electrodes import load_scheme
+from streaming.config import ConfigError
+from streaming.pipeline.biofeedback import (
     FeedbackScorer,
     cosine_score,
     distance_score,
@@ -20,8 +22,6 @@ from streaming.biofeedback import (
     similarity_score,
     symmetry_index,
 )
-from streaming.config import ConfigError
-from streaming.electrodes import load_scheme
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +208,7 @@ def test_finite_extremes_cannot_overflow_and_the_score_recovers(scheme, movement
 
 def test_the_average_stays_within_the_extremes_it_was_given(scheme) -> None:
     """A convex combination: even values at MAX_ABS of alternating sign stay finite and bounded."""
-    from streaming.biofeedback import MAX_ABS
+    from streaming.pipeline.biofeedback import MAX_ABS
 
     scorer = FeedbackScorer(scheme.labels, scheme.pairs, smoothing_s=0.01)
     for k in range(200):

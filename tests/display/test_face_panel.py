@@ -20,10 +20,10 @@ import pytest
 from skimage.data import astronaut
 
 from nodes.display.server import ServerThread
-from streaming.bus import Publisher, encode
-from streaming.electrodes import load_scheme
-from streaming.face_preview import PreviewJob, encode_face_fields
-from streaming.jpeg import encode_jpeg
+from streaming.acquisition.electrodes import load_scheme
+from streaming.bus.jpeg import encode_jpeg
+from streaming.bus.pubsub import Publisher, encode
+from streaming.pipeline.face_preview import PreviewJob, encode_face_fields
 
 pytestmark = pytest.mark.browser
 
@@ -63,9 +63,9 @@ TRUTH_CHILD = textwrap.dedent(
     import sys, time
     import numpy as np, pylsl
     from nodes.emg import load_node_config
-    from streaming.lsl_io import ChunkOutlet
-    from streaming.simulation.emg import EmgSimulator
-    from streaming.simulation.participant.truth import truth_labels, truth_stream_info
+    from streaming.acquisition.lsl_io import ChunkOutlet
+    from simulation.emg import EmgSimulator
+    from simulation.participant.truth import truth_labels, truth_stream_info
     name, t0, rate, n = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
     muscles = EmgSimulator(load_node_config().simulator).muscle_labels
     labels = truth_labels(muscles)

@@ -17,11 +17,11 @@ import pytest
 from eifer_models.bundle import create_demo_bundle
 from eifer_models.live import FramePredictor
 from nodes.display.server import DisplayConfig, ServerThread
-from streaming.bus import Publisher, Subscriber
+from simulation.emg import EmgSimulator
+from streaming.bus.pubsub import Publisher, Subscriber
 from streaming.config import validate
-from streaming.pipeline import Pipeline, PipelineConfig
-from streaming.profile import compute_profile
-from streaming.simulation.emg import EmgSimulator
+from streaming.pipeline.pipeline import Pipeline, PipelineConfig
+from streaming.pipeline.profile import compute_profile
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

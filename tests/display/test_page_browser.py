@@ -217,8 +217,8 @@ def test_hostile_bus_messages_never_break_the_page(browser, display_config) -> N
     import numpy as np
     import zmq
 
-    from streaming.bus import encode
-    from streaming.electrodes import load_scheme
+    from streaming.acquisition.electrodes import load_scheme
+    from streaming.bus.pubsub import encode
 
     labels = load_scheme("fridlund").labels
     overflow = {"dtype": "<f4", "shape": [2**32, 2**32], "data": b""}

@@ -16,9 +16,9 @@ import pytest
 from configs import config_path
 from nodes.display.feedback import Feedback
 from nodes.display.server import ServerThread
-from streaming.biofeedback import load_movement_levels
-from streaming.bus import Publisher
-from streaming.electrodes import load_scheme
+from streaming.acquisition.electrodes import load_scheme
+from streaming.bus.pubsub import Publisher
+from streaming.pipeline.biofeedback import load_movement_levels
 
 
 def _windows(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -113,7 +113,7 @@ def test_malformed_bus_messages_are_counted_and_reported_not_fatal(display_confi
     pub = context.socket(zmq.PUB)
     pub.setsockopt(zmq.LINGER, 0)
     port = pub.bind_to_random_port("tcp://127.0.0.1")
-    from streaming.bus import encode
+    from streaming.bus.pubsub import encode
 
     try:
         with ServerThread(display_config(f"tcp://127.0.0.1:{port}")) as server:
@@ -280,8 +280,8 @@ def test_a_malformed_bus_address_is_a_clear_config_error(display_config) -> None
 
 def test_feedback_reads_channels_in_any_order(display_config) -> None:
     from nodes.display.feedback import Feedback
-    from streaming.biofeedback import load_movement_levels
-    from streaming.electrodes import load_scheme
+    from streaming.acquisition.electrodes import load_scheme
+    from streaming.pipeline.biofeedback import load_movement_levels
 
     scheme = load_scheme("fridlund")
     feedback = Feedback(scheme, load_movement_levels(config_path("movements.toml")))
@@ -360,7 +360,7 @@ def test_eifer_display_serves_the_page_until_interrupted() -> None:
 # ---- hostile bus input ----------------------------------------------------------------------------
 def _hostile_round(pub: zmq.Socket) -> None:
     """One of each message that used to break the display, then a good instruction and muscle."""
-    from streaming.bus import encode
+    from streaming.bus.pubsub import encode
 
     overflow = {"dtype": "<f4", "shape": [2**32, 2**32], "data": b""}
     pub.send_multipart([b"muscle", msgpack.packb({"schema": 1, "fields": {"x": overflow}})])
@@ -447,7 +447,7 @@ def test_a_dead_bus_thread_is_reported_and_restarted(
 def test_nil_and_extreme_muscle_values_do_not_poison_the_feedback(display_config) -> None:
     """Issue 18, item 1: nil values with emg_missing = false, then two finite extremes, then
     good messages: every good message after them is scored, and /health counts the skips."""
-    from streaming.bus import encode
+    from streaming.bus.pubsub import encode
 
     labels = [f"F{i}" for i in range(1, 23)]
     good = np.full(22, 0.5, np.float32)
@@ -488,7 +488,7 @@ def test_nil_and_extreme_muscle_values_do_not_poison_the_feedback(display_config
 def test_an_oversized_message_is_counted_in_health_and_the_bus_recovers(display_config) -> None:
     """Issue 18, item 2: over 16 MiB on the main bus address: not relayed, counted in /health,
     and the display reconnects (libzmq alone would stay disconnected)."""
-    from streaming.bus import Publisher
+    from streaming.bus.pubsub import Publisher
 
     pub = Publisher("tcp://127.0.0.1:*")
     labels = [f"F{i}" for i in range(1, 23)]

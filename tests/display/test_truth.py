@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from nodes.display.server import ServerThread
-from streaming.bus import Message
-from streaming.electrodes import load_scheme
-from streaming.face_preview import PreviewJob, encode_face_fields
+from streaming.acquisition.electrodes import load_scheme
+from streaming.bus.pubsub import Message
+from streaming.pipeline.face_preview import PreviewJob, encode_face_fields
 
 RATE_HZ = 30.0
 N_ROWS = 90
@@ -28,9 +28,9 @@ CHILD = textwrap.dedent(
     import sys, time
     import numpy as np, pylsl
     from nodes.emg import load_node_config
-    from streaming.lsl_io import ChunkOutlet, stream_info
-    from streaming.simulation.emg import EmgSimulator
-    from streaming.simulation.participant.truth import truth_labels, truth_stream_info
+    from streaming.acquisition.lsl_io import ChunkOutlet, stream_info
+    from simulation.emg import EmgSimulator
+    from simulation.participant.truth import truth_labels, truth_stream_info
     name, t0, rate, n = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
     muscles = EmgSimulator(load_node_config().simulator).muscle_labels
     labels = truth_labels(muscles)
@@ -120,7 +120,7 @@ def test_without_video_truth_each_channel_gets_its_muscle_and_side_from_the_emg_
     server, t0 = truth_display
     server.server.truth.video = None  # only the EMG simulator's truth, as with another camera
     from nodes.emg import load_node_config
-    from streaming.simulation.emg import EmgSimulator
+    from simulation.emg import EmgSimulator
 
     muscles = EmgSimulator(load_node_config().simulator).muscle_labels
     scheme = load_scheme("fridlund")

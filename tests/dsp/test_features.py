@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from streaming.config import ConfigError
-from streaming.features import (
+from streaming.pipeline.features import (
     DEFAULT_FEATURE,
     FeatureDefinition,
     NotchStage,

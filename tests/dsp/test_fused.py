@@ -12,7 +12,7 @@ from scipy import signal
 from streaming.dsp import Chain, Rectify, design, kernels
 from streaming.dsp.stages import _FusedRun
 from streaming.errors import StreamFormatError
-from streaming.features import build_chain
+from streaming.pipeline.features import build_chain
 
 FS = 4096.0
 

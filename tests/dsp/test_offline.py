@@ -16,7 +16,7 @@ from streaming.dsp.offline import (
     offline_frames,
     resample_to_frames,
 )
-from streaming.features import build_chain
+from streaming.pipeline.features import build_chain
 
 FS = 4096.0
 
@@ -82,7 +82,7 @@ def test_frame_times_are_where_resample_puts_its_samples() -> None:
 
 
 def test_the_dsp_layer_imports_nothing_from_the_layers_above_it() -> None:
-    # dsp is the lower layer: streaming.features builds on it, never the reverse (no cycle)
+    # dsp is the lower layer: streaming.pipeline.features builds on it, never the reverse (no cycle)
     code = (
         "import sys, streaming.dsp, streaming.dsp.offline, streaming.dsp.delay;"
         "print(sorted(m for m in sys.modules if m.startswith('streaming')))"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from streaming.errors import EiferError, StreamFormatError
-from streaming.features import build_chain
-from streaming.profile import Profile, ProfileError, compute_profile
+from streaming.pipeline.features import build_chain
+from streaming.pipeline.profile import Profile, ProfileError, compute_profile
 
 FS = 4096.0
 CHANNELS = ("F1", "F2", "F3")

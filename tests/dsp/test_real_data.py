@@ -7,7 +7,7 @@ from scipy import signal
 
 from streaming.dsp import Chain, Rectify, SosFilter, design, envelope_lowpass, notch
 from streaming.dsp.offline import interp_at, offline_envelope, offline_frames
-from streaming.features import build_chain, get_feature
+from streaming.pipeline.features import build_chain, get_feature
 
 FS_REAL = 1000.0
 FS = 4096.0

@@ -18,7 +18,7 @@ from streaming.dsp import (
     notch,
 )
 from streaming.errors import StreamFormatError
-from streaming.features import build_chain
+from streaming.pipeline.features import build_chain
 
 FS = 4096.0
 

@@ -14,13 +14,13 @@ import time
 
 import numpy as np
 
-from streaming.bus import Publisher, Subscriber
+from streaming.acquisition.lsl_io import StreamSelector, find_stream
+from streaming.bus.pubsub import Publisher, Subscriber
 from streaming.check.alignment import alignment_errors_ms
 from streaming.check.truth import TruthRecorder, emg_truth_selector
 from streaming.config import validate
-from streaming.features import get_feature
-from streaming.lsl_io import StreamSelector, find_stream
-from streaming.pipeline import Pipeline, PipelineConfig
+from streaming.pipeline.features import get_feature
+from streaming.pipeline.pipeline import Pipeline, PipelineConfig
 
 OFFSET_S, JITTER_S, RATE_HZ = 0.25, 0.002, 4096.0
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from nodes.display.headless import CHROMIUM, CHROMIUM_ARGS
-from streaming.bus import Subscriber
+from streaming.bus.pubsub import Subscriber
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -26,7 +26,7 @@ from eifer_models.demo_weights import (
 from nodes.demo import DEMO_PARTICIPANT_SEED, training_seeds
 from streaming.check.config import CheckConfig
 from streaming.errors import BundleError
-from streaming.profile import Normalisation
+from streaming.pipeline.profile import Normalisation
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,11 +12,11 @@ import numpy as np
 
 from eifer_models.bundle import create_demo_bundle
 from eifer_models.live import FramePredictor
-from streaming.bus import Publisher, Subscriber
+from simulation.emg import EmgSimulator
+from streaming.bus.pubsub import Publisher, Subscriber
 from streaming.config import validate
-from streaming.pipeline import Pipeline, PipelineConfig
-from streaming.profile import compute_profile
-from streaming.simulation.emg import EmgSimulator
+from streaming.pipeline.pipeline import Pipeline, PipelineConfig
+from streaming.pipeline.profile import compute_profile
 
 
 def _node(*argv: str) -> subprocess.Popen[bytes]:

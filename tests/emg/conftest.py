@@ -25,7 +25,7 @@ def _raw_main(spec: dict[str, Any], ready: Any, stop: Any) -> None:
     import numpy as np
     import pylsl
 
-    from streaming.lsl_io import ChunkOutlet, stream_info
+    from streaming.acquisition.lsl_io import ChunkOutlet, stream_info
 
     labels = [*spec["labels"], "Counter"]
     rate, chunk = spec["rate_hz"], spec.get("chunk", 10)
@@ -54,7 +54,7 @@ def _markers_main(spec: dict[str, Any], ready: Any, stop: Any, times: Any) -> No
 
     import pylsl
 
-    from streaming.lsl_io import ChunkOutlet, stream_info
+    from streaming.acquisition.lsl_io import ChunkOutlet, stream_info
 
     info = stream_info(spec["name"], "Markers", 1, 0.0, "string", spec["name"])
     outlet = ChunkOutlet(info)

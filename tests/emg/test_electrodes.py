@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from streaming.acquisition.electrodes import available_schemes, load_scheme
 from streaming.config import ConfigError
-from streaming.electrodes import available_schemes, load_scheme
 
 
 def test_fridlund_has_22_bipolar_channels_f1_to_f22_in_left_right_pairs() -> None:

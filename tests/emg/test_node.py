@@ -13,11 +13,17 @@ import numpy as np
 import pytest
 
 from nodes.emg import load_node_config, run_node
-from streaming.channel_map import ChannelMap, unit_scale
-from streaming.clock import COUNTER_MODULUS
+from streaming.acquisition.channel_map import ChannelMap, unit_scale
+from streaming.acquisition.clock import COUNTER_MODULUS
+from streaming.acquisition.lsl_io import (
+    ChunkInlet,
+    StreamSelector,
+    channel_labels,
+    desc_to_dict,
+    find_stream,
+)
 from streaming.config import ConfigError
 from streaming.errors import StreamFormatError
-from streaming.lsl_io import ChunkInlet, StreamSelector, channel_labels, desc_to_dict, find_stream
 
 FS = 4096.0
 

@@ -19,7 +19,7 @@ from typing import IO
 import pylsl
 import pytest
 
-from streaming.lsl_io import StreamSelector, find_stream
+from streaming.acquisition.lsl_io import StreamSelector, find_stream
 
 WAIT_S = 60.0  # bridge.timeout_s: what a node deaf to signals would take to give up
 STOP_S = 5.0  # the node must be gone this soon after the signal (~1 s unloaded, 5x margin)

@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from streaming.config import ConfigError, validate
-from streaming.electrodes import ElectrodeScheme, load_scheme
-from streaming.simulation import (
+from simulation import (
     EMOTIONS,
     FUNCTIONAL_MOVEMENTS,
     EmgSimulator,
@@ -19,6 +17,8 @@ from streaming.simulation import (
     SimulatorConfig,
     load_movements,
 )
+from streaming.acquisition.electrodes import ElectrodeScheme, load_scheme
+from streaming.config import ConfigError, validate
 
 FS = 4096
 
@@ -220,7 +220,7 @@ def test_protocol_script_has_movements_x3_then_emotions_x4_in_seeded_random_orde
 
 def test_protocol_script_matches_the_protocol_node_schedule() -> None:
     """Same seed, same protocol file: the simulator performs what the protocol node instructs."""
-    from streaming.protocol import build_schedule, load_protocol
+    from streaming.acquisition.protocol import build_schedule, load_protocol
 
     for seed in (0, 5):
         steps = build_schedule(load_protocol(None, [f"seed={seed}"]))

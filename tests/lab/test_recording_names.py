@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from streaming.errors import SessionFileError
-from streaming.recording_names import (
+from streaming.recording.names import (
     BIDS_TEMPLATE,
     FileNameFields,
     expand_template,
@@ -56,7 +56,7 @@ def test_labels_cannot_leave_the_root(bad: str) -> None:
 def test_templates_cannot_leave_the_root(template: str, tmp_path: Path) -> None:
     """Issue 18, item 3: refused when given, and (unchecked) never written outside the root."""
     from streaming.config import ConfigError, load_config
-    from streaming.recorder import RecorderConfig
+    from streaming.recording.recorder import RecorderConfig
 
     with pytest.raises(ValueError, match="below the root"):
         FileNameFields(template=template, participant="P01")

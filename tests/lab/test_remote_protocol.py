@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from streaming.recorder import RecorderConfig
-from streaming.recorder_control import RecorderController
-from streaming.recorder_remote import RemoteCommandError, parse_command, reply_to
+from streaming.recording.recorder import RecorderConfig
+from streaming.recording.recorder_control import RecorderController
+from streaming.recording.recorder_remote import RemoteCommandError, parse_command, reply_to
 
 
 def test_labrecorder_commands_parse() -> None:

@@ -10,9 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from streaming.recorder import RecorderConfig
-from streaming.recorder_control import RecorderController
-from streaming.recorder_remote import MAX_LINE_BYTES, RemoteControlError, RemoteControlServer
+from streaming.recording.recorder import RecorderConfig
+from streaming.recording.recorder_control import RecorderController
+from streaming.recording.recorder_remote import (
+    MAX_LINE_BYTES,
+    RemoteControlError,
+    RemoteControlServer,
+)
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from streaming.recorder import RecorderConfig
-from streaming.recorder_control import RecorderControlError, RecorderController
-from streaming.required_streams import missing_required, parse_required
+from streaming.recording.recorder import RecorderConfig
+from streaming.recording.recorder_control import RecorderControlError, RecorderController
+from streaming.recording.required_streams import missing_required, parse_required
 
 
 def _info(name: str, host: str) -> SimpleNamespace:

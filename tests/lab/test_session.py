@@ -200,7 +200,7 @@ def test_remote_control_records_to_the_bids_path_and_sigterm_leaves_nothing(
     assert first.with_name("sub-P07_ses-S2_task-smile_run-001_emg_session.json").is_file()
     # after the session: BIDS from the run's own LabRecorder fields (no labels given)
     if importlib.util.find_spec("mne_bids") and importlib.util.find_spec("edfio"):
-        from streaming.export_bids import export_bids
+        from streaming.recording.export_bids import export_bids
 
         written, left_out = export_bids(first, tmp_path / "bids", emg=f"EMG-{tag}")
         assert tmp_path / "bids/sub-P07/ses-S2/emg/sub-P07_ses-S2_task-smile_run-1_emg.bdf" in (

@@ -23,15 +23,15 @@ def _config_model(command: list[str]) -> tuple[type, Path | None]:
 
         return CameraNodeConfig, config_path("nodes", "camera.toml")
     if command[:2] == ["node", "protocol"]:
-        from streaming.protocol import ProtocolConfig
+        from streaming.acquisition.protocol import ProtocolConfig
 
         return ProtocolConfig, config_path("protocols", "mimics_and_muscles.toml")
     if command[0] == "pipeline":
-        from streaming.pipeline import PipelineConfig
+        from streaming.pipeline.pipeline import PipelineConfig
 
         return PipelineConfig, None
     if command[0] == "record":
-        from streaming.recorder import RecorderConfig
+        from streaming.recording.recorder import RecorderConfig
 
         return RecorderConfig, config_path("nodes", "recorder.toml")
     if command[0] == "display":

@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from eifer_models.bundle import FORMAT_VERSION, create_demo_bundle, load_bundle, sha256_file
 from eifer_models.mlp import EMG2Exp
-from streaming.electrodes import load_scheme
+from streaming.acquisition.electrodes import load_scheme
 from streaming.errors import BundleError
 
 

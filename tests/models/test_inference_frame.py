@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from eifer_models.inference import GraphInference
-from streaming.predictions import FramePredictions
+from streaming.pipeline.predictions import FramePredictions
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import numpy as np
 import pylsl
 import pytest
 
-from streaming.lsl_io import ChunkInlet, StreamSelector, desc_to_dict, find_stream
-from streaming.simulation import EmgSimulator, SimulatorConfig
-from streaming.simulation.participant import Participant
+from simulation import EmgSimulator, SimulatorConfig
+from simulation.participant import Participant
+from streaming.acquisition.lsl_io import ChunkInlet, StreamSelector, desc_to_dict, find_stream
 
 SEED = 5
 EVENTS = '[["Smile-Open", 6.0, 1.6], ["Forehead-Raise", 8.0, 1.2]]'

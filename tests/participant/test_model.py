@@ -9,16 +9,16 @@ import torch
 
 from eifer_models.flame import FLAME
 from eifer_models.synthetic_head import make_synthetic_head
-from streaming.config import ConfigError
-from streaming.simulation import EmgSimulator, SimulatorConfig
-from streaming.simulation.participant import (
+from simulation import EmgSimulator, SimulatorConfig
+from simulation.participant import (
     PHI_LABELS,
     ExpressionMap,
     MuscleMapConfig,
     Participant,
     load_muscle_map,
 )
-from streaming.simulation.participant.model import N_EXPRESSION
+from simulation.participant.model import N_EXPRESSION
+from streaming.config import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from simulation import EmgSimulator, SimulatorConfig
+from simulation.participant import Participant
+from simulation.participant.model import PHI_LABELS, FaceState, ParticipantTraits
+from simulation.participant.render import ParticipantRenderer, electrode_sites_m
+from streaming.acquisition.electrodes import load_scheme
 from streaming.config import ConfigError
-from streaming.electrodes import load_scheme
-from streaming.simulation import EmgSimulator, SimulatorConfig
-from streaming.simulation.participant import Participant
-from streaming.simulation.participant.model import PHI_LABELS, FaceState, ParticipantTraits
-from streaming.simulation.participant.render import ParticipantRenderer, electrode_sites_m
 from training.face_pairs import render_pairs
 
 # Narrow faces (issue 23): an outer masseter electrode (F21/F22, 57 mm off the midline) fell on

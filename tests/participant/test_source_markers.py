@@ -9,15 +9,15 @@ import time
 import numpy as np
 import pytest
 
-from streaming.camera.participant_source import ParticipantSource, ParticipantSourceConfig
-from streaming.camera.sources import CameraError
-from streaming.lsl_io import ChunkInlet, StreamSelector, find_stream
+from simulation.participant.camera_source import ParticipantSource, ParticipantSourceConfig
+from streaming.acquisition.camera import CameraError
+from streaming.acquisition.lsl_io import ChunkInlet, StreamSelector, find_stream
 
 
 def _push_markers(name: str, start_in_s: float, hold_s: float, ready, stop) -> None:
     import pylsl
 
-    from streaming.lsl_io import ChunkOutlet, configure_lsl, stream_info
+    from streaming.acquisition.lsl_io import ChunkOutlet, configure_lsl, stream_info
 
     configure_lsl()
     outlet = ChunkOutlet(stream_info(name, "Markers", 1, 0.0, "string", name))
@@ -87,7 +87,7 @@ def test_the_face_follows_the_protocol_markers(unique_name) -> None:
 
 
 def _channels(info) -> list[dict]:
-    from streaming.lsl_io import desc_to_dict
+    from streaming.acquisition.lsl_io import desc_to_dict
 
     return desc_to_dict(info)["channels"]["channel"]
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import pyxdf
 
-from streaming.camera.frames import decode_frame
-from streaming.lsl_io import ChunkInlet, StreamSelector, find_stream
-from streaming.session import read_session_info
-from streaming.simulation.synth import SynthConfig, synthesise
-from streaming.video_file import VideoReader
+from simulation.synth import SynthConfig, synthesise
+from streaming.acquisition.camera_frames import decode_frame
+from streaming.acquisition.lsl_io import ChunkInlet, StreamSelector, find_stream
+from streaming.recording.session_folder import read_session_info
+from streaming.recording.video_file import VideoReader
 
 TINY = {"minutes": 0.03, "width": 320, "height": 180, "face_px": 96}  # 1.8 s per session
 

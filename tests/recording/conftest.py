@@ -144,7 +144,7 @@ def xdf_tools() -> SimpleNamespace:
 @pytest.fixture
 def session_dir(tmp_path: Path) -> Path:
     """A session folder: 3 s of EMG, markers, and 30 fps video (64x48) with its frame index."""
-    from streaming.video_file import VideoWriter
+    from streaming.recording.video_file import VideoWriter
 
     folder = tmp_path / "session"
     folder.mkdir()
@@ -195,7 +195,7 @@ def _play(path: str, config: dict[str, Any], via_cli: bool) -> None:
             argv += ["--set", f"{key}={json.dumps(value)}"]
         assert main(argv) == 0
         return
-    from streaming.replay import Player, ReplayConfig, load_recording
+    from streaming.recording.replay import Player, ReplayConfig, load_recording
 
     Player(load_recording(path), ReplayConfig.model_validate(config)).run()
 
@@ -228,7 +228,7 @@ def replay_collect(
     """
     import pylsl
 
-    from streaming.lsl_io import ChunkInlet
+    from streaming.acquisition.lsl_io import ChunkInlet
 
     suffix = "_" + uuid.uuid4().hex[:8]
     settings = {

@@ -12,7 +12,7 @@ import pytest
 
 from nodes.cli import main
 from streaming.errors import SessionFileError
-from streaming.export_bids import export_bids
+from streaming.recording.export_bids import export_bids
 
 pytest.importorskip("mne_bids")
 pytest.importorskip("edfio")

@@ -12,8 +12,8 @@ import pytest
 
 from nodes.cli import main
 from streaming.errors import SessionFileError
-from streaming.export import emg_to_raw, export_session, marker_annotations
-from streaming.session_reader import load_recording
+from streaming.recording.export import emg_to_raw, export_session, marker_annotations
+from streaming.recording.session_reader import load_recording
 
 
 def test_emg_becomes_mne_raw_in_volts_with_marker_annotations(session_dir: Path) -> None:

@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streaming.config import ConfigError
-from streaming.protocol import (
+from streaming.acquisition.protocol import (
     ProtocolRunner,
     build_markers,
     build_schedule,
     load_protocol,
     trials,
 )
+from streaming.config import ConfigError
 
 FUNCTIONAL = [
     "Face-At-Rest", "Forehead-Raise", "Eye-Gentle", "Eye-Tight", "Smile-Closed", "Smile-Open",
@@ -71,10 +71,10 @@ def test_markers_pair_every_start_with_a_stop_in_time_order() -> None:
 
 
 def test_what_the_protocol_writes_the_follower_and_the_exporter_read_back() -> None:
-    """One grammar (streaming.markers): every marker parses, and the exporter turns the
+    """One grammar (streaming.acquisition.markers): every marker parses, and the exporter turns the
     protocol's start/stop pairs into one annotation per trial lasting its perform phase."""
-    from streaming.export import marker_annotations
-    from streaming.markers import PROTOCOL_END, PROTOCOL_START, parse_trial_marker
+    from streaming.acquisition.markers import PROTOCOL_END, PROTOCOL_START, parse_trial_marker
+    from streaming.recording.export import marker_annotations
 
     config = load_protocol(None)
     steps = build_schedule(config)
@@ -145,8 +145,8 @@ def _run_node(argv: list[str]) -> None:
 def test_node_emits_markers_on_lsl_and_instructions_on_the_bus(unique_name: str) -> None:
     import pylsl
 
-    from streaming.bus import Subscriber
-    from streaming.lsl_io import ChunkInlet
+    from streaming.acquisition.lsl_io import ChunkInlet
+    from streaming.bus.pubsub import Subscriber
 
     address = f"tcp://127.0.0.1:{_free_port()}"
     overrides = [*_SHORT, f'stream_name="{unique_name}"', f'source_id="{unique_name}"',
@@ -196,7 +196,7 @@ def test_node_emits_markers_on_lsl_and_instructions_on_the_bus(unique_name: str)
 
 def test_emg_simulator_script_performs_what_the_protocol_node_asks_when() -> None:
     """The simulator's built-in protocol script and this node agree (same seed, same timing)."""
-    from streaming.simulation.movements import MovementScript
+    from simulation.movements import MovementScript
 
     perform = [s for s in build_schedule(load_protocol(None)) if s.phase == "perform"]
     script = MovementScript.from_protocol(seed=0)

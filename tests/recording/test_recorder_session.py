@@ -17,8 +17,8 @@ import pytest
 import pyxdf
 
 from streaming.errors import SessionFileError
-from streaming.recorder import Recorder, RecorderConfig
-from streaming.video_file import VideoReader
+from streaming.recording.recorder import Recorder, RecorderConfig
+from streaming.recording.video_file import VideoReader
 
 RATE_HZ = 1000.0
 
@@ -27,8 +27,8 @@ def _serve(name: str, kind: str, ready: Any, stop: Any, counter: Any) -> None:
     """EMG with a counter channel, string markers, or a small camera; in a child process."""
     import pylsl
 
-    from streaming.camera.frames import encode_frame, video_stream_info
-    from streaming.lsl_io import ChunkOutlet, stream_info
+    from streaming.acquisition.camera_frames import encode_frame, video_stream_info
+    from streaming.acquisition.lsl_io import ChunkOutlet, stream_info
 
     if kind == "emg":
         info = stream_info(name, "EMG", 3, RATE_HZ, "float32", name,
@@ -292,8 +292,8 @@ def _serve_camera_with_backlog(
     3 s of frames arrive at once (a recorder behind by 3 s), then 30 fps again."""
     import pylsl
 
-    from streaming.camera.frames import encode_frame, video_stream_info
-    from streaming.lsl_io import ChunkOutlet
+    from streaming.acquisition.camera_frames import encode_frame, video_stream_info
+    from streaming.acquisition.lsl_io import ChunkOutlet
 
     rng = np.random.default_rng(3)
     outlet = ChunkOutlet(video_stream_info(name, 320, 240, 30.0, name), max_buffered_s=60)
@@ -437,7 +437,7 @@ def _write_info_with_file_limit(folder: str, limit: int, notes: str) -> None:
     import resource
 
     from streaming.errors import SessionFileError
-    from streaming.session import SessionInfo, write_session_info
+    from streaming.recording.session_folder import SessionInfo, write_session_info
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
@@ -449,7 +449,11 @@ def _write_info_with_file_limit(folder: str, limit: int, notes: str) -> None:
 
 
 def test_a_failed_session_json_update_keeps_the_previous_version_and_no_temporary_file(tmp_path):
-    from streaming.session import SessionInfo, read_session_info, write_session_info
+    from streaming.recording.session_folder import (
+        SessionInfo,
+        read_session_info,
+        write_session_info,
+    )
 
     write_session_info(tmp_path, SessionInfo(participant="P01", notes="first"))
     process = mp.get_context("spawn").Process(

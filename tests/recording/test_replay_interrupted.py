@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from nodes.cli import main
-from streaming.export import export_session
-from streaming.session_reader import load_recording
-from streaming.video_file import VideoWriter
-from streaming.xdf.reader import scan_xdf
+from streaming.recording.export import export_session
+from streaming.recording.session_reader import load_recording
+from streaming.recording.video_file import VideoWriter
+from streaming.recording.xdf_reader import scan_xdf
 
 SAVED = 81  # frames the "killed" recorder got into the video file, of the 90 it indexed
 

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streaming.replay_timeline import ReplayConfig, Timeline
-from streaming.session_reader import load_recording
+from streaming.recording.replay_timeline import ReplayConfig, Timeline
+from streaming.recording.session_reader import load_recording
 
 
 def _relative(stamps: np.ndarray, origin: float) -> np.ndarray:
@@ -157,7 +157,7 @@ def test_replay_pacing_of_a_realistic_session(
     tmp_path: Path, xdf_tools: SimpleNamespace, replay: Callable[..., Any]
 ) -> None:
     """10 s of 4096 Hz x 22 EMG plus 320x240 video at 30 fps, at 1x: regular chunks, on time."""
-    from streaming.video_file import VideoWriter
+    from streaming.recording.video_file import VideoWriter
 
     folder = tmp_path / "session"
     folder.mkdir()

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from streaming.errors import SessionFileError
-from streaming.replay import outlet_info
-from streaming.replay_timeline import (
+from streaming.recording.replay import outlet_info
+from streaming.recording.replay_timeline import (
     ReplayConfig,
     Timeline,
     remove_negative_jumps,
     shorten_gaps,
 )
-from streaming.session_reader import load_recording, read_stream_headers
+from streaming.recording.session_reader import load_recording, read_stream_headers
 
 
 def test_example_files_load_with_their_stream_layout(shared_data: Path) -> None:
@@ -153,7 +153,7 @@ def test_not_an_xdf_file_is_a_session_error(tmp_path: Path) -> None:
 
 
 def test_progress_line_shows_position_loop_and_state() -> None:
-    from streaming.replay import Progress
+    from streaming.recording.replay import Progress
 
     line = Progress(12.5, 50.0, 1, 1234, 3.2).line()
     assert "12.50 / 50.00 s" in line and "25.0 %" in line and "loop 2" in line

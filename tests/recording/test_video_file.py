@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from streaming.errors import SessionFileError
-from streaming.video_file import VideoReader, VideoWriter
+from streaming.recording.video_file import VideoReader, VideoWriter
 
 W, H, RATE = 96, 64, 30.0
 
@@ -85,7 +85,7 @@ def test_truncated_file_opens_up_to_its_last_complete_frame(tmp_path: Path, code
 _KILLED_WRITER = """
 import os, sys
 import numpy as np
-from streaming.video_file import VideoWriter
+from streaming.recording.video_file import VideoWriter
 rng = np.random.default_rng(0)
 writer = VideoWriter(sys.argv[1], 96, 64, 30.0, codec=sys.argv[2])
 for _ in range(90):

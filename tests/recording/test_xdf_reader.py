@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import pyxdf
 
+from streaming.acquisition.lsl_io import stream_info
 from streaming.errors import SessionFileError
-from streaming.lsl_io import stream_info
-from streaming.xdf.reader import describe, scan_xdf
-from streaming.xdf.writer import XdfWriter
+from streaming.recording.xdf_reader import describe, scan_xdf
+from streaming.recording.xdf_writer import XdfWriter
 
 # chunk census per file, as walked by hand (shared/data/xdf/README.md)
 CENSUS = {

@@ -14,7 +14,7 @@ def _serve(spec: dict[str, Any], ready: Any, stop: Any) -> None:
 
     import numpy as np
 
-    from streaming.lsl_io import ChunkOutlet, stream_info
+    from streaming.acquisition.lsl_io import ChunkOutlet, stream_info
 
     info = stream_info(
         spec["name"],
@@ -75,7 +75,7 @@ def _serve_amplifier(spec: dict[str, Any], ready: Any, stop: Any, t0_shared: Any
     import numpy as np
     import pylsl
 
-    from streaming.lsl_io import ChunkOutlet, stream_info
+    from streaming.acquisition.lsl_io import ChunkOutlet, stream_info
 
     rate, chunk, n_ch = 4096.0, 32, spec.get("channels", 22)
     labels = [f"F{i + 1}" for i in range(n_ch)] + ["counter"]
@@ -119,7 +119,7 @@ def _serve_camera(spec: dict[str, Any], ready: Any, stop: Any) -> None:
     import numpy as np
     import pylsl
 
-    from streaming.lsl_io import ChunkOutlet, stream_info
+    from streaming.acquisition.lsl_io import ChunkOutlet, stream_info
 
     w, h, fps = 32, 24, spec.get("fps", 30.0)
     info = stream_info(

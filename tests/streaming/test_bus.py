@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import zmq
 
-from streaming.bus import (
+from streaming.bus.pubsub import (
     SCHEMA_VERSION,
     BusAddressError,
     Publisher,

@@ -2,7 +2,7 @@
 
 Arbitrary msgpack payloads (random values, array maps with odd dtypes and huge or negative
 shapes, contract field names with wrong types) on arbitrary topics go through what each consumer
-runs: :func:`streaming.bus.decode`, :func:`streaming.bus_schema.validate`, the display's
+runs: :func:`streaming.bus.pubsub.decode`, :func:`streaming.bus.schema.validate`, the display's
 :meth:`~nodes.display.server.DisplayServer.accept` and hub cache, and the terminal view of
 ``eifer listen`` and the demo. Nothing may raise outside the named errors (PayloadError family),
 and what the display caches for later pages must itself follow the contract.
@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from nodes.listen import TerminalView
-from streaming.bus import TOPICS, Message, decode, encode
-from streaming.bus_schema import TOPIC_FIELDS, UnknownTopicError, validate
+from streaming.bus.jpeg import encode_jpeg
+from streaming.bus.pubsub import TOPICS, Message, decode, encode
+from streaming.bus.schema import TOPIC_FIELDS, UnknownTopicError, validate
 from streaming.errors import PayloadError
-from streaming.jpeg import encode_jpeg
 
 FUZZ = settings(
     max_examples=400,

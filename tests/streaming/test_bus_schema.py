@@ -1,4 +1,4 @@
-"""The per-topic field contract of the bus (streaming/bus_schema.py)."""
+"""The per-topic field contract of the bus (streaming/bus/schema.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streaming.bus import Message, decode, encode
-from streaming.bus_schema import TOPIC_FIELDS, SchemaError, UnknownTopicError, validate
+from streaming.bus.pubsub import Message, decode, encode
+from streaming.bus.schema import TOPIC_FIELDS, SchemaError, UnknownTopicError, validate
 from streaming.errors import PayloadError
 
 LABELS = ["F1", "F2", "F3"]

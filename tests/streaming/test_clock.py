@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streaming.clock import LinearDejitter, SampleIndexer
+from streaming.acquisition.clock import LinearDejitter, SampleIndexer
 
 RATE_HZ = 4096.0
 CHUNK = 32

@@ -1,5 +1,6 @@
 """The ``face`` bus topic: encoded off the frame loop, checked without decoding, readable by any
-msgpack client (streaming/face_preview.py, streaming/jpeg.py, streaming/bus_schema.py)."""
+msgpack client (streaming/pipeline/face_preview.py, streaming/bus/jpeg.py,
+streaming/bus/schema.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ import pytest
 import zmq
 from skimage.data import astronaut
 
-from streaming.bus import Publisher, decode, encode
-from streaming.bus_schema import FACE_IMAGE_MAX_BYTES, SchemaError, validate
+from streaming.bus.jpeg import JpegError, encode_jpeg, jpeg_size
+from streaming.bus.pubsub import Publisher, decode, encode
+from streaming.bus.schema import FACE_IMAGE_MAX_BYTES, SchemaError, validate
 from streaming.errors import PayloadError
-from streaming.face_preview import FacePreview, PreviewJob, encode_face_fields
-from streaming.jpeg import JpegError, encode_jpeg, jpeg_size
+from streaming.pipeline.face_preview import FacePreview, PreviewJob, encode_face_fields
 
 FRAME = cv2.resize(astronaut(), (1280, 720), interpolation=cv2.INTER_AREA)  # a real face photo
 BOX = np.array([560.0, 60.0, 220.0, 260.0], np.float32)  # x, y, w, h in frame pixels

@@ -11,7 +11,7 @@ import numpy as np
 import zmq
 
 from nodes.listen import TerminalView
-from streaming.bus import Publisher, decode, encode
+from streaming.bus.pubsub import Publisher, decode, encode
 
 LABELS = ["F1", "F2", "F3"]
 

@@ -7,8 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from streaming.errors import StreamFormatError, StreamNotFoundError
-from streaming.lsl_io import (
+from streaming.acquisition.lsl_io import (
     ChunkInlet,
     ChunkOutlet,
     StreamSelector,
@@ -17,6 +16,7 @@ from streaming.lsl_io import (
     find_stream,
     stream_info,
 )
+from streaming.errors import StreamFormatError, StreamNotFoundError
 
 
 def _pull_at_least(inlet: ChunkInlet, n: int, timeout_s: float = 5.0):

@@ -57,10 +57,10 @@ def test_the_set_examples_are_valid_for_their_command() -> None:
     from nodes.camera import CameraNodeConfig
     from nodes.display.server import DisplayConfig
     from nodes.emg import DEFAULT_CONFIG, EmgNodeConfig
-    from streaming.pipeline import PipelineConfig
-    from streaming.protocol import ProtocolConfig
-    from streaming.recorder import RecorderConfig
-    from streaming.replay import ReplayConfig
+    from streaming.acquisition.protocol import ProtocolConfig
+    from streaming.pipeline.pipeline import PipelineConfig
+    from streaming.recording.recorder import RecorderConfig
+    from streaming.recording.replay import ReplayConfig
 
     models = {
         ("node", "emg"): (EmgNodeConfig, DEFAULT_CONFIG, []),

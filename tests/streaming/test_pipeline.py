@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streaming.bus import Message, Publisher, Subscriber
+from streaming.bus.pubsub import Message, Publisher, Subscriber
 from streaming.config import validate
-from streaming.pipeline import Pipeline, PipelineConfig
-from streaming.predictions import FramePredictions, nan_predictions
+from streaming.pipeline.pipeline import Pipeline, PipelineConfig
+from streaming.pipeline.predictions import FramePredictions, nan_predictions
 
 RATE_HZ = 4096.0
 
@@ -416,7 +416,7 @@ def test_with_the_emg_there_first_the_video_branch_joins_itself_keeping_the_orde
 
 
 def test_stream_health_counts_returns_and_reports_an_outage_when_read():
-    from streaming.health import StreamHealth
+    from streaming.pipeline.health import StreamHealth
 
     health = StreamHealth(name="EMG", stall_after_s=0.05)
     health.on_data(32)
@@ -435,7 +435,7 @@ def test_stream_health_counts_returns_and_reports_an_outage_when_read():
 def test_stale_frames_are_skipped_only_while_a_newer_one_waits():
     from collections import deque
 
-    from streaming.video_feed import Frame, _take_current, arrival_time
+    from streaming.pipeline.video_feed import Frame, _take_current, arrival_time
 
     queue = deque(Frame(t=k / 30, index=k, t_arrival=k / 30 + 0.01) for k in range(5))
     # at 0.15 s frames 0..2 have waited > 50 ms: skipped; frame 3 (waited 40 ms) is taken
@@ -449,7 +449,7 @@ def test_stale_frames_are_skipped_only_while_a_newer_one_waits():
 def test_the_internal_clock_skips_ahead_instead_of_building_a_backlog():
     import pylsl
 
-    from streaming.video_feed import InternalFrameClock, arrival_time
+    from streaming.pipeline.video_feed import InternalFrameClock, arrival_time
 
     clock = InternalFrameClock(30.0, max_queue_ms=50.0)
     clock.start()
@@ -468,7 +468,7 @@ def test_face_previews_show_the_frame_they_name_at_the_configured_rate(
 ):
     import cv2
 
-    from streaming.bus_schema import validate as validate_fields
+    from streaming.bus.schema import validate as validate_fields
 
     spawn_node("amplifier", name=unique_name + "-emg")
     spawn_node("camera", name=unique_name + "-cam")  # 32x24, pixel value = camera frame number

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streaming.ringbuffer import TimeSeriesRing
+from streaming.pipeline.ringbuffer import TimeSeriesRing
 
 
 def test_interpolation_at_jittered_times_matches_numpy_interp() -> None:

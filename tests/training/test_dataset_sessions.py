@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streaming.features import get_feature
+from streaming.pipeline.features import get_feature
 from training.config import DatasetConfig
 from training.dataset import build_dataset, load_dataset
 from training.errors import DatasetError
@@ -122,7 +122,7 @@ def test_bad_sessions_give_errors_naming_the_file(
         xdf = folder / "session.xdf"
         xdf.write_bytes(xdf.read_bytes()[:-1000])
     elif damage == "short_video":
-        from streaming.video_file import VideoReader, VideoWriter
+        from streaming.recording.video_file import VideoReader, VideoWriter
 
         with VideoReader(folder / "Video.mkv") as reader:
             frames = [reader.read(i) for i in range(20)]

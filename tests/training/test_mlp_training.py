@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from eifer_models.bundle import load_bundle
-from streaming.profile import Normalisation
+from streaming.pipeline.profile import Normalisation
 from training.config import MlpConfig
 from training.errors import RunError
 from training.mlp import assign_folds, run_mlp

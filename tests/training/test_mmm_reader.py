@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streaming.electrodes import load_scheme
+from streaming.acquisition.electrodes import load_scheme
 from training.config import DatasetConfig
 from training.dataset import build_dataset, load_dataset
 from training.errors import DatasetError

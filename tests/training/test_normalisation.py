@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from eifer_models.bundle import create_demo_bundle, load_bundle
-from streaming.profile import (
+from streaming.pipeline.profile import (
     Normalisation,
     Profile,
     ProfileError,

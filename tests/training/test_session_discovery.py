@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streaming.features import get_feature
+from streaming.pipeline.features import get_feature
 from training.config import DatasetConfig
 from training.errors import DatasetError
 from training.sessions import find_sessions, read_session

@@ -1,0 +1,2 @@
+"""Acquisition: LSL I/O and metadata, sample clocks, the ``EMG`` stream's outlet and bridge,
+electrode schemes, the camera and its ``Video`` stream, the ``Markers`` stream."""

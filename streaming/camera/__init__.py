@@ -1,1 +1,0 @@
-"""Camera sources (RealSense, OpenCV, synthetic) and the ``Video`` stream encoding."""
