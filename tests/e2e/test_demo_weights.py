@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from eifer_models.bundle import Bundle, load_bundle
+from eifer_models.demo_preparation import training_seeds
 from eifer_models.demo_weights import (
     DEMO_ENCODERS,
     DEMO_WEIGHTS,
@@ -23,12 +24,13 @@ from eifer_models.demo_weights import (
     read_encoders_provenance,
     read_provenance,
 )
-from nodes.demo import DEMO_PARTICIPANT_SEED, training_seeds
+from nodes.demo import demo_params
 from streaming.check.config import CheckConfig
 from streaming.errors import BundleError
 from streaming.profile import Normalisation
 
 REPO = Path(__file__).resolve().parents[2]
+DEMO_PARTICIPANT_SEED = demo_params()["participant_seed"]  # configs/sessions/demo.toml
 
 
 @pytest.fixture(scope="module")
