@@ -44,7 +44,7 @@ class DemoError(EiferError):
 class DemoPreparation(Config):
     """``[prepare.demo]``: the participant and the weights the demo's models come from."""
 
-    participant_seed: NonNegativeInt = 7
+    participant_seed: NonNegativeInt
     weights: str = ""  # the demo MLPs' folder; "" = models/demo-mlp
     models: bool = True  # False: no bundle ({demo_bundle} is ""), the pipeline runs EMG only
 
@@ -69,11 +69,23 @@ def training_seeds(weights: str = "") -> list[int]:
 
 def check_held_out(seed: int, weights: str = "", what: str = "participant seed") -> None:
     """:class:`DemoError` (naming ``what``) when the demo's models were trained on ``seed``."""
-    if seed in training_seeds(weights):
+    seeds = training_seeds(weights)
+    if seed in seeds:
         raise DemoError(
             f"{what} {seed}: the demo's models were trained on this participant "
-            f"({_weights(weights)}); choose a held-out seed, e.g. {DemoPreparation().participant_seed}"
+            f"({_weights(weights)}); choose a seed outside {_ranges(seeds)}"
         )
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``[1, 2, 3, 7]`` -> ``1-3, 7``."""
+    runs: list[list[int]] = []
+    for n in sorted(numbers):
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
 
 
 def demo_bundle(directory: Path, weights: str = "") -> Path:
@@ -89,7 +101,7 @@ def demo_profile(
     directory: Path,
     seconds: float = CALIBRATION_S,
     *,
-    seed: int = 7,
+    seed: int,
     weights: str = "",
     say: Say | None = None,
 ) -> Path:

@@ -57,7 +57,8 @@ def test_eifer_demo_plans_what_eifer_session_config_demo_plans() -> None:
     options = ["--bus", "tcp://127.0.0.1:1234", "--protocol-bus", "tcp://127.0.0.1:1235",
                "--display-port", "1236", "--participant-seed", "9", "--camera-size", "320x180",
                "--camera-rate", "10", "--occlusion", "none", "--protocol-speed", "3",
-               "--suffix", "t1", "--weights", "w", "--every", "4", "--no-models", "--headless"]  # fmt: skip
+               "--suffix", "t1", "--weights", "w", "--every", "4", "--no-models",
+               "--headless"]  # fmt: skip
     sets = ['params.bus="tcp://127.0.0.1:1234"', 'params.protocol_bus="tcp://127.0.0.1:1235"',
             "params.display_port=1236", "params.participant_seed=9",
             'params.camera_size="320x180"', "params.camera_rate=10.0", 'params.occlusion="none"',
