@@ -64,7 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--display-port", type=port, help=f"web display port {default('display_port')}"
     )
-    parser.add_argument("--every", type=count, help="print every Nth frame (default 15)")
+    every = load_toml(DEMO_SESSION)["view"]["every"]
+    parser.add_argument("--every", type=count, help=f"print every Nth frame (default {every})")
     parser.add_argument(
         "--participant-seed",
         type=non_negative_int,
