@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from nodes.processes import follow_parent
 
-    follow_parent()  # a node started by the demo ends with it, however the demo ends
+    follow_parent()  # a node started by a session ends with it, however the session ends
     matched = _match(argv)
     if matched is None:
         if not argv or argv[0] in {"-h", "--help"}:

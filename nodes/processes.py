@@ -1,4 +1,4 @@
-"""Run several ``eifer`` nodes as child processes and stop them together (used by the demo).
+"""Run several ``eifer`` nodes as child processes and stop them together (a session's nodes).
 
 Children never outlive their parent, however it ends (SIGTERM, SIGHUP, ``timeout``, a closed
 terminal, SIGKILL): each child asks the kernel for SIGTERM when its parent dies
@@ -94,7 +94,7 @@ class Child:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
-                start_new_session=True,  # Ctrl-C in the terminal reaches the demo, which stops us
+                start_new_session=True,  # Ctrl-C in the terminal reaches the session, which stops us
             )
         finally:
             log_file.close()

@@ -1,171 +1,77 @@
-"""A real session from one TOML file: the nodes it needs, one status view, one stop.
+"""A session from one TOML file (:mod:`nodes.session_config`): its nodes, one view, one stop.
 
 A session file (``configs/sessions/lab.toml``, ``demo.toml``) lists nodes in start order; each
 is an ``eifer`` command with its own config file and ``--set`` overrides, so every node's
 settings live in one place and stay consistent (stream names, bus addresses). The runner checks
 the ports it will need first (one line, before anything starts), starts the nodes as children
-that never outlive it (:mod:`nodes.processes`), waits for each node's LSL stream where one is
-named (a node whose hardware is missing fails with its own one-line error, or its stream does
-not come within ``start_timeout_s``: either is one clear line, never a hang), prints one status
-line for all of them, and stops them together on Ctrl-C, SIGTERM or SIGHUP (the recorder first:
-it drains what the sources sent up to the stop).
-
-In node arguments and ``set`` values, ``{work}`` is the session's work folder (logs),
-``{pid}`` the runner's process id (unique stream names), and ``{demo_bundle}`` /
-``{demo_profile}`` the files the ``prepare`` steps of the same name make (the demo's).
+that never outlive it (:mod:`nodes.processes`) in three stages (before the preparation, after
+it, with the first frame published on the view's bus), waits for each node's LSL stream where
+one is named (a node whose hardware is missing fails with its own one-line error, or its stream
+does not come within ``start_timeout_s``: either is one clear line, never a hang), prints one
+status line for all of them and, where the file has a ``[view]``, what is published on the bus,
+and stops them together (the recorder first: it drains what the sources sent up to the stop).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
+import contextlib
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, model_validator
-
-from nodes.ports import check_port_free
+from nodes.ports import check_bus_address, check_port_free, parse_tcp_address
 from nodes.processes import Child, ProcessGroup
-from streaming.config import Config
-from streaming.errors import EiferError
+from nodes.session_config import SessionConfig, SessionError, Stage, node_argv, substitute
+
+if TYPE_CHECKING:
+    from nodes.listen import TerminalView
+    from streaming.bus.pubsub import Message
+
+Receive = Callable[[float], "Message | None"]
 
 __all__ = [
-    "NodeSpec",
-    "SessionConfig",
-    "SessionError",
     "SessionRunner",
-    "node_argv",
-    "substitute",
+    "check_before_start",
+    "last_error_line",
+    "lsl_config_file",
+    "recorder_status",
 ]
 
 FAIL_GRACE_S = 3.0  # after a node fails: time for others failing at start to say so too
-_WORD = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
-class SessionError(EiferError):
-    """A session cannot start or a node of it failed."""
-
-
-class NodeSpec(Config):
-    """One node of the session: an ``eifer`` command, its config file and overrides."""
-
-    command: list[str] = Field(min_length=1)  # e.g. ["node", "emg", "--source", "lsl"]
-    config: str = ""  # its --config FILE ("" = the node's shipped default)
-    set: dict[str, Any] = Field(default_factory=dict)  # its --set overrides (tables nest)
-    enabled: bool = True
-    may_finish: bool = False  # a protocol that ends; every other node runs until stopped
-    stream: str = ""  # LSL stream this node brings up; the session waits for it
-    start_timeout_s: PositiveFloat = 60.0
-    hint: str = ""  # shown when the stream does not come (e.g. "is the amplifier on?")
-    # TCP ports it binds on loopback, checked free before anything starts
-    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(default_factory=list)
-    records: bool = False  # the recorder: stopped first, given stop_timeout_s to drain
-
-    @model_validator(mode="after")
-    def _eifer_command(self) -> NodeSpec:
-        if not _WORD.match(self.command[0]):
-            raise ValueError(f"command {self.command!r}: start with an eifer command word")
-        from nodes.cli import command_error
-
-        problem = command_error(self.command)
-        if problem is not None:  # refused with the session file, before any node starts
-            raise ValueError(f"command {self.command!r}: {problem}")
-        return self
-
-
-class SessionConfig(Config):
-    name: str = "session"
-    status_interval_s: PositiveFloat = 2.0
-    stop_timeout_s: PositiveFloat = 40.0  # the recorder's longest drain and close after SIGTERM
-    node_stop_timeout_s: PositiveFloat = 10.0  # other nodes: then they are killed
-    startup_grace_s: NonNegativeFloat = 0.0  # extra wait after all streams are up
-    lsl_scope: Literal["", "machine", "link", "site"] = ""  # "": leave LSL's config alone
-    prepare: list[Literal["demo_bundle", "demo_profile"]] = Field(default_factory=list)
-    show: list[str] = Field(default_factory=list)  # lines printed once started (URLs, ...)
-    nodes: dict[str, NodeSpec] = Field(min_length=1)
-
-    def enabled_nodes(self) -> dict[str, NodeSpec]:
-        return {name: node for name, node in self.nodes.items() if node.enabled}
-
-
-def substitute(text: str, values: dict[str, str]) -> str:
-    """``{work}``, ``{pid}``... in ``text``; an unknown ``{name}`` is a clear error."""
-
-    def one(match: re.Match[str]) -> str:
-        key = match[1]
-        if key not in values:
-            raise SessionError(
-                f"{{{key}}} in {text!r} is not known here; use {', '.join(sorted(values))}"
+def check_before_start(config: SessionConfig) -> None:
+    """What can be checked before anything starts, in a second, with one line: every port a
+    node will bind is free and bound by one node only; the demo's participant is held out."""
+    owners: dict[int | str, str] = {}
+    for name, node in config.enabled_nodes().items():
+        for port in node.ports:
+            key = (
+                port
+                if isinstance(port, int) or port.startswith("ipc://")
+                else (parse_tcp_address(port, name)[1])
             )
-        return values[key]
+            if key in owners:
+                raise SessionError(f"{owners[key]} and {name} would both bind port {key}")
+            owners[key] = name
+            if isinstance(port, int):
+                check_port_free("127.0.0.1", port, f"{name} (port {port})")
+            else:
+                check_bus_address(port, f"{name} ({port})")
+    demo = config.prepare.demo
+    if demo is not None and demo.models:
+        from simulation.demo_preparation import check_held_out
 
-    return re.sub(r"\{(\w+)\}", one, text)
-
-
-def _flatten(table: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    items: list[tuple[str, Any]] = []
-    for key, value in table.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            items += _flatten(value, dotted + ".")
-        else:
-            items.append((dotted, value))
-    return items
-
-
-def _toml_literal(value: Any, values: dict[str, str]) -> str:
-    """A TOML literal for ``--set`` (JSON's strings, numbers, booleans and arrays are TOML)."""
-    if isinstance(value, str):
-        return json.dumps(substitute(value, values))
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_literal(v, values) for v in value) + "]"
-    return json.dumps(value)
-
-
-def node_argv(node: NodeSpec, values: dict[str, str], base: Path | None = None) -> list[str]:
-    """The ``eifer`` argument list of a node: command, ``--config``, then each ``--set``."""
-    argv = [substitute(word, values) for word in node.command]
-    if node.config:
-        path = Path(substitute(node.config, values))
-        if not path.is_absolute() and base is not None and (base / path).is_file():
-            path = base / path
-        argv += ["--config", str(path)]
-    for key, value in _flatten(node.set):
-        argv += ["--set", f"{key}={_toml_literal(value, values)}"]
-    return argv
-
-
-def prepare(steps: list[str], work: Path, say: Callable[[str], None]) -> dict[str, str]:
-    """The demo's preparation steps: the demo bundle and a simulated calibration profile."""
-    made: dict[str, str] = {}
-    if "demo_bundle" in steps:
-        from nodes.demo import _demo_bundle
-
-        bundle = _demo_bundle(work)
-        if bundle is None:
-            raise SessionError("prepare demo_bundle: eifer_models is not importable")
-        say(f"models: demo bundle {bundle}")
-        made["demo_bundle"] = str(bundle)
-    if "demo_profile" in steps:
-        from nodes.demo import _demo_profile
-
-        say("calibration: computing the participant profile from a simulated calibration run")
-        made["demo_profile"] = str(_demo_profile(work))
-    return made
+        check_held_out(demo.participant_seed, demo.weights)
 
 
 def lsl_config_file(work: Path, scope: str) -> Path:
+    """An ``lsl_api.cfg`` in ``work`` that keeps discovery to ``scope`` and liblsl quiet."""
     path = work / "lsl_api.cfg"
     path.write_text(f"[multicast]\nResolveScope = {scope}\n\n[log]\nlevel = -2\n")
     return path
-
-
-def placeholder_values(work: Path) -> dict[str, str]:
-    return {"work": str(work), "pid": str(os.getpid())}
 
 
 def recorder_status(port: int, timeout_s: float = 0.5) -> str:
@@ -211,26 +117,36 @@ class SessionRunner:
         self.config, self.work, self.say, self.base = config, work, say, base
         self.group = ProcessGroup(work)
         self.nodes = config.enabled_nodes()
+        self.values = {"work": str(work)}  # placeholders filled when a node starts
         self.waiting: dict[str, float] = {}  # node -> deadline for its stream
-        self.streams: dict[str, str] = {}  # node -> its stream's name, placeholders filled in
-        self.started_at = time.monotonic()
-
-    def check_ports(self) -> None:
-        """Every port a node will bind, before anything starts (one line if one is taken)."""
-        for name, node in self.nodes.items():
-            for port in node.ports:
-                check_port_free("127.0.0.1", port, f"{name} (port {port})")
+        self.streams: dict[str, str] = {}  # node -> its stream's name
+        self.began = self.started_at = time.monotonic()
+        self.frames = 0  # published frames seen on the view's bus
 
     def start(self) -> None:
-        values = placeholder_values(self.work)
-        values.update(prepare(list(self.config.prepare), self.work, self.say))
-        argvs = {name: node_argv(node, values, self.base) for name, node in self.nodes.items()}
-        self.streams = {name: substitute(node.stream, values) for name, node in self.nodes.items()}
-        for name, node in self.nodes.items():
-            self.group.start(name, argvs[name], may_finish=node.may_finish)
-            if node.stream:
-                self.waiting[name] = time.monotonic() + node.start_timeout_s
+        """The nodes that start before the preparation, the session's ``show`` lines, the
+        preparation, then the nodes that start after it."""
+        self.start_stage("before_prepare")
+        for line in self.config.show:
+            self.say(substitute(line, self.values))
+        if self.config.prepare.demo is not None:
+            from simulation.demo_preparation import prepare_demo
+
+            self.values.update(prepare_demo(self.config.prepare.demo, self.work, self.say))
+        self.start_stage("after_prepare")
         self.started_at = time.monotonic()
+
+    def start_stage(self, stage: Stage) -> None:
+        for name, node in self.nodes.items():
+            if node.start != stage:
+                continue
+            argv = node_argv(node, self.values, self.base)
+            self.group.start(name, argv, may_finish=node.may_finish)
+            if node.stream:
+                self.streams[name] = substitute(node.stream, self.values)
+                self.waiting[name] = time.monotonic() + node.start_timeout_s
+            for line in node.show:
+                self.say(substitute(line, self.values))
 
     def check(self, visible: set[str]) -> None:
         """:class:`SessionError` naming the node that failed or whose stream never came."""
@@ -269,10 +185,67 @@ class SessionRunner:
             stream = self.streams.get(child.name, "")
             if stream and code is None:
                 state += f", {stream} " + ("up" if stream in visible else "waiting")
-            if node.records and node.ports and code is None:
+            if node.records and node.ports and isinstance(node.ports[0], int) and code is None:
                 state += f", {recorder_status(node.ports[0])}"
             parts.append(f"{child.name}: {state}")
         return f"[{time.monotonic() - self.started_at:5.0f} s] " + " | ".join(parts)
+
+    def watch(self, seconds: float | None) -> None:
+        """Until ``seconds`` pass (None: until stopped): check the nodes about twice a second,
+        the status line every status interval, and the view of the bus; the first frame
+        published there starts the ``first_frame`` nodes."""
+        from nodes.listen import TerminalView
+
+        deadline = None if seconds is None else time.monotonic() + seconds
+        interval = self.config.status_interval_s
+        next_status = time.monotonic() if interval else float("inf")
+        visible: set[str] = set()
+        view = TerminalView()  # what breaks the bus contract is shown as the reason, counted
+        try:
+            with self._bus() as receive:
+                while deadline is None or time.monotonic() < deadline:
+                    if self.waiting or time.monotonic() >= next_status:
+                        visible |= _discover()
+                    self.check(visible)
+                    if time.monotonic() >= next_status:
+                        next_status = time.monotonic() + interval
+                        self.say(self.status_line(visible))
+                    message = receive(0.5)
+                    if message is not None:
+                        self._show(message, view)
+        finally:
+            if self.config.view.bus:
+                for line in view.summary():
+                    self.say(line)
+
+    @contextlib.contextmanager
+    def _bus(self) -> Iterator[Receive]:
+        """``receive(timeout_s)`` from the view's bus; without a view, a sleep."""
+        if not self.config.view.bus:
+
+            def pause(timeout_s: float) -> None:
+                time.sleep(timeout_s)
+
+            yield pause
+            return
+        from streaming.bus.pubsub import Subscriber
+
+        with Subscriber(self.config.view.bus) as subscriber:
+            yield subscriber.receive
+
+    def _show(self, message: Message, view: TerminalView) -> None:
+        if message.topic == "muscle":
+            self.frames += 1
+            if self.frames == 1:
+                self.say(
+                    f"first frame published {time.monotonic() - self.began:.1f} s after the start"
+                )
+                self.start_stage("first_frame")
+            if self.frames % self.config.view.every:
+                return
+        elif message.topic in ("expression", "face"):
+            return  # every frame / 5 per second: the page shows them
+        self.say(view.line(message))
 
     def stop(self) -> None:
         """The recorder first (it drains what was sent up to now), then the others."""
@@ -282,3 +255,13 @@ class SessionRunner:
             first.children = recorders
             first.stop(self.config.stop_timeout_s)
         self.group.stop(self.config.node_stop_timeout_s)
+
+
+def _discover() -> set[str]:
+    """Names of the LSL streams one discovery round sees (about a second). One round sees only
+    some of a machine's outlets (liblsl#92, the unicast "lottery" on 127.0.0.1), so "up" means
+    seen since the start; a node that dies is caught by its exit, not by its stream."""
+    from streaming.acquisition.lsl_io import configure_lsl, list_streams
+
+    configure_lsl()
+    return {info.name() for info in list_streams(1.0)}

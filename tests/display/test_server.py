@@ -335,7 +335,7 @@ def test_eifer_display_serves_the_page_until_interrupted() -> None:
             "--set",
             'head_model=""',
             "--set",
-            'bus_address="tcp://127.0.0.1:1"',  # quoted as nodes/demo.py does
+            'bus_address="tcp://127.0.0.1:1"',  # quoted as a session file's --set is
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

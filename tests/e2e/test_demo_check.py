@@ -17,10 +17,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from nodes.demo import DEMO_PARTICIPANT_SEED, training_seeds
+from nodes.demo import demo_params
+from simulation.demo_preparation import training_seeds
 from streaming.check.config import Thresholds
 
 REPO = Path(__file__).resolve().parents[2]
+DEMO_PARTICIPANT_SEED = demo_params()["participant_seed"]  # configs/sessions/demo.toml
 CLI = [sys.executable, "-m", "nodes.cli"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 ALIGNMENT = "EMG-to-frame alignment error |p99| (vs truth)"

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from nodes.demo import PID_FILE, WORK_PREFIX, remove_stale_work_folders
+from nodes.session import PID_FILE, WORK_PREFIX, remove_stale_work_folders
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "nodes.cli"]

@@ -23,12 +23,14 @@ from eifer_models.demo_weights import (
     read_encoders_provenance,
     read_provenance,
 )
-from nodes.demo import DEMO_PARTICIPANT_SEED, training_seeds
+from nodes.demo import demo_params
+from simulation.demo_preparation import training_seeds
 from streaming.check.config import CheckConfig
 from streaming.errors import BundleError
 from streaming.pipeline.profile import Normalisation
 
 REPO = Path(__file__).resolve().parents[2]
+DEMO_PARTICIPANT_SEED = demo_params()["participant_seed"]  # configs/sessions/demo.toml
 
 
 @pytest.fixture(scope="module")

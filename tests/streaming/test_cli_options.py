@@ -51,7 +51,7 @@ def test_bad_numbers_are_refused_at_parse_time(
 
 
 def test_a_session_file_port_out_of_range_is_refused() -> None:
-    from nodes.session_runner import SessionConfig
+    from nodes.session_config import SessionConfig
     from streaming.config import ConfigError, validate
 
     nodes = {"rec": {"command": ["record"], "ports": [99999]}}
@@ -74,7 +74,7 @@ def test_an_unknown_command_is_named_on_the_last_line(argv, named, capsys) -> No
 
 
 def test_a_session_node_with_a_bad_command_is_refused_with_its_cause() -> None:
-    from nodes.session_runner import SessionConfig
+    from nodes.session_config import SessionConfig
     from streaming.config import ConfigError, validate
 
     nodes = {"emg": {"command": ["node", "emgg", "--source", "lsl"]}}

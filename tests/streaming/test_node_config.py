@@ -136,4 +136,7 @@ def test_option_commands_read_a_config_file_and_typed_options_win(tmp_path: Path
         load_option_config(parser.parse_args(["--set", "every=x"]))
     demo = _parser(("demo",)).parse_args(["--set", "no_display=true"])
     load_option_config(demo)
-    assert demo.no_display is True and demo.display_port == 8765
+    assert demo.no_display is True and demo.display_port is None  # demo.toml's default applies
+    from nodes.demo import session_overrides
+
+    assert session_overrides(demo) == ["nodes.display.enabled=false"]
