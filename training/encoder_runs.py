@@ -1,8 +1,9 @@
-"""Shared by the encoders' trainers: run folders, checkpoints, evaluation of phi per component.
+"""The encoders' trainers' own files and their evaluation of phi per component (the run
+plumbing, folders, log, checkpoints and resume, is :mod:`training.runs`).
 
 A run folder (``<output>/<run_name>``, never overwritten; ``--resume`` continues it)::
 
-    run.json          kind, config, git commit, start checkpoint, status
+    run.json          kind, config, provenance, git commit, rank count
     train.log         the log
     last.pt           checkpoint after every epoch: weights, optimisers, schedules, epoch
     encoders.pt       the final encoders' state dict (``torch.load(weights_only=True)``)
@@ -13,84 +14,41 @@ A run folder (``<output>/<run_name>``, never overwritten; ``--resume`` continues
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel
 
 from eifer_models.encoders import FaceEncoder, build_encoder
-from training.distributed import DistContext
 from training.errors import RunError
 from training.metrics import driven_columns, pearson
-from training.run_folder import new_run
+from training.runs import RUN_FILE, Run, git_commit
 
 __all__ = [
-    "RUN_FILE",
-    "config_hash",
+    "HOW_RENDERED",
     "encoder_phi",
-    "load_checkpoint",
     "load_encoders",
     "movement_scores",
-    "new_run",
-    "open_run",
     "phi_scores",
-    "pick_device",
-    "run_config",
-    "run_log",
-    "save_checkpoint",
     "save_encoders",
     "write_run_info",
 ]
 
-log = logging.getLogger(__name__)
-CHECKPOINT = "last.pt"
 ENCODERS = "encoders.pt"
 ENCODERS_CONFIG = "encoders.json"
-RUN_FILE = "run.json"
-ConfigT = TypeVar("ConfigT", bound=BaseModel)
+# how the pairs are rendered, not which; which extra frames evaluate it, not what it learns:
+# left out of the config hash (a config_hash ``ignore``)
+HOW_RENDERED = {"data": {"render_workers", "movement_frames_per_participant"}}
 
 
-def run_config(
-    config: ConfigT | None, resume: str | Path | None, config_type: type[ConfigT], command: str
-) -> ConfigT:
-    """The run's config: ``resume``'s (from its ``run.json``), else ``config``. ``command``
-    (``encoders``, ``phase1``) names the trainer in errors."""
-    if resume is not None:
-        info_file = Path(resume) / RUN_FILE
-        if not info_file.is_file():
-            raise RunError(f"{info_file}: missing; not a run of `eifer train {command}`")
-        return config_type.model_validate(json.loads(info_file.read_text())["config"])
-    if config is None:
-        raise RunError("give a config or a run folder to resume")
-    return config
-
-
-def open_run(ctx: DistContext, config: BaseModel, resume: str | Path | None) -> Path:
-    """``resume``'s folder, else a new run folder made by rank 0 and shared with every rank."""
-    if resume is not None:
-        return Path(resume)
-    made = str(new_run(config.output, config.run_name)) if ctx.is_main else None  # type: ignore[attr-defined]
-    return Path(ctx.broadcast(made))
-
-
-def write_run_info(
-    folder: Path, kind: str, config: BaseModel, provenance: str, world_size: int = 1
-) -> None:
+def write_run_info(run: Run[Any], kind: str, provenance: str) -> None:
     """A new run's ``run.json``: what trained it, with which config, from which commit, on how
     many ranks (a run resumes with the rank count it started with)."""
-    from training.mlp import git_commit
-
-    info = {"kind": kind, "config": config.model_dump(mode="json"), "provenance": provenance,
-            "git_commit": git_commit(), "world_size": world_size}  # fmt: skip
-    (folder / RUN_FILE).write_text(json.dumps(info, indent=2))
+    info = {"kind": kind, "config": run.config.model_dump(mode="json"), "provenance": provenance,
+            "git_commit": git_commit(), "world_size": run.ctx.world_size}  # fmt: skip
+    run.write_info(info)
 
 
 def save_encoders(encoder: FaceEncoder, folder: Path) -> FaceEncoder:
@@ -100,58 +58,6 @@ def save_encoders(encoder: FaceEncoder, folder: Path) -> FaceEncoder:
     torch.save(encoder.state_dict(), folder / ENCODERS)
     (folder / ENCODERS_CONFIG).write_text(json.dumps(encoder.config(), indent=2))
     return encoder
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RunError("device cuda asked for, but torch sees no CUDA device")
-    return torch.device(device)
-
-
-def config_hash(config: Any) -> str:
-    data = config.model_dump(mode="json")
-    for key in ("output", "run_name", "device", "threads"):
-        data.pop(key, None)
-    # how the pairs are rendered, not which; which extra frames evaluate it, not what it learns
-    for key in ("render_workers", "movement_frames_per_participant"):
-        data.get("data", {}).pop(key, None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-
-
-@contextmanager
-def run_log(folder: Path) -> Iterator[None]:
-    """The run's ``train.log`` receives the trainer's log while the run is in this block."""
-    handler = logging.FileHandler(folder / "train.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
-    logger = logging.getLogger("training")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path, expected_hash: str) -> dict[str, Any]:
-    """A checkpoint of this config; a truncated/foreign file or another config is a RunError."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises RuntimeError/UnpicklingError/EOFError for bad files
-        raise RunError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(state, dict) or "epoch" not in state:
-        raise RunError(f"{path}: not a checkpoint of the encoders' trainer")
-    if state.get("config_hash") != expected_hash:
-        raise RunError(f"{path}: made with another config; not resumed")
-    return state
 
 
 def load_encoders(source: str | Path) -> tuple[FaceEncoder, str]:
@@ -178,7 +84,7 @@ def load_encoders(source: str | Path) -> tuple[FaceEncoder, str]:
         first = str(exc).strip().splitlines()[0:2]
         raise RunError(f"{file}: does not fit the encoders ({' '.join(first)})") from None
     origin = file
-    info = file.parent / "run.json"
+    info = file.parent / RUN_FILE
     if info.is_file():
         origin_text = json.loads(info.read_text()).get("provenance", "")
         return encoder, f"{origin} ({origin_text})"

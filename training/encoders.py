@@ -24,7 +24,6 @@ import json
 import logging
 import math
 import os
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,26 +34,20 @@ import torch
 from eifer_models.compact_encoder import CompactEncoder
 from eifer_models.encoders import FaceEncoder, SmirkEncoder
 from training.augment import photometric
-from training.distributed import DistContext, init_distributed, sync_batchnorm
+from training.distributed import DistContext, sync_batchnorm
 from training.encoder_config import EncodersConfig
 from training.encoder_runs import (
-    CHECKPOINT,
-    config_hash,
+    HOW_RENDERED,
     encoder_phi,
-    load_checkpoint,
     movement_scores,
-    open_run,
     phi_scores,
-    pick_device,
-    run_config,
-    run_log,
-    save_checkpoint,
     save_encoders,
     write_run_info,
 )
 from training.errors import RunError
 from training.face_pairs import FacePairs, load_or_render_pairs
 from training.metrics import DRIVEN_STD
+from training.runs import config_hash, open_run
 
 __all__ = [
     "TargetStatistics",
@@ -258,25 +251,9 @@ def run_encoders(
 ) -> Path:
     """Train (or, ``untrained``, only evaluate the seeded encoders); returns the run folder.
     Under ``torchrun`` every rank calls this and trains its slice of each batch (module doc)."""
-    config = run_config(config, resume, EncodersConfig, "encoders")
-    ctx = init_distributed(config.device)
-    try:
-        folder = open_run(ctx, config, resume)
-        return _run(ctx, config, folder, resume is not None, stop_after_epoch, progress)
-    finally:
-        ctx.close()
-
-
-def _run(
-    ctx: DistContext, config: EncodersConfig, folder: Path, resumed: bool,
-    stop_after_epoch: int | None, progress: bool,
-) -> Path:  # fmt: skip
-    main = ctx.is_main
-    with run_log(folder) if main else nullcontext():
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        device = ctx.device if ctx.enabled else pick_device(config.device)
-        chash = config_hash(config)
+    with open_run(config, resume, EncodersConfig, "encoders") as run:
+        config, ctx, device, folder = run.config, run.ctx, run.device, run.folder
+        chash = config_hash(config, ignore=HOW_RENDERED)
         encoder = make_encoder(config)
         provenance = f"{config.architecture} encoder, seeded random initialisation" + (
             " (no SMIRK checkpoint given)" if config.architecture == "smirk" else ""
@@ -294,8 +271,8 @@ def _run(
             provenance = (
                 f"supervised on synthetic participants ({config.views} views); " + provenance
             )
-        if not resumed and main:
-            write_run_info(folder, "encoders", config, provenance, ctx.world_size)
+        if not run.resumed:
+            write_run_info(run, "encoders", provenance)
         train, held = load_pairs_on_ranks(ctx, config.data, progress)
         crops = {
             "free": [train.free],
@@ -309,9 +286,8 @@ def _run(
             encoder.set_output_statistics(*stats.head_order())
         stats = stats.to(device)
         epochs = 0 if config.untrained else config.epochs
-        checkpoint = folder / CHECKPOINT
         epoch, losses = 0, []
-        state = load_checkpoint(checkpoint, chash) if checkpoint.is_file() else None
+        state = run.load_checkpoint(chash)
         if state is not None:
             encoder.load_state_dict(state["encoder"])
         model: torch.nn.Module = encoder
@@ -326,12 +302,9 @@ def _run(
             opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"])
             epoch, losses = int(state["epoch"]), list(state["losses"].tolist())
-            log.info("resumed at epoch %d from %s", epoch, checkpoint)
-        bar = None
-        if progress and epochs and main:
-            from tqdm import tqdm
-
-            bar = tqdm(total=epochs, initial=epoch, desc="encoders (supervised)", unit="epoch")
+            log.info("resumed at epoch %d from %s", epoch, run.checkpoint)
+        bar = run.progress(progress and epochs > 0, total=epochs, initial=epoch,
+                           desc="encoders (supervised)", unit="epoch")  # fmt: skip
         rank, world = ctx.rank, ctx.world_size
         while epoch < epochs:
             model.train()
@@ -357,21 +330,16 @@ def _run(
             epoch += 1
             losses.append(ctx.mean({"loss": total})["loss"] * world / len(order))
             log.info("epoch %d: loss %.5f", epoch, losses[-1])
-            if main:
-                save_checkpoint(checkpoint, {
-                    "epoch": epoch, "config_hash": chash, "encoder": encoder.state_dict(),
-                    "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "losses": torch.tensor(losses, dtype=torch.float64),
-                })  # fmt: skip
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            if epoch == stop_after_epoch:
-                ctx.barrier()
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if run.end_epoch({
+                "epoch": epoch, "config_hash": chash, "encoder": encoder.state_dict(),
+                "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "losses": torch.tensor(losses, dtype=torch.float64),
+            }, stop_after_epoch):  # fmt: skip
                 return folder
-        if bar is not None:
-            bar.close()
-        if main:
+        bar.close()
+        if run.main:
             encoder = save_encoders(encoder, folder)
             scores = evaluate_encoders(
                 encoder, held, torch.device("cpu"), load_movement_pairs(config.data)

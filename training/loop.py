@@ -12,7 +12,6 @@ paper's batch of 512 stays the batch, whatever the number of ranks).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,12 +23,11 @@ from torch import nn
 from eifer_models.mlp import EMG2Exp, Exp2EMG
 from training.config import MlpConfig
 from training.distributed import DistContext
-from training.errors import RunError
+from training.runs import CHECKPOINT, load_checkpoint, save_checkpoint
 
 __all__ = ["FoldModels", "train_fold"]
 
 log = logging.getLogger(__name__)
-CHECKPOINT = "last.pt"
 
 
 class FoldModels:
@@ -64,12 +62,6 @@ class FoldModels:
         self.losses = [tuple(map(float, row)) for row in state["losses"].tolist()]  # type: ignore[misc]
 
 
-def _save(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 def _epoch_order(n: int, seed: int, fold: int, epoch: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(
         int(np.random.SeedSequence([seed, fold, epoch]).generate_state(1)[0])
@@ -94,10 +86,12 @@ def train_fold(
     ``stop_after_epoch`` ends early (after its checkpoint): for tests of resume."""
     models = FoldModels(config, x_emg.shape[1], phi.shape[1], config.seed * 1000 + fold)
     checkpoint = checkpoint_dir / CHECKPOINT if checkpoint_dir is not None else None
-    if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if state.get("config_hash") != config_hash:
-            raise RunError(f"{checkpoint}: made with another config or training set; not resumed")
+    state = None
+    if checkpoint is not None:
+        state = load_checkpoint(
+            checkpoint, config_hash, "mlp", made_with="another config or training set"
+        )
+    if state is not None:
         models.load(state)
         log.info("fold %d: resumed at epoch %d from %s", fold, models.epoch, checkpoint)
     device = dist_ctx.device
@@ -139,7 +133,7 @@ def train_fold(
             and (last or models.epoch % config.checkpoint_every == 0)
         ):
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            _save(checkpoint, models.state(config_hash))
+            save_checkpoint(checkpoint, models.state(config_hash))
         if models.epoch == stop_after_epoch:
             break
     dist_ctx.barrier()

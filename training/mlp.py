@@ -22,10 +22,8 @@ profile made with another. Folds: participants are shuffled with the seed and sp
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,16 +35,15 @@ import torch
 from streaming.pipeline.profile import Normalisation
 from training.config import MlpConfig
 from training.dataset import TrainingSet, load_dataset
-from training.distributed import DistContext, init_distributed
+from training.distributed import DistContext
 from training.errors import RunError
 from training.loop import train_fold
 from training.metrics import driven_columns, evaluate
-from training.run_folder import new_run
+from training.runs import config_hash, git_commit, open_run
 
-__all__ = ["PhaseTwoData", "assign_folds", "git_commit", "prepare", "run_mlp"]
+__all__ = ["PhaseTwoData", "assign_folds", "prepare", "run_mlp"]
 
 log = logging.getLogger(__name__)
-RUN_FILE = "run.json"
 
 
 @dataclass
@@ -130,39 +127,11 @@ def assign_folds(participants: list[str], folds: int, seed: int) -> list[list[st
     return [sorted(unique[i] for i in group) for group in np.array_split(order, folds)]
 
 
-def git_commit() -> str:
-    """The commit of this code (``+dirty`` with uncommitted changes), or ``unknown``."""
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        return commit + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _config_hash(config: MlpConfig, dataset_sha: str) -> str:
-    data = config.model_dump(mode="json")
-    for key in ("output", "run_name", "device", "threads", "dataset"):
-        data.pop(key)
-    return hashlib.sha256(json.dumps([data, dataset_sha], sort_keys=True).encode()).hexdigest()
-
-
-def _file_log(folder: Path) -> logging.Handler:
-    handler = logging.FileHandler(folder / "train.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
-    logging.getLogger("training").addHandler(handler)
-    logging.getLogger("training").setLevel(logging.INFO)
-    return handler
+def _check(config: MlpConfig) -> None:
+    """A new run's config errors, before its folder is made."""
+    if not config.dataset:
+        raise RunError("no training set given: --dataset FOLDER (from `eifer train dataset`)")
+    load_dataset(config.dataset)  # a bad training set fails before a run folder is made
 
 
 def run_mlp(
@@ -177,49 +146,17 @@ def run_mlp(
 
     ``resume``: a run folder to continue (its own config is used). ``stop_after_epoch``: stop
     every fold after that epoch (tests of resume)."""
-    dist_ctx = init_distributed(config.device if config else "auto")
-    try:
-        return _run(dist_ctx, config, resume, stop_after_epoch, report, bundle)
-    finally:
-        dist_ctx.close()
-
-
-def _run(
-    dist_ctx: DistContext, config: MlpConfig | None, resume: str | Path | None,
-    stop_after_epoch: int | None, report: bool, bundle: bool,
-) -> Path:  # fmt: skip
-    if resume is not None:
-        folder = Path(resume)
-        run_file = folder / RUN_FILE
-        if not run_file.is_file():
-            raise RunError(f"{run_file}: missing; not a training run")
-        run_info = json.loads(run_file.read_text())
-        config = MlpConfig.model_validate(run_info["config"])
-    else:
-        if config is None:
-            raise RunError("no config given")
-        if not config.dataset:
-            raise RunError("no training set given: --dataset FOLDER (from `eifer train dataset`)")
-        load_dataset(config.dataset)  # a bad training set fails before a run folder is made
-        folder = Path(
-            dist_ctx.broadcast(
-                str(new_run(config.output, config.run_name)) if dist_ctx.is_main else None
-            )
-        )
-        run_info = {}
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    handler = _file_log(folder) if dist_ctx.is_main else None
-    try:
+    with open_run(config, resume, MlpConfig, "mlp", check=_check) as run:
+        config, dist_ctx, folder = run.config, run.ctx, run.folder
         ts = load_dataset(config.dataset)
         data = prepare(ts, config)
-        config_hash = _config_hash(config, ts.sha256)
-        if resume is not None and run_info.get("config_hash") != config_hash:
+        chash = config_hash(config, ts.sha256, ignore={"dataset": True})
+        if run.resumed and run.info.get("config_hash") != chash:
             raise RunError(f"{folder}: its training set changed since the run started; not resumed")
         groups = assign_folds(data.participant.tolist(), config.folds, config.seed)
         run_info = {
             "config": config.model_dump(mode="json"),
-            "config_hash": config_hash,
+            "config_hash": chash,
             "dataset": {"path": str(ts.path), "sha256": ts.sha256, "feature": ts.index["feature"],
                         "method": ts.index["method"], "channels": ts.channels},
             "git_commit": git_commit(),
@@ -227,22 +164,19 @@ def _run(
             "world_size": dist_ctx.world_size,
             "folds": {f"fold{k + 1}": held for k, held in enumerate(groups)},
             "reference_uv": data.reference_uv,
-            "started": run_info.get("started", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
+            "started": run.info.get("started", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
             "status": "running",
         }  # fmt: skip
-        if dist_ctx.is_main:
-            (folder / RUN_FILE).write_text(json.dumps(run_info, indent=2))
+        run.write_info(run_info)
         log.info("run %s: %d frames, %d participants, folds %s", folder, len(data.x_emg),
                  len(data.reference_uv), run_info["folds"])  # fmt: skip
-        stopped = _cross_validate(
-            config, data, groups, folder, dist_ctx, config_hash, stop_after_epoch
-        )
+        stopped = _cross_validate(config, data, groups, folder, dist_ctx, chash, stop_after_epoch)
         if stopped:
             return folder
         if config.final_model:
             final = train_fold(
                 config, 0, data.x_emg, data.phi, folder / "checkpoints" / "final", dist_ctx,
-                config_hash, on_epoch=_progress("final", config.epochs),
+                chash, on_epoch=_progress("final", config.epochs),
             )  # fmt: skip
         if dist_ctx.is_main:
             preds = _collect(folder, groups)
@@ -260,14 +194,10 @@ def _run(
                 write_report(folder)
             run_info["status"] = "finished"
             run_info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            (folder / RUN_FILE).write_text(json.dumps(run_info, indent=2))
+            run.write_info(run_info)
             log.info("run %s finished: %s", folder, json.dumps(metrics["headline"]))
         dist_ctx.barrier()
         return folder
-    finally:
-        if handler is not None:
-            logging.getLogger("training").removeHandler(handler)
-            handler.close()
 
 
 def _progress(name: str, epochs: int) -> Any:

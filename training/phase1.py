@@ -44,7 +44,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,25 +61,13 @@ from eifer_models.encoders import FaceEncoder, FlameParams
 from eifer_models.generator import EiferGenerator, generator_input
 from eifer_models.masking import dilation_px, generator_pixels
 from training.augment import augment
-from training.distributed import DistContext, init_distributed
+from training.distributed import DistContext
 from training.encoder_config import Phase1Config
-from training.encoder_runs import (
-    CHECKPOINT,
-    RUN_FILE,
-    config_hash,
-    load_checkpoint,
-    load_encoders,
-    open_run,
-    pick_device,
-    run_config,
-    run_log,
-    save_checkpoint,
-    save_encoders,
-    write_run_info,
-)
+from training.encoder_runs import HOW_RENDERED, load_encoders, save_encoders, write_run_info
 from training.encoders import evaluate_encoders, load_movement_pairs, load_pairs_on_ranks
 from training.errors import RunError
 from training.face_model import FaceModel
+from training.runs import config_hash, open_run
 
 __all__ = ["CycleModels", "run_phase1", "split_finetune", "stage_of_epoch"]
 
@@ -263,6 +250,19 @@ def _save_samples(folder: Path, epoch: int, m: CycleModels, face: FaceModel, x_s
     cv2.imwrite(str(out), grid[:, :, ::-1])
 
 
+def _steps(n: int, world: int) -> int:
+    """Steps per epoch: every rank one sample per step, all samples seen (ceil(n / world))."""
+    return -(-n // world)
+
+
+def _check(config: Phase1Config) -> None:
+    """A new run's config errors, before its folder is made."""
+    if len(config.stage_epochs) != len(config.pixel_fractions):
+        raise RunError("stage_epochs and pixel_fractions need one entry per stage")
+    if not config.encoders:
+        raise RunError("phase 1 starts from trained encoders: set encoders = <run folder>")
+
+
 def run_phase1(
     config: Phase1Config | None = None,
     *,
@@ -272,45 +272,19 @@ def run_phase1(
 ) -> Path:
     """Run (or continue) phase 1; writes encoders.pt (the occluded-face encoder) and eval.json.
     Under ``torchrun`` every rank calls this (module doc: a rank count is a global batch)."""
-    config = run_config(config, resume, Phase1Config, "phase1")
-    if resume is None:
-        if len(config.stage_epochs) != len(config.pixel_fractions):
-            raise RunError("stage_epochs and pixel_fractions need one entry per stage")
-        if not config.encoders:
-            raise RunError("phase 1 starts from trained encoders: set encoders = <run folder>")
-    ctx = init_distributed(config.device)
-    try:
-        folder = open_run(ctx, config, resume)
-        return _run(ctx, config, folder, resume is not None, stop_after_epoch, progress)
-    finally:
-        ctx.close()
-
-
-def _steps(n: int, world: int) -> int:
-    """Steps per epoch: every rank one sample per step, all samples seen (ceil(n / world))."""
-    return -(-n // world)
-
-
-def _run(
-    ctx: DistContext, config: Phase1Config, folder: Path, resumed: bool,
-    stop_after_epoch: int | None, progress: bool,
-) -> Path:  # fmt: skip
-    main = ctx.is_main
-    with run_log(folder) if main else nullcontext():
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        device = ctx.device if ctx.enabled else pick_device(config.device)
-        if resumed:
-            started = int(json.loads((folder / RUN_FILE).read_text()).get("world_size", 1))
+    with open_run(config, resume, Phase1Config, "phase1", check=_check) as run:
+        config, ctx, device, folder = run.config, run.ctx, run.device, run.folder
+        if run.resumed:
+            started = int(run.info.get("world_size", 1))
             if started != ctx.world_size:
                 raise RunError(
                     f"{folder}: started on {started} rank(s), a global batch of {started}; "
                     f"resume it with the same count (torchrun --nproc-per-node {started})"
                 )
         encoder, origin = load_encoders(config.encoders)
-        if not resumed and main:
+        if not run.resumed:
             provenance = f"phase 1 (EIFER cycles) from encoders {origin}"
-            write_run_info(folder, "phase1", config, provenance, ctx.world_size)
+            write_run_info(run, "phase1", provenance)
         train, held = load_pairs_on_ranks(ctx, config.data, progress)
         rows, val_rows = split_finetune(
             len(train), config.finetune_fraction, config.val_fraction, config.seed
@@ -320,21 +294,16 @@ def _run(
         steps = _steps(len(rows), world)
         models = CycleModels.build(config, encoder, total_epochs * steps).to(device)
         face = FaceModel(config.data.crop_size).to(device)
-        chash = config_hash(config)
+        chash = config_hash(config, ignore=HOW_RENDERED)
         epoch, history = 0, []
-        checkpoint = folder / CHECKPOINT
-        if checkpoint.is_file():
-            state = load_checkpoint(checkpoint, chash)
+        state = run.load_checkpoint(chash)
+        if state is not None:
             models.load(state["models"])
             epoch, history = int(state["epoch"]), json.loads(state["history"])
             log.info("resumed at epoch %d", epoch)
-        bar = None
-        if progress and main:
-            from tqdm import tqdm
-
-            bar = tqdm(
-                total=total_epochs * steps, initial=epoch * steps, desc="phase 1", unit="step"
-            )
+        bar = run.progress(
+            progress, total=total_epochs * steps, initial=epoch * steps, desc="phase 1", unit="step"
+        )
         for net in (models.e_s, models.e_n):
             net.eval()  # batch 1: BatchNorm statistics stay those of pre-training
         while epoch < total_epochs:
@@ -371,11 +340,10 @@ def _run(
                 )
                 for key, v in losses.items():
                     sums[key] = sums.get(key, 0.0) + v / steps
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
             sums = ctx.mean(sums)
             val: dict[str, float] = {}
-            if main:
+            if run.main:
                 gv = torch.Generator().manual_seed(config.seed)
                 with torch.no_grad():
                     for i in val_rows:
@@ -387,22 +355,18 @@ def _run(
                 {"epoch": epoch, "stage": stage + 1, "pixels": fraction, "train": sums, "val": val}
             )
             log.info("epoch %d (stage %d): train %s val %s", epoch, stage + 1, sums, val)
-            if main and config.samples_per_epoch:
+            if run.main and config.samples_per_epoch:
                 pick = val_rows[: config.samples_per_epoch]
                 _save_samples(folder, epoch, models, face,
                               torch.cat([_image(train.occluded[i], device) for i in pick]),
                               torch.cat([_image(train.free[i], device) for i in pick]), config, fraction)  # fmt: skip
-            if main:
-                save_checkpoint(checkpoint, {
-                    "epoch": epoch, "config_hash": chash, "models": models.state(),
-                    "history": json.dumps(history),
-                })  # fmt: skip
-            ctx.barrier()
-            if epoch == stop_after_epoch:
+            if run.end_epoch({
+                "epoch": epoch, "config_hash": chash, "models": models.state(),
+                "history": json.dumps(history),
+            }, stop_after_epoch):  # fmt: skip
                 return folder
-        if bar is not None:
-            bar.close()
-        if main:
+        bar.close()
+        if run.main:
             e_s = save_encoders(models.e_s, folder)
             scores = evaluate_encoders(
                 e_s, held, torch.device("cpu"), load_movement_pairs(config.data)
