@@ -67,6 +67,7 @@ from training.encoder_runs import HOW_RENDERED, load_encoders, save_encoders, wr
 from training.encoders import evaluate_encoders, load_movement_pairs, load_pairs_on_ranks
 from training.errors import RunError
 from training.face_model import FaceModel
+from training.phase1_diagnostics import generator_transfer
 from training.runs import config_hash, open_run
 
 __all__ = ["CycleModels", "run_phase1", "split_finetune", "stage_of_epoch"]
@@ -371,6 +372,11 @@ def run_phase1(
             scores = evaluate_encoders(
                 e_s, held, torch.device("cpu"), load_movement_pairs(config.data)
             )
+            scores["generators"] = generator_transfer(
+                models.g_n, models.g_s, models.e_n, models.e_s, face, held,
+                config.pixel_fractions[-1], seed=config.seed,
+            )  # fmt: skip
+            log.info("generators on held-out true renders: %s", scores["generators"])
             scores["history"] = history
             scores["finetune_frames"] = {"train": len(rows), "validation": len(val_rows)}
             scores["world_size"] = world

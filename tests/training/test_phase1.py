@@ -83,6 +83,11 @@ def test_each_stage_steps_with_its_freezing_and_pixels(start, tmp_path: Path) ->
         "epoch_001.png", "epoch_002.png", "epoch_003.png",
     ]  # fmt: skip
     assert ev["occluded"]["frames"] == 2
+    generators = ev["generators"]  # expression carried through the generators (diagnostic)
+    assert generators["frames"] == 2 and generators["pixel_fraction"] == 0.02
+    for name in ("G_n read by E_n (true render)", "G_s read by E_s (true render)",
+                 "E_n on real free faces", "E_s on real faces under electrodes"):  # fmt: skip
+        assert generators[name] is None or -1.0 <= generators[name] <= 1.0
 
 
 @pytest.mark.slow  # seconds alone; minutes on a loaded 2-core machine
@@ -94,6 +99,17 @@ def test_finetune_all_also_trains_the_pose_encoder(start, tmp_path: Path) -> Non
     final = torch.load(run / "encoders.pt", weights_only=True)
     pose = [k for k in enc0 if k.startswith("pose_encoder.") and enc0[k].is_floating_point()]
     assert any(not torch.equal(final[k], enc0[k]) for k in pose)
+
+
+def test_the_true_parameters_render_the_face_where_the_crop_shows_it(start) -> None:  # type: ignore[no-untyped-def]
+    """The generators' diagnostic renders the truth: the render must cover the crop's face."""
+    from training.encoders import load_pairs
+    from training.face_model import FaceModel
+    from training.phase1_diagnostics import truth_params
+
+    train, _ = load_pairs(start[0])
+    coverage = FaceModel(32).render(truth_params(train)).coverage.float().mean((1, 2, 3))
+    assert bool(((coverage > 0.15) & (coverage < 0.8)).all()), coverage
 
 
 def test_resume_equals_an_uninterrupted_run(start, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
