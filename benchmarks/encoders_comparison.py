@@ -52,7 +52,7 @@ def _summary(run: Path, seconds: float | None) -> dict[str, Any]:
         "free": ev["free"],
         "provenance": json.loads((run / "run.json").read_text()).get("provenance", ""),
     }
-    for key in ("train", "losses", "history", "finetune_frames"):
+    for key in ("train", "losses", "history", "finetune_frames", "generators"):
         if key in ev:
             out[key] = ev[key]
     return out
