@@ -23,8 +23,9 @@ from nodes.common import (
     positive_float,
     seconds,
 )
-from nodes.ports import AddressError, check_bus_address, check_port_free
+from nodes.ports import check_bus_address, check_port_free
 from nodes.session import load_session, run_session
+from streaming.addresses import BusAddressError
 from streaming.config import load_toml
 
 __all__ = ["DEMO_SESSION", "add_arguments", "demo_params", "run", "session_overrides"]
@@ -138,13 +139,13 @@ def check_addresses(params: dict[str, Any], display: bool) -> None:
     models load, and before this demo could print another pipeline's data as its own."""
     bus, protocol_bus = params["bus"], params["protocol_bus"]
     if bus.strip() == protocol_bus.strip():
-        raise AddressError(f"--bus and --protocol-bus are the same address ({bus})")
+        raise BusAddressError(f"--bus and --protocol-bus are the same address ({bus})")
     check_bus_address(bus, "--bus")
     check_bus_address(protocol_bus, "--protocol-bus")
     if display:
         display_port = params["display_port"]
         if not 0 < display_port < 65536:
-            raise AddressError(f"--display-port {display_port}: not a TCP port (1..65535)")
+            raise BusAddressError(f"--display-port {display_port}: not a TCP port (1..65535)")
         check_port_free("127.0.0.1", display_port, "--display-port")
 
 

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from nodes.common import add_option_config_arguments, count, load_option_config, seconds
-from streaming.bus.pubsub import DEFAULT_ADDRESS, TOPICS, Message, Subscriber
+from streaming.addresses import DEFAULT_ADDRESS
+from streaming.bus.pubsub import TOPICS, Message, Subscriber
 from streaming.bus.schema import UnknownTopicError, validate
 from streaming.errors import PayloadError
 

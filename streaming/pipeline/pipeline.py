@@ -54,7 +54,8 @@ import numpy as np
 from pydantic import Field, NonNegativeFloat, PositiveFloat
 
 from streaming.acquisition.lsl_io import ChunkOutlet, stream_info
-from streaming.bus.pubsub import DEFAULT_ADDRESS, Publisher
+from streaming.addresses import DEFAULT_ADDRESS
+from streaming.bus.pubsub import Publisher
 from streaming.config import Config
 from streaming.errors import EiferError
 from streaming.pipeline.emg_feed import EmgFeed, EmgInputConfig
