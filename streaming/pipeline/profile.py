@@ -230,7 +230,7 @@ class Profile:
 
 def compute_profile(
     recording_uv: np.ndarray,
-    fs: float,
+    rate_hz: float,
     channels: Sequence[str],
     participant: str,
     feature: FeatureDefinition | str = "low_latency",
@@ -240,7 +240,7 @@ def compute_profile(
     warmup_s: float = 1.0,
     chunk_size: int = 4096,
 ) -> Profile:
-    """Profile from a calibration recording (µV, ``(n_samples, n_channels)``) at ``fs`` Hz.
+    """Profile from a calibration recording (µV, ``(n_samples, n_channels)``) at ``rate_hz`` Hz.
 
     The recording runs through the online chain of ``feature`` in chunks, as live; the first
     ``max(warmup_s, 2 x chain delay)`` seconds (filter settling, RMS fill) are skipped, then
@@ -250,7 +250,7 @@ def compute_profile(
     ----------
     recording_uv : ndarray, shape (n_samples, n_channels)
         The calibration recording in microvolts.
-    fs : float
+    rate_hz : float
         Its sampling rate in Hz.
     channels : sequence of str
         Channel labels, one per column.
@@ -286,15 +286,15 @@ def compute_profile(
             f"calibration recording has shape {x.shape}, expected (n_samples, {len(channels)}) "
             f"for channels {list(channels)}"
         )
-    chain = build_chain(defn, len(channels), fs)
+    chain = build_chain(defn, len(channels), rate_hz)
     env = np.concatenate(
         [chain.process(x[i : i + chunk_size]) for i in range(0, x.shape[0], chunk_size)], axis=0
     )
-    skip = round(max(warmup_s, 2.0 * chain.group_delay_s) * fs)
-    if env.shape[0] - skip < fs:
+    skip = round(max(warmup_s, 2.0 * chain.group_delay_s) * rate_hz)
+    if env.shape[0] - skip < rate_hz:
         raise StreamFormatError(
-            f"calibration recording of {x.shape[0] / fs:.2f} s is too short: need at least "
-            f"{(skip + fs) / fs:.2f} s (warm-up {skip / fs:.2f} s + 1 s)"
+            f"calibration recording of {x.shape[0] / rate_hz:.2f} s is too short: need at least "
+            f"{(skip + rate_hz) / rate_hz:.2f} s (warm-up {skip / rate_hz:.2f} s + 1 s)"
         )
     return Profile(
         participant=participant,
