@@ -5,9 +5,10 @@ EIFER divides each participant's EMG envelopes by "the participant's maximum mea
 microvolts; the paper does not say whether that maximum is one number or one per channel, nor how
 robust it is. So the method is a declared property (:class:`Normalisation`: scalar or per
 channel; the maximum or a percentile), stored in the profile and in a model bundle's manifest like
-the EMG feature, and the pipeline refuses a profile whose method differs from the bundle's
-(:func:`check_profile_for_bundle`). This project's default, per channel 99th percentile, is its
-own choice (robust to single artefact spikes), not the paper's.
+the EMG feature, and the pipeline refuses a profile whose method differs from the one its models
+declare (:func:`check_normalisation`; the bundle's manifest is read by ``eifer_models``). This
+project's default, per channel 99th percentile, is its own choice (robust to single artefact
+spikes), not the paper's.
 
 The values come from a calibration recording (the functional movements) run through the SAME
 online chain the pipeline uses, so the chain's gain (online vs zero-phase differ by ~1.12x,
@@ -37,7 +38,6 @@ __all__ = [
     "Normalisation",
     "Profile",
     "ProfileError",
-    "check_profile_for_bundle",
     "compute_profile",
 ]
 
@@ -314,24 +314,3 @@ def check_normalisation(profile: Profile, expected: Normalisation | None, source
             f", but {source} was trained on the {expected.describe()}; recompute the profile with "
             "the bundle's method (the model's inputs and outputs would be scaled wrongly)"
         )
-
-
-def check_profile_for_bundle(profile: Profile | None, bundle_dir: str | Path | None) -> None:
-    """The pipeline's refusal of a profile whose normalisation differs from the bundle's
-    (``input_normalisation.emg.method`` in its ``manifest.json``); nothing to check without
-    either. The bundle itself is verified when the models load."""
-    if profile is None or not bundle_dir:
-        return
-    manifest = Path(bundle_dir) / "manifest.json"
-    try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-        method = data["input_normalisation"]["emg"].get("method")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return  # an unreadable manifest is reported by the bundle loader, with its reason
-    if method is None:
-        return
-    try:
-        expected = Normalisation.from_dict(method, f"{manifest} input_normalisation.emg.method")
-    except ConfigError as exc:
-        raise ProfileError(str(exc)) from None
-    check_normalisation(profile, expected, f"the model bundle {bundle_dir}")
