@@ -102,7 +102,7 @@ def load_node_config(
         if value is None:
             continue
         set_dotted(data, key, value, flag)
-        shown = " ".join(value) if isinstance(value, list) else value
+        shown = " ".join(map(str, value)) if isinstance(value, list) else value
         origins[tuple(key.split("."))] = f"{flag} {shown}" if not isinstance(value, bool) else flag
     try:
         return cls.model_validate(data)
@@ -149,6 +149,8 @@ def _field(action: argparse.Action, kind: str | None) -> tuple[Any, Any]:
     base = getattr(action.type, "config_type", base)  # the checks of seconds, count, port ...
     if action.choices is not None:
         base = Literal[tuple(action.choices)]
+    if isinstance(action.nargs, int):  # exactly N values
+        return tuple[(base,) * action.nargs] | None, action.default  # type: ignore[misc]
     if kind == "append" or action.nargs in ("*", "+"):
         return list[base], list(action.default or [])
     if action.default is None:
