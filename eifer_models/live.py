@@ -26,7 +26,7 @@ from streaming.pipeline.features import FeatureDefinition
 from streaming.pipeline.predictions import FramePredictions
 from streaming.pipeline.profile import Normalisation
 
-__all__ = ["FramePredictor", "LiveModels"]
+__all__ = ["FramePredictor"]
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,3 @@ class FramePredictor:
 
     def close(self) -> None:
         self.inference.close()
-
-
-#: the name this class had while two modules called themselves "the inference stage"
-LiveModels = FramePredictor

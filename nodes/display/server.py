@@ -10,7 +10,7 @@ draws what arrives. The bus thread survives any message; should it die all the s
 says so and the 1 Hz ticker restarts it. Binds 127.0.0.1 by default; no asset is fetched from the
 network.
 
-One module of about 490 lines, on purpose: the web handlers, the bus thread and the ticker share
+One module past the house's ~450 lines, on purpose: the web handlers, the bus thread and the ticker share
 one server's counters, hub and event loop, and one lifecycle; the parts that stand alone are
 already their own modules (``hub``: JSON and per-client slots, ``feedback``: scores, ``head``: mesh).
 """

@@ -392,8 +392,9 @@ class Chain(Stage):
     ``sosfilt`` calls in one pass: the output is bit-for-bit the per-stage path's, at a fraction
     of the Python calls per chunk. ``fuse=False`` (or no numba) keeps the per-stage path.
 
-    Its delay is the delay over the envelope's band (:func:`streaming.dsp.delay.band_delay_s`),
-    what a consumer compensates when it aligns the envelope with another signal;
+    Its delay is the delay over the envelope's band (:attr:`band_delay_s`, computed by
+    :mod:`streaming.dsp.delay`), what a consumer compensates when it aligns the envelope with
+    another signal;
     ``dc_delay_s`` is the plain sum of the stages' delays at their reference frequencies.
     """
 
