@@ -7,7 +7,7 @@ representative; :func:`eifer_models.bundle.create_demo_bundle`):
   (``smirk-224``), and the compact encoder of the CPU recipe, 1x3x64x64 (``compact-64``, the
   demo's; :mod:`eifer_models.compact_encoder`), with their ratio;
 - ``exp2emg`` (55 -> 22) and ``emg2exp`` (22 -> 55) MLPs;
-- ``frame``: :class:`eifer_models.inference.FrameInference.process` (all three + conversion).
+- ``frame``: :meth:`eifer_models.inference.GraphInference.process` (all three + conversion).
 
 Backends, side by side in one run, each with its reference peer so figures are ratios:
 
@@ -126,8 +126,8 @@ def _frame_rows(
     bundle: Bundle, encoders: str, rng: np.random.Generator, args: argparse.Namespace,
     status: dict[str, str | None], skipped: dict[str, str],
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """:meth:`FrameInference.process` (crop in, every graph, conversion) on each backend."""
-    from eifer_models.inference import FrameInference
+    """:meth:`GraphInference.process` (crop in, every graph, conversion) on each backend."""
+    from eifer_models.inference import GraphInference
 
     size = bundle.manifest.crop.size
     crop = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
@@ -140,7 +140,7 @@ def _frame_rows(
             continue
         stats = _measured(
             lambda s: s.process(crop, env),
-            lambda b=backend: FrameInference(bundle, b, threads=args.threads),
+            lambda b=backend: GraphInference(bundle, b, threads=args.threads),
             args, skipped, f"{label}/frame/{encoders}",
         )  # fmt: skip
         if stats is not None:

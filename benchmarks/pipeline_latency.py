@@ -128,9 +128,9 @@ def run_case(
         )
         models = None
         if bundle is not None:
-            from eifer_models.live import LiveModels
+            from eifer_models.live import FramePredictor
 
-            models = LiveModels.from_config(config.models)
+            models = FramePredictor.from_config(config.models)
         publisher = Publisher("tcp://127.0.0.1:*")
         pipeline = Pipeline(config, models=models, publisher=publisher)
         counter = BusCounter(publisher.address)

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from eifer_models.encoders import N_EXP, N_EYELID, N_JAW, N_SHAPE, FaceEncoder
+from eifer_models.face_encoder import N_EXP, N_EYELID, N_JAW, N_SHAPE, FaceEncoder
 
 __all__ = ["CompactEncoder"]
 

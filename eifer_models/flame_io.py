@@ -8,17 +8,15 @@ chumpy installed; here a restricted unpickler maps every chumpy class to a plain
 a hostile file cannot run code. The ``.npz`` written by :func:`convert` is what
 :meth:`eifer_models.flame.FLAME.from_npz` loads (the synthetic head uses the same layout).
 
-CLI: ``python -m eifer_models.flame_io convert generic_model.pkl flame2020.npz
-[--eyelids l_eyelid.npy r_eyelid.npy] [--masks FLAME_masks.pkl] [--landmarks emb.npz]``.
+Command: ``eifer flame convert generic_model.pkl flame2020.npz [--eyelids l_eyelid.npy
+r_eyelid.npy] [--masks FLAME_masks.pkl] [--landmarks emb.npz]`` (:mod:`nodes.flame`).
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import pickle
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -322,38 +320,3 @@ def convert(
     if landmarks_path is not None:
         extra["lmk_faces_idx"], extra["lmk_bary_coords"] = load_landmark_embedding(landmarks_path)
     return save_npz(npz_path, flame_arrays(model, source=str(pkl_path), **extra))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m eifer_models.flame_io convert PKL NPZ``; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="python -m eifer_models.flame_io", description=__doc__.split("\n")[0]
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    conv = sub.add_parser("convert", help="FLAME pickle -> npz (no chumpy needed)")
-    conv.add_argument("pkl", type=Path)
-    conv.add_argument("npz", type=Path)
-    conv.add_argument("--eyelids", nargs=2, type=Path, metavar=("L_EYELID", "R_EYELID"))
-    conv.add_argument(
-        "--masks", type=Path, help="FLAME_masks.pkl (its 'face' set picks the drawn triangles)"
-    )
-    conv.add_argument("--landmarks", type=Path, help="landmark embedding npz (MediaPipe layout)")
-    args = parser.parse_args(argv)
-    try:
-        out = convert(
-            args.pkl,
-            args.npz,
-            eyelids=args.eyelids,
-            masks_path=args.masks,
-            landmarks_path=args.landmarks,
-        )
-    except BundleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    arrays = load_npz(out)
-    print(f"wrote {out}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items()))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -29,7 +29,7 @@ from eifer_models.runtimes.select import Selection, open_runtime, select_backend
 from streaming.errors import StreamFormatError
 from streaming.pipeline.predictions import FramePredictions
 
-__all__ = ["FrameInference", "GraphInference"]
+__all__ = ["GraphInference"]
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,3 @@ class GraphInference:
     def close(self) -> None:
         for runtime in self.runtimes.values():
             runtime.close()
-
-
-#: the name this class had while two modules called themselves "the inference stage"
-FrameInference = GraphInference

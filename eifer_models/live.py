@@ -24,8 +24,9 @@ from eifer_models.inference import GraphInference
 from streaming.errors import StreamFormatError
 from streaming.pipeline.features import FeatureDefinition
 from streaming.pipeline.predictions import FramePredictions
+from streaming.pipeline.profile import Normalisation
 
-__all__ = ["FramePredictor", "LiveModels"]
+__all__ = ["FramePredictor"]
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,12 @@ class FramePredictor:
         inference: GraphInference,
         cropper: FaceCropper,
         feature: FeatureDefinition | None = None,
+        normalisation: Normalisation | None = None,
     ) -> None:
         self.inference = inference
         self.cropper = cropper
         self.feature = feature  # the EMG feature definition the bundle's MLPs were trained on
+        self.normalisation = normalisation  # and the EMG normalisation (None: undeclared)
         self.backend = inference.backend
         self.expression_dim = inference.expression_dim
         self._index: np.ndarray | None = None
@@ -72,7 +75,8 @@ class FramePredictor:
         feature: FeatureDefinition = bundle.feature_definition()
         cropper = FaceCropper.for_bundle(bundle)
         log.info("models: face crop: %s", cropper.describe())
-        return cls(inference, cropper, feature=feature)
+        normalisation: Normalisation | None = bundle.emg_normalisation()
+        return cls(inference, cropper, feature=feature, normalisation=normalisation)
 
     def _bundle_index(self, labels: Sequence[str], errors: list[str]) -> np.ndarray | None:
         """Indices of the bundle's channels in ``labels``; None (and why) when one lacks."""
@@ -147,7 +151,3 @@ class FramePredictor:
 
     def close(self) -> None:
         self.inference.close()
-
-
-#: the name this class had while two modules called themselves "the inference stage"
-LiveModels = FramePredictor

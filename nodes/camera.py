@@ -1,16 +1,16 @@
 """``eifer node camera``: frames from a RealSense, a webcam/video file or a synthetic face, as the
-``Video`` LSL stream, each stamped with its capture time."""
+``Video`` LSL stream, each stamped with its capture time.
+
+A thin shell over the library: the node picks the source; the capture loop is
+:func:`streaming.acquisition.camera_stream.stream_frames`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import socket
 import threading
-import time
 from typing import Literal
 
-import numpy as np
 from pydantic import Field, PositiveFloat, PositiveInt
 
 from configs import config_path
@@ -22,19 +22,9 @@ from streaming.acquisition.camera import (
     RealSenseSource,
     SyntheticFaceSource,
 )
-from streaming.acquisition.camera_frames import encode_frame, video_stream_info
-from streaming.acquisition.lsl_io import ChunkOutlet, configure_lsl, stream_info
+from streaming.acquisition.camera_stream import CameraStreamConfig, stream_frames
+from streaming.acquisition.lsl_io import configure_lsl
 from streaming.config import Config, ConfigError
-
-log = logging.getLogger("eifer.node.camera")
-
-
-class CameraStreamConfig(Config):
-    name: str = "Camera"
-    type: str = "Video"
-    source_id: str = ""  # "" -> eifer-camera-<source>-<host>
-    depth_name: str = "Depth"
-    max_buffered_s: PositiveFloat = 2.0  # frames are big: keep the outlet's backlog short
 
 
 class CameraNodeConfig(Config):
@@ -80,65 +70,11 @@ def run_camera(
     config: CameraNodeConfig, stop: threading.Event, duration_s: float | None = None
 ) -> int:
     """Stream frames until ``stop`` is set (or ``duration_s``); returns frames pushed."""
-    source = make_source(config)
-    source.open()
-    source_id = config.stream.source_id or f"eifer-camera-{config.source}-{socket.gethostname()}"
-    desc = {"camera": source.description}
-    info = video_stream_info(
-        config.stream.name, source.width, source.height, source.rate_hz, source_id,
-        stype=config.stream.type, extra=desc,
+    return stream_frames(
+        make_source(config), config.stream, stop, kind=config.source,
+        depth=config.depth and config.source == "realsense",
+        status_interval_s=config.status_interval_s, duration_s=duration_s,
     )  # fmt: skip
-    outlet = ChunkOutlet(info, max_buffered_s=config.stream.max_buffered_s)
-    depth_outlet = None
-    if config.depth and config.source == "realsense":
-        depth_info = stream_info(
-            config.stream.depth_name, "Depth", source.width * source.height, source.rate_hz, "int16",
-            source_id + "-depth", desc={"width": source.width, "height": source.height, "unit": "mm"},
-        )  # fmt: skip
-        depth_outlet = ChunkOutlet(depth_info, max_buffered_s=config.stream.max_buffered_s)
-    log.info(
-        "camera %s: %dx%d at %g fps as %r (source_id %r)",
-        config.source, source.width, source.height, source.rate_hz, config.stream.name, source_id,
-    )  # fmt: skip
-    pushed, dropped, last_index = 0, 0, None
-    push_latency_ms: list[float] = []
-    t_end = None if duration_s is None else time.monotonic() + duration_s
-    next_status = time.monotonic() + config.status_interval_s
-    import pylsl
-
-    try:
-        while not stop.is_set() and (t_end is None or time.monotonic() < t_end):
-            frame = source.read()
-            if frame is None:
-                if isinstance(source, OpenCVSource) and source.is_file:
-                    log.info("camera: end of %s", config.device)
-                    break
-                continue
-            if last_index is not None and frame.index > last_index + 1:
-                dropped += frame.index - last_index - 1
-            last_index = frame.index
-            outlet.push(encode_frame(frame.rgb), frame.t_capture_lsl)
-            if depth_outlet is not None and frame.depth is not None:
-                depth_outlet.push(frame.depth.reshape(1, -1), frame.t_capture_lsl)
-            push_latency_ms.append(1e3 * (pylsl.local_clock() - frame.t_capture_lsl))
-            pushed += 1
-            if time.monotonic() >= next_status:
-                next_status += config.status_interval_s
-                lat = np.percentile(push_latency_ms, [50, 99]) if push_latency_ms else [np.nan] * 2
-                log.info(
-                    "camera: %d frames, %d dropped by the camera, capture->push p50 %.1f ms p99 %.1f ms",
-                    pushed, dropped, lat[0], lat[1],
-                )  # fmt: skip
-                if isinstance(source, RealSenseSource):
-                    log.info("camera: capture stamps from %s", source.timestamp_method)
-                push_latency_ms.clear()
-    finally:
-        source.close()
-        outlet.close()
-        if depth_outlet is not None:
-            depth_outlet.close()
-    log.info("camera: stopped after %d frames (%d dropped by the camera)", pushed, dropped)
-    return pushed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

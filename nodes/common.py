@@ -12,9 +12,10 @@ Two kinds of command:
 
 - those with a config model (EMG, camera, replay, protocol, display, pipeline...):
   :func:`add_config_arguments` in ``add_arguments``, :func:`load_node_config` in ``run``;
-- those whose settings are just their options (listen, streams, export, demo):
-  :func:`add_option_config_arguments` last in ``add_arguments``, :func:`load_option_config`
-  first in ``run``; their config file's keys are the option names (``display_port = 8766``).
+- those whose settings are just their options (listen, streams, export, demo): their options
+  added through an :class:`OptionArguments`, :func:`add_option_config_arguments` last in
+  ``add_arguments``, :func:`load_option_config` first in ``run``; their config file's keys are
+  the option names (``display_port = 8766``).
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ import signal
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from streaming.config import Config, ConfigError, apply_overrides, load_toml, validate
+from streaming.config import Config, apply_overrides, load_toml, set_dotted, validate
 
 __all__ = [
+    "OptionArguments",
     "add_config_arguments",
     "add_option_config_arguments",
     "count",
@@ -68,17 +70,6 @@ def add_config_arguments(
     )
 
 
-def _set_value(data: dict[str, Any], dotted: str, value: Any, flag: str) -> None:
-    *parents, leaf = dotted.split(".")
-    node = data
-    for part in parents:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"{flag}: {part!r} is a value, not a table")
-        node = child
-    node[leaf] = value
-
-
 def _culprits(exc: ValidationError, origins: Mapping[tuple[str, ...], str]) -> list[str]:
     """The ``--set``/flags whose keys the failing locations are in (or under)."""
     found: list[str] = []
@@ -110,8 +101,8 @@ def load_node_config(
     for key, (flag, value) in (flags or {}).items():
         if value is None:
             continue
-        _set_value(data, key, value, flag)
-        shown = " ".join(value) if isinstance(value, list) else value
+        set_dotted(data, key, value, flag)
+        shown = " ".join(map(str, value)) if isinstance(value, list) else value
         origins[tuple(key.split("."))] = f"{flag} {shown}" if not isinstance(value, bool) else flag
     try:
         return cls.model_validate(data)
@@ -123,15 +114,44 @@ def load_node_config(
 # ------------------------------------------------------------ commands configured by options
 
 
-def _field(action: argparse.Action) -> tuple[Any, Any]:
-    """The pydantic field (type, default) an argparse option stands for."""
-    if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+class _AddsArguments(Protocol):
+    def add_argument(self, *flags: str, **kwargs: Any) -> argparse.Action: ...
+
+
+class OptionArguments:
+    """A command's options, recorded as they are added to its parser (argparse keeps no public
+    list of them): ``add_argument`` and ``add_argument_group`` as on the parser."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.parser = parser
+        self._target: _AddsArguments = parser
+        self.recorded: list[tuple[argparse.Action, str | None]] = []  # (option, its action=)
+
+    def add_argument(self, *flags: str, **kwargs: Any) -> argparse.Action:
+        action = self._target.add_argument(*flags, **kwargs)
+        self.recorded.append((action, kwargs.get("action")))
+        return action
+
+    def add_argument_group(self, title: str) -> OptionArguments:
+        """A titled group of the parser's help whose options are recorded here too."""
+        group = OptionArguments(self.parser)
+        group._target = self.parser.add_argument_group(title)
+        group.recorded = self.recorded
+        return group
+
+
+def _field(action: argparse.Action, kind: str | None) -> tuple[Any, Any]:
+    """The pydantic field (type, default) an argparse option (added with ``action=kind``)
+    stands for."""
+    if kind in ("store_true", "store_false"):
         return bool, action.default
     base: Any = action.type if isinstance(action.type, type) else str
     base = getattr(action.type, "config_type", base)  # the checks of seconds, count, port ...
     if action.choices is not None:
         base = Literal[tuple(action.choices)]
-    if isinstance(action, argparse._AppendAction) or action.nargs in ("*", "+"):
+    if isinstance(action.nargs, int):  # exactly N values
+        return tuple[(base,) * action.nargs] | None, action.default  # type: ignore[misc]
+    if kind == "append" or action.nargs in ("*", "+"):
         return list[base], list(action.default or [])
     if action.default is None:
         return base | None, None
@@ -139,25 +159,25 @@ def _field(action: argparse.Action) -> tuple[Any, Any]:
 
 
 def add_option_config_arguments(
-    parser: argparse.ArgumentParser, example: str, config_name: str = "options"
+    options: OptionArguments, example: str, config_name: str = "options"
 ) -> None:
-    """Call last in ``add_arguments``: ``--config``/``--set`` over the options defined so far.
+    """Call last in ``add_arguments``: ``--config``/``--set`` over the options recorded so far
+    (positional and required ones stay command-line only).
 
     Each option's default moves into a config model (the options then default to None, so
     ``load_option_config`` knows which ones the user typed).
     """
     fields: dict[str, Any] = {}
-    options: dict[str, str] = {}
-    for action in parser._actions:
-        if not action.option_strings or action.dest in ("help", "log_level") or action.required:
+    flags: dict[str, str] = {}
+    for action, kind in options.recorded:
+        if not action.option_strings or action.required:
             continue
-        fields[action.dest] = _field(action)
-        longest = max(action.option_strings, key=len)
-        options[action.dest] = longest
+        fields[action.dest] = _field(action, kind)
+        flags[action.dest] = max(action.option_strings, key=len)
         action.default = None
     model = create_model(config_name, __base__=Config, **fields)
-    add_config_arguments(parser, example)
-    parser.set_defaults(**{_MODEL: model, _OPTIONS: options})
+    add_config_arguments(options.parser, example)
+    options.parser.set_defaults(**{_MODEL: model, _OPTIONS: flags})
 
 
 def load_option_config(args: argparse.Namespace) -> BaseModel:

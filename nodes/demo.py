@@ -15,6 +15,7 @@ from typing import Any
 
 from configs import CONFIG_DIR
 from nodes.common import (
+    OptionArguments,
     add_option_config_arguments,
     count,
     load_option_config,
@@ -23,8 +24,9 @@ from nodes.common import (
     positive_float,
     seconds,
 )
-from nodes.ports import AddressError, check_bus_address, check_port_free
+from nodes.ports import check_bus_address, check_port_free
 from nodes.session import load_session, run_session
+from streaming.addresses import BusAddressError
 from streaming.config import load_toml
 
 __all__ = ["DEMO_SESSION", "add_arguments", "demo_params", "run", "session_overrides"]
@@ -42,59 +44,60 @@ def demo_params() -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    options = OptionArguments(parser)
     shipped = demo_params()
 
     def default(name: str) -> str:
         return f"(default {shipped[name]})".replace("{pid}", "<pid>")
 
-    parser.add_argument(
+    options.add_argument(
         "--seconds",
         type=seconds,
         help="stop after this many seconds of running, set-up not counted (default: Ctrl-C)",
     )
-    parser.add_argument("--bus", help=f"bus address to publish on {default('bus')}")
-    parser.add_argument(
+    options.add_argument("--bus", help=f"bus address to publish on {default('bus')}")
+    options.add_argument(
         "--protocol-bus", help=f"the protocol node's bus address {default('protocol_bus')}"
     )
-    parser.add_argument(
+    options.add_argument(
         "--headless", action="store_true", help="no display process (tests, CI, servers)"
     )
-    parser.add_argument("--no-display", action="store_true", help="the same as --headless")
-    parser.add_argument("--no-models", action="store_true", help="EMG only: no demo model bundle")
-    parser.add_argument(
+    options.add_argument("--no-display", action="store_true", help="the same as --headless")
+    options.add_argument("--no-models", action="store_true", help="EMG only: no demo model bundle")
+    options.add_argument(
         "--display-port", type=port, help=f"web display port {default('display_port')}"
     )
     every = load_toml(DEMO_SESSION)["view"]["every"]
-    parser.add_argument("--every", type=count, help=f"print every Nth frame (default {every})")
-    parser.add_argument(
+    options.add_argument("--every", type=count, help=f"print every Nth frame (default {every})")
+    options.add_argument(
         "--participant-seed",
         type=non_negative_int,
         help="the synthetic participant (face, EMG, calibration); not a training seed "
         + default("participant_seed"),
     )
-    parser.add_argument(
+    options.add_argument(
         "--camera-size", help=f"participant camera WIDTHxHEIGHT {default('camera_size')}"
     )
-    parser.add_argument(
+    options.add_argument(
         "--camera-rate",
         type=positive_float,
         help=f"participant camera frame rate (Hz) {default('camera_rate')}",
     )
-    parser.add_argument(
+    options.add_argument(
         "--occlusion",
         choices=["fridlund", "none"],
         help=f"electrodes on the face (fridlund, as in the lab) or none {default('occlusion')}",
     )
-    parser.add_argument(
+    options.add_argument(
         "--protocol-speed",
         type=positive_float,
         help=f"run the protocol N times faster {default('protocol_speed')}",
     )
-    parser.add_argument(
+    options.add_argument(
         "--suffix", help=f"stream-name suffix: EMG-<suffix>, ... {default('suffix')}"
     )
-    parser.add_argument("--weights", help="demo weight folder (default models/demo-mlp)")
-    add_option_config_arguments(parser, example="display_port=8766")
+    options.add_argument("--weights", help="demo weight folder (default models/demo-mlp)")
+    add_option_config_arguments(options, example="display_port=8766")
 
 
 def _given(args: argparse.Namespace) -> dict[str, Any]:
@@ -138,13 +141,13 @@ def check_addresses(params: dict[str, Any], display: bool) -> None:
     models load, and before this demo could print another pipeline's data as its own."""
     bus, protocol_bus = params["bus"], params["protocol_bus"]
     if bus.strip() == protocol_bus.strip():
-        raise AddressError(f"--bus and --protocol-bus are the same address ({bus})")
+        raise BusAddressError(f"--bus and --protocol-bus are the same address ({bus})")
     check_bus_address(bus, "--bus")
     check_bus_address(protocol_bus, "--protocol-bus")
     if display:
         display_port = params["display_port"]
         if not 0 < display_port < 65536:
-            raise AddressError(f"--display-port {display_port}: not a TCP port (1..65535)")
+            raise BusAddressError(f"--display-port {display_port}: not a TCP port (1..65535)")
         check_port_free("127.0.0.1", display_port, "--display-port")
 
 

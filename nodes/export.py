@@ -9,20 +9,27 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nodes.common import add_option_config_arguments, count, load_option_config, positive_float
+from nodes.common import (
+    OptionArguments,
+    add_option_config_arguments,
+    count,
+    load_option_config,
+    positive_float,
+)
 from streaming.errors import SessionFileError
 from streaming.recording.export import FORMATS, export_session
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("session", help="session folder (session.xdf + videos) or an XDF file")
-    parser.add_argument("--to", required=True, choices=(*FORMATS, "bids"), help="output format")
-    parser.add_argument(
+    options = OptionArguments(parser)
+    options.add_argument("session", help="session folder (session.xdf + videos) or an XDF file")
+    options.add_argument("--to", required=True, choices=(*FORMATS, "bids"), help="output format")
+    options.add_argument(
         "--out", help="output folder; for bids the dataset root (default: <session>/export)"
     )
-    parser.add_argument("--emg", help="EMG stream name for MNE (default: first of type EMG)")
-    parser.add_argument("--markers", help="marker stream name (default: first of type Markers)")
-    bids = parser.add_argument_group("bids (default: the recording's LabRecorder fields)")
+    options.add_argument("--emg", help="EMG stream name for MNE (default: first of type EMG)")
+    options.add_argument("--markers", help="marker stream name (default: first of type Markers)")
+    bids = options.add_argument_group("bids (default: the recording's LabRecorder fields)")
     bids.add_argument("--subject", help="BIDS subject label (default: the participant)")
     bids.add_argument("--bids-session", help="BIDS session label")
     bids.add_argument("--task", help="BIDS task label (default: the task, else the protocol)")
@@ -32,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--line-freq", type=positive_float, default=50.0, help="power-line frequency, Hz"
     )
     bids.add_argument("--overwrite", action="store_true", help="replace an existing BIDS run")
-    add_option_config_arguments(parser, example='emg="EMG-lab2"')
+    add_option_config_arguments(options, example='emg="EMG-lab2"')
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,23 +10,31 @@ from typing import Any
 
 import numpy as np
 
-from nodes.common import add_option_config_arguments, count, load_option_config, seconds
-from streaming.bus.pubsub import DEFAULT_ADDRESS, TOPICS, Message, Subscriber
+from nodes.common import (
+    OptionArguments,
+    add_option_config_arguments,
+    count,
+    load_option_config,
+    seconds,
+)
+from streaming.addresses import DEFAULT_ADDRESS
+from streaming.bus.pubsub import TOPICS, Message, Subscriber
 from streaming.bus.schema import UnknownTopicError, validate
 from streaming.errors import PayloadError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    options = OptionArguments(parser)
+    options.add_argument(
         "--address",
         nargs="+",
         default=[DEFAULT_ADDRESS],
         help="bus address(es) to subscribe to, e.g. the pipeline's and the protocol node's",
     )
-    parser.add_argument("--topics", nargs="*", default=list(TOPICS), help="topics to show")
-    parser.add_argument("--seconds", type=seconds, help="stop after this many seconds")
-    parser.add_argument("--every", type=count, default=1, help="show every Nth per-frame message")
-    add_option_config_arguments(parser, example="every=30")
+    options.add_argument("--topics", nargs="*", default=list(TOPICS), help="topics to show")
+    options.add_argument("--seconds", type=seconds, help="stop after this many seconds")
+    options.add_argument("--every", type=count, default=1, help="show every Nth per-frame message")
+    add_option_config_arguments(options, example="every=30")
 
 
 _MAX_BARS = 64  # a line stays a line, whatever the channel count

@@ -27,8 +27,8 @@ from pydantic import (
     model_validator,
 )
 
-from nodes.ports import AddressError, parse_tcp_address
 from simulation.demo_preparation import PLACEHOLDERS, DemoPreparation
+from streaming.addresses import BusAddressError, tcp_host_port
 from streaming.config import Config
 from streaming.errors import EiferError
 
@@ -78,8 +78,8 @@ def _fill(value: Any, values: dict[str, Any]) -> Any:
 def _address(value: int | str) -> int | str:
     if isinstance(value, str) and not value.startswith("ipc://"):
         try:
-            parse_tcp_address(value, "port")
-        except AddressError as exc:
+            tcp_host_port(value, "port")
+        except BusAddressError as exc:
             raise ValueError(str(exc)) from None
     return value
 

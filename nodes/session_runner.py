@@ -21,9 +21,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nodes.ports import check_bus_address, check_port_free, parse_tcp_address
+from nodes.ports import check_bus_address, check_port_free
 from nodes.processes import Child, ProcessGroup
 from nodes.session_config import SessionConfig, SessionError, Stage, node_argv, substitute
+from streaming.addresses import tcp_host_port
 
 if TYPE_CHECKING:
     from nodes.listen import TerminalView
@@ -51,7 +52,7 @@ def check_before_start(config: SessionConfig) -> None:
             key = (
                 port
                 if isinstance(port, int) or port.startswith("ipc://")
-                else (parse_tcp_address(port, name)[1])
+                else (tcp_host_port(port, name)[1])
             )
             if key in owners:
                 raise SessionError(f"{owners[key]} and {name} would both bind port {key}")

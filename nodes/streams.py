@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from nodes.common import add_option_config_arguments, load_option_config, seconds
+from nodes.common import OptionArguments, add_option_config_arguments, load_option_config, seconds
 from streaming.acquisition.lsl_io import channel_format, configure_lsl, list_streams
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timeout", type=seconds, default=2.0, help="seconds to wait for streams")
-    add_option_config_arguments(parser, example="timeout=5")
+    options = OptionArguments(parser)
+    options.add_argument("--timeout", type=seconds, default=2.0, help="seconds to wait for streams")
+    add_option_config_arguments(options, example="timeout=5")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -33,6 +33,7 @@ from pydantic import Field, PositiveFloat, PositiveInt
 from simulation.emg import EmgSimulator, ScriptConfig, SimulatorConfig
 from streaming.config import Config
 from streaming.errors import SessionFileError
+from streaming.folders import new_folder
 
 __all__ = ["SynthConfig", "SynthProgress", "synthesise", "synthesise_session"]
 
@@ -191,12 +192,11 @@ def synthesise_session(
         participant.traits, config.width, config.height, face_px=config.face_px,
         occlusion=occlusion, sensor_noise=config.sensor_noise,
     )  # fmt: skip
-    try:
-        folder.mkdir(parents=True, exist_ok=False)
-    except FileExistsError:
-        raise SessionFileError(
-            f"{folder} exists; synthetic sessions are never overwritten: choose another --out"
-        ) from None
+    new_folder(
+        folder,
+        SessionFileError,
+        f"{folder} exists; synthetic sessions are never overwritten: choose another --out",
+    )
     started = EPOCH + timedelta(days=participant_seed, minutes=10 * session_no)
     out = _SessionWriter(folder, started.isoformat())
     created = t0

@@ -16,7 +16,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from streaming.errors import EiferError
 
-__all__ = ["Config", "ConfigError", "apply_overrides", "load_config", "load_toml", "validate"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "apply_overrides",
+    "load_config",
+    "load_toml",
+    "set_dotted",
+    "validate",
+]
 
 
 class ConfigError(EiferError, ValueError):
@@ -59,15 +67,21 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r} is not of the form key=value")
-        *parents, leaf = key.strip().split(".")
-        node = result
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"override {item!r}: {part!r} is a value, not a table")
-            node = child
-        node[leaf] = _parse_value(raw.strip())
+        set_dotted(result, key.strip(), _parse_value(raw.strip()), f"override {item!r}")
     return result
+
+
+def set_dotted(data: dict[str, Any], dotted: str, value: Any, where: str) -> None:
+    """Set ``data[a][b][c] = value`` for ``dotted`` ``a.b.c``, creating missing tables;
+    ConfigError naming ``where`` (the override or flag) when a parent is a value."""
+    *parents, leaf = dotted.split(".")
+    node = data
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{where}: {part!r} is a value, not a table")
+        node = child
+    node[leaf] = value
 
 
 def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,8 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ORDER = ("streaming", "eifer_models", "simulation", "training", "nodes")  # lowest first
 ALLOWED_UPWARD: set[tuple[str, str]] = set()  # (path prefix, package): none today
-# streaming/'s rooms, lowest first; "" is its flat modules (config, errors, optional). A room
-# imports only rooms of a lower level, so two rooms of one level never import each other.
+# streaming/'s rooms, lowest first; "" is its flat modules (addresses, config, errors, folders,
+# optional). A room imports only rooms of a lower level, so two rooms of one level never import
+# each other.
 ROOMS = {"": 0, "dsp": 1, "acquisition": 2, "bus": 3, "pipeline": 4, "recording": 4, "check": 5}
 
 

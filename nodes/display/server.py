@@ -10,7 +10,7 @@ draws what arrives. The bus thread survives any message; should it die all the s
 says so and the 1 Hz ticker restarts it. Binds 127.0.0.1 by default; no asset is fetched from the
 network.
 
-One module of about 490 lines, on purpose: the web handlers, the bus thread and the ticker share
+One module past the house's ~450 lines, on purpose: the web handlers, the bus thread and the ticker share
 one server's counters, hub and event loop, and one lifecycle; the parts that stand alone are
 already their own modules (``hub``: JSON and per-client slots, ``feedback``: scores, ``head``: mesh).
 """
@@ -40,7 +40,8 @@ from nodes.display.head import HeadMesh, load_head
 from nodes.display.hub import Hub, LatestSlots, message_json
 from nodes.display.truth import TruthView
 from streaming.acquisition.electrodes import load_scheme
-from streaming.bus.pubsub import DEFAULT_ADDRESS, BusAddressError, Message, Subscriber
+from streaming.addresses import DEFAULT_ADDRESS, PROTOCOL_ADDRESS, BusAddressError
+from streaming.bus.pubsub import Message, Subscriber
 from streaming.bus.schema import UnknownTopicError, validate
 from streaming.config import Config, ConfigError
 from streaming.errors import EiferError, PayloadError
@@ -62,7 +63,7 @@ class DisplayConfig(Config):
     port: int = Field(8080, ge=0, le=65535)
     bus_address: str = DEFAULT_ADDRESS
     # the protocol node publishes `instruction` on its own socket ("" = none)
-    protocol_address: str = "tcp://127.0.0.1:5557"
+    protocol_address: str = PROTOCOL_ADDRESS
     scheme: str = "fridlund"
     movements: str = ""
     head_model: str = ""

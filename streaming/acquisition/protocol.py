@@ -38,6 +38,7 @@ from streaming.acquisition.markers import (
     parse_trial_marker,
     trial_marker,
 )
+from streaming.addresses import PROTOCOL_ADDRESS
 from streaming.config import Config, load_config
 
 __all__ = [
@@ -77,7 +78,7 @@ class ProtocolConfig(Config):
     lead_in_s: NonNegativeFloat = 3.0
     stream_name: str = "Markers"
     source_id: str = "eifer-protocol"
-    bus: str = "tcp://127.0.0.1:5557"
+    bus: str = PROTOCOL_ADDRESS
     bus_bind: bool = True
     instruction_period_s: PositiveFloat = 1.0
     wait_for_consumers_s: NonNegativeFloat = 0.0

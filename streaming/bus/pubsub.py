@@ -26,23 +26,20 @@ import numpy as np
 import zmq
 from zmq.utils import monitor as zmq_monitor
 
-from streaming.errors import EiferError, PayloadError
+from streaming.addresses import DEFAULT_ADDRESS, BusAddressError, check_address
+from streaming.errors import PayloadError
 
 __all__ = [
-    "DEFAULT_ADDRESS",
     "SCHEMA_VERSION",
     "TOPICS",
-    "BusAddressError",
     "Message",
     "Publisher",
     "Subscriber",
-    "check_address",
     "decode",
     "encode",
 ]
 
 SCHEMA_VERSION = 1
-DEFAULT_ADDRESS = "tcp://127.0.0.1:5556"
 TOPICS = ("expression", "muscle", "status", "instruction", "face")
 _ARRAY_KEYS = frozenset({"dtype", "shape", "data"})
 # Plain numeric dtypes only, written as numpy's ``dtype.str`` (``<f4``, ``|u1``, ``|b1``): object,
@@ -52,30 +49,8 @@ _MAX_DIMS = 32  # numpy's own limit is 64; bus arrays are 1-D or 2-D
 # numpy needs every shape's product (zeros left out) to fit its index type
 _MAX_ARRAY_BYTES = np.iinfo(np.intp).max
 _MAX_DEPTH = 32  # nesting of maps/lists in ``fields``; bus messages use 3
-# ZeroMQ endpoints this bus uses: tcp://HOST:PORT (PORT may be * to bind any), ipc://, inproc://
-_ADDRESS_PATTERN = re.compile(
-    r"(tcp://[^\s:/]+|tcp://\[[0-9A-Fa-f:.]+\]):(\d{1,5}|\*)|(ipc|inproc)://\S+"
-)
 
 log = logging.getLogger(__name__)
-
-
-class BusAddressError(EiferError, OSError):
-    """A bus address is malformed, cannot be bound (in use) or cannot be connected to."""
-
-
-def check_address(address: str) -> str:
-    """``address`` if it is a ZeroMQ endpoint this bus can use, else :class:`BusAddressError`."""
-    if not isinstance(address, str) or not _ADDRESS_PATTERN.fullmatch(address):
-        raise BusAddressError(
-            f"bus address {address!r} is not valid: give tcp://HOST:PORT "
-            f"(e.g. {DEFAULT_ADDRESS}), ipc://PATH or inproc://NAME"
-        )
-    if address.startswith("tcp://") and not address.endswith(":*"):
-        port = int(address.rsplit(":", 1)[1])
-        if port > 65535:
-            raise BusAddressError(f"bus address {address!r}: port {port} is not in 0..65535")
-    return address
 
 
 @dataclass(frozen=True)
@@ -242,7 +217,7 @@ def _open(
 
 
 class Publisher:
-    """A PUB socket, bound to loopback by default (``tcp://127.0.0.1:5556``).
+    """A PUB socket, bound to loopback by default (:data:`~streaming.addresses.DEFAULT_ADDRESS`).
 
     ``address`` may end in ``:*`` to bind a free port; :attr:`address` then holds the real one.
     A malformed or busy address raises :class:`BusAddressError` (one line in the CLI).

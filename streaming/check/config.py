@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, NonNegativeFloat, PositiveFloat
 
 from streaming.acquisition.lsl_io import StreamSelector
-from streaming.bus.pubsub import DEFAULT_ADDRESS
+from streaming.addresses import DEFAULT_ADDRESS
 from streaming.config import Config
 
 __all__ = ["CheckConfig", "StreamConfig", "Thresholds"]

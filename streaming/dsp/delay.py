@@ -19,7 +19,7 @@ the sum of two terms, both computed from the filters alone:
   ``H0`` the zero-phase response of the stages after rectification; for linear-phase stages
   (FIR, sliding RMS) it is their constant delay.
 
-Stages are duck-typed (``response``, ``zero_phase_response``, ``group_delay_curve_s``, ``fs``),
+Stages are duck-typed (``response``, ``zero_phase_response``, ``group_delay_curve_s``, ``rate_hz``),
 so this module depends on numpy only and :mod:`streaming.dsp.stages` builds on it.
 """
 
@@ -60,12 +60,12 @@ class LinearStage(Protocol):
 
 
 def carrier_delay_s(
-    stages: Sequence[LinearStage], fs: float, band_hz: tuple[float, float] = EMG_BAND_HZ
+    stages: Sequence[LinearStage], rate_hz: float, band_hz: tuple[float, float] = EMG_BAND_HZ
 ) -> float:
     """Energy-weighted group delay (s) of ``stages`` over ``band_hz`` (flat input spectrum)."""
     if not stages:
         return 0.0
-    low, high = band_hz[0], min(band_hz[1], 0.49 * fs)
+    low, high = band_hz[0], min(band_hz[1], 0.49 * rate_hz)
     f = np.arange(low, high, _CARRIER_RESOLUTION_HZ)
     power = np.ones(f.shape)
     delay = np.zeros(f.shape)
@@ -73,7 +73,7 @@ def carrier_delay_s(
         power = power * np.abs(stage.response(f)) ** 2
         delay = delay + stage.group_delay_curve_s(f)
     ok = np.isfinite(delay) & (power > 0)  # on a notch's zero the delay is undefined, power 0
-    if not ok.any():  # no band below Nyquist (fs < 2 x 20 Hz), or nothing passes
+    if not ok.any():  # no band below Nyquist (rate_hz < 2 x 20 Hz), or nothing passes
         return 0.0
     return float(np.sum(delay[ok] * power[ok]) / np.sum(power[ok]))
 

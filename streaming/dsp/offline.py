@@ -77,9 +77,9 @@ def offline_envelope(x: np.ndarray, chain: Chain) -> np.ndarray:
     return _apply(chain.stages, y)
 
 
-def frame_times(n_samples: int, fs: float, n_frames: int) -> np.ndarray:
-    """Times (s from the first sample) of ``resample``'s output samples: k * n_samples/n_frames/fs."""
-    return np.arange(n_frames) * (n_samples / n_frames) / fs
+def frame_times(n_samples: int, rate_hz: float, n_frames: int) -> np.ndarray:
+    """Times (s from the first sample) of ``resample``'s output samples: k * n_samples/n_frames/rate_hz."""
+    return np.arange(n_frames) * (n_samples / n_frames) / rate_hz
 
 
 def resample_to_frames(envelope: np.ndarray, n_frames: int) -> np.ndarray:
@@ -95,11 +95,11 @@ def offline_frames(
     Returns ``(t_frames_s, frames (n_frames, n_channels))``, times from the first sample, at the
     chain's sampling rate.
     """
-    if chain.fs is None:
+    if chain.rate_hz is None:
         raise ValueError("offline_frames: the chain has no filter, so no sampling rate")
     env = offline_envelope(x, chain)
-    n_frames = round(env.shape[0] * frame_rate_hz / chain.fs)
-    return frame_times(env.shape[0], chain.fs, n_frames), resample_to_frames(env, n_frames)
+    n_frames = round(env.shape[0] * frame_rate_hz / chain.rate_hz)
+    return frame_times(env.shape[0], chain.rate_hz, n_frames), resample_to_frames(env, n_frames)
 
 
 def interp_at(t_query: np.ndarray, t_samples: np.ndarray, values: np.ndarray) -> np.ndarray:

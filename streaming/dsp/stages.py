@@ -144,7 +144,7 @@ class SosFilter(Stage):
         self,
         sos: np.ndarray,
         n_channels: int,
-        fs: float,
+        rate_hz: float,
         *,
         delay_ref_hz: float = 0.0,
         init: str = "first",
@@ -156,26 +156,26 @@ class SosFilter(Stage):
         if init not in ("first", "zero"):
             raise ValueError(f"{self.name}: init={init!r} must be 'first' or 'zero'")
         self.sos = np.atleast_2d(np.asarray(sos, dtype=np.float64))
-        self.fs = float(fs)
+        self.rate_hz = float(rate_hz)
         self.delay_ref_hz = float(delay_ref_hz)
         self.init = init
         self._zi_unit = signal.sosfilt_zi(self.sos)[:, :, None]
         self._zi: np.ndarray | None = None
-        self._delay_s = design.sos_group_delay_s(self.sos, self.delay_ref_hz, self.fs)
+        self._delay_s = design.sos_group_delay_s(self.sos, self.delay_ref_hz, self.rate_hz)
 
     @property
     def group_delay_s(self) -> float:
         return self._delay_s
 
     def response(self, freqs_hz: np.ndarray) -> np.ndarray:
-        _, h = signal.sosfreqz(self.sos, worN=np.atleast_1d(freqs_hz), fs=self.fs)
+        _, h = signal.sosfreqz(self.sos, worN=np.atleast_1d(freqs_hz), fs=self.rate_hz)
         return h
 
     def zero_phase_response(self, freqs_hz: np.ndarray) -> np.ndarray:
         return np.abs(self.response(freqs_hz)) ** 2  # sosfiltfilt: forward and backward
 
     def group_delay_curve_s(self, freqs_hz: np.ndarray) -> np.ndarray:
-        return design.sos_group_delay_curve_s(self.sos, freqs_hz, self.fs)
+        return design.sos_group_delay_curve_s(self.sos, freqs_hz, self.rate_hz)
 
     def reset(self) -> None:
         super().reset()
@@ -190,46 +190,46 @@ class SosFilter(Stage):
 
 
 def band_pass(
-    low_hz: float, high_hz: float, order: int, n_channels: int, fs: float, init: str = "first"
+    low_hz: float, high_hz: float, order: int, n_channels: int, rate_hz: float, init: str = "first"
 ) -> SosFilter:
     """Causal Butterworth band-pass; delay evaluated at the geometric band centre."""
-    sos = design.butter_bandpass(low_hz, high_hz, order, fs)
+    sos = design.butter_bandpass(low_hz, high_hz, order, rate_hz)
     ref = float(np.sqrt(low_hz * high_hz))
-    return SosFilter(sos, n_channels, fs, delay_ref_hz=ref, init=init, name="band_pass")
+    return SosFilter(sos, n_channels, rate_hz, delay_ref_hz=ref, init=init, name="band_pass")
 
 
-def high_pass(cutoff_hz: float, order: int, n_channels: int, fs: float) -> SosFilter:
+def high_pass(cutoff_hz: float, order: int, n_channels: int, rate_hz: float) -> SosFilter:
     """Causal Butterworth high-pass (drift/DC removal); delay evaluated in the EMG band."""
-    sos = design.butter_highpass(cutoff_hz, order, fs)
-    ref = min(max(EMG_BAND_CENTRE_HZ, 2.0 * cutoff_hz), fs / 4.0)
-    return SosFilter(sos, n_channels, fs, delay_ref_hz=ref, name="high_pass")
+    sos = design.butter_highpass(cutoff_hz, order, rate_hz)
+    ref = min(max(EMG_BAND_CENTRE_HZ, 2.0 * cutoff_hz), rate_hz / 4.0)
+    return SosFilter(sos, n_channels, rate_hz, delay_ref_hz=ref, name="high_pass")
 
 
 def notch(
-    freq_hz: float, q: float, n_channels: int, fs: float, max_hz: float | None = None
+    freq_hz: float, q: float, n_channels: int, rate_hz: float, max_hz: float | None = None
 ) -> SosFilter:
     """Power-line notch cascade (50 Hz, or 60 Hz, and harmonics up to ``max_hz``).
 
     Delay evaluated at 1.5x the mains frequency (75 Hz for 50 Hz mains), between the first two
     notches where EMG energy is high.
     """
-    sos = design.notch_cascade(freq_hz, q, fs, max_hz)
-    return SosFilter(sos, n_channels, fs, delay_ref_hz=1.5 * freq_hz, name="notch")
+    sos = design.notch_cascade(freq_hz, q, rate_hz, max_hz)
+    return SosFilter(sos, n_channels, rate_hz, delay_ref_hz=1.5 * freq_hz, name="notch")
 
 
-def envelope_lowpass(cutoff_hz: float, order: int, n_channels: int, fs: float) -> SosFilter:
+def envelope_lowpass(cutoff_hz: float, order: int, n_channels: int, rate_hz: float) -> SosFilter:
     """Linear-envelope smoother: causal Butterworth low-pass, delay at DC."""
-    sos = design.butter_lowpass(cutoff_hz, order, fs)
-    return SosFilter(sos, n_channels, fs, delay_ref_hz=0.0, name="envelope_lowpass")
+    sos = design.butter_lowpass(cutoff_hz, order, rate_hz)
+    return SosFilter(sos, n_channels, rate_hz, delay_ref_hz=0.0, name="envelope_lowpass")
 
 
 def bessel_envelope_lowpass(
-    cutoff_hz: float, order: int, n_channels: int, fs: float, norm: str = "phase"
+    cutoff_hz: float, order: int, n_channels: int, rate_hz: float, norm: str = "phase"
 ) -> SosFilter:
     """Linear-envelope smoother with a Bessel low-pass: nearly constant delay over the
     envelope's band (a Butterworth's grows from DC to its corner)."""
-    sos = design.bessel_lowpass(cutoff_hz, order, fs, norm)
-    return SosFilter(sos, n_channels, fs, delay_ref_hz=0.0, name="envelope_lowpass")
+    sos = design.bessel_lowpass(cutoff_hz, order, rate_hz, norm)
+    return SosFilter(sos, n_channels, rate_hz, delay_ref_hz=0.0, name="envelope_lowpass")
 
 
 class Rectify(Stage):
@@ -251,21 +251,21 @@ class FirFilter(Stage):
     name = "fir"
 
     def __init__(
-        self, taps: np.ndarray, n_channels: int, fs: float, *, init: str = "first"
+        self, taps: np.ndarray, n_channels: int, rate_hz: float, *, init: str = "first"
     ) -> None:
         super().__init__(n_channels)
         self.taps = np.asarray(taps, dtype=np.float64)
-        self.fs = float(fs)
+        self.rate_hz = float(rate_hz)
         self.init = init
         self._zi_unit = signal.lfilter_zi(self.taps, [1.0])[:, None]
         self._zi: np.ndarray | None = None
 
     @property
     def group_delay_s(self) -> float:
-        return design.fir_group_delay_s(self.taps.size, self.fs)
+        return design.fir_group_delay_s(self.taps.size, self.rate_hz)
 
     def response(self, freqs_hz: np.ndarray) -> np.ndarray:
-        _, h = signal.freqz(self.taps, worN=np.atleast_1d(freqs_hz), fs=self.fs)
+        _, h = signal.freqz(self.taps, worN=np.atleast_1d(freqs_hz), fs=self.rate_hz)
         return h
 
     def zero_phase_response(self, freqs_hz: np.ndarray) -> np.ndarray:
@@ -300,22 +300,22 @@ class SlidingRms(Stage):
 
     name = "sliding_rms"
 
-    def __init__(self, window: int, n_channels: int, fs: float) -> None:
+    def __init__(self, window: int, n_channels: int, rate_hz: float) -> None:
         super().__init__(n_channels)
         if window < 1:
             raise ValueError(f"sliding_rms window={window} samples must be >= 1")
         self.window = int(window)
-        self.fs = float(fs)
+        self.rate_hz = float(rate_hz)
         self.reset()
 
     @property
     def group_delay_s(self) -> float:
-        return (self.window - 1) / 2.0 / self.fs
+        return (self.window - 1) / 2.0 / self.rate_hz
 
     def zero_phase_response(self, freqs_hz: np.ndarray) -> np.ndarray:
         """The moving mean of the squares, centred: the Dirichlet kernel of ``window`` samples
         (the square root is memoryless and adds no delay)."""
-        w_half = np.pi * np.atleast_1d(np.asarray(freqs_hz, dtype=float)) / self.fs
+        w_half = np.pi * np.atleast_1d(np.asarray(freqs_hz, dtype=float)) / self.rate_hz
         num, den = np.sin(self.window * w_half), self.window * np.sin(w_half)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(np.abs(den) > 1e-12, num / den, 1.0)
@@ -392,8 +392,9 @@ class Chain(Stage):
     ``sosfilt`` calls in one pass: the output is bit-for-bit the per-stage path's, at a fraction
     of the Python calls per chunk. ``fuse=False`` (or no numba) keeps the per-stage path.
 
-    Its delay is the delay over the envelope's band (:func:`streaming.dsp.delay.band_delay_s`),
-    what a consumer compensates when it aligns the envelope with another signal;
+    Its delay is the delay over the envelope's band (:attr:`band_delay_s`, computed by
+    :mod:`streaming.dsp.delay`), what a consumer compensates when it aligns the envelope with
+    another signal;
     ``dc_delay_s`` is the plain sum of the stages' delays at their reference frequencies.
     """
 
@@ -409,8 +410,8 @@ class Chain(Stage):
                 )
         self.stages = list(stages)
         super().__init__(stages[0].n_channels, stages[-1].n_out)
-        rates = [s.fs for s in self._flat_stages() if hasattr(s, "fs")]
-        self.fs: float | None = rates[0] if rates else None
+        rates = [s.rate_hz for s in self._flat_stages() if hasattr(s, "rate_hz")]
+        self.rate_hz: float | None = rates[0] if rates else None
         self.fuse = fuse
         self._plan: list[Stage | _FusedRun] | None = None  # set once the states are initialised
 
@@ -425,7 +426,7 @@ class Chain(Stage):
         energy-weighted group delay over 20-450 Hz plus the envelope stages' cross-correlation
         lag over 0-5 Hz (definition: :mod:`streaming.dsp.delay`)."""
         stages = self._flat_stages()
-        if self.fs is None:
+        if self.rate_hz is None:
             return 0.0
         # the envelope starts after rectification, or at a sliding RMS (squares, then smooths)
         carrier, envelope = stages, []
@@ -433,7 +434,7 @@ class Chain(Stage):
             if isinstance(s, Rectify | SlidingRms):
                 carrier, envelope = stages[:i], stages[i + int(isinstance(s, Rectify)) :]
                 break
-        return delay.carrier_delay_s(carrier, self.fs) + delay.envelope_delay_s(envelope)
+        return delay.carrier_delay_s(carrier, self.rate_hz) + delay.envelope_delay_s(envelope)
 
     def _flat_stages(self) -> list[Stage]:
         out: list[Stage] = []

@@ -158,62 +158,65 @@ class FeatureDefinition(Config):
         ]
         return self.model_copy(update={"stages": new})
 
-    def delay_s(self, fs: float | None = None) -> float:
-        """Delay (seconds) over the envelope's band of the online chain built at ``fs`` (default
-        ``rate_hz``): :attr:`streaming.dsp.stages.Chain.band_delay_s`."""
-        return build_chain(self, 1, fs).band_delay_s
+    def delay_s(self, rate_hz: float | None = None) -> float:
+        """Delay (seconds) over the envelope's band of the online chain built at ``rate_hz``
+        (default: the definition's): :attr:`streaming.dsp.stages.Chain.band_delay_s`."""
+        return build_chain(self, 1, rate_hz).band_delay_s
 
 
-def _scaled_samples(n: int, fs: float, rate_hz: float, odd: bool) -> int:
-    """A sample count defined at ``rate_hz`` converted to ``fs`` keeping its duration."""
-    if fs == rate_hz:
+def _scaled_samples(n: int, rate_hz: float, defined_hz: float, odd: bool) -> int:
+    """A sample count defined at ``defined_hz`` converted to ``rate_hz`` keeping its duration."""
+    if rate_hz == defined_hz:
         return n
-    m = max(1, round(n * fs / rate_hz))
+    m = max(1, round(n * rate_hz / defined_hz))
     if odd and m % 2 == 0:
         m += 1
     return m
 
 
-def build_stage(spec: StageSpec, n_channels: int, fs: float, rate_hz: float) -> st.Stage:
-    """The online stage for one stage spec."""
+def build_stage(spec: StageSpec, n_channels: int, rate_hz: float, defined_hz: float) -> st.Stage:
+    """The online stage for one stage spec, run at ``rate_hz``; sample counts in the spec are
+    counted at ``defined_hz`` (its definition's ``rate_hz``)."""
     if isinstance(spec, BandpassStage):
-        return st.band_pass(spec.low_hz, spec.high_hz, spec.order, n_channels, fs)
+        return st.band_pass(spec.low_hz, spec.high_hz, spec.order, n_channels, rate_hz)
     if isinstance(spec, HighpassStage):
-        return st.high_pass(spec.cutoff_hz, spec.order, n_channels, fs)
+        return st.high_pass(spec.cutoff_hz, spec.order, n_channels, rate_hz)
     if isinstance(spec, NotchStage):
-        return st.notch(spec.freq_hz, spec.q, n_channels, fs, spec.max_hz)
+        return st.notch(spec.freq_hz, spec.q, n_channels, rate_hz, spec.max_hz)
     if isinstance(spec, RectifyStage):
         return st.Rectify(n_channels)
     if isinstance(spec, LowpassStage):
-        return st.envelope_lowpass(spec.cutoff_hz, spec.order, n_channels, fs)
+        return st.envelope_lowpass(spec.cutoff_hz, spec.order, n_channels, rate_hz)
     if isinstance(spec, BesselLowpassStage):
-        return st.bessel_envelope_lowpass(spec.cutoff_hz, spec.order, n_channels, fs, spec.norm)
+        return st.bessel_envelope_lowpass(
+            spec.cutoff_hz, spec.order, n_channels, rate_hz, spec.norm
+        )
     if isinstance(spec, FirBandpassStage):
         from streaming.dsp.design import fir_bandpass
 
-        numtaps = _scaled_samples(spec.numtaps, fs, rate_hz, odd=True)
-        taps = fir_bandpass(spec.low_hz, spec.high_hz, numtaps, fs, spec.window)
-        return st.FirFilter(taps, n_channels, fs)
+        numtaps = _scaled_samples(spec.numtaps, rate_hz, defined_hz, odd=True)
+        taps = fir_bandpass(spec.low_hz, spec.high_hz, numtaps, rate_hz, spec.window)
+        return st.FirFilter(taps, n_channels, rate_hz)
     if isinstance(spec, RmsStage):
-        window = _scaled_samples(spec.window_samples, fs, rate_hz, odd=False)
-        return st.SlidingRms(window, n_channels, fs)
+        window = _scaled_samples(spec.window_samples, rate_hz, defined_hz, odd=False)
+        return st.SlidingRms(window, n_channels, rate_hz)
     raise TypeError(f"unknown stage spec {spec!r}")  # pragma: no cover - union is closed
 
 
 def build_chain(
-    definition: FeatureDefinition | str, n_channels: int, fs: float | None = None
+    definition: FeatureDefinition | str, n_channels: int, rate_hz: float | None = None
 ) -> st.Chain:
-    """The online chain of ``definition`` for ``n_channels`` channels at ``fs`` Hz.
+    """The online chain of ``definition`` for ``n_channels`` channels at ``rate_hz`` Hz.
 
-    ``fs`` defaults to the definition's ``rate_hz``; at another rate the filters are designed
-    for ``fs`` and sample-count parameters (FIR taps, RMS window) keep their duration.
+    ``rate_hz`` defaults to the definition's own; at another rate the filters are designed for
+    ``rate_hz`` and sample-count parameters (FIR taps, RMS window) keep their duration.
     """
     defn = get_feature(definition) if isinstance(definition, str) else definition
-    fs = float(defn.rate_hz if fs is None else fs)
+    rate = float(defn.rate_hz if rate_hz is None else rate_hz)
     try:
-        built = [build_stage(s, n_channels, fs, defn.rate_hz) for s in defn.stages]
+        built = [build_stage(s, n_channels, rate, defn.rate_hz) for s in defn.stages]
     except ValueError as exc:
-        raise ConfigError(f"feature {defn.name!r} at fs={fs} Hz: {exc}") from None
+        raise ConfigError(f"feature {defn.name!r} at {rate} Hz: {exc}") from None
     return st.Chain(built)
 
 

@@ -54,7 +54,8 @@ import numpy as np
 from pydantic import Field, NonNegativeFloat, PositiveFloat
 
 from streaming.acquisition.lsl_io import ChunkOutlet, stream_info
-from streaming.bus.pubsub import DEFAULT_ADDRESS, Publisher
+from streaming.addresses import DEFAULT_ADDRESS
+from streaming.bus.pubsub import Publisher
 from streaming.config import Config
 from streaming.errors import EiferError
 from streaming.pipeline.emg_feed import EmgFeed, EmgInputConfig
@@ -62,7 +63,7 @@ from streaming.pipeline.face_preview import FacePreview, PreviewJob
 from streaming.pipeline.features import FeatureDefinition
 from streaming.pipeline.health import LatencyStats
 from streaming.pipeline.predictions import FramePredictions, nan_predictions
-from streaming.pipeline.profile import Profile, check_profile_for_bundle
+from streaming.pipeline.profile import Normalisation, Profile, check_normalisation
 from streaming.pipeline.video_feed import (
     Frame,
     InternalFrameClock,
@@ -128,6 +129,7 @@ class FrameModels(Protocol):
 
     backend: str
     feature: FeatureDefinition | None  # what the MLPs were trained on (None: the config's)
+    normalisation: Normalisation | None  # the EMG method they were trained on (None: undeclared)
     expression_dim: int  # length of phi (55 for EIFER/SMIRK; a bundle property)
 
     def process(
@@ -188,7 +190,9 @@ class Pipeline:
             else None
         )
         self.profile = Profile.load(config.profile) if config.profile else None
-        check_profile_for_bundle(self.profile, config.models.bundle if models else None)
+        if self.profile is not None and models is not None:  # a profile of another method: refused
+            source = f"the model bundle {config.models.bundle}"
+            check_normalisation(self.profile, models.normalisation, source)
         self.publisher = publisher or Publisher(config.output.bus_address)
         self._own_publisher = publisher is None
         self.published = 0

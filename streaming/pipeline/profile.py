@@ -5,9 +5,10 @@ EIFER divides each participant's EMG envelopes by "the participant's maximum mea
 microvolts; the paper does not say whether that maximum is one number or one per channel, nor how
 robust it is. So the method is a declared property (:class:`Normalisation`: scalar or per
 channel; the maximum or a percentile), stored in the profile and in a model bundle's manifest like
-the EMG feature, and the pipeline refuses a profile whose method differs from the bundle's
-(:func:`check_profile_for_bundle`). This project's default, per channel 99th percentile, is its
-own choice (robust to single artefact spikes), not the paper's.
+the EMG feature, and the pipeline refuses a profile whose method differs from the one its models
+declare (:func:`check_normalisation`; the bundle's manifest is read by ``eifer_models``). This
+project's default, per channel 99th percentile, is its own choice (robust to single artefact
+spikes), not the paper's.
 
 The values come from a calibration recording (the functional movements) run through the SAME
 online chain the pipeline uses, so the chain's gain (online vs zero-phase differ by ~1.12x,
@@ -37,7 +38,6 @@ __all__ = [
     "Normalisation",
     "Profile",
     "ProfileError",
-    "check_profile_for_bundle",
     "compute_profile",
 ]
 
@@ -230,7 +230,7 @@ class Profile:
 
 def compute_profile(
     recording_uv: np.ndarray,
-    fs: float,
+    rate_hz: float,
     channels: Sequence[str],
     participant: str,
     feature: FeatureDefinition | str = "low_latency",
@@ -240,7 +240,7 @@ def compute_profile(
     warmup_s: float = 1.0,
     chunk_size: int = 4096,
 ) -> Profile:
-    """Profile from a calibration recording (µV, ``(n_samples, n_channels)``) at ``fs`` Hz.
+    """Profile from a calibration recording (µV, ``(n_samples, n_channels)``) at ``rate_hz`` Hz.
 
     The recording runs through the online chain of ``feature`` in chunks, as live; the first
     ``max(warmup_s, 2 x chain delay)`` seconds (filter settling, RMS fill) are skipped, then
@@ -250,7 +250,7 @@ def compute_profile(
     ----------
     recording_uv : ndarray, shape (n_samples, n_channels)
         The calibration recording in microvolts.
-    fs : float
+    rate_hz : float
         Its sampling rate in Hz.
     channels : sequence of str
         Channel labels, one per column.
@@ -286,15 +286,15 @@ def compute_profile(
             f"calibration recording has shape {x.shape}, expected (n_samples, {len(channels)}) "
             f"for channels {list(channels)}"
         )
-    chain = build_chain(defn, len(channels), fs)
+    chain = build_chain(defn, len(channels), rate_hz)
     env = np.concatenate(
         [chain.process(x[i : i + chunk_size]) for i in range(0, x.shape[0], chunk_size)], axis=0
     )
-    skip = round(max(warmup_s, 2.0 * chain.group_delay_s) * fs)
-    if env.shape[0] - skip < fs:
+    skip = round(max(warmup_s, 2.0 * chain.group_delay_s) * rate_hz)
+    if env.shape[0] - skip < rate_hz:
         raise StreamFormatError(
-            f"calibration recording of {x.shape[0] / fs:.2f} s is too short: need at least "
-            f"{(skip + fs) / fs:.2f} s (warm-up {skip / fs:.2f} s + 1 s)"
+            f"calibration recording of {x.shape[0] / rate_hz:.2f} s is too short: need at least "
+            f"{(skip + rate_hz) / rate_hz:.2f} s (warm-up {skip / rate_hz:.2f} s + 1 s)"
         )
     return Profile(
         participant=participant,
@@ -314,24 +314,3 @@ def check_normalisation(profile: Profile, expected: Normalisation | None, source
             f", but {source} was trained on the {expected.describe()}; recompute the profile with "
             "the bundle's method (the model's inputs and outputs would be scaled wrongly)"
         )
-
-
-def check_profile_for_bundle(profile: Profile | None, bundle_dir: str | Path | None) -> None:
-    """The pipeline's refusal of a profile whose normalisation differs from the bundle's
-    (``input_normalisation.emg.method`` in its ``manifest.json``); nothing to check without
-    either. The bundle itself is verified when the models load."""
-    if profile is None or not bundle_dir:
-        return
-    manifest = Path(bundle_dir) / "manifest.json"
-    try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-        method = data["input_normalisation"]["emg"].get("method")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return  # an unreadable manifest is reported by the bundle loader, with its reason
-    if method is None:
-        return
-    try:
-        expected = Normalisation.from_dict(method, f"{manifest} input_normalisation.emg.method")
-    except ConfigError as exc:
-        raise ProfileError(str(exc)) from None
-    check_normalisation(profile, expected, f"the model bundle {bundle_dir}")

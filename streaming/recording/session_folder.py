@@ -22,6 +22,7 @@ from pydantic import Field
 
 from streaming.config import Config
 from streaming.errors import SessionFileError
+from streaming.folders import new_folder
 
 __all__ = [
     "SessionInfo",
@@ -62,11 +63,11 @@ def create_session_folder(root: str | Path, name: str) -> Path:
         raise SessionFileError(f"session name {name!r}: use letters, digits, '.', '_' and '-'")
     path = Path(root) / name
     try:
-        path.mkdir(parents=True, exist_ok=False)
-    except FileExistsError:
-        raise SessionFileError(
-            f"session {path} exists; a session is never overwritten: choose another --session"
-        ) from None
+        new_folder(
+            path,
+            SessionFileError,
+            f"session {path} exists; a session is never overwritten: choose another --session",
+        )
     except OSError as exc:  # read-only disk, no permission, a file where a folder should be
         raise SessionFileError(
             f"cannot create the session folder {path}: {exc.strerror or exc}"

@@ -117,12 +117,12 @@ def test_definition_loads_from_a_toml_path_with_overrides(tmp_path) -> None:
 
 
 def test_chain_built_at_another_rate_keeps_durations() -> None:
-    chain = build_chain("mmm", 1, fs=2048.0)
+    chain = build_chain("mmm", 1, rate_hz=2048.0)
     assert chain.stages[2].taps.size == 65  # 129 taps at 4096 Hz -> 64.5 -> odd 65 at 2048 Hz
     assert chain.stages[3].window == 1024  # 2048 samples = 0.5 s
     assert chain.group_delay_s == pytest.approx(get_feature("mmm").delay_s(), abs=0.005)
-    with pytest.raises(ConfigError, match=r"'mmm' at fs=1000\.0 Hz.*Nyquist"):
-        build_chain("mmm", 1, fs=1000.0)  # its 500 Hz corner needs fs > 1 kHz
+    with pytest.raises(ConfigError, match=r"'mmm' at 1000\.0 Hz.*Nyquist"):
+        build_chain("mmm", 1, rate_hz=1000.0)  # its 500 Hz corner needs more than 1 kHz
 
 
 def test_a_bessel_smoother_is_declared_like_the_others_and_delays_its_band_alike() -> None:

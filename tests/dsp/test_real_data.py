@@ -37,7 +37,7 @@ def test_start_up_with_a_dc_offset_has_no_transient_when_state_starts_from_first
 ) -> None:
     # 12-bit counts around 2040: a band-pass started from rest rings with the offset
     x = biosppy_emg
-    env = envelope_in_chunks(build_chain("low_latency", 1, fs=FS_REAL), x)[:, 0]
+    env = envelope_in_chunks(build_chain("low_latency", 1, rate_hz=FS_REAL), x)[:, 0]
     median = np.median(env)
     assert env[: int(0.5 * FS_REAL)].max() < 2.0 * median
 
@@ -71,7 +71,7 @@ def test_mmm_online_follows_its_offline_reference_on_the_dc_offset_recording(
 
 
 def test_both_contractions_are_found_in_the_biceps_recording(bb_contractions: np.ndarray) -> None:
-    env = envelope_in_chunks(build_chain("low_latency", 1, fs=FS_REAL), bb_contractions)[:, 0]
+    env = envelope_in_chunks(build_chain("low_latency", 1, rate_hz=FS_REAL), bb_contractions)[:, 0]
     assert np.all(np.isfinite(env))
     windows = active_windows(env[int(FS_REAL) :], FS_REAL)
     windows = [(a + 1.0, b + 1.0) for a, b in windows]  # skip the first second (settling)

@@ -16,6 +16,7 @@ import torch
 from eifer_models import flame_io
 from eifer_models.flame import FLAME
 from eifer_models.synthetic_head import make_synthetic_head
+from nodes import cli
 
 
 class _Evil:
@@ -134,8 +135,8 @@ def test_convert_pickle_to_npz_round_trip_gives_the_same_model(
         lmk_b_coords=arrays["lmk_bary_coords"],
     )
     out = tmp_path / "flame.npz"
-    rc = flame_io.main(
-        ["convert", str(pkl), str(out), "--eyelids", str(tmp_path / "l_eyelid.npy"), str(tmp_path / "r_eyelid.npy"),
+    rc = cli.main(
+        ["flame", "convert", str(pkl), str(out), "--eyelids", str(tmp_path / "l_eyelid.npy"), str(tmp_path / "r_eyelid.npy"),
          "--masks", str(tmp_path / "masks.pkl"), "--landmarks", str(tmp_path / "mp.npz")]
     )  # fmt: skip
     assert rc == 0

@@ -12,17 +12,11 @@ import numpy as np
 import pytest
 import zmq
 
-from streaming.bus.pubsub import (
-    SCHEMA_VERSION,
-    BusAddressError,
-    Publisher,
-    Subscriber,
-    decode,
-    encode,
-)
+from streaming.addresses import DEFAULT_ADDRESS, BusAddressError
+from streaming.bus.pubsub import SCHEMA_VERSION, Publisher, Subscriber, decode, encode
 from streaming.errors import EiferError, PayloadError
 
-DEFAULT = "tcp://127.0.0.1:5556"
+DEFAULT = DEFAULT_ADDRESS
 
 
 def _with_fields(fields: object, **envelope: object) -> list[bytes]:

@@ -84,6 +84,12 @@ def test_the_set_examples_are_valid_for_their_command() -> None:
         parser = _parser((word,))
         positional = ["S", "--to", "npz"] if word == "export" else []
         load_option_config(parser.parse_args([*positional, "--set", _example(parser)]))
+    flame = _parser(("flame", "convert"))
+    args = flame.parse_args(
+        ["a.pkl", "b.npz", "--set", _example(flame), "--set", 'eyelids=["l", "r"]']
+    )
+    load_option_config(args)
+    assert args.masks == Path("FLAME_masks.pkl") and args.eyelids == (Path("l"), Path("r"))
 
 
 def test_typed_flags_reach_the_config_exactly_and_win_over_set() -> None:

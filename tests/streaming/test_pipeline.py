@@ -310,6 +310,7 @@ class SlowModels:
 
     backend = "slow-test-stage"
     feature = None
+    normalisation = None
     expression_dim = 55
 
     def process(self, rgb: Any, envelope: Any, labels: list[str]) -> FramePredictions:
@@ -333,6 +334,7 @@ class CountingModels:
 
     backend = "counting-test-stage"
     feature = None
+    normalisation = None
     expression_dim = 55
 
     def __init__(self) -> None:

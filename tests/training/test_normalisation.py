@@ -17,7 +17,7 @@ from streaming.pipeline.profile import (
     Normalisation,
     Profile,
     ProfileError,
-    check_profile_for_bundle,
+    check_normalisation,
     compute_profile,
 )
 
@@ -66,14 +66,15 @@ def _profile(method: Normalisation) -> Profile:
 
 
 def test_bundle_declares_its_method_and_a_mismatching_profile_is_refused(demo_bundle: Path) -> None:
-    assert load_bundle(demo_bundle).emg_normalisation() == Normalisation()
-    check_profile_for_bundle(_profile(Normalisation()), demo_bundle)  # same method: fine
+    declared = load_bundle(demo_bundle).emg_normalisation()
+    assert declared == Normalisation()
+    check_normalisation(_profile(Normalisation()), declared, "the bundle")  # same method: fine
     with pytest.raises(ProfileError, match=r"scalar maximum.*trained on the per channel 99th"):
-        check_profile_for_bundle(
-            _profile(Normalisation(scope="scalar", statistic="max")), demo_bundle
+        check_normalisation(
+            _profile(Normalisation(scope="scalar", statistic="max")), declared, "the bundle"
         )
     with pytest.raises(ProfileError, match=r"per channel 95th percentile"):
-        check_profile_for_bundle(_profile(Normalisation(percentile=95.0)), demo_bundle)
+        check_normalisation(_profile(Normalisation(percentile=95.0)), declared, "the bundle")
 
 
 def test_pipeline_refuses_a_profile_bundle_mismatch_with_one_clear_line(

@@ -1,0 +1,57 @@
+"""Bus addresses: the one grammar of a ZeroMQ endpoint, and the nodes' default addresses.
+
+A bus address is ``tcp://HOST:PORT`` (``PORT`` may be ``*`` to bind a free one; ``HOST`` may be
+``*`` to bind every interface, or a bracketed IPv6 address), ``ipc://PATH`` or ``inproc://NAME``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from streaming.errors import EiferError
+
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "PROTOCOL_ADDRESS",
+    "BusAddressError",
+    "check_address",
+    "tcp_host_port",
+]
+
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5556"  # the pipeline's PUB socket
+PROTOCOL_ADDRESS = "tcp://127.0.0.1:5557"  # the protocol node's PUB socket (``instruction``)
+_ADDRESS_PATTERN = re.compile(
+    r"tcp://(?P<host>[^\s:/\[\]]+|\[[0-9A-Fa-f:.]+\]):(?P<port>\d{1,5}|\*)|(?:ipc|inproc)://\S+"
+)
+
+
+class BusAddressError(EiferError, OSError):
+    """A bus address is malformed, cannot be bound (in use) or cannot be connected to."""
+
+
+def check_address(address: str) -> str:
+    """``address`` if it is a ZeroMQ endpoint this bus can use, else :class:`BusAddressError`."""
+    match = _ADDRESS_PATTERN.fullmatch(address) if isinstance(address, str) else None
+    if match is None:
+        raise BusAddressError(
+            f"bus address {address!r} is not valid: give tcp://HOST:PORT "
+            f"(e.g. {DEFAULT_ADDRESS}), ipc://PATH or inproc://NAME"
+        )
+    if match["port"] not in (None, "*") and int(match["port"]) > 65535:
+        raise BusAddressError(
+            f"bus address {address!r}: port {int(match['port'])} is not in 0..65535"
+        )
+    return address
+
+
+def tcp_host_port(address: str, what: str) -> tuple[str, int]:
+    """``tcp://HOST:PORT`` with a fixed port (1..65535) -> (host, port), ``*`` as ``0.0.0.0``;
+    :class:`BusAddressError` naming ``what`` for anything else."""
+    match = _ADDRESS_PATTERN.fullmatch(address.strip())
+    port = match["port"] if match is not None else None
+    if port is None or port == "*" or not 0 < int(port) < 65536:
+        raise BusAddressError(
+            f"{what} {address!r} is not a bus address: use tcp://HOST:PORT, e.g. {DEFAULT_ADDRESS}"
+        )
+    host = match["host"].strip("[]")  # type: ignore[index]  # port is set: the tcp branch matched
+    return ("0.0.0.0" if host == "*" else host), int(port)
