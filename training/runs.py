@@ -25,6 +25,7 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 import torch
 from pydantic import BaseModel
 
+from streaming.folders import new_folder
 from training.distributed import DistContext, init_distributed
 from training.errors import RunError
 
@@ -66,14 +67,10 @@ def new_run(output: str, run_name: str) -> Path:
     overwritten)."""
     name = run_name or time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     folder = Path(output) / name
-    try:
-        folder.mkdir(parents=True, exist_ok=False)
-    except FileExistsError:
-        raise RunError(
-            f"run folder {folder} exists; a run is never overwritten: choose another run_name, "
-            "or continue it with --resume"
-        ) from None
-    return folder
+    return new_folder(
+        folder, RunError, f"run folder {folder} exists; a run is never overwritten: choose "
+        "another run_name, or continue it with --resume",
+    )  # fmt: skip
 
 
 def config_hash(config: BaseModel, *also: Any, ignore: Mapping[str, Any] | None = None) -> str:
