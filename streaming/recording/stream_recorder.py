@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from streaming.acquisition.camera_frames import decode_frame, frame_shape
 from streaming.acquisition.lsl_io import (
@@ -27,11 +27,9 @@ from streaming.errors import EiferError, SessionFileError, StreamNotFoundError
 from streaming.recording.names import (
     SessionPaths,
 )
+from streaming.recording.recorder_config import RecorderConfig
 from streaming.recording.video_file import VideoWriter
 from streaming.recording.xdf_writer import DiskFullError, XdfWriter
-
-if TYPE_CHECKING:  # the session's module imports this one
-    from streaming.recording.recorder import RecorderConfig
 
 __all__ = ["StreamRecorder", "StreamStats", "frame_index_header"]
 
