@@ -17,6 +17,9 @@ the weight shapes, and raises :class:`~streaming.errors.BundleError` naming the 
 fault. ``create_demo_bundle`` writes randomly initialised (seeded) models,
 marked ``"trained": false`` in the manifest, for tests (``eifer demo`` runs the trained MLPs of
 :mod:`eifer_models.demo_weights` with untrained encoders).
+
+Slightly past the house's ~450 lines: writing, verifying and loading share the manifest's
+checksum and fit checks, which belong together.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ recording setup), at each channel's site of the electrode scheme (``configs/elec
 positions in the face frame mapped onto the head), a pair ~10 mm apart per bipolar channel,
 embedded in the mesh so they follow the face; a cable runs from each to below the chin, as in the
 paper's sEMG-occluded recordings.
+
+Past the house's ~450 lines on purpose: the texture, the electrodes and the compositing are
+all drawn in the head's frontal template coordinates, which this one module owns.
 """
 
 from __future__ import annotations

@@ -37,6 +37,10 @@ the face box and the crop the encoders read, encoded off the frame loop
 (:mod:`streaming.pipeline.face_preview`). About once a second a ``status`` message reports stream
 health, per-stage latency, drops and skips. Predictions also go out as the ``EIFER`` LSL stream, so
 a recorder keeps them next to the raw data.
+
+Past the house's ~450 lines on purpose: :class:`Pipeline` is one state machine (the frame
+queue, the video thread, the wait for the EMG, publishing) whose parts share its locks and
+counters; split into modules, each part would reach into the others' state.
 """
 
 from __future__ import annotations
