@@ -69,8 +69,10 @@ def _rows(report: dict) -> dict[str, dict]:
 
 @pytest.mark.slow
 def test_the_demo_passes_the_check_against_its_truth_and_stops_cleanly():
-    """``eifer demo --headless`` (participant seed 7, the protocol at 3x speed so a 40 s window
-    covers rest and three movements) checked by ``eifer check --bundle`` for 40 s.
+    """``eifer demo --headless`` (participant seed 7, the protocol at 3x speed so a 100 s window
+    covers rest and about eight movements) checked by ``eifer check --bundle`` for 100 s (40 s
+    windows let the video rows swing from 0.16 to 0.24 (phi_video) and 0.06 to 0.11
+    (emg_from_video) between runs; 100 s measured 0.25 and 0.20).
 
     The camera runs at 10 fps and 320x180 here: on the shared 2-core test machine (other work,
     e.g. ``stress-ng --cpu 2``) the renderer and the CPU encoders cannot hold 30 fps
@@ -104,10 +106,10 @@ def test_the_demo_passes_the_check_against_its_truth_and_stops_cleanly():
         bundle = output.wait_for(r"^models: (/\S+)$", 240, demo)
         output.wait_for(r"^protocol: started", 300, demo)
         check = subprocess.run(
-            [*CLI, "check", "--json", "--seconds", "40", "--bus", bus, "--bundle", bundle,
+            [*CLI, "check", "--json", "--seconds", "100", "--bus", bus, "--bundle", bundle,
              "--set", f'emg.name="EMG-{suffix}"', "--set", f'video.name="Camera-{suffix}"',
              "--set", "find_timeout_s=20", "--set", "settle_s=2"],
-            capture_output=True, text=True, cwd=REPO, env=ENV, timeout=240,
+            capture_output=True, text=True, cwd=REPO, env=ENV, timeout=300,
         )  # fmt: skip
         children = psutil.Process(demo.pid).children(recursive=True)
         assert demo.poll() is None, output.text()[-4000:]
