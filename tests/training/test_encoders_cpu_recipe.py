@@ -37,10 +37,11 @@ def _tiny(tmp_path: Path, name: str, *extra: str) -> EncodersConfig:
 def test_tiny_cpu_recipe_reads_held_out_identities(tmp_path: Path) -> None:
     """600 identities x 2 frames at 64 px, 40 epochs (1,500 steps): the free-face encoder reads
     the free faces of 40 identities it never saw above chance, the eyes first, and the untrained
-    one does not. Measured (seeded, 308 s on two loaded cores): held-out mean r 0.098 (eyes and
-    eyelids 0.16-0.37; chance for a mean over 23 components of 80 frames is about +-0.03),
-    untrained -0.006, training fit 0.87: at this size it mostly memorises, which is why the
-    recipe takes 600 identities x 12 frames and 3,600 steps (held-out 0.45, README). Fewer
+    one does not. Measured with the earlier augmentation (10 % jitter, photometric 0.2; seeded,
+    308 s on two loaded cores): held-out mean r 0.098 (eyes and eyelids 0.16-0.37; chance for a
+    mean over 23 components of 80 frames is about +-0.03), untrained -0.006, training fit 0.87:
+    at this size it mostly memorises, which is why the
+    recipe takes 600 identities x 12 frames and 7,200 steps (held-out 0.73, README). Fewer
     identities or 32 px crops only memorise (200 x 3 at 32 px: fit 0.76, held out -0.02)."""
     trained = run_encoders(_tiny(tmp_path, "b"), progress=False)
     untrained = run_encoders(_tiny(tmp_path, "a", "untrained=true"), progress=False)
