@@ -124,6 +124,7 @@ def _argvs(run: _Run, work: str, replace: dict[str, str]) -> list[list[str]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # ~35 s alone; two demos at once take minutes on 2 loaded cores
 def test_eifer_demo_and_eifer_session_config_demo_start_the_same_nodes(tmp_path: Path) -> None:
     """Both started side by side (their own ports and stream names, which are then replaced by
     the same tokens) until the protocol starts with the first frame; then SIGTERM ends each
