@@ -75,6 +75,16 @@ def _check_pair(x: np.ndarray, target: np.ndarray) -> None:
         )
 
 
+def _finite_pair(x: Any, target: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """The channels finite on both sides, negatives clipped to 0; None if there are none."""
+    x, t = _vector(x, "activity"), _vector(target, "target")
+    _check_pair(x, t)
+    ok = np.isfinite(x) & np.isfinite(t)
+    if not ok.any():
+        return None
+    return np.clip(x[ok], 0.0, None), np.clip(t[ok], 0.0, None)
+
+
 def cosine_score(x: Any, target: Any, floor: float = 0.05) -> float:
     """``100 * cosine similarity`` of non-negative vectors (negatives clipped to 0).
 
@@ -82,12 +92,10 @@ def cosine_score(x: Any, target: Any, floor: float = 0.05) -> float:
     gives 100, rest vs activity gives 0. NaNs in ``x`` (missing channels) are ignored on both
     sides. Returns NaN only when every channel is missing.
     """
-    x, t = _vector(x, "activity"), _vector(target, "target")
-    _check_pair(x, t)
-    ok = np.isfinite(x) & np.isfinite(t)
-    if not ok.any():
+    pair = _finite_pair(x, target)
+    if pair is None:
         return float("nan")
-    x, t = np.clip(x[ok], 0.0, None), np.clip(t[ok], 0.0, None)
+    x, t = pair
     nx, nt = float(np.linalg.norm(x)), float(np.linalg.norm(t))
     if nx < floor or nt < floor:
         return 100.0 if (nx < floor and nt < floor) else 0.0
@@ -96,12 +104,10 @@ def cosine_score(x: Any, target: Any, floor: float = 0.05) -> float:
 
 def distance_score(x: Any, target: Any, floor: float = 0.05) -> float:
     """``100 * (1 - |x - t|^2 / (|x|^2 + |t|^2 + floor^2))``: 100 at the target, 0 far from it."""
-    x, t = _vector(x, "activity"), _vector(target, "target")
-    _check_pair(x, t)
-    ok = np.isfinite(x) & np.isfinite(t)
-    if not ok.any():
+    pair = _finite_pair(x, target)
+    if pair is None:
         return float("nan")
-    x, t = np.clip(x[ok], 0.0, None), np.clip(t[ok], 0.0, None)
+    x, t = pair
     d2 = float(np.sum((x - t) ** 2))
     return float(np.clip(100.0 * (1.0 - d2 / (np.sum(x**2) + np.sum(t**2) + floor**2)), 0, 100))
 
