@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from eifer_models.encoders import FaceEncoder, FlameParams
+from eifer_models.encoders import N_EXP, FaceEncoder, FlameParams
 from eifer_models.generator import EiferGenerator, generator_input
 from eifer_models.masking import dilation_px, generator_pixels
-from training.encoder_runs import phi_scores
+from training.encoder_runs import encoder_phi, phi_scores
 from training.face_model import FaceModel
 from training.face_pairs import FacePairs
 
@@ -29,7 +29,7 @@ __all__ = ["generator_transfer", "truth_params"]
 
 
 def truth_params(
-    pairs: FacePairs, n_exp: int = 50, device: torch.device | None = None
+    pairs: FacePairs, n_exp: int = N_EXP, device: torch.device | None = None
 ) -> FlameParams:
     """The rig's true FLAME parameters of ``pairs`` (phi = expression, eyelids 2, jaw 3)."""
     phi = torch.as_tensor(pairs.phi, device=device)
@@ -82,8 +82,5 @@ def generator_transfer(
     for name, parts in phi.items():
         out[f"{name} (true render)"] = phi_scores(np.concatenate(parts), held.phi)["mean_r"]
     for name, (encoder, crops) in real.items():
-        read = np.concatenate([
-            encoder(images(crops[s : s + batch])).phi.cpu().numpy() for s in range(0, len(held), batch)
-        ])  # fmt: skip
-        out[name] = phi_scores(read, held.phi)["mean_r"]
+        out[name] = phi_scores(encoder_phi(encoder, crops, device, batch), held.phi)["mean_r"]
     return out
