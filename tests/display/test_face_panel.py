@@ -148,7 +148,8 @@ def test_the_panel_shows_image_box_landmarks_crop_and_the_truth(
             page.goto(server.server.url)
             page.wait_for_function(
                 "() => window.eiferStats.face.drawn > 3 && window.eiferStats.face.truth_box"
-                " && window.eiferStats.face.truth_phi > 10",
+                " && window.eiferStats.face.truth_phi > 10"
+                " && window.eiferStats.face.truth_activation > 10",  # counted from another topic
                 timeout=40000,
             )
             stats = _stats(page)["face"]
