@@ -24,13 +24,20 @@ __all__ = ["encoder_crop", "export_demo_encoders", "training_method", "write_enc
 
 def encoder_crop(data_config: dict[str, Any], occlusion: str | None = "fridlund") -> dict[str, Any]:
     """The bundle's ``crop`` for encoders trained on ``data_config``'s crops: eifer mode, the
-    encoders' input size, and the margin over BlazeFace's box that frames a face as the
-    training crops did (:mod:`training.crop_calibration`, measured on the held-out
-    participants, under electrodes by default: the faces a live EIFER encoder reads)."""
+    encoders' input size, and the margin over BlazeFace's box: the training one for "detector"
+    framing, else the one that frames a face as the training crops did
+    (:mod:`training.crop_calibration`, measured on the held-out participants, under
+    electrodes by default: the faces a live EIFER encoder reads)."""
     from training.crop_calibration import detector_framing
     from training.encoder_config import FaceDataConfig
 
     data = FaceDataConfig.model_validate(data_config)
+    if data.framing == "detector":  # trained on the pipeline's own crops: nothing to calibrate
+        return {
+            "spec": {"mode": "eifer", "scale": data.crop_scale, "size": data.crop_size},
+            "framing": {"framing": "detector", "camera_size": list(data.camera_size),
+                        "occlusion": occlusion, "crop_scale": data.crop_scale},
+        }  # fmt: skip
     framing = detector_framing(data.heldout_participants[:12], occlusion=occlusion)
     return {
         "spec": {"mode": "eifer", "scale": framing.margin(data.crop_scale), "size": data.crop_size},

@@ -74,12 +74,20 @@ def load_pairs_on_ranks(
     return pairs if ctx.is_main else load_pairs(data)
 
 
+def pair_options(data: Any) -> dict[str, Any]:
+    """:func:`~training.face_pairs.load_or_render_pairs`' options of a FaceDataConfig."""
+    return {
+        "crop_scale": data.crop_scale, "crop_jitter": data.crop_jitter, "seed": data.seed,
+        "framing": data.framing, "camera_size": tuple(data.camera_size),
+    }  # fmt: skip
+
+
 def load_pairs(data: Any, progress: bool = False) -> tuple[FacePairs, FacePairs]:
     """(training participants, held-out participants) face pairs of a FaceDataConfig: each
     participant rendered (or read from its cache file) on its own, ``data.render_workers``
     at a time; a participant's frames do not depend on the others (seeded per participant)."""
     args = (data.frames_per_participant, data.crop_size)
-    kwargs = {"crop_scale": data.crop_scale, "crop_jitter": data.crop_jitter, "seed": data.seed}
+    kwargs = pair_options(data)
     seeds = [*data.train_participants, *data.heldout_participants]
     workers = data.render_workers or os.cpu_count() or 1
     if workers > 1 and len(seeds) > 1:
@@ -124,8 +132,7 @@ def load_movement_pairs(data: Any) -> FacePairs | None:
     return _concat([
         load_or_render_pairs(
             data.cache_dir, [pid], data.movement_frames_per_participant, data.crop_size,
-            crop_scale=data.crop_scale, crop_jitter=data.crop_jitter, script="movements",
-            seed=data.seed,
+            script="movements", **pair_options(data),
         )
         for pid in data.heldout_participants
     ])  # fmt: skip
