@@ -178,6 +178,8 @@ def render_pairs(
     if labels != [f"{m}_{side}" for m in library.muscle_names for side in ("l", "r")]:
         raise DatasetError("the simulator's muscles differ from configs/movements.toml's")
     functional = [n for n, m in library.movements.items() if m.kind == "functional"]
+    if framing not in ("box", "detector"):
+        raise DatasetError(f"unknown face-pair framing {framing!r} (box, detector)")
     if framing == "detector":
         width, height = camera_size
         face_px = {}  # the participant camera's rasterisation

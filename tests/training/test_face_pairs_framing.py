@@ -1,0 +1,57 @@
+"""Face pairs framed as the pipeline frames them (``framing = "detector"``): the training crop of
+a frame is the live cropper's crop of that frame, so live crops are the training distribution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eifer_models.face_crop import FaceCropper
+from simulation.emg import EmgSimulator
+from simulation.participant.model import FaceState, ParticipantTraits
+from simulation.participant.render import ParticipantRenderer
+from training.errors import DatasetError
+from training.face_pairs import _DetectorFraming, load_or_render_pairs, render_pairs
+
+
+def _frame(seed: int, occlusion: str | None) -> np.ndarray:
+    n_muscles = len(EmgSimulator().muscle_labels)
+    traits = ParticipantTraits.from_seed(seed, n_muscles)
+    state = FaceState(
+        t_s=np.zeros(1), phi=np.zeros((1, 55)), rotation=np.array([[0.03, -0.05, 0.0]]),
+        centre_frac=np.asarray(traits.centre_frac)[None], zoom=np.ones(1),
+        activation=np.zeros((1, n_muscles)),
+    )  # fmt: skip
+    return ParticipantRenderer(traits, 640, 360, occlusion=occlusion).render(state, 0).rgb
+
+
+def test_the_training_crop_is_the_live_croppers_crop_of_the_frame() -> None:
+    occluded, free = _frame(2000, "fridlund"), _frame(2000, None)
+    framing = _DetectorFraming(64, 1.8)
+    crop = framing.crop(occluded, framing.box(occluded, free), 64, 1.8)[0]
+    live = FaceCropper(64, 1.8, detector="blazeface").process(occluded)
+    assert live.crop is not None
+    np.testing.assert_array_equal(crop, live.crop)
+
+
+def test_detector_framing_crops_differ_from_box_framing_and_cache_apart(tmp_path) -> None:
+    options = {"crop_scale": 1.8, "crop_jitter": 0.0}
+    box = load_or_render_pairs(tmp_path, [2001], 2, 32, **options)
+    live = load_or_render_pairs(tmp_path, [2001], 2, 32, **options, framing="detector")
+    assert len(list(tmp_path.glob("face_pairs_*.npz"))) == 2
+    assert box.occluded.shape == live.occluded.shape == (2, 32, 32, 3)
+    np.testing.assert_array_equal(box.phi, live.phi)  # the same face states
+    assert np.abs(box.occluded.astype(int) - live.occluded).mean() > 5  # another framing
+    again = load_or_render_pairs(tmp_path, [2001], 2, 32, **options, framing="detector")
+    np.testing.assert_array_equal(again.occluded, live.occluded)
+
+
+def test_camera_of_a_detector_crop_projects_the_head_into_the_crop() -> None:
+    """Phase 1 renders FLAME with the pairs' camera: it must place the head on the crop's face,
+    as for box framing (s > 0, the head centre near the crop centre)."""
+    pairs = render_pairs([2002], 3, 32, crop_scale=1.8, framing="detector")
+    s, tx, ty = pairs.cam.T
+    assert (s > 0).all()
+    assert np.abs(tx).max() < 0.2 and np.abs(ty).max() < 0.2
+    with pytest.raises(DatasetError, match="framing"):
+        render_pairs([2002], 1, 32, framing="nonsense")  # type: ignore[arg-type]
