@@ -260,6 +260,11 @@ class EmgSimulator:
             [rel[:, None] * amp * np.cos(h_phase), rel[:, None] * amp * np.sin(h_phase)]
         )
         self._faults = [(self.scheme.index(f.channel), f) for f in self._checked_faults()]
+        self._noise_cache: dict[int, tuple[int, np.ndarray]] = {}  # fault no -> (block, noise)
+        self._fault_phase = [  # a contact fault's own hum: phase per fault, seeded
+            np.random.default_rng([self._fault_key, n]).uniform(0, 2 * np.pi)
+            for n in range(len(self._faults))
+        ]
         self.sample_index = 0  # index of the next sample generated
 
     def _checked_faults(self) -> list[FaultConfig]:
@@ -454,18 +459,25 @@ class EmgSimulator:
         drawn per :data:`FAULT_BLOCK_S` block from its own seed: the same however chunked."""
         block = round(FAULT_BLOCK_S * self.rate_hz)
         first, last = lo // block, (hi - 1) // block
-        noise = np.concatenate([
-            np.random.default_rng([self._fault_key, fault_no, b, _NOISE_WORD])
-            .standard_normal((block, width))
-            for b in range(first, last + 1)
-        ])  # fmt: skip
+        noise = np.concatenate([self._noise_block(fault_no, b, block, width)
+                                for b in range(first, last + 1)])  # fmt: skip
         return noise[lo - first * block : hi - first * block]
+
+    def _noise_block(self, fault_no: int, b: int, block: int, width: int) -> np.ndarray:
+        """Block ``b`` of fault ``fault_no``'s noise; the last one per fault is kept, so small
+        chunks do not draw a whole block each."""
+        cached = self._noise_cache.get(fault_no)
+        if cached is None or cached[0] != b:
+            rng = np.random.default_rng([self._fault_key, fault_no, b, _NOISE_WORD])
+            cached = (b, rng.standard_normal((block, width)))
+            self._noise_cache[fault_no] = cached
+        return cached[1]
 
     def _fault_hum(self, index: np.ndarray, fault_no: int, amplitude_uv: float) -> np.ndarray:
         """``(n,)`` a fault's own mains hum: fundamental ``amplitude_uv``, seeded random phase,
         :class:`HumConfig` frequency and relative harmonics (phase from the integer index)."""
         hum = self.config.hum
-        phase = np.random.default_rng([self._fault_key, fault_no]).uniform(0, 2 * np.pi)
+        phase = self._fault_phase[fault_no]
         rel = np.array([1.0, *hum.harmonics])
         cycles = (index * hum.frequency_hz / self.rate_hz) % 1.0
         arg = self._hum_harmonics[None, :] * (2 * np.pi * cycles[:, None] + phase)
