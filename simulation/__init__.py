@@ -3,8 +3,10 @@ synthetic participant (participant/) whose face is drawn with eifer_models, henc
 place above eifer_models (README "Architecture")."""
 
 from simulation.emg import (
+    FAULT_CODES,
     EmgSimulator,
     FaultConfig,
+    FaultWindow,
     HumConfig,
     ScriptConfig,
     SimulatorConfig,
@@ -22,9 +24,11 @@ from simulation.movements import (
 
 __all__ = [
     "EMOTIONS",
+    "FAULT_CODES",
     "FUNCTIONAL_MOVEMENTS",
     "EmgSimulator",
     "FaultConfig",
+    "FaultWindow",
     "HumConfig",
     "LiveScript",
     "MovementEvent",

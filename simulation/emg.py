@@ -7,7 +7,7 @@ Model, per sample k and channel c (microvolts)::
               + rest_uv * r_c(k)                           resting tone at each site
               + amplifier_noise_uv * w_c(k)                white amplifier noise
               + hum_c(k) + dc_offset_uv                    mains 50 Hz + harmonics, offset
-    then electrode faults (flat, railed, spikes/motion artefacts, NaN dropouts) per channel
+    then electrode faults per channel (FaultConfig; below), in the order configured
 
 - ``s_u``, ``r_c``: unit-RMS Gaussian noise shaped by the surface-EMG spectrum model of
   Shwedyk, Balasubramanian & Scott (1977, IEEE Trans. Biomed. Eng. 24:417-424),
@@ -29,6 +29,37 @@ Model, per sample k and channel c (microvolts)::
 - Hum: ``amplitude_uv`` per channel (x0.5..1.5, random phase), harmonics relative to it;
   monopolar channels (Kuramoto) pick up ``monopolar_factor`` more (common mode not cancelled).
 
+Electrode faults (``faults``, TOML ``[[faults]]``; one :class:`FaultConfig` each, active on
+samples ``[round(start_s * rate), round((start_s + duration_s) * rate))``):
+
+- ``flat`` 0; ``railed`` a mains wave clipped at +/- ``amplitude_uv``; ``spikes`` Poisson jumps
+  decaying with ``event_s`` (motion artefacts); ``dropout`` Poisson NaN runs (lost packets).
+- ``hum``: a poor or drying contact raises the electrode-skin impedance and its imbalance with the
+  other input, which turns the body's common-mode mains potential into a differential one
+  (Huhta & Webster 1973, IEEE Trans. Biomed. Eng. 20:91-101; Winter & Webster 1983, ibid.
+  30:58-62): the channel gets its own hum, fundamental ``amplitude_uv`` (random phase), the
+  :class:`HumConfig` frequency and relative harmonics, on top of the shared few-uV hum.
+- ``bridge``: electrolyte gel smeared between two neighbouring sites shorts them: both inputs see
+  one potential, so the two channels carry (nearly) the same signal; the bridged pair is found by
+  its near-zero difference, i.e. correlation near 1 (Tenke & Kayser 2001, Clin. Neurophysiol.
+  112:545-550; Alschuler et al. 2014, ibid. 125:484-490). Modelled: both channels become the mean
+  of the two, plus each its own fresh amplifier noise (``amplifier_noise_uv``, which a short
+  between the electrodes does not share).
+- ``lifting``: an electrode coming off. Its lifted fraction ``p`` rises linearly from 0 at
+  ``start_s`` to 1 after ``ramp_s`` (then stays 1: an open input, until the fault ends). The
+  channel is ``(1 - p) * signal + p * (noise_uv * white + hum at amplitude_uv)``: the shrinking,
+  drying contact's impedance rises until the input divider passes no EMG; mains pickup grows with
+  the impedance imbalance (Huhta & Webster 1973) and electrode noise with the impedance (Huigen,
+  Peper & Grimbergen 2002, Med. Biol. Eng. Comput. 40:332-338). Linear in ``p`` is a
+  phenomenological choice, not a fitted law; the end state is what an unplugged input shows.
+
+What is active where is public: :meth:`EmgSimulator.fault_windows` (each fault's exact sample
+window), :meth:`EmgSimulator.fault_codes` (per sample and channel, bits of
+:data:`~simulation.emg_config.FAULT_CODES`) and :meth:`EmgSimulator.active_faults` (per channel,
+the kinds active in a sample range). A window is the configured one: ``spikes`` and ``dropout``
+are active through it though their events are intermittent; a ``bridge`` is active on both
+``channel`` and ``partner``. The live truth stream carries them (:mod:`simulation.live`).
+
 Everything is vectorised over channels and the noise comes from per-purpose generators, so the
 output is deterministic for a seed and independent of how ``generate`` calls are chunked (with a
 scripted movement sequence; a :class:`LiveScript` follows markers as they arrive instead).
@@ -36,15 +67,19 @@ scripted movement sequence; a :class:`LiveScript` follows markers as they arrive
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import signal
 
 from simulation.emg_config import (
     FAULT_BLOCK_S,
+    FAULT_CODES,
     FaultConfig,
     HumConfig,
     ScriptConfig,
     SimulatorConfig,
+    fault_kinds,
 )
 from simulation.movements import (
     LiveScript,
@@ -56,8 +91,10 @@ from streaming.acquisition.electrodes import ElectrodeScheme, load_scheme
 from streaming.config import ConfigError
 
 __all__ = [
+    "FAULT_CODES",
     "EmgSimulator",
     "FaultConfig",
+    "FaultWindow",
     "HumConfig",
     "ScriptConfig",
     "SimulatorConfig",
@@ -123,6 +160,25 @@ def emg_spectrum_sos(
     # H(s) = wh^2 s / ((s + wl)(s + wh)^2): |H|^2 is the Shwedyk et al. (1977) spectrum
     z, p, k = signal.bilinear_zpk([0.0], [-wl, -wh, -wh], wh**2, rate_hz)
     return np.vstack([signal.zpk2sos(z, p, k), band])
+
+
+_NOISE_WORD = 0x6E6F6973  # "nois": seeds the per-block noise of hum/bridge/lifting faults
+
+
+@dataclass(frozen=True)
+class FaultWindow:
+    """Where and when one configured fault is active: samples ``[start, stop)`` (``stop`` None:
+    forever) on ``channels`` (the fault's channel, and a bridge's partner)."""
+
+    kind: str
+    channels: tuple[str, ...]
+    start: int
+    stop: int | None
+
+    @property
+    def code(self) -> int:
+        """The kind's bit in :data:`~simulation.emg_config.FAULT_CODES`."""
+        return FAULT_CODES[self.kind]
 
 
 def _unit_rms_gain(sos: np.ndarray, n: int = 1 << 15) -> float:
@@ -204,6 +260,11 @@ class EmgSimulator:
             [rel[:, None] * amp * np.cos(h_phase), rel[:, None] * amp * np.sin(h_phase)]
         )
         self._faults = [(self.scheme.index(f.channel), f) for f in self._checked_faults()]
+        self._noise_cache: dict[int, tuple[int, np.ndarray]] = {}  # fault no -> (block, noise)
+        self._fault_phase = [  # a contact fault's own hum: phase per fault, seeded
+            np.random.default_rng([self._fault_key, n]).uniform(0, 2 * np.pi)
+            for n in range(len(self._faults))
+        ]
         self.sample_index = 0  # index of the next sample generated
 
     def _checked_faults(self) -> list[FaultConfig]:
@@ -213,7 +274,40 @@ class EmgSimulator:
                     f"fault on unknown channel {fault.channel!r}; scheme "
                     f"{self.scheme.name!r} has {self.labels}"
                 )
+            if fault.partner is not None and fault.partner not in self.labels:
+                raise ConfigError(
+                    f"bridge fault on {fault.channel!r}: unknown partner channel "
+                    f"{fault.partner!r}; scheme {self.scheme.name!r} has {self.labels}"
+                )
         return list(self.config.faults)
+
+    def fault_windows(self) -> list[FaultWindow]:
+        """Each configured fault's exact sample window and channels, in config order."""
+        windows = []
+        for fault in self.config.faults:
+            start, stop = self._window(fault)
+            channels = (fault.channel,) if fault.partner is None else (fault.channel, fault.partner)
+            windows.append(FaultWindow(fault.kind, channels, start, stop))
+        return windows
+
+    def fault_codes(self, start: int, stop: int) -> np.ndarray:
+        """``(stop - start, n_channels)`` int64: per sample ``[start, stop)`` and channel, the
+        bitwise OR of the :data:`~simulation.emg_config.FAULT_CODES` of the faults active there
+        (0: clean). Pure: reads the configuration only, any range, any order."""
+        index = np.arange(int(start), int(stop), dtype=np.int64)
+        codes = np.zeros((len(index), self.n_channels), dtype=np.int64)
+        for window in self.fault_windows():
+            end = np.inf if window.stop is None else window.stop
+            active = (index >= window.start) & (index < end)
+            for label in window.channels:
+                codes[active, self.scheme.index(label)] |= window.code
+        return codes
+
+    def active_faults(self, start: int, stop: int) -> dict[str, tuple[str, ...]]:
+        """Per channel label (all of them, in scheme order), the fault kinds active at any sample
+        of ``[start, stop)`` (empty: clean), in :data:`~simulation.emg_config.FAULT_CODES` order."""
+        any_code = np.bitwise_or.reduce(self.fault_codes(start, stop), axis=0)  # 0 if empty
+        return {label: fault_kinds(code) for label, code in zip(self.labels, any_code, strict=True)}
 
     def _mixing_matrix(self) -> np.ndarray:
         cfg = self.config
@@ -289,8 +383,11 @@ class EmgSimulator:
             emg += self._hum(index)
         if cfg.dc_offset_uv:
             emg += cfg.dc_offset_uv
-        for channel, fault in self._faults:
-            self._apply_fault(emg, index, channel, fault)
+        for fault_no, (channel, fault) in enumerate(self._faults):
+            if fault.kind in ("hum", "bridge", "lifting"):
+                self._apply_contact_fault(emg, index, channel, fault, fault_no)
+            else:
+                self._apply_fault(emg, index, channel, fault)
         self.sample_index += n
         return emg.astype(np.float32), act.astype(np.float32)
 
@@ -300,10 +397,16 @@ class EmgSimulator:
         arg = 2 * np.pi * cycles[:, None] * self._hum_harmonics[None, :]
         return np.concatenate([np.sin(arg), np.cos(arg)], axis=1) @ self._hum_coef
 
-    def _fault_mask(self, index: np.ndarray, fault: FaultConfig) -> np.ndarray:
+    def _window(self, fault: FaultConfig) -> tuple[int, int | None]:
+        """A fault's samples ``[start, stop)``; ``stop`` None: forever."""
         start = round(fault.start_s * self.rate_hz)
-        end = np.inf if fault.duration_s is None else start + round(fault.duration_s * self.rate_hz)
-        return (index >= start) & (index < end)
+        if fault.duration_s is None:
+            return start, None
+        return start, start + round(fault.duration_s * self.rate_hz)
+
+    def _fault_mask(self, index: np.ndarray, fault: FaultConfig) -> np.ndarray:
+        start, stop = self._window(fault)
+        return (index >= start) & (index < (np.inf if stop is None else stop))
 
     def _events(self, fault_no: int, lo: int, hi: int, fault: FaultConfig) -> np.ndarray:
         """Onset sample indices of Poisson fault events in ``[lo, hi)``, drawn per 1 s block."""
@@ -350,3 +453,56 @@ class EmgSimulator:
                 sign = 1.0 if rng.random() < 0.5 else -1.0
                 decay = np.exp(-(np.arange(lo, hi) - onset) / event_n)
                 emg[rows, channel] += sign * fault.amplitude_uv * decay
+
+    def _block_noise(self, fault_no: int, lo: int, hi: int, width: int) -> np.ndarray:
+        """``(hi - lo, width)`` unit white noise for samples ``[lo, hi)`` of fault ``fault_no``,
+        drawn per :data:`FAULT_BLOCK_S` block from its own seed: the same however chunked."""
+        block = round(FAULT_BLOCK_S * self.rate_hz)
+        first, last = lo // block, (hi - 1) // block
+        noise = np.concatenate([self._noise_block(fault_no, b, block, width)
+                                for b in range(first, last + 1)])  # fmt: skip
+        return noise[lo - first * block : hi - first * block]
+
+    def _noise_block(self, fault_no: int, b: int, block: int, width: int) -> np.ndarray:
+        """Block ``b`` of fault ``fault_no``'s noise; the last one per fault is kept, so small
+        chunks do not draw a whole block each."""
+        cached = self._noise_cache.get(fault_no)
+        if cached is None or cached[0] != b:
+            rng = np.random.default_rng([self._fault_key, fault_no, b, _NOISE_WORD])
+            cached = (b, rng.standard_normal((block, width)))
+            self._noise_cache[fault_no] = cached
+        return cached[1]
+
+    def _fault_hum(self, index: np.ndarray, fault_no: int, amplitude_uv: float) -> np.ndarray:
+        """``(n,)`` a fault's own mains hum: fundamental ``amplitude_uv``, seeded random phase,
+        :class:`HumConfig` frequency and relative harmonics (phase from the integer index)."""
+        hum = self.config.hum
+        phase = self._fault_phase[fault_no]
+        rel = np.array([1.0, *hum.harmonics])
+        cycles = (index * hum.frequency_hz / self.rate_hz) % 1.0
+        arg = self._hum_harmonics[None, :] * (2 * np.pi * cycles[:, None] + phase)
+        return amplitude_uv * (np.sin(arg) @ rel)
+
+    def _apply_contact_fault(
+        self, emg: np.ndarray, index: np.ndarray, channel: int, fault: FaultConfig, fault_no: int
+    ) -> None:
+        """``hum``, ``bridge``, ``lifting`` (models: module docstring), in place on ``emg``."""
+        mask = self._fault_mask(index, fault) if len(index) else np.zeros(0, bool)
+        if not mask.any():
+            return
+        rows = np.flatnonzero(mask)  # the window is one interval: rows are contiguous
+        at = index[rows]
+        lo, hi = int(at[0]), int(at[-1]) + 1
+        if fault.kind == "hum":
+            emg[rows, channel] += self._fault_hum(at, fault_no, fault.amplitude_uv)
+        elif fault.kind == "bridge":
+            pair = [channel, self.scheme.index(fault.partner or "")]
+            mean = emg[np.ix_(rows, pair)].mean(axis=1, keepdims=True)
+            own = self.config.amplifier_noise_uv * self._block_noise(fault_no, lo, hi, 2)
+            emg[np.ix_(rows, pair)] = mean + own
+        else:  # lifting
+            start, _ = self._window(fault)
+            lifted = np.clip((at - start) / (fault.ramp_s * self.rate_hz), 0.0, 1.0)
+            open_input = fault.noise_uv * self._block_noise(fault_no, lo, hi, 1)[:, 0]
+            open_input += self._fault_hum(at, fault_no, fault.amplitude_uv)
+            emg[rows, channel] = (1.0 - lifted) * emg[rows, channel] + lifted * open_input

@@ -11,9 +11,37 @@ from pydantic import Field, model_validator
 from simulation.movements import EMOTIONS, FUNCTIONAL_MOVEMENTS
 from streaming.config import Config
 
-__all__ = ["FAULT_BLOCK_S", "FaultConfig", "HumConfig", "ScriptConfig", "SimulatorConfig"]
+__all__ = [
+    "FAULT_BLOCK_S",
+    "FAULT_CODES",
+    "FaultConfig",
+    "FaultKind",
+    "HumConfig",
+    "ScriptConfig",
+    "SimulatorConfig",
+    "fault_kinds",
+]
 
-FAULT_BLOCK_S = 1.0  # fault events are drawn per block of this length (chunking-independent)
+FAULT_BLOCK_S = 1.0  # fault events and noise are drawn per block of this length (chunking-free)
+
+FaultKind = Literal["flat", "railed", "spikes", "dropout", "hum", "bridge", "lifting"]
+# One bit per fault kind: the truth announces the faults active on a channel as the sum (bitwise
+# OR) of their codes (simulation.emg: EmgSimulator.fault_codes; the truth stream's fault_<channel>
+# columns). Never renumber: recordings keep these numbers.
+FAULT_CODES: dict[str, int] = {
+    "flat": 1,
+    "railed": 2,
+    "spikes": 4,
+    "dropout": 8,
+    "hum": 16,
+    "bridge": 32,
+    "lifting": 64,
+}
+
+
+def fault_kinds(code: int) -> tuple[str, ...]:
+    """The fault kinds a :data:`FAULT_CODES` bitmask holds, in table order (0: none)."""
+    return tuple(kind for kind, bit in FAULT_CODES.items() if int(code) & bit)
 
 
 class HumConfig(Config):
@@ -33,16 +61,43 @@ class FaultConfig(Config):
       +/- ``amplitude_uv`` (a square-ish wave at the hum frequency);
     - ``spikes``: motion artefacts at ``rate_hz`` (Poisson): a jump of +/- ``amplitude_uv``
       decaying with time constant ``event_s``;
-    - ``dropout``: NaN runs of ``event_s`` at ``rate_hz`` (lost amplifier packets).
+    - ``dropout``: NaN runs of ``event_s`` at ``rate_hz`` (lost amplifier packets);
+    - ``hum``: a poor contact: mains hum of fundamental ``amplitude_uv`` (harmonics and frequency
+      as the simulator's :class:`HumConfig`) added to the channel, far above the shared hum;
+    - ``bridge``: gel bridge between ``channel`` and ``partner``: both carry one signal (their
+      mean) plus their own amplifier noise;
+    - ``lifting``: the electrode comes off over ``ramp_s``: its EMG fades to 0 while broadband
+      noise (to ``noise_uv`` RMS) and hum (to ``amplitude_uv``) rise, then it stays an open
+      input until the fault ends.
+
+    The models and their sources: :mod:`simulation.emg`. Faults apply in list order.
     """
 
     channel: str
-    kind: Literal["flat", "railed", "spikes", "dropout"]
+    kind: FaultKind
     start_s: float = Field(0.0, ge=0)
     duration_s: float | None = Field(None, gt=0)
     rate_hz: float = Field(2.0, gt=0)
     amplitude_uv: float = Field(500.0, gt=0)
     event_s: float = Field(0.05, gt=0, le=FAULT_BLOCK_S / 5)
+    partner: str | None = None  # bridge: the channel the gel joins ``channel`` to
+    ramp_s: float = Field(10.0, gt=0)  # lifting: time from full contact to an open input
+    noise_uv: float = Field(50.0, gt=0)  # lifting: broadband noise RMS of the open input
+
+    @model_validator(mode="after")
+    def _partner(self) -> FaultConfig:
+        if self.kind == "bridge" and self.partner is None:
+            raise ValueError(
+                f"bridge fault on {self.channel!r} needs partner = <the bridged channel>"
+            )
+        if self.kind != "bridge" and self.partner is not None:
+            raise ValueError(f"partner is for bridge faults only, not {self.kind!r}")
+        if self.partner == self.channel:
+            raise ValueError(
+                f"bridge fault: partner {self.partner!r} must be another channel than "
+                f"channel {self.channel!r}"
+            )
+        return self
 
 
 class ScriptConfig(Config):

@@ -5,7 +5,13 @@ is due at ``t0 + k / rate``, so no drift accumulates), in chunks (default 32 sam
 4096 Hz). Optional clock offset and chunk-stamp jitter emulate an amplifier on another clock
 behind USB. The ground truth goes out on the truth stream (``<name>-truth``): one row per chunk,
 ``sample_index`` of the chunk's first sample then each muscle's activation, stamped with the
-exact true LSL time of that first sample (no offset, no jitter). With
+exact true LSL time of that first sample (no offset, no jitter), then (appended, so the columns
+before keep their places) one ``fault_<channel>`` column per EMG channel: the bitwise OR, over the
+chunk's samples, of the :data:`~simulation.emg_config.FAULT_CODES` of the electrode faults active
+on that channel (0: clean; a bridge counts on both its channels). The stream's ``desc`` holds the
+code table (``fault_codes``) and every configured fault's exact sample window
+(``faults/fault``: ``kind``, ``channels``, ``start_sample``, ``stop_sample``, "" = never stops),
+so a scorer can place a fault's start to the sample. With
 ``simulator.script.kind = "markers"`` the simulated participant performs what the protocol node
 instructs, live, from its ``start:``/``stop:`` markers (:mod:`.marker_follower`).
 """
@@ -20,6 +26,7 @@ import time
 import numpy as np
 
 from simulation.emg import EmgSimulator, SimulatorConfig
+from simulation.emg_config import FAULT_CODES
 from simulation.marker_follower import MarkerFollower
 from simulation.movements import LiveScript
 from streaming.acquisition.emg_outlet import (
@@ -32,11 +39,45 @@ from streaming.acquisition.emg_outlet import (
     counter_desc,
 )
 
-__all__ = ["stream_simulator"]
+__all__ = ["FAULT_COLUMN_PREFIX", "chunk_fault_codes", "stream_simulator", "truth_labels"]
 
 log = logging.getLogger("eifer.node.emg")
 
 GENERATE_BLOCK_S = 0.125  # generated at a time: cheap per call, and a marker is late by < this
+FAULT_COLUMN_PREFIX = "fault_"  # truth columns fault_<channel>: FAULT_CODES bits per chunk
+
+
+def truth_labels(sim: EmgSimulator) -> list[str]:
+    """The truth stream's columns: ``sample_index``, activation per muscle and side, then
+    ``fault_<channel>`` per EMG channel (appended: the earlier columns keep their places)."""
+    return [
+        "sample_index",
+        *sim.muscle_labels,
+        *(f"{FAULT_COLUMN_PREFIX}{label}" for label in sim.labels),
+    ]
+
+
+def chunk_fault_codes(sim: EmgSimulator, first: int, n_chunks: int, chunk: int) -> np.ndarray:
+    """``(n_chunks, n_channels)``: per chunk from sample ``first`` on, the OR of the fault codes
+    of its samples (:meth:`EmgSimulator.fault_codes`), so no fault shorter than a chunk is lost."""
+    codes = sim.fault_codes(first, first + n_chunks * chunk)
+    return np.bitwise_or.reduce(codes.reshape(n_chunks, chunk, -1), axis=1)
+
+
+def _faults_desc(sim: EmgSimulator) -> dict[str, object]:
+    """The truth stream's ``desc`` entries announcing the configured faults."""
+    return {
+        "fault_codes": dict(FAULT_CODES),
+        "fault_columns": f"{FAULT_COLUMN_PREFIX}<channel>: OR of the fault_codes active on the "
+        "channel at any sample of the chunk; 0 clean",
+        "faults": {
+            "fault": [
+                {"kind": w.kind, "channels": ",".join(w.channels), "start_sample": w.start,
+                 "stop_sample": "" if w.stop is None else w.stop}
+                for w in sim.fault_windows()
+            ]
+        },
+    }  # fmt: skip
 
 
 def stream_simulator(
@@ -108,12 +149,13 @@ def stream_simulator(
     )  # fmt: skip
     truth_outlet = None
     if output.truth:
-        truth_labels = ["sample_index", *sim.muscle_labels]
+        columns = truth_labels(sim)
         truth_info = stream_info(
-            truth_name, output.truth_type, len(truth_labels), rate / chunk, "double64",
-            f"{source_id}-truth", channel_labels=truth_labels,
+            truth_name, output.truth_type, len(columns), rate / chunk, "double64",
+            f"{source_id}-truth", channel_labels=columns,
             desc={"of_stream": output.name, "chunk_samples": chunk, "t0_lsl": repr(t0),
-                  "stamp": "true LSL time of the chunk's first sample (no offset, no jitter)"},
+                  "stamp": "true LSL time of the chunk's first sample (no offset, no jitter)",
+                  **_faults_desc(sim)},
         )  # fmt: skip
         truth_outlet = ChunkOutlet(truth_info, max_buffered_s=output.max_buffered_s)
     outlet = ChunkOutlet(info, chunk_size=chunk, max_buffered_s=output.max_buffered_s)
@@ -142,6 +184,7 @@ def stream_simulator(
                 follower.drain(sim.script, t0, sim.library.movements, sim.time_s)
             emg, act = sim.generate(block)
             index = np.arange(k, k + block, dtype=np.int64)
+            codes = chunk_fault_codes(sim, k, block // chunk, chunk).astype(np.float64)
             if output.counter:
                 emg = np.concatenate([emg, counter_column(index)], axis=1)
             for start in range(0, block, chunk):
@@ -159,7 +202,13 @@ def stream_simulator(
                         stamp += jitter_rng.normal(0.0, timing.jitter_s)
                 outlet.push(emg[start : start + chunk], stamp)
                 if truth_outlet is not None:
-                    row = np.concatenate([[float(index[start])], act[start].astype(np.float64)])
+                    row = np.concatenate(
+                        [
+                            [float(index[start])],
+                            act[start].astype(np.float64),
+                            codes[start // chunk],
+                        ]
+                    )
                     truth_outlet.push(row[None, :], t0 + k / rate)
                 k += chunk
                 status.update(chunk, pylsl.local_clock() - t_last, performing)

@@ -112,11 +112,55 @@ def test_simulator_node_streams_4096_hz_with_counter_offset_and_truth(spawn, uni
     index = truth[:, 0].astype(np.int64)
     assert np.all(index % 32 == 0) and np.all(np.diff(index) == 32)
     np.testing.assert_allclose(truth_stamps, t0 + index / FS, atol=1e-6, rtol=0)
-    assert np.all((truth[:, 1:] >= 0) & (truth[:, 1:] <= 1))
+    activations = truth[:, 1 : truth_labels.index("fault_F1")]
+    assert np.all((activations >= 0) & (activations <= 1))
+    assert not truth[:, truth_labels.index("fault_F1") :].any()  # no faults configured
     # the EMG sample whose counter equals a truth row's index was stamped at that time + offset
     common, emg_at, truth_at = np.intersect1d(counter, index, return_indices=True)
     assert len(common) > 5
     np.testing.assert_allclose(stamps[emg_at] - offset, truth_stamps[truth_at], atol=1e-6)
+
+
+def test_simulator_node_announces_each_electrode_fault_in_its_truth_stream(
+    spawn, unique_name
+) -> None:
+    """Faults from the node's config (``[[simulator.faults]]``): the truth stream's ``desc`` lists
+    each one's exact sample window and the code table, and each row's ``fault_<channel>`` holds
+    the codes of the faults active in that chunk, as the simulator's pure ``fault_codes`` says."""
+    from simulation import FAULT_CODES, EmgSimulator
+    from simulation.live import chunk_fault_codes
+
+    faults = ('[{channel="F5", kind="bridge", partner="F7", start_s=0.3, duration_s=0.4}, '
+              '{channel="F11", kind="lifting", start_s=0.5, ramp_s=2.0}]')  # fmt: skip
+    spawn("node", [f'stream.name="{unique_name}"', f'stream.source_id="{unique_name}"',
+                   f'stream.truth_name="{unique_name}-truth"', "timing.start_delay_s=1.5",
+                   f"simulator.faults={faults}"])  # fmt: skip
+    truth_info = find_stream(StreamSelector(name=f"{unique_name}-truth"), timeout_s=30)
+    desc = desc_to_dict(truth_info)
+    assert {k: int(v) for k, v in desc["fault_codes"].items()} == FAULT_CODES
+    assert desc["faults"]["fault"] == [
+        {"kind": "bridge", "channels": "F5,F7", "start_sample": str(round(0.3 * FS)),
+         "stop_sample": str(round(0.3 * FS) + round(0.4 * FS))},
+        {"kind": "lifting", "channels": "F11", "start_sample": str(round(0.5 * FS)),
+         "stop_sample": ""},
+    ]  # fmt: skip
+    labels = channel_labels(truth_info)
+    inlet = ChunkInlet(truth_info, clock_sync=False)
+    try:
+        inlet.open(10)
+        truth, _ = _collect(inlet, 2.0)
+    finally:
+        inlet.close()
+
+    node = load_node_config(None, [f"simulator.faults={faults}"])
+    sim, chunk = EmgSimulator(node.simulator), node.stream.chunk_samples
+    first = labels.index("fault_F1")
+    index = truth[:, 0].astype(np.int64)
+    expected = chunk_fault_codes(sim, 0, int(index.max()) // chunk + 1, chunk)[index // chunk]
+    np.testing.assert_array_equal(truth[:, first:], expected)
+    f5, f11 = first + sim.labels.index("F5"), first + sim.labels.index("F11")
+    assert {0, FAULT_CODES["bridge"]} <= set(truth[:, f5])  # rows from before/inside/after it
+    assert np.all(truth[index >= round(0.5 * FS), f11] == FAULT_CODES["lifting"])
 
 
 @pytest.mark.slow
