@@ -2,10 +2,14 @@
 
 A bus address is ``tcp://HOST:PORT`` (``PORT`` may be ``*`` to bind a free one; ``HOST`` may be
 ``*`` to bind every interface, or a bracketed IPv6 address), ``ipc://PATH`` or ``inproc://NAME``.
+Loopback (:func:`is_loopback`) is ``localhost``, 127.0.0.0/8 and ``::1``: what only this machine
+reaches. Every server binds there by default; anything else is an explicit choice that reaches
+the network.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from streaming.errors import EiferError
@@ -14,7 +18,9 @@ __all__ = [
     "DEFAULT_ADDRESS",
     "PROTOCOL_ADDRESS",
     "BusAddressError",
+    "binds_beyond_loopback",
     "check_address",
+    "is_loopback",
     "tcp_host_port",
 ]
 
@@ -55,3 +61,28 @@ def tcp_host_port(address: str, what: str) -> tuple[str, int]:
         )
     host = match["host"].strip("[]")  # type: ignore[index]  # port is set: the tcp branch matched
     return ("0.0.0.0" if host == "*" else host), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reached from this machine only: ``localhost``, 127.0.0.0/8 or ``::1``
+    (also IPv4-mapped, ``::ffff:127.0.0.1``). ``*``, ``0.0.0.0``, ``::``, interface names and
+    every other name or address reach beyond it."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def binds_beyond_loopback(address: str) -> bool:
+    """Whether binding bus ``address`` listens beyond this machine: a ``tcp://`` address whose
+    host is not loopback (``ipc://`` and ``inproc://`` never leave it)."""
+    match = _ADDRESS_PATTERN.fullmatch(address.strip())
+    if match is None or match["host"] is None:
+        return False
+    return not is_loopback(match["host"])
