@@ -12,12 +12,17 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from pydantic import model_validator
+
+from streaming.config import Config
 from streaming.errors import EiferError
 
 __all__ = [
     "DEFAULT_ADDRESS",
     "PROTOCOL_ADDRESS",
     "BusAddressError",
+    "PublisherKeys",
+    "SubscriberKeys",
     "binds_beyond_loopback",
     "check_address",
     "is_loopback",
@@ -86,3 +91,40 @@ def binds_beyond_loopback(address: str) -> bool:
     if match is None or match["host"] is None:
         return False
     return not is_loopback(match["host"])
+
+
+class PublisherKeys(Config):
+    """CURVE on a publisher's bus socket (``eifer keys``; :mod:`streaming.bus.curve`): both
+    files, or neither (unencrypted, anyone who reaches the port reads)."""
+
+    secret_key: str = ""  # this publisher's NAME.key_secret
+    clients: str = ""  # folder of the NAME.key files of the subscribers allowed to read
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> PublisherKeys:
+        if bool(self.secret_key) != bool(self.clients):
+            missing = "clients" if self.secret_key else "secret_key"
+            raise ValueError(f"CURVE needs both secret_key and clients; {missing} is unset")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.secret_key)
+
+
+class SubscriberKeys(Config):
+    """CURVE on a subscriber's connection to one publisher: both files, or neither."""
+
+    secret_key: str = ""  # this subscriber's NAME.key_secret
+    server_key: str = ""  # the publisher's NAME.key
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> SubscriberKeys:
+        if bool(self.secret_key) != bool(self.server_key):
+            missing = "server_key" if self.secret_key else "secret_key"
+            raise ValueError(f"CURVE needs both secret_key and server_key; {missing} is unset")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.secret_key)

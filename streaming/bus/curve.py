@@ -24,7 +24,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from streaming.config import Config, ConfigError
+from streaming.addresses import PublisherKeys, SubscriberKeys
 from streaming.errors import EiferError
 
 __all__ = [
@@ -32,9 +32,7 @@ __all__ = [
     "SECRET_SUFFIX",
     "CurveClient",
     "CurveKeyError",
-    "CurvePublisherConfig",
     "CurveServer",
-    "CurveSubscriberConfig",
     "key_paths",
     "load_client_keys",
     "load_public_key",
@@ -194,6 +192,11 @@ class CurveServer:
         public, secret = load_secret_key(secret_key)
         return cls(public, secret, load_client_keys(clients), str(clients))
 
+    @classmethod
+    def from_keys(cls, keys: PublisherKeys) -> CurveServer | None:
+        """The configured keys, or None when CURVE is off."""
+        return cls.from_files(keys.secret_key, keys.clients) if keys.enabled else None
+
     def apply(self, socket: zmq.Socket[bytes]) -> None:
         socket.curve_secretkey = self.secret_key
         socket.curve_publickey = self.public_key
@@ -237,6 +240,11 @@ class CurveClient:
         public, secret = load_secret_key(secret_key)
         return cls(public, secret, load_public_key(server_key, "server key file"))
 
+    @classmethod
+    def from_keys(cls, keys: SubscriberKeys) -> CurveClient | None:
+        """The configured keys, or None when CURVE is off."""
+        return cls.from_files(keys.secret_key, keys.server_key) if keys.enabled else None
+
     def apply(self, socket: zmq.Socket[bytes]) -> None:
         """Set before a connect: libzmq copies the keys into that connection."""
         socket.curve_secretkey = self.secret_key
@@ -247,37 +255,3 @@ class CurveClient:
 def plain(socket: zmq.Socket[bytes]) -> None:
     """The next connect without CURVE (libzmq: ``CURVE_SERVER = 0`` resets the mechanism)."""
     socket.curve_server = False
-
-
-class CurvePublisherConfig(Config):
-    """CURVE on a publisher's socket: both keys set, or neither (off)."""
-
-    secret_key: str = ""  # this publisher's NAME.key_secret ("" = CURVE off)
-    clients: str = ""  # folder of the NAME.key files of the subscribers allowed to read
-
-    def load(self, where: str) -> CurveServer | None:
-        """The keys, or None when off; :class:`ConfigError` naming ``where`` when half set."""
-        if not self.secret_key and not self.clients:
-            return None
-        if not self.secret_key or not self.clients:
-            missing = "secret_key" if not self.secret_key else "clients"
-            raise ConfigError(f"{where}: CURVE needs both secret_key and clients; {missing} unset")
-        return CurveServer.from_files(self.secret_key, self.clients)
-
-
-class CurveSubscriberConfig(Config):
-    """CURVE on a subscriber's connection: both keys set, or neither (off)."""
-
-    secret_key: str = ""  # this subscriber's NAME.key_secret
-    server_key: str = ""  # the publisher's NAME.key ("" = CURVE off)
-
-    def load(self, where: str) -> CurveClient | None:
-        """The keys, or None when off; :class:`ConfigError` naming ``where`` when half set."""
-        if not self.secret_key and not self.server_key:
-            return None
-        if not self.secret_key or not self.server_key:
-            missing = "secret_key" if not self.secret_key else "server_key"
-            raise ConfigError(
-                f"{where}: CURVE needs both secret_key and server_key; {missing} unset"
-            )
-        return CurveClient.from_files(self.secret_key, self.server_key)

@@ -11,17 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from streaming.addresses import binds_beyond_loopback, is_loopback
-from streaming.bus.curve import (
-    CurveClient,
-    CurveKeyError,
-    CurvePublisherConfig,
-    CurveServer,
-    CurveSubscriberConfig,
-    write_key_pair,
-)
+from streaming.addresses import PublisherKeys, SubscriberKeys, binds_beyond_loopback, is_loopback
+from streaming.bus.curve import CurveClient, CurveKeyError, CurveServer, write_key_pair
 from streaming.bus.pubsub import Publisher, Subscriber
-from streaming.config import ConfigError
+from streaming.config import ConfigError, validate
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -156,12 +149,15 @@ def test_key_files_that_are_not_keys_are_named(keys: Path, tmp_path: Path) -> No
 
 
 def test_half_a_curve_config_is_an_error_naming_what_is_missing(keys: Path) -> None:
-    assert CurvePublisherConfig().load("pipeline output.bus_curve") is None
-    assert CurveSubscriberConfig().load("display bus_curve") is None
-    with pytest.raises(ConfigError, match=r"output\.bus_curve: .*clients unset"):
-        CurvePublisherConfig(secret_key=str(_secret(keys, "pipeline"))).load("output.bus_curve")
-    with pytest.raises(ConfigError, match=r"bus_curve: .*secret_key unset"):
-        CurveSubscriberConfig(server_key=str(_public(keys, "pipeline"))).load("bus_curve")
+    assert CurveServer.from_keys(PublisherKeys()) is None  # off: the plain bus
+    assert CurveClient.from_keys(SubscriberKeys()) is None
+    secret = str(_secret(keys, "pipeline"))
+    with pytest.raises(ConfigError, match=r"pipeline\.toml: .*clients is unset"):
+        validate(PublisherKeys, {"secret_key": secret}, "pipeline.toml")
+    with pytest.raises(ConfigError, match="secret_key is unset"):
+        validate(SubscriberKeys, {"server_key": str(_public(keys, "pipeline"))})
+    keys_on = validate(PublisherKeys, {"secret_key": secret, "clients": str(keys / "clients")})
+    assert CurveServer.from_keys(keys_on) is not None
 
 
 def test_eifer_keys_writes_a_private_secret_file_and_keeps_an_existing_pair(
