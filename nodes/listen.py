@@ -192,6 +192,8 @@ def _curve(args: argparse.Namespace) -> dict[str, CurveClient]:
             ("--server-key", "--secret-key") if servers else ("--secret-key", "--server-key")
         )
         raise ConfigError(f"{given} needs {missing} too (CURVE takes both)")
+    if not servers:
+        return {}
     if len(servers) == 1:
         servers *= len(args.address)
     if len(servers) != len(args.address):
