@@ -64,9 +64,10 @@ def run(args: argparse.Namespace) -> int:
         channel_labels=["marker"],
         desc={"protocol": {"name": config.name, "seed": config.seed}},
     )
-    with ChunkOutlet(info) as outlet, Publisher(
-        config.bus, bind=config.bus_bind, curve=curve
-    ) as publisher:
+    with (
+        ChunkOutlet(info) as outlet,
+        Publisher(config.bus, bind=config.bus_bind, curve=curve) as publisher,
+    ):
         if config.wait_for_consumers_s > 0 and not outlet.wait_for_consumers(
             config.wait_for_consumers_s
         ):

@@ -116,9 +116,7 @@ def observe(config: CheckConfig) -> Observation:
         video_truth = TruthRecorder(selector, config.find_timeout_s)
     counter = _StampCounter(video_info) if video_info is not None else None
     emg_inlet = ChunkInlet(emg_info, max_buflen_s=1, max_chunk=64) if emg_info else None
-    subscriber = Subscriber(
-        config.bus_address, ["muscle", "expression", "status"], curve=curve
-    )
+    subscriber = Subscriber(config.bus_address, ["muscle", "expression", "status"], curve=curve)
     try:
         if counter is not None:
             counter.start(config.find_timeout_s)

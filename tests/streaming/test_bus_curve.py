@@ -152,7 +152,7 @@ def test_half_a_curve_config_is_an_error_naming_what_is_missing(keys: Path) -> N
     assert CurveServer.from_keys(PublisherKeys()) is None  # off: the plain bus
     assert CurveClient.from_keys(SubscriberKeys()) is None
     secret = str(_secret(keys, "pipeline"))
-    with pytest.raises(ConfigError, match=r"pipeline\.toml: .*clients is unset"):
+    with pytest.raises(ConfigError, match=r"(?s)pipeline\.toml: .*clients is unset"):
         validate(PublisherKeys, {"secret_key": secret}, "pipeline.toml")
     with pytest.raises(ConfigError, match="secret_key is unset"):
         validate(SubscriberKeys, {"server_key": str(_public(keys, "pipeline"))})
