@@ -18,6 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, example="thresholds.min_published_fraction=0.9")
     parser.add_argument("--seconds", type=seconds, help="how long to watch (default 10)")
     parser.add_argument("--bus", help="the pipeline's bus address (bus_address)")
+    parser.add_argument(
+        "--secret-key", help="CURVE: this subscriber's NAME.key_secret (bus_curve.secret_key)"
+    )
+    parser.add_argument(
+        "--server-key", help="CURVE: the pipeline's public NAME.key (bus_curve.server_key)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     parser.add_argument(
         "--bundle",
@@ -81,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         flags={
             "seconds": ("--seconds", args.seconds),
             "bus_address": ("--bus", args.bus),
+            "bus_curve.secret_key": ("--secret-key", args.secret_key),
+            "bus_curve.server_key": ("--server-key", args.server_key),
             "bundle": ("--bundle", args.bundle),
         },
     )

@@ -29,6 +29,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("streams",): ("nodes.streams", "list the LSL streams visible from this machine"),
     ("listen",): ("nodes.listen", "print what is published on the bus"),
     ("check",): ("nodes.check", "watch the live system for a while, judge it, print one table"),
+    ("keys",): ("nodes.keys", "a CURVE key pair for the bus (encrypted, known subscribers only)"),
     ("build-engine",): ("nodes.build_engine", "build TensorRT engines for a bundle"),
     ("flame", "convert"): ("nodes.flame", "a FLAME 2020 pickle -> the .npz the display loads"),
     ("train",): ("nodes.train", "offline trainer: training sets, phase-2 MLPs, reports, bundles"),

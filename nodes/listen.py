@@ -18,8 +18,10 @@ from nodes.common import (
     seconds,
 )
 from streaming.addresses import DEFAULT_ADDRESS
+from streaming.bus.curve import CurveClient
 from streaming.bus.pubsub import TOPICS, Message, Subscriber
 from streaming.bus.schema import UnknownTopicError, validate
+from streaming.config import ConfigError
 from streaming.errors import PayloadError
 
 
@@ -32,6 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="bus address(es) to subscribe to, e.g. the pipeline's and the protocol node's",
     )
     options.add_argument("--topics", nargs="*", default=list(TOPICS), help="topics to show")
+    options.add_argument(
+        "--secret-key", default="", help="CURVE: this subscriber's NAME.key_secret"
+    )
+    options.add_argument(
+        "--server-key",
+        nargs="+",
+        default=[],
+        help="CURVE: the publisher's public NAME.key, one for every --address or one per address",
+    )
     options.add_argument("--seconds", type=seconds, help="stop after this many seconds")
     options.add_argument("--every", type=count, default=1, help="show every Nth per-frame message")
     add_option_config_arguments(options, example="every=30")
@@ -173,12 +184,35 @@ class TerminalView:
         return lines
 
 
+def _curve(args: argparse.Namespace) -> dict[str, CurveClient]:
+    """CURVE keys per address from ``--secret-key`` and ``--server-key`` (neither: plain)."""
+    servers = list(args.server_key)
+    if bool(servers) != bool(args.secret_key):
+        given, missing = (
+            ("--server-key", "--secret-key") if servers else ("--secret-key", "--server-key")
+        )
+        raise ConfigError(f"{given} needs {missing} too (CURVE takes both)")
+    if not servers:
+        return {}
+    if len(servers) == 1:
+        servers *= len(args.address)
+    if len(servers) != len(args.address):
+        raise ConfigError(
+            f"--server-key: give one key file for every --address or one per address "
+            f"({len(args.address)}), got {len(servers)}"
+        )
+    return {
+        address: CurveClient.from_files(args.secret_key, server)
+        for address, server in zip(args.address, servers, strict=True)
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     load_option_config(args)
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     counts: dict[str, int] = {}
     view = TerminalView()
-    with Subscriber(args.address, args.topics) as subscriber:
+    with Subscriber(args.address, args.topics, curve=_curve(args)) as subscriber:
         try:
             while deadline is None or time.monotonic() < deadline:
                 message = subscriber.receive(0.5)

@@ -49,8 +49,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"{at / args.speed:9.2f} s  {text}")
         return 0
     from streaming.acquisition.lsl_io import ChunkOutlet, configure_lsl, stream_info
+    from streaming.bus.curve import CurveServer
     from streaming.bus.pubsub import Publisher
 
+    curve = CurveServer.from_keys(config.bus_curve)  # a bad key file stops it before LSL
     configure_lsl()
     info = stream_info(
         config.stream_name,
@@ -62,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
         channel_labels=["marker"],
         desc={"protocol": {"name": config.name, "seed": config.seed}},
     )
-    with ChunkOutlet(info) as outlet, Publisher(config.bus, bind=config.bus_bind) as publisher:
+    with (
+        ChunkOutlet(info) as outlet,
+        Publisher(config.bus, bind=config.bus_bind, curve=curve) as publisher,
+    ):
         if config.wait_for_consumers_s > 0 and not outlet.wait_for_consumers(
             config.wait_for_consumers_s
         ):

@@ -72,6 +72,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--remote-port", type=port, help="remote control port (default 22345; 0: any free port)"
     )
+    parser.add_argument(
+        "--remote-host",
+        help="address the remote control listens on (default 127.0.0.1; 0.0.0.0: every network)",
+    )
+    parser.add_argument(
+        "--remote-allow",
+        action="append",
+        metavar="HOST",
+        help="a host (address, network such as 10.0.0.0/24, or name) whose scripts may connect "
+        "(repeatable; replaces the default, this machine only)",
+    )
     parser.add_argument("--duration", type=seconds, help="stop after this many seconds")
     parser.add_argument("--quiet", action="store_true", help="no status line")
 
@@ -92,11 +103,15 @@ def recorder_config(args: argparse.Namespace) -> RecorderConfig:
         update["streams"] = [{"name": name} for name in args.stream]
     if args.require:
         update["required_streams"] = list(args.require)
-    if args.remote or args.remote_port is not None:
+    if args.remote or args.remote_port is not None or args.remote_host or args.remote_allow:
         remote = config.remote_control.model_dump()
         remote["enabled"] = remote["enabled"] or args.remote
         if args.remote_port is not None:
             remote["port"] = args.remote_port
+        if args.remote_host:
+            remote["host"] = args.remote_host
+        if args.remote_allow:
+            remote["allow"] = list(args.remote_allow)
         update["remote_control"] = remote
     if not update:
         return config
@@ -114,9 +129,13 @@ def run(args: argparse.Namespace) -> int:
     remote = config.remote_control
     server = None
     if remote.enabled:
-        server = RemoteControlServer(controller, remote.host, remote.port).start()
+        server = RemoteControlServer(controller, remote.host, remote.port, remote.allow).start()
         host, port = server.address
-        _say(f"remote control: listening on {host}:{port} (LabRecorder commands)", sys.stdout)
+        _say(
+            f"remote control: listening on {host}:{port} (LabRecorder commands) for "
+            f"{', '.join(remote.allow)}",
+            sys.stdout,
+        )
     reason, status = "stopped by the user", 0
     try:
         if server is None or remote.auto_start:

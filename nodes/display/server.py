@@ -8,7 +8,8 @@ the truth at the message's time, :mod:`nodes.display.truth`), and hands it to th
 connected WebSocket client's latest-only slots (:mod:`nodes.display.hub`). The page (``static/``)
 draws what arrives. The bus thread survives any message; should it die all the same, ``/health``
 says so and the 1 Hz ticker restarts it. Binds 127.0.0.1 by default; no asset is fetched from the
-network.
+network. Every request passes :mod:`nodes.display.access` first: the ``Origin`` of the page that
+sends it, and beyond loopback an access token (printed once, as a URL, at start).
 
 One module past the house's ~450 lines, on purpose: the web handlers, the bus thread and the ticker share
 one server's counters, hub and event loop, and one lifecycle; the parts that stand alone are
@@ -23,6 +24,8 @@ import base64
 import contextlib
 import json
 import logging
+import re
+import socket
 import threading
 import time
 from collections import deque
@@ -31,16 +34,24 @@ from typing import Any
 
 import numpy as np
 from aiohttp import WSMsgType, web
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from configs import CONFIG_DIR, config_path
 from nodes.common import add_config_arguments, load_node_config, restore_sigint
+from nodes.display.access import Access, access_token
 from nodes.display.feedback import Feedback
 from nodes.display.head import HeadMesh, load_head
 from nodes.display.hub import Hub, LatestSlots, message_json
 from nodes.display.truth import TruthView
 from streaming.acquisition.electrodes import load_scheme
-from streaming.addresses import DEFAULT_ADDRESS, PROTOCOL_ADDRESS, BusAddressError
+from streaming.addresses import (
+    DEFAULT_ADDRESS,
+    PROTOCOL_ADDRESS,
+    BusAddressError,
+    SubscriberKeys,
+    is_loopback,
+)
+from streaming.bus.curve import CurveClient
 from streaming.bus.pubsub import Message, Subscriber
 from streaming.bus.schema import UnknownTopicError, validate
 from streaming.config import Config, ConfigError
@@ -54,16 +65,25 @@ log = logging.getLogger(__name__)
 
 
 SHUTDOWN_S = 2.0  # the longest wait for open requests when the display stops
+_TOKEN = re.compile(r"[A-Za-z0-9_.~-]{8,}")
+_ORIGIN = re.compile(r"https?://[^\s/?#]+")
 
 
 class DisplayConfig(Config):
     """Settings of ``eifer display`` (``configs/nodes/display.toml``)."""
 
-    host: str = "127.0.0.1"
+    host: str = "127.0.0.1"  # loopback; any other address reaches the network: a token then
     port: int = Field(8080, ge=0, le=65535)
+    # access token: "" = one is generated when host is beyond loopback; set, it is required on
+    # any host (a tablet's bookmark that survives restarts)
+    token: str = ""
+    open_access: bool = False  # beyond loopback without a token: anyone on the network (warned)
+    allowed_origins: list[str] = []  # other pages (scheme://host:port) that may open /ws
     bus_address: str = DEFAULT_ADDRESS
+    bus_curve: SubscriberKeys = Field(default_factory=SubscriberKeys)  # CURVE to bus_address
     # the protocol node publishes `instruction` on its own socket ("" = none)
     protocol_address: str = PROTOCOL_ADDRESS
+    protocol_curve: SubscriberKeys = Field(default_factory=SubscriberKeys)
     scheme: str = "fridlund"
     movements: str = ""
     head_model: str = ""
@@ -78,6 +98,32 @@ class DisplayConfig(Config):
     # the synthetic participant's VideoTruth (<camera name>-truth), the simulator's EMGTruth
     video_truth: str = ""
     emg_truth: str = ""
+
+    @field_validator("token")
+    @classmethod
+    def _usable_token(cls, token: str) -> str:
+        if token and not _TOKEN.fullmatch(token):
+            raise ValueError(
+                "a token is at least 8 URL-safe characters (letters, digits, _ . ~ -); "
+                'leave it "" to have one generated'
+            )
+        return token
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if not _ORIGIN.fullmatch(origin.rstrip("/")):
+                raise ValueError(
+                    f"{origin!r} is not an origin: scheme://host[:port], e.g. http://tablet:8080"
+                )
+        return [origin.rstrip("/").lower() for origin in origins]
+
+    @model_validator(mode="after")
+    def _token_or_open(self) -> DisplayConfig:
+        if self.token and self.open_access:
+            raise ValueError("open_access = true and a token contradict each other: choose one")
+        return self
 
 
 class DisplayServer:
@@ -123,6 +169,11 @@ class DisplayServer:
         self.bus_thread_restarts = 0
         self.bus_thread_crash: str | None = None
         self.url = ""
+        self.access = Access(
+            access_token(config.host, config.token, config.open_access),
+            frozenset(config.allowed_origins),
+            check_host=is_loopback(config.host),
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_bus = threading.Event()
         self._bus_thread: threading.Thread | None = None
@@ -132,7 +183,7 @@ class DisplayServer:
 
     # ---- web application -------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self.access.middleware])
         app.router.add_get("/", self._index)
         app.router.add_get("/ws", self._websocket)
         app.router.add_get("/head.json", self._head_json)
@@ -403,9 +454,14 @@ class DisplayServer:
                     loop.call_soon_threadsafe(self.hub.broadcast, topic, text)
 
     def _subscribe(self) -> Subscriber:
-        addresses = [a for a in (self.config.bus_address, self.config.protocol_address) if a]
+        config = self.config
+        addresses = [a for a in (config.bus_address, config.protocol_address) if a]
+        curve = {
+            config.bus_address: CurveClient.from_keys(config.bus_curve),
+            config.protocol_address: CurveClient.from_keys(config.protocol_curve),
+        }
         try:
-            return Subscriber(addresses)
+            return Subscriber(addresses, curve=curve)
         except BusAddressError as exc:
             raise ConfigError(
                 f"display: {exc} (set with --set bus_address=... / protocol_address=...)"
@@ -449,10 +505,12 @@ class DisplayServer:
                 "choose another port with --set port=N"
             ) from None
         host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
-        self.url = f"http://{host}:{port}/"
+        if host in ("0.0.0.0", "::"):  # every interface: the name other computers know
+            host = socket.gethostname()
+        self.url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
         try:
             subscriber = self._subscribe()
-        except ConfigError:
+        except EiferError:
             await self._runner.cleanup()
             raise
         self._stop_bus.clear()
@@ -473,6 +531,20 @@ class DisplayServer:
         if self._bus_thread is not None:
             await asyncio.to_thread(self._bus_thread.join, 2.0)
         await asyncio.to_thread(self.truth.close)
+
+    @property
+    def open_url(self) -> str:
+        """The page's URL with its access token, when one is required (printed once)."""
+        return f"{self.url}?token={self.access.token}" if self.access.token else self.url
+
+    def exposure_warning(self) -> str | None:
+        """One line when the page is served beyond loopback without a token, else None."""
+        if self.access.token is not None or is_loopback(self.config.host):
+            return None
+        return (
+            f"display: serving on {self.config.host} beyond loopback without an access token "
+            "(open_access): anyone who reaches this port sees the participant's data"
+        )
 
 
 class ServerThread:
@@ -539,8 +611,13 @@ def load(args: argparse.Namespace) -> DisplayConfig:
 
 async def _serve(config: DisplayConfig) -> None:
     server = DisplayServer(config)
-    url = await server.start()
-    print(f"eifer display: open {url}  (bus {config.bus_address}; Ctrl-C to stop)", flush=True)
+    await server.start()
+    if (warning := server.exposure_warning()) is not None:
+        log.warning("%s", warning)
+    print(
+        f"eifer display: open {server.open_url}  (bus {config.bus_address}; Ctrl-C to stop)",
+        flush=True,
+    )
     if server.head_note:
         print(f"eifer display: {server.head_note}", flush=True)
     try:

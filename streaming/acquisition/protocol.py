@@ -38,7 +38,7 @@ from streaming.acquisition.markers import (
     parse_trial_marker,
     trial_marker,
 )
-from streaming.addresses import PROTOCOL_ADDRESS
+from streaming.addresses import PROTOCOL_ADDRESS, PublisherKeys
 from streaming.config import Config, load_config
 
 __all__ = [
@@ -80,6 +80,7 @@ class ProtocolConfig(Config):
     source_id: str = "eifer-protocol"
     bus: str = PROTOCOL_ADDRESS
     bus_bind: bool = True
+    bus_curve: PublisherKeys = Field(default_factory=PublisherKeys)  # CURVE (bus_bind only)
     instruction_period_s: PositiveFloat = 1.0
     wait_for_consumers_s: NonNegativeFloat = 0.0
     blocks: list[Block] = Field(min_length=1)

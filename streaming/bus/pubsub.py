@@ -8,6 +8,14 @@ a bad message: they count and log it (:attr:`Subscriber.rejected`). A subscriber
 message, receive high-water mark) apply to every address it connects to; a connection libzmq
 drops (a message over the limit, or a publisher that stopped) is counted and logged
 (:attr:`Subscriber.disconnects`): messages queued on it are lost.
+
+Optionally both ends use ZeroMQ's CURVE (:mod:`streaming.bus.curve`): the publisher admits only
+subscribers whose public keys it holds, and what travels is encrypted. A subscriber whose
+handshake fails (no keys for a CURVE publisher, a key it does not know, the wrong server key)
+receives nothing: each failure is counted (:attr:`Subscriber.handshake_failures`), logged with
+its likely cause (at most every 10 s per publisher) and retried every few seconds. A publisher
+bound beyond loopback without CURVE says so in one warning line. Without CURVE the messages and
+the behaviour are as above, whatever the address.
 """
 
 from __future__ import annotations
@@ -26,7 +34,13 @@ import numpy as np
 import zmq
 from zmq.utils import monitor as zmq_monitor
 
-from streaming.addresses import DEFAULT_ADDRESS, BusAddressError, check_address
+from streaming.addresses import (
+    DEFAULT_ADDRESS,
+    BusAddressError,
+    binds_beyond_loopback,
+    check_address,
+)
+from streaming.bus.curve import CurveClient, CurveServer, plain
 from streaming.errors import PayloadError
 
 __all__ = [
@@ -49,6 +63,13 @@ _MAX_DIMS = 32  # numpy's own limit is 64; bus arrays are 1-D or 2-D
 # numpy needs every shape's product (zeros left out) to fit its index type
 _MAX_ARRAY_BYTES = np.iinfo(np.intp).max
 _MAX_DEPTH = 32  # nesting of maps/lists in ``fields``; bus messages use 3
+HANDSHAKE_RETRY_S = 5.0  # a refused subscriber tries again this often (a key may be added)
+_HANDSHAKE_LOG_S = 10.0  # ... and says so at most this often per publisher
+_HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
 
 log = logging.getLogger(__name__)
 
@@ -188,19 +209,28 @@ def decode(parts: Sequence[bytes]) -> Message:
 
 
 def _open(
-    kind: int, addresses: Sequence[str], *, bind: bool, options: Mapping[int, int] | None = None
+    kind: int,
+    addresses: Sequence[str],
+    *,
+    bind: bool,
+    options: Mapping[int, int] | None = None,
+    context: zmq.Context[zmq.Socket[bytes]] | None = None,
+    setup: Any = None,
 ) -> zmq.Socket[bytes]:
     """A socket bound or connected to every address, ``options`` set first (libzmq applies
-    limits such as ``MAXMSGSIZE`` and ``RCVHWM`` only to connections made after they are set);
+    limits such as ``MAXMSGSIZE`` and ``RCVHWM`` only to connections made after they are set)
+    and ``setup(socket, address)`` called before each bind or connect (CURVE keys);
     :class:`BusAddressError` names the address that failed."""
     for address in addresses:
         check_address(address)
-    socket: zmq.Socket[bytes] = zmq.Context.instance().socket(kind)
+    socket: zmq.Socket[bytes] = (context or zmq.Context.instance()).socket(kind)
     socket.setsockopt(zmq.LINGER, 0)
     for option, value in (options or {}).items():
         socket.setsockopt(option, value)
     try:
         for address in addresses:
+            if setup is not None:
+                setup(socket, address)
             if bind:
                 socket.bind(address)
             else:
@@ -230,11 +260,48 @@ class Publisher:
         Bind (the usual publisher) or connect (to a subscriber that binds).
     hwm : int
         Send high-water mark: messages queued per subscriber before ZeroMQ drops new ones.
+    curve : CurveServer or None
+        CURVE keys and the subscribers let in (bind only); None: unencrypted, anyone may read.
     """
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, *, bind: bool = True, hwm: int = 1000):
-        self._socket = _open(zmq.PUB, [address], bind=bind, options={zmq.SNDHWM: hwm})
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        bind: bool = True,
+        hwm: int = 1000,
+        curve: CurveServer | None = None,
+    ):
+        self._context: zmq.Context[zmq.Socket[bytes]] | None = None
+        self._auth: Any = None
+        if curve is not None:
+            if not bind:
+                raise BusAddressError(
+                    f"bus at {address}: CURVE needs the publisher to bind (it is the server)"
+                )
+            # a ZAP handler serves one context: a CURVE publisher has its own
+            self._context = zmq.Context()
+            self._auth = curve.authenticator(self._context)
+        try:
+            self._socket = _open(
+                zmq.PUB,
+                [address],
+                bind=bind,
+                options={zmq.SNDHWM: hwm},
+                context=self._context,
+                setup=None if curve is None else lambda socket, _address: curve.apply(socket),
+            )
+        except BaseException:
+            self._close_context()
+            raise
         self.address: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT) if bind else address
+        self.curve = curve is not None
+        if bind and curve is None and binds_beyond_loopback(self.address):
+            log.warning(
+                "bus: publishing on %s, beyond loopback, without CURVE: anyone who reaches "
+                "this port reads the participant's data (see `eifer keys`)",
+                self.address,
+            )
 
     def publish(
         self,
@@ -248,6 +315,15 @@ class Publisher:
 
     def close(self) -> None:
         self._socket.close()
+        self._close_context()
+
+    def _close_context(self) -> None:
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        if self._context is not None:
+            self._context.term()
+            self._context = None
 
     def __enter__(self) -> Publisher:
         return self
@@ -279,6 +355,8 @@ class Subscriber:
         Receive high-water mark: messages queued before ZeroMQ drops new ones.
     max_message_bytes : int
         Largest message accepted.
+    curve : CurveClient, mapping of address to CurveClient, or None
+        CURVE keys for every address, or per address (addresses not named: unencrypted).
     """
 
     def __init__(
@@ -289,14 +367,21 @@ class Subscriber:
         conflate: bool = False,
         hwm: int = 1000,
         max_message_bytes: int = 16 << 20,
+        curve: CurveClient | Mapping[str, CurveClient | None] | None = None,
     ) -> None:
         addresses = [address] if isinstance(address, str) else list(address)
         if not addresses:
             raise BusAddressError("no bus address to subscribe to")
+        if isinstance(curve, CurveClient):
+            self._curve: dict[str, CurveClient | None] = dict.fromkeys(addresses, curve)
+        else:
+            self._curve = {a: (curve or {}).get(a) for a in addresses}
         limits: dict[int, int] = {zmq.RCVHWM: hwm, zmq.MAXMSGSIZE: max_message_bytes}
         # one socket listens to several publishers, each connection under the same limits
-        self._socket = _open(zmq.SUB, addresses, bind=False, options=limits)
-        self._monitor: zmq.Socket[bytes] = self._socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._socket = _open(zmq.SUB, addresses, bind=False, options=limits, setup=self._keys)
+        self._monitor: zmq.Socket[bytes] = self._socket.get_monitor_socket(
+            zmq.EVENT_DISCONNECTED | _HANDSHAKE_FAILED
+        )
         for topic in topics or ("",):
             self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
         self._addresses = frozenset(addresses)
@@ -305,9 +390,27 @@ class Subscriber:
         self.address = address
         self.rejected = 0
         self.disconnects = 0
+        self.handshake_failures = 0
         self.last_error: str | None = None
         self._logged_at = -math.inf
         self._unlogged = 0
+        self._failed: dict[str, float] = {}  # endpoint -> when its last handshake failed
+        self._handshake_logged: dict[str, float] = {}
+        self._retry_at: dict[str, float] = {}  # endpoint -> when to connect again
+
+    def _keys(self, socket: zmq.Socket[bytes], address: str) -> None:
+        """This address's CURVE keys (or none) for the connect that follows."""
+        keys = self._curve.get(address)
+        if keys is None:
+            plain(socket)
+        else:
+            keys.apply(socket)
+
+    def _connect_again(self, endpoint: str) -> None:
+        with contextlib.suppress(zmq.ZMQError):
+            self._socket.disconnect(endpoint)
+        self._keys(self._socket, endpoint)
+        self._socket.connect(endpoint)
 
     def _reject(self, reason: str) -> None:
         self.rejected += 1
@@ -322,13 +425,25 @@ class Subscriber:
 
     def _count_disconnects(self) -> None:
         """Count each dropped connection, and connect again: libzmq reconnects after a lost
-        publisher, but never after a protocol error such as a message over the size limit."""
+        publisher, but never after a protocol error such as a message over the size limit.
+        A failed handshake is no dropped connection (nothing was received): it is counted
+        apart and retried after :data:`HANDSHAKE_RETRY_S`."""
+        now = time.monotonic()
+        for endpoint, when in list(self._retry_at.items()):
+            if now >= when:
+                del self._retry_at[endpoint]
+                self._connect_again(endpoint)
         while self._monitor.poll(0):
             event = zmq_monitor.recv_monitor_message(self._monitor)
+            endpoint = event["endpoint"].decode(errors="replace")
+            if event["event"] & _HANDSHAKE_FAILED:
+                self._handshake_failed(endpoint, event["event"], now)
+                continue
             if event["event"] != zmq.EVENT_DISCONNECTED:
                 continue
+            if now - self._failed.get(endpoint, -math.inf) < 1.0:
+                continue  # the end of a failed handshake: retried by _handshake_failed
             self.disconnects += 1
-            endpoint = event["endpoint"].decode(errors="replace")
             log.warning(
                 "bus connection to %s dropped (a message over %d bytes, or the publisher "
                 "stopped): messages queued on it are lost (%d dropped so far); reconnecting",
@@ -337,9 +452,33 @@ class Subscriber:
                 self.disconnects,
             )
             if endpoint in self._addresses:
-                with contextlib.suppress(zmq.ZMQError):
-                    self._socket.disconnect(endpoint)
-                self._socket.connect(endpoint)
+                self._connect_again(endpoint)
+
+    def _handshake_failed(self, endpoint: str, kind: int, now: float) -> None:
+        self.handshake_failures += 1
+        self._failed[endpoint] = now
+        if endpoint in self._addresses:
+            self._retry_at.setdefault(endpoint, now + HANDSHAKE_RETRY_S)
+        if now - self._handshake_logged.get(endpoint, -math.inf) < _HANDSHAKE_LOG_S:
+            return
+        self._handshake_logged[endpoint] = now
+        if kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            cause = (
+                "the publisher refused this subscriber's key: add its NAME.key to the "
+                "publisher's clients folder and restart the publisher"
+            )
+        elif self._curve.get(endpoint) is None:
+            cause = (
+                "the publisher may require CURVE: set this subscriber's server_key and secret_key"
+            )
+        else:
+            cause = "server_key is not this publisher's public key, or it does not use CURVE"
+        log.warning(
+            "bus: handshake with %s failed (%d so far), nothing is received from it: %s",
+            endpoint,
+            self.handshake_failures,
+            cause,
+        )
 
     def _next(self, timeout_s: float) -> Message | None:
         self._count_disconnects()

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from streaming.acquisition.lsl_io import ChunkInlet, StreamSelector, desc_to_dict, find_stream
+from streaming.bus.curve import CurveClient
 from streaming.bus.pubsub import Message, Subscriber
 from streaming.bus.schema import validate
 from streaming.check.config import CheckConfig
@@ -103,6 +104,7 @@ def observe(config: CheckConfig) -> Observation:
     import pylsl
 
     notes: list[str] = []
+    curve = CurveClient.from_keys(config.bus_curve)  # a bad key file stops it before LSL
     emg_info = _find(config.emg.selector(), config.find_timeout_s, "EMG stream", notes)
     video_info = _find(config.video.selector(), config.find_timeout_s, "camera stream", notes)
     emg_truth = video_truth = None
@@ -114,7 +116,7 @@ def observe(config: CheckConfig) -> Observation:
         video_truth = TruthRecorder(selector, config.find_timeout_s)
     counter = _StampCounter(video_info) if video_info is not None else None
     emg_inlet = ChunkInlet(emg_info, max_buflen_s=1, max_chunk=64) if emg_info else None
-    subscriber = Subscriber(config.bus_address, ["muscle", "expression", "status"])
+    subscriber = Subscriber(config.bus_address, ["muscle", "expression", "status"], curve=curve)
     try:
         if counter is not None:
             counter.start(config.find_timeout_s)

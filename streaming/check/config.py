@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, NonNegativeFloat, PositiveFloat
 
 from streaming.acquisition.lsl_io import StreamSelector
-from streaming.addresses import DEFAULT_ADDRESS
+from streaming.addresses import DEFAULT_ADDRESS, SubscriberKeys
 from streaming.config import Config
 
 __all__ = ["CheckConfig", "StreamConfig", "Thresholds"]
@@ -65,6 +65,7 @@ class CheckConfig(Config):
     settle_s: NonNegativeFloat = 0.5  # after connecting, before the window opens
     drain_s: PositiveFloat = 1.5  # after the window, for messages of frames captured in it
     bus_address: str = DEFAULT_ADDRESS
+    bus_curve: SubscriberKeys = Field(default_factory=SubscriberKeys)  # CURVE: this end's keys
     find_timeout_s: PositiveFloat = 5.0
     emg: StreamConfig = Field(default_factory=lambda: StreamConfig(name="EMG", type="EMG"))
     video: StreamConfig = Field(default_factory=lambda: StreamConfig(name="Camera", type="Video"))

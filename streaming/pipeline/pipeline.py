@@ -58,7 +58,8 @@ import numpy as np
 from pydantic import Field, NonNegativeFloat, PositiveFloat
 
 from streaming.acquisition.lsl_io import ChunkOutlet, stream_info
-from streaming.addresses import DEFAULT_ADDRESS
+from streaming.addresses import DEFAULT_ADDRESS, PublisherKeys
+from streaming.bus.curve import CurveServer
 from streaming.bus.pubsub import Publisher
 from streaming.config import Config
 from streaming.errors import EiferError
@@ -96,6 +97,9 @@ class SyncConfig(Config):
 
 class OutputConfig(Config):
     bus_address: str = DEFAULT_ADDRESS
+    # CURVE: only subscribers whose keys are in bus_curve.clients read (README "Running across
+    # computers"); off by default, as the bus binds loopback
+    bus_curve: PublisherKeys = Field(default_factory=PublisherKeys)
     lsl_predictions: bool = True
     lsl_name: str = "EIFER"
     status_interval_s: PositiveFloat = 1.0
@@ -197,7 +201,9 @@ class Pipeline:
         if self.profile is not None and models is not None:  # a profile of another method: refused
             source = f"the model bundle {config.models.bundle}"
             check_normalisation(self.profile, models.normalisation, source)
-        self.publisher = publisher or Publisher(config.output.bus_address)
+        self.publisher = publisher or Publisher(
+            config.output.bus_address, curve=CurveServer.from_keys(config.output.bus_curve)
+        )
         self._own_publisher = publisher is None
         self.published = 0
         self.emg_missing = 0

@@ -32,6 +32,9 @@ class RemoteControlConfig(Config):
     enabled: bool = False
     host: str = "127.0.0.1"  # loopback: only scripts on this machine (LabRecorder: any)
     port: int = Field(default=22345, ge=0, lt=65536)  # LabRecorder's; 0 = any free port
+    # hosts whose scripts may connect: addresses, networks ("10.0.0.0/24") or host names
+    # (resolved at start); others are refused and logged. Default: this machine only
+    allow: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1"], min_length=1)
     auto_start: bool = False  # start recording at once, as without remote control
 
 

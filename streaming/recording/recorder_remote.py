@@ -15,35 +15,47 @@ Replies: ``OK`` (exactly LabRecorder's two bytes, no line end) once the command 
 ``start`` the file exists, after ``stop`` it is complete. A malformed or refused command gets
 ``ERROR: <reason>`` and a line end, and changes nothing; LabRecorder answers ``OK`` to anything,
 so a script that ignores replies behaves the same. Binds loopback unless configured otherwise
-(LabRecorder listens on every interface, where anyone on the network could start and stop it).
+(LabRecorder listens on every interface, where anyone on the network could start and stop it),
+and serves only the hosts of an allow-list (addresses, networks such as ``10.0.0.0/24``, or host
+names resolved at start; by default this machine): any other host's connection is closed at
+once, unanswered, with a log line naming it.
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import re
+import socket
 import socketserver
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from streaming.addresses import is_loopback
 from streaming.errors import EiferError
 from streaming.recording.recorder_control import FILE_NAME_KEYS, RecorderController
 
 __all__ = [
     "LISTEN_BACKLOG",
+    "LOOPBACK_HOSTS",
     "MAX_LINE_BYTES",
     "RemoteCommand",
     "RemoteCommandError",
     "RemoteControlError",
     "RemoteControlServer",
+    "allowed_networks",
     "execute",
+    "exposure_warning",
     "parse_command",
 ]
 
 log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 8192
+LOOPBACK_HOSTS = ("127.0.0.0/8", "::1")  # this machine: the default allow-list
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 LISTEN_BACKLOG = 128
 _OPTION = re.compile(r"\{(\w+?):([^}]*)\}")  # LabRecorder's regular expression
 _SIMPLE = ("start", "stop", "update", "status")
@@ -152,6 +164,48 @@ def reply_to(controller: RecorderController, line: str) -> str:
     return reply
 
 
+def allowed_networks(hosts: Sequence[str]) -> tuple[Network, ...]:
+    """The allow-list as networks: an address (``10.0.0.7``), a network (``10.0.0.0/24``) or a
+    host name (every address it resolves to now); :class:`RemoteControlError` names an entry
+    that is none of these."""
+    networks: list[Network] = []
+    for host in hosts:
+        text = host.strip().strip("[]")
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+            continue
+        except ValueError:
+            pass
+        try:
+            infos = socket.getaddrinfo(text, None, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise RemoteControlError(
+                f"remote control: allow-list entry {host!r} is not an address, a network "
+                f"(10.0.0.0/24) or a known host name ({getattr(exc, 'strerror', exc)})"
+            ) from None
+        networks += [ipaddress.ip_network(info[4][0].split("%")[0]) for info in infos]
+    return tuple(networks)
+
+
+def exposure_warning(host: str, allow: Sequence[str]) -> str | None:
+    """One line when listening on ``host`` beyond loopback for every host (an allow-list entry
+    such as ``0.0.0.0/0``), else None: the lab should name its experiment computers."""
+    if is_loopback(host) or not any(n.prefixlen == 0 for n in allowed_networks(allow)):
+        return None
+    return (
+        f"remote control: listening on {host} for commands from ANY host "
+        f"(remote_control.allow = {list(allow)}): anyone on the network can start and stop "
+        "the recording"
+    )
+
+
+def _client_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    address = ipaddress.ip_address(text.split("%")[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped  # a dual-stack socket's IPv4 client
+    return address
+
+
 class _Handler(socketserver.StreamRequestHandler):
     server: _Server
 
@@ -184,12 +238,40 @@ class _Server(socketserver.ThreadingTCPServer):
     # TCP's 1 s SYN retry; 128 is the common default of servers (and of older somaxconn)
     request_queue_size = LISTEN_BACKLOG
     controller: RecorderController
+    allowed: tuple[Network, ...] = ()
+    allow_text = ""
+
+    def verify_request(self, request: object, client_address: object) -> bool:
+        """Only hosts of the allow-list; any other is closed unanswered, and named."""
+        host = str(client_address[0])  # type: ignore[index]
+        address = _client_address(host)
+        if any(address in network for network in self.allowed):
+            return True
+        log.warning(
+            "remote control: refused a connection from %s (not in remote_control.allow: %s)",
+            host,
+            self.allow_text,
+        )
+        return False
 
 
 class RemoteControlServer:
-    """Serves the protocol for ``controller`` on ``host:port`` (0: any free port) in a thread."""
+    """Serves the protocol for ``controller`` on ``host:port`` (0: any free port) in a thread,
+    to the hosts in ``allow`` only (see :func:`allowed_networks`)."""
 
-    def __init__(self, controller: RecorderController, host: str = "127.0.0.1", port: int = 22345):
+    def __init__(
+        self,
+        controller: RecorderController,
+        host: str = "127.0.0.1",
+        port: int = 22345,
+        allow: Sequence[str] = LOOPBACK_HOSTS,
+    ):
+        allowed = allowed_networks(allow)  # before binding: a bad entry binds nothing
+        if not allowed:
+            raise RemoteControlError(
+                "remote control: the allow-list (remote_control.allow) is empty: no script "
+                "could connect; name the experiment computers, or leave it to this machine"
+            )
         try:
             self._server = _Server((host, port), _Handler)
         except OSError as exc:
@@ -200,6 +282,9 @@ class RemoteControlServer:
                    "set remote_control.port" if taken else f"unusable ({exc.strerror})")
             ) from None  # fmt: skip
         self._server.controller = controller
+        self._server.allowed = allowed
+        self._server.allow_text = ", ".join(allow)
+        self.allow = tuple(allow)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
             name="remote-control", daemon=True,
@@ -210,7 +295,13 @@ class RemoteControlServer:
         host, port = self._server.server_address[:2]
         return str(host), int(port)
 
+    def exposure_warning(self) -> str | None:
+        """One line when the port is open beyond loopback to every host, else None."""
+        return exposure_warning(self.address[0], self.allow)
+
     def start(self) -> RemoteControlServer:
+        if (warning := self.exposure_warning()) is not None:
+            log.warning("%s", warning)
         self._thread.start()
         return self
 

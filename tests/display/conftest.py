@@ -36,10 +36,11 @@ class FramePublisher:
         *,
         profile: bool = True,
         scheme: str = "fridlund",
+        curve: Any = None,
     ) -> None:
         from streaming.bus.pubsub import Publisher
 
-        self.publisher = Publisher(address)
+        self.publisher = Publisher(address, curve=curve)  # curve: a CurveServer, or plain
         self.address = self.publisher.address
         self.rate_hz = rate_hz
         self.profile = profile  # False: no participant profile and no models (microvolts only)

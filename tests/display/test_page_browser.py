@@ -303,3 +303,31 @@ def test_hostile_bus_messages_never_break_the_page(browser, display_config) -> N
         assert stats["received"]["hello"] == 1
     assert health["bus_thread"]["alive"] and health["invalid"] > 100
     assert health["undecodable"] > 20 and health["ignored_topics"] > 30
+
+
+def test_page_opened_with_its_token_works_and_without_it_is_refused(
+    browser, publisher, display_config
+) -> None:
+    """The tablet's view of a display that needs a token (127.0.0.2 with a token configured
+    stands for a lab address): the printed URL opens a live page, the bare URL gets 403."""
+    config = display_config(
+        publisher.address, host="127.0.0.2", token="tablet-token-5678", head_model="synthetic"
+    )
+    with ServerThread(config) as server:
+        context = browser.new_context()
+        bare = context.new_page()
+        refused = bare.goto(server.server.url)
+        refused_text = bare.text_content("body")
+        bare.close()
+        page = context.new_page()
+        errors, failed = _watch(page)
+        page.goto(server.server.open_url)
+        page.wait_for_function("() => (window.eiferStats.received.muscle || 0) > 10", timeout=15000)
+        page.wait_for_function("() => document.getElementById('conn').textContent === 'live'")
+        head_hidden = page.eval_on_selector("#head", "c => c.classList.contains('hidden')")
+        context.close()
+    assert refused is not None and refused.status == 403
+    assert "needs its access token" in (refused_text or "")
+    assert not failed, failed
+    assert not errors, errors
+    assert not head_hidden  # /head.bin, fetched by the page, carried the cookie too

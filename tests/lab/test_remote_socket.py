@@ -16,6 +16,7 @@ from streaming.recording.recorder_remote import (
     MAX_LINE_BYTES,
     RemoteControlError,
     RemoteControlServer,
+    exposure_warning,
 )
 
 
@@ -127,3 +128,103 @@ def test_a_burst_of_connections_is_queued_not_stalled(tmp_path: Path, unique_nam
             sock.close()
         server.close()
         controller.close()
+
+
+def _connect_from(source: str, port: int) -> socket.socket:
+    """A client socket from ``source`` (any 127/8 address is this machine's loopback)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def _answer(sock: socket.socket, line: bytes) -> bytes:
+    """What the server sends back to ``line`` before it closes or 10 s pass."""
+    sock.settimeout(10)
+    try:
+        sock.sendall(line)
+        return sock.recv(4096)
+    except ConnectionResetError:
+        return b""
+
+
+def test_a_host_not_on_the_allow_list_is_closed_unanswered_and_named(
+    tmp_path: Path, unique_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = RecorderConfig(root=str(tmp_path / "unused"), streams=[{"name": unique_name}])
+    controller = RecorderController(config)
+    server = RemoteControlServer(controller, "127.0.0.1", 0, allow=["127.0.0.1"]).start()
+    try:
+        with _connect_from("127.0.0.2", server.address[1]) as stranger:
+            refused = _answer(stranger, b"start\n")
+        with _connect_from("127.0.0.1", server.address[1]) as experiment:
+            answered = _answer(experiment, b"status\n")
+    finally:
+        server.close()
+        controller.close()
+    assert refused == b""  # closed, no reply, and no recording started
+    assert not (tmp_path / "unused").exists()
+    assert answered.endswith(b"\n") and not answered.startswith(b"ERROR")
+    assert "refused a connection from 127.0.0.2 (not in remote_control.allow: 127.0.0.1)" in (
+        caplog.text
+    )
+
+
+@pytest.mark.parametrize(
+    ("allow", "source", "served"),
+    [
+        (["127.0.0.0/8", "::1"], "127.0.0.2", True),  # the default: this machine
+        (["127.0.0.2"], "127.0.0.2", True),
+        (["127.0.0.0/30"], "127.0.0.3", True),
+        (["127.0.0.0/30"], "127.0.0.4", False),
+        (["localhost"], "127.0.0.1", True),  # a host name, resolved at start
+        (["localhost"], "127.0.0.5", False),
+    ],
+)
+def test_the_allow_list_takes_addresses_networks_and_names(
+    tmp_path: Path, unique_name: str, allow: list[str], source: str, served: bool
+) -> None:
+    config = RecorderConfig(root=str(tmp_path / "unused"), streams=[{"name": unique_name}])
+    controller = RecorderController(config)
+    server = RemoteControlServer(controller, "127.0.0.1", 0, allow=allow).start()
+    try:
+        with _connect_from(source, server.address[1]) as sock:
+            answered = _answer(sock, b"status\n")
+    finally:
+        server.close()
+        controller.close()
+    assert bool(answered) is served
+
+
+def test_a_bad_allow_list_binds_nothing_and_says_why(tmp_path: Path, unique_name: str) -> None:
+    controller = RecorderController(RecorderConfig(root=str(tmp_path), streams=[]))
+    try:
+        with pytest.raises(RemoteControlError, match=r"'10\.0\.0\.0/33' is not an address"):
+            RemoteControlServer(controller, "127.0.0.1", 0, allow=["10.0.0.0/33"])
+        with pytest.raises(RemoteControlError, match=r"allow-list .* is empty"):
+            RemoteControlServer(controller, "127.0.0.1", 0, allow=[])
+    finally:
+        controller.close()
+    assert RecorderConfig().remote_control.allow == ["127.0.0.0/8", "::1"]
+
+
+def test_open_to_every_host_beyond_loopback_is_warned() -> None:
+    assert "from ANY host" in (exposure_warning("0.0.0.0", ["0.0.0.0/0"]) or "")
+    assert exposure_warning("0.0.0.0", ["10.0.0.0/24"]) is None  # the lab's hosts, named
+    assert exposure_warning("127.0.0.1", ["0.0.0.0/0"]) is None  # only this machine reaches it
+
+
+def test_record_flags_set_the_remote_controls_host_and_allow_list() -> None:
+    import argparse
+
+    from nodes.recorder import add_arguments, recorder_config
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        ["--remote", "--remote-host", "0.0.0.0", "--remote-allow", "10.0.0.7",
+         "--remote-allow", "10.0.1.0/24"]
+    )  # fmt: skip
+    remote = recorder_config(args).remote_control
+    assert remote.enabled and remote.host == "0.0.0.0"
+    assert remote.allow == ["10.0.0.7", "10.0.1.0/24"]

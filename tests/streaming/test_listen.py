@@ -133,3 +133,49 @@ def test_the_summary_counts_dropped_bus_connections() -> None:
         "bus connection dropped 2 times (a message over 16 MiB, or the publisher stopped): "
         "messages queued on it were lost"
     ]
+
+
+def test_eifer_listen_reads_a_curve_bus_with_its_keys_only(tmp_path) -> None:
+    from streaming.bus.curve import CurveServer, write_key_pair
+
+    for name in ("pipeline", "listener"):
+        write_key_pair(tmp_path, name)
+    clients = tmp_path / "clients"
+    clients.mkdir()
+    (clients / "listener.key").write_bytes((tmp_path / "listener.key").read_bytes())
+    publisher = Publisher(
+        "tcp://127.0.0.1:*", curve=CurveServer.from_files(tmp_path / "pipeline.key_secret", clients)
+    )
+    stop = threading.Event()
+
+    def publish() -> None:
+        while not stop.is_set():
+            publisher.publish("instruction", {"text": "Smile", "phase": "perform"})
+            stop.wait(0.05)
+
+    def listen(*keys: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "nodes.cli", "listen", "--seconds", "3",
+             "--address", publisher.address, *keys],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    thread = threading.Thread(target=publish, daemon=True)
+    thread.start()
+    try:
+        keyed = listen(
+            "--secret-key", str(tmp_path / "listener.key_secret"),
+            "--server-key", str(tmp_path / "pipeline.key"),
+        )  # fmt: skip
+        plain = listen()
+        half = listen("--secret-key", str(tmp_path / "listener.key_secret"))
+    finally:
+        stop.set()
+        thread.join(5)
+        publisher.close()
+    assert keyed.returncode == 0, keyed.stderr
+    assert any(line.startswith("instruct Smile") for line in keyed.stdout.splitlines())
+    assert plain.returncode == 0 and "instruct" not in plain.stdout
+    assert f"handshake with {publisher.address} failed" in plain.stderr
+    assert "may require CURVE" in plain.stderr
+    assert half.returncode == 1 and "--secret-key needs --server-key" in half.stderr
