@@ -89,6 +89,8 @@ METRICS = (
     "expected_level",  # what the current movement asks of the channel's muscle (0..1)
 )
 _DB_FLOOR = -60.0  # dB values of a zero power
+# reasons whose blocks do not feed the rest baseline (their power is not the electrode's rest)
+_NOT_BASELINE = ("nan", "flat", "railed", "stuck", "noise", "bridged", "motion")
 
 
 @dataclass(frozen=True)
@@ -337,6 +339,7 @@ class QualityMonitor:
                 "railed",
                 "band",
                 "line",
+                "line_var",
                 "lf",
                 "noise",
                 "spikes",
@@ -349,6 +352,7 @@ class QualityMonitor:
         self._rest_pos = 0
         self._line_total = {f: 0.0 for f in self._mains_candidates}
         self._level = np.zeros((n, len(REASONS)), dtype=np.int8)
+        self._silent_at = np.full(n, -(1 << 62), dtype=np.int64)  # last activity verdict
         self._movement: str | None = None
         self._movement_start = 0
         self._last_movement_end: int | None = None
@@ -416,13 +420,18 @@ class QualityMonitor:
         self._ring_pos = (slot + 1) % self.window_blocks
         self._blocks += 1
         self._advance_movement()
-        rest = self._is_rest_block()
-        self._rest_power[self._rest_pos] = stats["band"] / self.block_n if rest else np.nan
-        self._rest_pos = (self._rest_pos + 1) % self.baseline_blocks
         metrics, partner = self._metrics()
-        raw_levels = self._raw_levels(metrics)
-        self._level = raw_levels
+        self._level = self._raw_levels(metrics)
+        self._remember_rest(stats["band"] / self.block_n)
         return self._report(t_lsl, metrics, partner)
+
+    def _remember_rest(self, band_power: np.ndarray) -> None:
+        """Keep the block's EMG-band power for the rest baseline if it was a rest block, on the
+        channels without a signal fault now (a flat or noisy stretch is no baseline)."""
+        faulty = self._level[:, [REASONS.index(r) for r in _NOT_BASELINE]].max(axis=1) > 0
+        rest = self._is_rest_block()
+        self._rest_power[self._rest_pos] = np.where(rest & ~faulty, band_power, np.nan)
+        self._rest_pos = (self._rest_pos + 1) % self.baseline_blocks
 
     def _block_stats(self, raw: np.ndarray, x: np.ndarray, finite: np.ndarray) -> dict[str, Any]:
         n = self.block_n
@@ -438,8 +447,11 @@ class QualityMonitor:
         xd = x - x.mean(axis=0)
         spec = np.abs(np.fft.rfft(xd * self._window[:, None], axis=0)) ** 2
         spec *= self._scale[:, None]
-        line_power = {}
+        line_power, line_var = {}, {}
         for f0, (line, floor, _mask) in self._line_bins.items():
+            # floor bins are ~ exponential (chi-square, 2 dof) around mu: the estimate's variance
+            # is 3 mu^2 (three line bins) + 9 mu^2 / 6 (the floor mean), 4.5 mu^2 per line
+            line_var[f0] = 4.5 * (spec[floor].mean(axis=1) ** 2).sum(axis=0)
             tone = spec[line].sum(axis=1) - 3.0 * spec[floor].mean(axis=1)  # (h, C)
             line_power[f0] = np.maximum(tone, 0.0).sum(axis=0)
             self._line_total[f0] += float(line_power[f0].sum())
@@ -453,6 +465,7 @@ class QualityMonitor:
         # per-block sums (x n samples) so a window's mean is sum / (blocks x n)
         out["band"] = band * n
         out["line"] = line_power[f0] * n
+        out["line_var"] = line_var[f0] * n * n
         out["lf"] = spec[self._lf].sum(axis=0) * n
         out["noise"] = spec[self._noise & ~mask].sum(axis=0) * n
         # time-domain filters with carried state
@@ -522,12 +535,16 @@ class QualityMonitor:
         band, line = s["band"] / count, s["line"] / count
         lf, noise = s["lf"] / count, s["noise"] / count
         m: dict[str, np.ndarray] = {}
+        rest = self._rest_baseline()
         with np.errstate(divide="ignore", invalid="ignore"):
-            m["mains_db"] = np.maximum(10 * np.log10(line / band), _DB_FLOOR)
-            m["mains_db"] = np.where(band > 0, m["mains_db"], np.where(line > 0, 60.0, _DB_FLOOR))
+            # against the resting EMG band where known: a contraction does not hide the hum
+            ref = np.where(np.isfinite(rest) & (rest > 0), rest, band)
+            m["mains_db"] = np.maximum(10 * np.log10(line / ref), _DB_FLOOR)
+            m["mains_db"] = np.where(ref > 0, m["mains_db"], np.where(line > 0, 60.0, _DB_FLOOR))
             m["mains_uv"] = np.sqrt(line)
+            self._line_sd = np.sqrt(s["line_var"]) / count  # of the window's line power
+            self._line_ref = ref
             m["rms_uv"] = np.sqrt(band)
-            rest = self._rest_baseline()
             m["rest_rms_uv"] = np.sqrt(rest)
             m["lf_fraction"] = np.where(lf + band > 0, lf / (lf + band), 0.0)
             m["spike_count"] = s["spikes"]
@@ -613,25 +630,42 @@ class QualityMonitor:
         put("railed", m["railed_fraction"], cfg.railed)
         put("stuck", m["stuck_fraction"], cfg.stuck)
         put("noise", m["noise_db"], cfg.noise)
-        mains = np.where(m["mains_uv"] >= cfg.mains_min_uv, m["mains_db"], _DB_FLOOR)
-        put("mains", mains, cfg.mains)
-        # a contraction hides hum under its own power: no new evidence then, the verdict holds
-        active = m["activity_snr_db"] > cfg.mains_judge_max_snr_db
-        out[active, col["mains"]] = cur[active, col["mains"]]
+        self._put_mains(m, out, cur)
         put("bridged", m["bridge_corr"], cfg.bridged)
         put("motion", m["lf_fraction"], cfg.motion_lf)
         put("motion", m["spike_count"], cfg.motion_spikes)
         put("baseline", m["rest_rms_uv"], cfg.baseline)
-        judged = self._silent_judged(m)
-        put("silent", np.where(judged, m["activity_snr_db"], np.nan), cfg.silent)
-        silent = col["silent"]
-        out[~judged, silent] = cur[~judged, silent]  # no new evidence: the verdict holds
         # one fault, one name: a flat line also repeats and sits at its extremes
         flat = out[:, col["flat"]] > 0
         out[flat, col["stuck"]] = 0
         out[flat, col["railed"]] = 0
         out[out[:, col["railed"]] > 0, col["stuck"]] = 0
+        # activity is judged on channels without a signal fault only (a faulty channel's
+        # silence is that fault's consequence)
+        faulty = out[:, [col[r] for r in _NOT_BASELINE]].max(axis=1) > 0
+        judged = self._silent_judged(m) & ~faulty
+        put("silent", np.where(judged, m["activity_snr_db"], np.nan), cfg.silent)
+        silent = col["silent"]
+        self._silent_at[judged] = self.sample_index
+        # no new evidence: the verdict holds for silent_hold_s after it was last judged
+        recent = self.sample_index - self._silent_at <= cfg.silent_hold_s * self.rate_hz
+        hold = ~judged & recent
+        out[hold & ~faulty, silent] = cur[hold & ~faulty, silent]
         return out
+
+    def _put_mains(self, m: dict[str, np.ndarray], out: np.ndarray, cur: np.ndarray) -> None:
+        """Mains level: raised by lines both above the threshold and significant against the
+        EMG floor around them (``mains_min_z`` standard deviations of the line estimate); dropped
+        only where a hum at the check level would be significant, so a contraction's random
+        power in the line bins neither raises nor clears the flag."""
+        cfg, col = self.config, REASONS.index("mains")
+        line = m["mains_uv"] ** 2
+        sd = self._line_sd
+        significant = (line >= cfg.mains_min_z * sd) & (m["mains_uv"] >= cfg.mains_min_uv)
+        level = _levels(np.where(significant, m["mains_db"], _DB_FLOOR), cfg.mains, cur[:, col])
+        check = cfg.mains.check if cfg.mains.check is not None else cfg.mains.bad
+        judgeable = cfg.mains_min_z * sd < self._line_ref * 10 ** ((check or 0.0) / 10)
+        out[:, col] = np.where(~judgeable & (level < cur[:, col]), cur[:, col], level)
 
     def _silent_judged(self, m: dict[str, np.ndarray]) -> np.ndarray:
         """Channels whose activity is judged now: the current movement drives their muscle at

@@ -55,7 +55,7 @@ class QualityConfig(Config):
     # broadband noise of an open input / lifted electrode, compared with the neighbours, where
     # surface EMG has little power (facial EMG spectra peak at 30-65 Hz, van Boxtel 2001);
     # clipped to 0.45 x the sampling rate
-    noise_hz: tuple[float, float] = (200.0, 1000.0)
+    noise_hz: tuple[float, float] = (500.0, 1000.0)
     # bridging: correlation above this high-pass (the issue's "> ~100 Hz"), so slow shared
     # artefacts (motion, mains fundamental) do not count as one signal
     bridge_highpass_hz: float = Field(100.0, gt=0)
@@ -78,6 +78,9 @@ class QualityConfig(Config):
     # whose muscle the movement drives at >= silent_min_level (configs/movements.toml levels)
     silent_after_s: float = Field(1.5, ge=0)
     silent_min_level: float = Field(0.5, ge=0, le=1)
+    # a silent verdict holds this long after it was last judged (about one protocol cycle:
+    # instruction 3 s, hold 4 s, pause 3 s in configs/protocols/mimics_and_muscles.toml)
+    silent_hold_s: float = Field(10.0, ge=0)
     # bridged pairs carry one signal: similar levels too (crosstalk is correlated but weaker)
     bridge_level_db: float = Field(6.0, gt=0)
 
@@ -88,9 +91,9 @@ class QualityConfig(Config):
     noise: Limit = Limit(check=15.0, bad=25.0, release=3.0)  # dB above the neighbours' median
     mains: Limit = Limit(check=10.0, bad=25.0, release=3.0)  # dB against the EMG band
     mains_min_uv: float = Field(1.0, ge=0)  # hum below this RMS is never flagged
-    # mains is judged while the channel is near rest (activity SNR below this); during a
-    # contraction the EMG band outweighs the hum and the last verdict holds
-    mains_judge_max_snr_db: float = 6.0
+    # mains lines must stand this many standard deviations of their estimate above the EMG
+    # floor beside them (EMG spectrum bins ~ chi-square with 2 dof); project's choice
+    mains_min_z: float = Field(12.0, gt=0)
     bridged: Limit = Limit(check=0.9, bad=0.97, release=0.03)  # HF correlation
     motion_lf: Limit = Limit(check=0.5, release=0.1)  # power fraction below 20 Hz
     motion_spikes: Limit = Limit(check=0.5)  # spikes in the window
