@@ -600,7 +600,7 @@ class QualityMonitor:
         power = np.diag(g).copy()
         rows = np.arange(n)[:, None]
         j = np.maximum(idx, 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             corr = g[rows, j] / np.sqrt(power[:, None] * power[j])
             level_db = np.abs(10 * np.log10(power[:, None] / power[j]))
         ok = (idx >= 0) & np.isfinite(corr) & (level_db <= self.config.bridge_level_db)
