@@ -11,7 +11,7 @@ Per block, per channel:
 
 - one Hann-windowed FFT gives the powers of the EMG band (20-450 Hz), of the mains lines (50 or
   60 Hz and harmonics, each line's power less the local floor of the bins beside it), of the band
-  below 20 Hz (motion) and of the 200-1000 Hz noise band (open input);
+  below 20 Hz (motion) and of the 500-1000 Hz noise band above the EMG (open input);
 - counts of NaN samples, of samples repeating their predecessor (stuck), of samples at the
   amplifier's range (railed; without a declared range: repeated extreme values, i.e. clipping);
 - a 1-20 Hz band-pass (motion spikes: onsets above ``spike_uv``) and a 100 Hz high-pass whose
