@@ -10,6 +10,7 @@ import sys
 BENCHMARKS = [
     "dsp_throughput",
     "dsp_online_vs_offline",
+    "quality_detection",
     "envelope_frontier",
     "emg_simulator",
     "pipeline_latency",
