@@ -35,7 +35,7 @@ def encoder_crop(data_config: dict[str, Any], occlusion: str | None = "fridlund"
     if data.framing == "detector":  # trained on the pipeline's own crops: nothing to calibrate
         return {
             "spec": {"mode": "eifer", "scale": data.crop_scale, "size": data.crop_size},
-            "framing": {"framing": "detector", "camera_size": list(data.camera_size),
+            "framing": {"framing": "detector", "camera_sizes": [list(c) for c in data.camera_sizes],
                         "occlusion": occlusion, "crop_scale": data.crop_scale},
         }  # fmt: skip
     framing = detector_framing(data.heldout_participants[:12], occlusion=occlusion)

@@ -50,11 +50,13 @@ class FaceDataConfig(Config):
     crop_scale: float = Field(1.4, gt=0.5, le=4.0)
     crop_jitter: float = Field(0.0, ge=0.0, le=0.3)
     # box: the true face box, the face rasterised at crop_size (the bundle's margin is then
-    # calibrated to BlazeFace's box, training.crop_calibration); detector: frames rendered at
-    # camera_size and cropped as the pipeline crops them, crop_scale x BlazeFace's box
-    # (training.face_pairs)
+    # calibrated to BlazeFace's box, training.crop_calibration); detector: frames rendered at a
+    # camera's size and cropped as the pipeline crops them, crop_scale x BlazeFace's box
+    # (training.face_pairs); participant p is filmed at camera_sizes[p % len(camera_sizes)]
     framing: Literal["box", "detector"] = "box"
-    camera_size: tuple[PositiveInt, PositiveInt] = (640, 360)  # the demo camera's
+    camera_sizes: list[tuple[PositiveInt, PositiveInt]] = Field(
+        default_factory=lambda: [(640, 360)], min_length=1
+    )  # the demo camera's
     # held-out participants also shown in the protocol's functional movements (this many frames
     # each, the movements in turn) for r per movement; 0: none
     movement_frames_per_participant: int = Field(0, ge=0)

@@ -74,11 +74,13 @@ def load_pairs_on_ranks(
     return pairs if ctx.is_main else load_pairs(data)
 
 
-def pair_options(data: Any) -> dict[str, Any]:
-    """:func:`~training.face_pairs.load_or_render_pairs`' options of a FaceDataConfig."""
+def pair_options(data: Any, pid: int) -> dict[str, Any]:
+    """:func:`~training.face_pairs.load_or_render_pairs`' options of a FaceDataConfig for
+    participant ``pid`` (detector framing: its camera is ``camera_sizes[pid % len]``)."""
     return {
         "crop_scale": data.crop_scale, "crop_jitter": data.crop_jitter, "seed": data.seed,
-        "framing": data.framing, "camera_size": tuple(data.camera_size),
+        "framing": data.framing,
+        "camera_size": tuple(data.camera_sizes[pid % len(data.camera_sizes)]),
     }  # fmt: skip
 
 
@@ -87,7 +89,6 @@ def load_pairs(data: Any, progress: bool = False) -> tuple[FacePairs, FacePairs]
     participant rendered (or read from its cache file) on its own, ``data.render_workers``
     at a time; a participant's frames do not depend on the others (seeded per participant)."""
     args = (data.frames_per_participant, data.crop_size)
-    kwargs = pair_options(data)
     seeds = [*data.train_participants, *data.heldout_participants]
     workers = data.render_workers or os.cpu_count() or 1
     if workers > 1 and len(seeds) > 1:
@@ -97,7 +98,9 @@ def load_pairs(data: Any, progress: bool = False) -> tuple[FacePairs, FacePairs]
         spawn = multiprocessing.get_context("spawn")  # no fork of a process holding torch
         with ProcessPoolExecutor(min(workers, len(seeds)), mp_context=spawn) as pool:
             futures = {
-                pool.submit(load_or_render_pairs, data.cache_dir, [pid], *args, **kwargs): pid
+                pool.submit(
+                    load_or_render_pairs, data.cache_dir, [pid], *args, **pair_options(data, pid)
+                ): pid
                 for pid in seeds
             }
             done = as_completed(futures)
@@ -112,7 +115,7 @@ def load_pairs(data: Any, progress: bool = False) -> tuple[FacePairs, FacePairs]
             if progress:
                 log.info("face pairs of participant %d", pid)
             parts[pid] = load_or_render_pairs(
-                data.cache_dir, [pid], *args, **kwargs, progress=progress
+                data.cache_dir, [pid], *args, **pair_options(data, pid), progress=progress
             )
     join = lambda ids: _concat([parts[i] for i in ids])  # noqa: E731
     return join(data.train_participants), join(data.heldout_participants)
@@ -132,7 +135,7 @@ def load_movement_pairs(data: Any) -> FacePairs | None:
     return _concat([
         load_or_render_pairs(
             data.cache_dir, [pid], data.movement_frames_per_participant, data.crop_size,
-            script="movements", **pair_options(data),
+            script="movements", **pair_options(data, pid),
         )
         for pid in data.heldout_participants
     ])  # fmt: skip

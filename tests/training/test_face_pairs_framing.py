@@ -55,3 +55,16 @@ def test_camera_of_a_detector_crop_projects_the_head_into_the_crop() -> None:
     assert np.abs(tx).max() < 0.2 and np.abs(ty).max() < 0.2
     with pytest.raises(DatasetError, match="framing"):
         render_pairs([2002], 1, 32, framing="nonsense")  # type: ignore[arg-type]
+
+
+def test_participants_are_filmed_by_the_cameras_in_turn() -> None:
+    """``camera_sizes``: participant p at ``camera_sizes[p % n]``, so one run sees the demo's
+    640x360 and the check's 320x180 faces, each participant's cache kept per size."""
+    from training.encoder_config import FaceDataConfig
+    from training.encoders import pair_options
+
+    data = FaceDataConfig(framing="detector", camera_sizes=[(640, 360), (320, 180)])
+    assert pair_options(data, 1000)["camera_size"] == (640, 360)
+    assert pair_options(data, 1001)["camera_size"] == (320, 180)
+    with pytest.raises(ValueError):
+        FaceDataConfig(camera_sizes=[])
