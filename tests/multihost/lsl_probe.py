@@ -1,0 +1,88 @@
+"""Small LSL programs the rig runs inside its hosts (``python lsl_probe.py COMMAND ...``).
+
+- ``outlet NAME SECONDS``: a 100 Hz stream whose samples are the sender's ``local_clock()``;
+- ``resolve SECONDS``: the names of every stream visible from this host, as JSON;
+- ``offsets NAME SECONDS``: ``time_correction`` of stream NAME every 0.5 s, as JSON
+  ``{"t": [...], "offset": [...]}`` (t in this host's clock);
+- ``bus ADDRESS SECONDS FILE``: every ``muscle`` message of the bus as JSON lines in FILE
+  (``t``, ``emg_sample_index``, ``emg_read_offset_ms``, ``emg_missing``, arrival time).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+
+def outlet(name: str, seconds: float) -> None:
+    import pylsl
+
+    info = pylsl.StreamInfo(name, "Probe", 1, 100, "double64", f"probe-{name}")
+    out = pylsl.StreamOutlet(info)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        out.push_sample([pylsl.local_clock()])
+        time.sleep(0.01)
+
+
+def resolve(seconds: float) -> None:
+    import pylsl
+
+    print(json.dumps(sorted(info.name() for info in pylsl.resolve_streams(seconds))))
+
+
+def offsets(name: str, seconds: float) -> None:
+    import pylsl
+
+    found = pylsl.resolve_byprop("name", name, timeout=15)
+    if not found:
+        raise SystemExit(f"no stream {name!r}")
+    inlet = pylsl.StreamInlet(found[0])
+    inlet.open_stream(10)
+    t, offset = [], []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        offset.append(inlet.time_correction(5))
+        t.append(pylsl.local_clock())
+        time.sleep(0.5)
+    print(json.dumps({"t": t, "offset": offset}))
+
+
+def bus(address: str, seconds: float, path: str) -> None:
+    import pylsl
+
+    from streaming.bus.pubsub import Subscriber
+
+    subscriber = Subscriber(address, ["muscle"])
+    end = time.monotonic() + seconds
+    with open(path, "w") as out:
+        while time.monotonic() < end:
+            message = subscriber.receive(0.2)
+            if message is None:
+                continue
+            fields = message.fields
+            row = {
+                "t": message.t,
+                "emg_sample_index": float(fields.get("emg_sample_index", float("nan"))),
+                "emg_read_offset_ms": float(fields.get("emg_read_offset_ms", 0.0)),
+                "emg_missing": bool(fields.get("emg_missing")),
+                "received": pylsl.local_clock(),
+            }
+            out.write(json.dumps(row) + "\n")
+            out.flush()
+    subscriber.close()
+
+
+if __name__ == "__main__":
+    command, *args = sys.argv[1:]
+    if command == "outlet":
+        outlet(args[0], float(args[1]))
+    elif command == "resolve":
+        resolve(float(args[0]))
+    elif command == "offsets":
+        offsets(args[0], float(args[1]))
+    elif command == "bus":
+        bus(args[0], float(args[1]), args[2])
+    else:
+        raise SystemExit(f"unknown command {command!r}")
