@@ -4,6 +4,9 @@
 - ``resolve SECONDS``: the names of every stream visible from this host, as JSON;
 - ``offsets NAME SECONDS``: ``time_correction`` of stream NAME every 0.5 s, as JSON
   ``{"t": [...], "offset": [...]}`` (t in this host's clock);
+- ``remote HOST PORT LINE...``: LabRecorder's remote control as an experiment script uses it:
+  each line sent, its one-line answer read; the answers as JSON (``""``: closed unanswered);
+- ``http URL``: the status of a GET (403 when refused), as JSON;
 - ``bus ADDRESS SECONDS FILE``: every ``muscle`` message of the bus as JSON lines in FILE
   (``t``, ``emg_sample_index``, ``emg_read_offset_ms``, ``emg_missing``, arrival time).
 """
@@ -49,6 +52,42 @@ def offsets(name: str, seconds: float) -> None:
     print(json.dumps({"t": t, "offset": offset}))
 
 
+def remote(host: str, port: int, lines: list[str]) -> None:
+    import socket
+
+    answers = []
+    with socket.create_connection((host, port), timeout=60) as sock:
+        for line in lines:
+            try:
+                sock.sendall(line.encode() + b"\n")
+                answers.append(_answer(sock))
+            except OSError as exc:  # closed by the server (a host not on its allow-list)
+                answers.append(f"error: {exc}")
+    print(json.dumps(answers))
+
+
+def _answer(sock: object) -> str:
+    """One answer: ``OK`` (LabRecorder's, without a line end) or a line; "" if closed."""
+    buffer = b""
+    while not buffer.endswith(b"\n") and buffer != b"OK":
+        chunk = sock.recv(1)  # type: ignore[attr-defined]
+        if not chunk:
+            break
+        buffer += chunk
+    return buffer.decode(errors="replace").strip()
+
+
+def http(url: str) -> None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            print(json.dumps(response.status))
+    except urllib.error.HTTPError as exc:
+        print(json.dumps(exc.code))
+
+
 def bus(address: str, seconds: float, path: str) -> None:
     import pylsl
 
@@ -82,6 +121,10 @@ if __name__ == "__main__":
         resolve(float(args[0]))
     elif command == "offsets":
         offsets(args[0], float(args[1]))
+    elif command == "remote":
+        remote(args[0], int(args[1]), args[2:])
+    elif command == "http":
+        http(args[0])
     elif command == "bus":
         bus(args[0], float(args[1]), args[2])
     else:
