@@ -35,7 +35,11 @@ from pathlib import Path
 
 PREFIX = "eifmh"
 SUBNET = "10.77.0"  # the rig's own addresses: 10.77.0.<10 + i>/24
-LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
+# Debian's faketime package (libfaketime), the multi-threaded variant: nodes run threads
+LIBFAKETIME = next(
+    iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))),
+    Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"),
+)
 LSL_PORTS = "UDP 16571 (discovery), TCP+UDP 16572-16604 (one pair per outlet)"
 
 __all__ = ["Clock", "Host", "Rig", "lsl_config", "remove_stale", "unavailable"]
