@@ -24,6 +24,16 @@ def probe(*argv: str) -> list[str]:
     return [sys.executable, PROBE, *argv]
 
 
+def chromium_available() -> bool:
+    """The tablet's browser: the playwright package and Debian's Chromium (never
+    ``playwright install``), as in tests/display."""
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return False
+    return Path("/usr/bin/chromium").is_file()
+
+
 NODE_ENV = {"PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
 
 

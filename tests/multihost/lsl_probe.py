@@ -7,6 +7,8 @@
 - ``remote HOST PORT LINE...``: LabRecorder's remote control as an experiment script uses it:
   each line sent, its one-line answer read; the answers as JSON (``""``: closed unanswered);
 - ``http URL``: the status of a GET (403 when refused), as JSON;
+- ``page URL``: the display page in headless Chromium (the tablet): whether it went live, the
+  ``muscle`` messages it drew, its instruction line, its console errors, as JSON;
 - ``bus ADDRESS SECONDS FILE``: every ``muscle`` message of the bus as JSON lines in FILE
   (``t``, ``emg_sample_index``, ``emg_read_offset_ms``, ``emg_missing``, arrival time).
 """
@@ -88,6 +90,34 @@ def http(url: str) -> None:
         print(json.dumps(exc.code))
 
 
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
+def page(url: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        tab = browser.new_page()
+        errors: list[str] = []
+        tab.on("pageerror", lambda e: errors.append(str(e)))
+        tab.on(
+            "response", lambda r: errors.append(f"{r.url} {r.status}") if r.status >= 400 else None
+        )
+        tab.goto(url)
+        tab.wait_for_function("() => (window.eiferStats.received.muscle || 0) > 10", timeout=30000)
+        stats = tab.evaluate("() => JSON.parse(JSON.stringify(window.eiferStats))")
+        result = {
+            "conn": tab.text_content("#conn"),
+            "muscle": stats["received"].get("muscle", 0),
+            "instruction": tab.text_content("#instruction"),
+            "errors": errors,
+        }
+        browser.close()
+    print(json.dumps(result))
+
+
 def bus(address: str, seconds: float, path: str) -> None:
     import pylsl
 
@@ -125,6 +155,8 @@ if __name__ == "__main__":
         remote(args[0], int(args[1]), args[2:])
     elif command == "http":
         http(args[0])
+    elif command == "page":
+        page(args[0])
     elif command == "bus":
         bus(args[0], float(args[1]), args[2])
     else:

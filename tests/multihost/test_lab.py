@@ -33,7 +33,7 @@ import pytest
 
 from streaming.check.truth import sample_time
 
-from .conftest import NODE_ENV, REPO, eifer, probe
+from .conftest import NODE_ENV, REPO, chromium_available, eifer, probe
 from .rig import Clock, Rig, faketime_missing, unavailable
 
 pytestmark = pytest.mark.slow
@@ -57,6 +57,7 @@ class Lab:
     page_with_token: int
     page_without_token: int
     stranger_answers: list[str]
+    tablet: dict | str
 
 
 def _json(result) -> object:
@@ -178,11 +179,16 @@ def _run_lab(rig: Rig) -> Lab:
     without = _json(rig.run("experiment", probe("http", page), timeout_s=30, env=NODE_ENV))
     stranger = _json(rig.run("workstation", probe("remote", rec, "22345", "status"),
                              timeout_s=30, env=NODE_ENV))  # fmt: skip
+    tablet: dict | str = "no Chromium (playwright and /usr/bin/chromium)"
+    if chromium_available():  # the tablet: the page opened from the experiment host
+        result = rig.run("experiment", probe("page", f"{page}?token={TOKEN}"), timeout_s=120,
+                         env=NODE_ENV)  # fmt: skip
+        tablet = _json(result)  # type: ignore[assignment]
     (rig.workdir / "check.out").write_text(check.stdout + check.stderr)
     report = json.loads(check.stdout) if check.stdout.strip().startswith("{") else {}
     rows = [json.loads(line) for line in dump.read_text().splitlines() if line.strip()]
     return Lab(rig, study, report, check.stdout[-3000:] + check.stderr[-3000:], rows,
-               answers, stop, with_token, without, stranger)  # fmt: skip
+               answers, stop, with_token, without, stranger, tablet)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -278,6 +284,14 @@ def test_pyxdf_synchronisation_pairs_emg_and_frames_as_live(lab) -> None:
 def test_the_page_from_another_host_needs_its_token(lab) -> None:
     assert lab.page_with_token == 200
     assert lab.page_without_token == 403
+
+
+@pytest.mark.timeout(400)
+def test_the_page_opened_in_chromium_on_another_host_goes_live(lab) -> None:
+    if isinstance(lab.tablet, str):
+        pytest.skip(lab.tablet)
+    assert lab.tablet["errors"] == [], lab.tablet
+    assert lab.tablet["conn"] == "live" and lab.tablet["muscle"] > 10, lab.tablet
 
 
 @pytest.mark.timeout(400)
