@@ -21,11 +21,14 @@ $(STAMP): pyproject.toml
 face-models: $(STAMP)
 	$(PY) -m eifer_models.face_detection.models
 
-# System libraries the tests need: libusb for pyrealsense2, Chromium for the display tests.
+# System libraries the tests need: libusb for pyrealsense2, Chromium for the display tests,
+# iproute2 and libfaketime for the multi-host rig (tests/multihost: namespaces, drifting clocks).
 system:
 	@missing=""; \
 	ldconfig -p | grep -q libusb-1.0 || missing="$$missing libusb-1.0-0"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || missing="$$missing faketime"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing system packages:$$missing"; \

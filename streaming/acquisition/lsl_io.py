@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ __all__ = [
     "configure_lsl",
     "desc_to_dict",
     "find_stream",
+    "lab_lsl_config",
     "list_streams",
     "stream_info",
     "with_full_desc",
@@ -44,14 +46,26 @@ __all__ = [
 _configured = False
 
 
+def lab_lsl_config() -> Path | None:
+    """The lab's own ``lsl_api.cfg``, where liblsl looks for one (``$LSLAPICFG``,
+    ``./lsl_api.cfg``, ``~/lsl_api/lsl_api.cfg``, ``/etc/lsl_api/lsl_api.cfg``); None: none."""
+    candidates = [os.environ.get("LSLAPICFG", ""), "lsl_api.cfg", "~/lsl_api/lsl_api.cfg"]
+    for candidate in [*candidates, "/etc/lsl_api/lsl_api.cfg"]:
+        if candidate and (path := Path(candidate).expanduser()).is_file():
+            return path
+    return None
+
+
 def configure_lsl(resolve_scope: str = "machine") -> None:
-    """Set liblsl's configuration before its first use; a no-op when ``LSLAPICFG`` is set.
+    """Set liblsl's configuration before its first use; a no-op when the lab has its own
+    ``lsl_api.cfg`` (:func:`lab_lsl_config`: its ``KnownPeers``, ``SessionID``, ports and scope
+    hold, as for LabRecorder on the same computer) or ``LSLAPICFG`` is set.
 
     ``machine`` keeps discovery on this computer (tests, single-PC labs); use ``site`` or
     ``link`` to see amplifiers on other machines of the lab network.
     """
     global _configured
-    if _configured or os.environ.get("LSLAPICFG"):
+    if _configured or os.environ.get("LSLAPICFG") or lab_lsl_config() is not None:
         return
     if resolve_scope not in {"machine", "link", "site", "organization", "global"}:
         raise ValueError(f"unknown LSL resolve scope {resolve_scope!r}")

@@ -6,7 +6,9 @@ recommendation). Video and depth streams go to ``<stream>.mkv`` (bit-exact lossl
 keeps a frame-index stream in their place: one sample per frame, the frame number, at the frame's
 original time, with the camera's metadata and ``desc/video/file`` in its header. Streams that
 appear late are picked up by a discovery loop; streams that drop out and return (same source id)
-are resumed by liblsl's recovery, without losing what the sender buffered meanwhile.
+are resumed by liblsl's recovery, without losing what the sender buffered meanwhile; each pause
+of a regular stream (nothing received, or its stamps jumping, for ``gap_threshold_s``) is stated
+in ``session.json`` (the stream's ``interruptions``) and logged.
 
 At a stop, every stream is drained before the files close: everything its inlet holds, and what
 is still in flight up to the stop time (bounded by ``drain_timeout_s``), so a recorder that fell
@@ -245,10 +247,7 @@ class Recorder:
                 update={
                     "stopped": datetime.now(UTC).isoformat(),
                     "stop_reason": reason if self.error is None else str(self.error),
-                    "streams": [
-                        {"name": r.stats.name, "kind": r.stats.kind, "samples": r.stats.samples}
-                        for r in self.streams.values()
-                    ],
+                    "streams": [r.stats.summary() for r in self.streams.values()],
                 }
             )
             try:

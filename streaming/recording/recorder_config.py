@@ -67,6 +67,7 @@ class RecorderConfig(Config):
     video_codec: str | None = None  # None: x264 lossless RGB / FFV1 depth (bit-exact)
     drain_timeout_s: PositiveFloat = 30.0  # at a stop: longest wait to save what is pending
     drain_quiet_s: PositiveFloat = 0.5  # at a stop: a stream silent this long has no more
+    gap_threshold_s: PositiveFloat = 2.0  # a regular stream paused this long: in session.json
 
     def file_name_fields(self) -> FileNameFields:
         return FileNameFields(

@@ -49,6 +49,17 @@ class StreamStats:
     last_t: float | None = None
     offsets: list[tuple[float, float]] = field(default_factory=list)
     lost: bool = False
+    # pauses of a regular stream (the session states them): nothing received for a while
+    # ("no data received": a cable, a host, a stalled sender; LSL's recovery may still deliver
+    # every sample afterwards) or a jump of the stamps ("gap in the data": samples never came)
+    interruptions: list[dict[str, float | str]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, object]:
+        """This stream's entry in ``session.json``."""
+        entry: dict[str, object] = {"name": self.name, "kind": self.kind, "samples": self.samples}
+        if self.interruptions:
+            entry["interruptions"] = self.interruptions
+        return entry
 
 
 def frame_index_header(info: Any, video_file: str) -> str:
@@ -99,6 +110,8 @@ class StreamRecorder:
             writer.stream_header(stream_id, frame_index_header(info, self.video_file))
         else:
             writer.stream_header(stream_id, info.as_xml())
+        self.regular = info.nominal_srate() > 0  # irregular streams (markers) may be silent
+        self._silent_since: float | None = None  # LSL time of the first empty pull of a pause
         self._stop = threading.Event()
         self._stop_t = float("inf")  # set by stop(): drain up to this LSL time
         self._write_failed = False
@@ -143,7 +156,10 @@ class StreamRecorder:
                         self.video.flush()
                     data, stamps = inlet.pull(timeout_s=0.2)
                     if len(stamps):
+                        self._note_pauses(stamps, pylsl.local_clock())
                         self._write(data, stamps)
+                    elif self._silent_since is None:
+                        self._silent_since = pylsl.local_clock()
                 self._drain(inlet)
         except StreamNotFoundError as exc:
             self.stats.lost = True
@@ -209,6 +225,32 @@ class StreamRecorder:
             return
         self.writer.clock_offset(self.stream_id, now - offset, offset)
         self.stats.offsets.append((now - offset, offset))
+
+    def _note_pauses(self, stamps: Any, now: float) -> None:
+        """State a pause of a regular stream: nothing received for ``gap_threshold_s`` (timed
+        from this recorder's first empty pull, so a recorder busy writing is no pause), or its
+        stamps jumping by more than that (times in this recorder's clock); a slow stream's
+        threshold is at least three of its sample periods."""
+        import numpy as np
+
+        silent_since, self._silent_since = self._silent_since, None
+        if not self.regular:
+            return
+        threshold = max(self.config.gap_threshold_s, 3.0 / self.info.nominal_srate())
+        offset = self.stats.offsets[-1][1] if self.stats.offsets else 0.0
+        if silent_since is not None and now - silent_since >= threshold:
+            self._interruption("no data received", silent_since, now)
+        previous = [self.stats.last_t] if self.stats.last_t is not None else []
+        times = np.concatenate([previous, np.asarray(stamps, dtype=np.float64)])
+        for i in np.flatnonzero(np.diff(times) > threshold):
+            self._interruption("gap in the data", times[i] + offset, times[i + 1] + offset)
+
+    def _interruption(self, what: str, start: float, end: float) -> None:
+        self.stats.interruptions.append(
+            {"what": what, "from": round(start, 4), "to": round(end, 4),
+             "seconds": round(end - start, 3)}
+        )  # fmt: skip
+        log.warning("record: %r: %s for %.1f s, then resumed", self.stats.name, what, end - start)
 
     def _write(self, data: Any, stamps: Any) -> None:
         import numpy as np

@@ -176,7 +176,9 @@ def test_a_stream_that_drops_out_and_returns_is_recorded_on_both_sides(
     outlets, unique_name, tmp_path
 ):
     stop, _ = outlets.start(unique_name, "emg")
-    config = RecorderConfig(root=str(tmp_path), session="outage", streams=[{"name": unique_name}])
+    config = RecorderConfig(
+        root=str(tmp_path), session="outage", streams=[{"name": unique_name}], gap_threshold_s=0.5
+    )
     recorder = Recorder(config)
     _poll_until(recorder, lambda: _samples(recorder, unique_name) > 600, timeout_s=60)
     stop.set()
@@ -192,6 +194,21 @@ def test_a_stream_that_drops_out_and_returns_is_recorded_on_both_sides(
     before, after = counter[: restarts[0] + 1], counter[restarts[0] + 1 :]
     assert len(before) > 500 and len(after) > 500
     assert np.all(np.diff(before) == 1) and np.all(np.diff(after) == 1)
+    # the session states the outage: nothing received, and the stamps jump over it
+    (entry,) = json.loads((recorder.folder / "session.json").read_text())["streams"]
+    stated = {i["what"]: i for i in entry["interruptions"]}
+    assert set(stated) == {"no data received", "gap in the data"}, entry
+    assert all(i["seconds"] >= 0.9 and i["to"] > i["from"] for i in stated.values()), stated
+
+
+def test_a_recording_without_pauses_states_none(outlets, unique_name, tmp_path):
+    outlets.start(unique_name, "emg")
+    outlets.start(f"{unique_name}-markers", "markers")  # irregular: silence is no pause
+    config = RecorderConfig(root=str(tmp_path), session="steady", gap_threshold_s=0.5,
+                            streams=[{"name": unique_name}, {"name": f"{unique_name}-markers"}])  # fmt: skip
+    _record(config, 4)
+    streams = json.loads((tmp_path / "steady" / "session.json").read_text())["streams"]
+    assert len(streams) == 2 and all("interruptions" not in s for s in streams), streams
 
 
 def _record_cli(tmp_path: Path, name: str, extra_env: dict | None = None, preexec=None):

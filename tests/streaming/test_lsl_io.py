@@ -105,3 +105,35 @@ def test_stream_info_validates_its_arguments(unique_name):
         stream_info(unique_name, "EMG", 2, 10, "float16", "x")
     with pytest.raises(ValueError, match="2 channel labels for 3 channels"):
         stream_info(unique_name, "EMG", 3, 10, "float32", "x", channel_labels=["a", "b"])
+
+
+def test_a_labs_own_lsl_api_cfg_is_honoured_not_overridden(tmp_path):
+    """A lab's ``~/lsl_api/lsl_api.cfg`` (KnownPeers, SessionID: how LabRecorder's users set up
+    several computers) holds for every node, without ``LSLAPICFG``: configure_lsl leaves it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "lsl_api").mkdir()
+    (tmp_path / "lsl_api" / "lsl_api.cfg").write_text(
+        "[lab]\nSessionID = lab-of-tmp\n[ports]\nIPv6 = disable\n[log]\nlevel = -2\n"
+    )
+    code = (
+        "from streaming.acquisition.lsl_io import configure_lsl, lab_lsl_config\n"
+        "configure_lsl()\n"
+        "import pylsl\n"
+        "info = pylsl.StreamOutlet(pylsl.StreamInfo('cfg-probe', 'x', 1, 0, 'float32')).get_info()\n"
+        "print(lab_lsl_config(), info.session_id())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LSLAPICFG"}
+    env.update(HOME=str(tmp_path), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[-1].split() == [
+        str(tmp_path / "lsl_api" / "lsl_api.cfg"),
+        "lab-of-tmp",
+    ]
