@@ -198,6 +198,11 @@ class QualityMonitor:
         self._markers_seen = False
         self._pending_markers: list[tuple[int, str | None]] = []
 
+    @property
+    def samples_to_next_report(self) -> int:
+        """Samples that complete the current block (and give the next report)."""
+        return self.block_n - self._fill
+
     # ---- input ------------------------------------------------------------------------------
 
     def set_movement(self, movement: str | None, at_sample: int | None = None) -> None:
