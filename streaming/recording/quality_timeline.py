@@ -23,7 +23,9 @@ from streaming.recording.session_reader import RecordedStream, Recording
 __all__ = [
     "BadStretch",
     "bad_stretches",
+    "bad_throughout",
     "find_quality_stream",
+    "kept_summary",
     "stream_timeline",
     "summarise",
 ]
@@ -67,6 +69,16 @@ def bad_stretches(timeline: QualityTimeline) -> list[BadStretch]:
             start = float(timeline.times[first]) - timeline.update_s
             out.append(BadStretch(label, start, float(timeline.times[last]), kinds))
     return sorted(out, key=lambda s: (s.start_lsl, s.channel))
+
+
+def bad_throughout(timeline: QualityTimeline, fraction: float = 0.95) -> list[str]:
+    """Channels ``bad`` in at least ``fraction`` of the reports (MNE's ``info["bads"]``: a
+    channel to leave out, not a stretch to skip); the margin spares the few reports before a
+    fault from the start is flagged."""
+    if len(timeline.times) == 0:
+        return []
+    share = (timeline.levels == STATES.index(BAD)).mean(axis=0)
+    return [c for c, f in zip(timeline.channels, share, strict=True) if f >= fraction]
 
 
 def summarise(timeline: QualityTimeline, stream: str = "") -> dict[str, Any]:
@@ -132,9 +144,24 @@ def stream_timeline(stream: RecordedStream) -> QualityTimeline:
     return decode_timeline(stream.timestamps, data, channels, update_s)
 
 
+def kept_summary(info: Any, kept: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """:func:`summarise` of the samples a recorder kept of the quality stream ``info`` (a
+    ``pylsl.StreamInfo``), ``[(stamps, rows)]``."""
+    desc = _desc_of(info.as_xml())
+    channels = [c for c in str(desc.get("emg_channels", "")).split(",") if c]
+    times = np.concatenate([t for t, _ in kept])
+    rows = np.concatenate([np.asarray(d).reshape(len(t), -1) for t, d in kept])
+    timeline = decode_timeline(times, rows, channels, float(desc.get("update_s") or 0.5))
+    return {"of_stream": desc.get("of_stream", ""), **summarise(timeline, info.name())}
+
+
 def _desc(stream: RecordedStream) -> dict[str, Any]:
-    """The flat entries of the stream's ``desc`` (text children only)."""
-    desc = ET.fromstring(stream.header_xml).find("desc")
+    return _desc_of(stream.header_xml)
+
+
+def _desc_of(header_xml: str) -> dict[str, Any]:
+    """The flat entries of a stream header's ``desc`` (text children only)."""
+    desc = ET.fromstring(header_xml).find("desc")
     if desc is None:
         return {}
     return {child.tag: (child.text or "") for child in desc if not list(child)}
