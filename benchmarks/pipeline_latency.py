@@ -17,7 +17,12 @@ a subscriber on the pipeline's bus counts the ``expression`` messages whose ``ph
 and the benchmark fails if fewer than 90 % of them are (EMG2Exp did not run). Measurement
 starts 5 s after the EMG first reaches the pipeline.
 
+``--quality both`` (the default) runs every case twice in the same run, without and with the
+electrode-quality monitor (``quality.enabled``; issue 21: it must not move the latency), so the
+two are measured on the same machine under the same load; ``on`` / ``off`` run one.
+
     python -m benchmarks.pipeline_latency [--seconds 20] [--size 1280x720] [--cases ...]
+        [--quality both|on|off]
 """
 
 from __future__ import annotations
@@ -108,6 +113,7 @@ def run_case(
     tag: str,
     face_preview_hz: float | None = None,
     align: str = "delay",
+    quality: bool = True,
 ) -> dict:
     from streaming.bus.pubsub import Publisher
     from streaming.config import validate
@@ -123,6 +129,7 @@ def run_case(
                 | ({} if face_preview_hz is None else {"face_preview_hz": face_preview_hz}),
                 "models": {"bundle": str(bundle) if bundle else ""},
                 "sync": {"align": align},
+                "quality": {"enabled": quality},
                 "profile": str(profile),
             },
         )
@@ -168,6 +175,7 @@ def run_case(
     return {
         "models": bundle is not None,
         "align": align,
+        "quality": quality,
         "emg_group_delay_ms": status.get("emg_group_delay_ms"),
         "overlap": status.get("overlap", False),
         "backend": status["backend"],
@@ -192,6 +200,15 @@ def main(argv: list[str] | None = None) -> int:
         default=["emg-delay", "models-delay", "models-latest"],
         choices=["emg-delay", "emg-latest", "models-delay", "models-latest"],
     )
+    parser.add_argument(
+        "--quality",
+        choices=["both", "on", "off"],
+        default="both",
+        help="the electrode-quality monitor: each case without and with it (both), or one",
+    )
+    parser.add_argument(
+        "--results", default="pipeline_latency", help="benchmarks/results/<NAME>.json"
+    )
     args = parser.parse_args(argv)
     use_loopback_lsl()
     from eifer_models.bundle import create_demo_bundle
@@ -201,32 +218,37 @@ def main(argv: list[str] | None = None) -> int:
         bundle = create_demo_bundle(Path(work) / "bundle").path
         profile = make_profile(Path(work))
         cases = []
+        qualities = {"both": [False, True], "on": [True], "off": [False]}[args.quality]
         for case in args.cases:
             kind, align = case.split("-")
             with_models = bundle if kind == "models" else None
-            tag = f"{kind}{align}{os.getpid()}"
-            cases.append(run_case(args.seconds, args.size, with_models, profile, tag, align=align))
+            for quality in qualities:
+                tag = f"{kind}{align}{'q' if quality else 'n'}{os.getpid()}"
+                cases.append(
+                    run_case(args.seconds, args.size, with_models, profile, tag, align=align,
+                             quality=quality)
+                )  # fmt: skip
     print(f"pipeline latency, {args.size} frames at 30 fps, {args.seconds:g} s per case")
-    print(f"{'case':<34} {'stage':<20} {'p50 ms':>8} {'p99 ms':>8} {'n':>6}")
+    print(f"{'case':<50} {'stage':<20} {'p50 ms':>8} {'p99 ms':>8} {'n':>6}")
     for case in cases:
         name = f"models ({case['backend']})" if case["models"] else "EMG only"
-        name = f"{name}, {case['align']}"
+        name = f"{name}, {case['align']}, quality {'on' if case['quality'] else 'off'}"
         for stage, row in sorted(case["latency_ms"].items()):
-            print(f"{name:<34} {stage:<20} {row['p50']:>8.2f} {row['p99']:>8.2f} {row['n']:>6}")
-        print(f"{name:<34} frames while measured {case['frames_measured']}")
-        print(f"{name:<34} D = {case['emg_group_delay_ms']} ms, overlap {case['overlap']}")
+            print(f"{name:<50} {stage:<20} {row['p50']:>8.2f} {row['p99']:>8.2f} {row['n']:>6}")
+        print(f"{name:<50} frames while measured {case['frames_measured']}")
+        print(f"{name:<50} D = {case['emg_group_delay_ms']} ms, overlap {case['overlap']}")
         bus = case["bus"]
         print(
-            f"{name:<34} from the bus: {bus['published']} muscle messages / {bus['captured']} "
+            f"{name:<50} from the bus: {bus['published']} muscle messages / {bus['captured']} "
             f"frames captured = {bus['ratio']:.3f}"
         )
         if case["models"]:
             print(
-                f"{name:<34} phi_emg finite in {case['phi_emg_finite']} of "
+                f"{name:<50} phi_emg finite in {case['phi_emg_finite']} of "
                 f"{case['expression_messages']} expression messages"
             )
     write_results(
-        "pipeline_latency",
+        args.results,
         {
             "seconds_per_case": args.seconds,
             "frame_size": args.size,

@@ -2,11 +2,10 @@
 
 A protocol session (the simulator's built-in protocol, looped) of ``--minutes`` at 4096 Hz on the
 22 Fridlund channels, with ``--faults`` electrode faults at random times, random channels (one
-fault per channel at a time) and random kinds: the simulator's own ``flat``, ``railed``,
-``spikes``, ``dropout`` and, built here from its clean output as in tests/dsp/test_quality.py until
-the simulator's kinds are merged, ``hum`` (60 uV mains on one channel), ``bridge`` (the channel
-and a face neighbour carry their mean) and ``lifting`` (EMG fades over 6 s while 50 uV broadband
-noise and 100 uV hum rise). The monitor (streaming.dsp.quality, shipped configs/quality.toml)
+fault per channel at a time) and random kinds, all seven of the simulator's own (``flat``,
+``railed``, ``spikes``, ``dropout``, ``hum`` at 60 uV on one channel, ``bridge`` with a face
+neighbour, ``lifting`` over 6 s into 50 uV of broadband noise and 100 uV of hum), scored against
+the simulator's fault windows (``EmgSimulator.fault_windows``). The monitor (streaming.dsp.quality, shipped configs/quality.toml)
 reads it in 32-sample chunks with the protocol's movement markers, faster than real time.
 
 Scored per fault: detection delay (first report flagging the fault's reason on its channel, from
@@ -54,8 +53,14 @@ from streaming.pipeline.biofeedback import load_movement_levels  # noqa: E402
 FS = 4096.0
 CHUNK = 32
 RESULTS = Path(__file__).resolve().parent / "results" / "quality_detection.json"
-SIM_KINDS = ("flat", "railed", "spikes", "dropout")
-BUILT_KINDS = ("hum", "bridge", "lifting")
+KINDS = ("flat", "railed", "spikes", "dropout", "hum", "bridge", "lifting")
+# per kind: the fault's settings beyond channel and window (amplitudes a lab sees)
+SETTINGS: dict[str, dict[str, float]] = {
+    "spikes": {"rate_hz": 2.0},
+    "dropout": {"rate_hz": 2.0},
+    "hum": {"amplitude_uv": 60.0},
+    "lifting": {"ramp_s": 6.0, "noise_uv": 50.0, "amplitude_uv": 100.0},
+}
 REASON = {
     "flat": "flat",
     "railed": "railed",
@@ -86,7 +91,7 @@ def draw_faults(
     the same channel (a bridge occupies its partner too) within 2 s."""
     busy: dict[int, list[tuple[float, float]]] = {c: [] for c in range(len(labels))}
     faults, total = [], minutes * 60.0
-    kinds = SIM_KINDS + BUILT_KINDS
+    kinds = KINDS
     tries = 0
     while len(faults) < n and tries < 100 * n:
         tries += 1
@@ -103,31 +108,6 @@ def draw_faults(
             busy[c].append(span)
         faults.append(Fault(kind, ch, start, start + dur, partner))
     return sorted(faults, key=lambda f: f.start_s)
-
-
-def inject(x: np.ndarray, first: int, faults: list[Fault], rng: np.random.Generator) -> None:
-    """Add the built kinds (hum, bridge, lifting) to the chunk ``x`` starting at sample
-    ``first`` (models as in tests/dsp/test_quality.py)."""
-    t = (first + np.arange(x.shape[0])) / FS
-    for f in faults:
-        on = (t >= f.start_s) & (t < f.end_s)
-        if f.kind not in BUILT_KINDS or not on.any():
-            continue
-        tt = t[on]
-        hum = sum(
-            rel * np.sin(2 * np.pi * 50.0 * h * tt + 0.3 * h)
-            for h, rel in enumerate((1.0, 0.2, 0.4, 0.1), start=1)
-        )
-        if f.kind == "hum":
-            x[on, f.channel] += 60.0 * hum
-        elif f.kind == "bridge":
-            mean = 0.5 * (x[on, f.channel] + x[on, f.partner])
-            x[on, f.channel] = mean + 0.5 * rng.standard_normal(on.sum())
-            x[on, f.partner] = mean + 0.5 * rng.standard_normal(on.sum())
-        else:
-            p = np.clip((tt - f.start_s) / 6.0, 0.0, 1.0)
-            open_input = 50.0 * rng.standard_normal(on.sum()) + 100.0 * np.sin(2 * np.pi * 50 * tt)
-            x[on, f.channel] = (1 - p) * x[on, f.channel] + p * open_input
 
 
 def note_events(x: np.ndarray, first: int, prev: np.ndarray, faults: list[Fault]) -> None:
@@ -161,12 +141,15 @@ def session(minutes: float, n_faults: int, seed: int) -> dict:
             kind=f.kind,
             start_s=f.start_s,
             duration_s=f.end_s - f.start_s,
-            rate_hz=2.0,
+            partner=labels[f.partner] if f.partner >= 0 else None,
+            **SETTINGS.get(f.kind, {}),
         )
         for f in faults
-        if f.kind in SIM_KINDS
     ]
     sim = EmgSimulator(cfg0.model_copy(update={"faults": sim_faults}))
+    for f, window in zip(faults, sim.fault_windows(), strict=True):  # score the simulator's own
+        assert window.kind == f.kind and window.stop is not None
+        f.start_s, f.end_s = window.start / FS, window.stop / FS
     targets = channel_targets(
         load_movement_levels(config_path("movements.toml")), sim.scheme.muscles
     )
@@ -189,7 +172,6 @@ def session(minutes: float, n_faults: int, seed: int) -> dict:
     cpu_monitor = 0.0
     for first in range(0, n_total, 4096):
         x = sim.generate(min(4096, n_total - first))[0].astype(np.float64)
-        inject(x, first, faults, rng)
         note_events(x, first, prev, faults)
         prev = x[-1].copy()
         c0 = time.process_time()

@@ -130,7 +130,26 @@ def _format(message: Message) -> str:
             f"face    {_frame(message)} {f['image_size'][0]}x{f['image_size'][1]} JPEG "
             f"{len(f['image']) / 1e3:.1f} kB, {box}{crop}"
         )
+    if message.topic == "quality":
+        summary = quality_summary(f["channels"], f["states"], f["reasons"])
+        return f"quality t={_num(message.t, 3)} {summary}"
     return f"{_clean(message.topic, 40)} {_clean(sorted(f))}"
+
+
+def quality_summary(channels: list[str], states: list[str], reasons: list[list[str]]) -> str:
+    """``21 good, 1 bad (F3: flat)``: counts per state, then the channels not good and why
+    (worst first, at most 8 named)."""
+    counts = {s: states.count(s) for s in ("good", "check", "bad") if states.count(s)}
+    text = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no channels"
+    named = [
+        f"{_clean(c, 12)}: {_clean('/'.join(r) or s, 40)}"
+        for level in ("bad", "check")
+        for c, s, r in zip(channels, states, reasons, strict=True)
+        if s == level
+    ]
+    if named:
+        text += " (" + "; ".join(named[:8]) + ("; …" if len(named) > 8 else "") + ")"
+    return text
 
 
 def _bump(counts: dict[str, int], key: str, max_keys: int = 50) -> None:

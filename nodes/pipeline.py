@@ -17,6 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", help="model bundle folder (overrides models.bundle)")
     parser.add_argument("--profile", help="participant profile JSON (overrides profile)")
     parser.add_argument("--frames", type=count, help="stop after this many frames")
+    parser.add_argument(
+        "--quality",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="publish the electrode-quality topic (overrides quality.enabled; default: on)",
+    )
 
 
 def build_models(config: PipelineConfig) -> FrameModels | None:
@@ -34,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f'models.bundle="{args.bundle}"')
     if args.profile:
         overrides.append(f'profile="{args.profile}"')
+    if args.quality is not None:
+        overrides.append(f"quality.enabled={str(args.quality).lower()}")
     args.overrides = overrides
     config = load_node_config(PipelineConfig, args)
     configure_lsl()

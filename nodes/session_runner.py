@@ -123,6 +123,7 @@ class SessionRunner:
         self.streams: dict[str, str] = {}  # node -> its stream's name
         self.began = self.started_at = time.monotonic()
         self.frames = 0  # published frames seen on the view's bus
+        self._quality_line = ""  # the last electrode-quality line said (said again on change)
 
     def start(self) -> None:
         """The nodes that start before the preparation, the session's ``show`` lines, the
@@ -246,7 +247,13 @@ class SessionRunner:
                 return
         elif message.topic in ("expression", "face"):
             return  # every frame / 5 per second: the page shows them
-        self.say(view.line(message))
+        line = view.line(message)
+        if message.topic == "quality":  # twice a second: said when the electrodes' states change
+            summary = line.split(" ", 2)[-1]
+            if summary == self._quality_line:
+                return
+            self._quality_line = summary
+        self.say(line)
 
     def stop(self) -> None:
         """The recorder first (it drains what was sent up to now), then the others."""

@@ -3,7 +3,7 @@
 
 :func:`streaming.bus.pubsub.decode` checks the envelope and the arrays; :func:`validate` checks that
 a topic's fields are the contract's: names, types, and that the per-channel vectors of ``muscle``
-match its channel list. Consumers treat the bus as untrusted: a message that fails is counted and
+and ``quality`` match their channel list. Consumers treat the bus as untrusted: a message that fails is counted and
 dropped, never cached or forwarded, and an unknown topic is ignored (:class:`UnknownTopicError`).
 Fields not named here pass unchecked, so producers may add fields without breaking readers.
 
@@ -22,6 +22,7 @@ import numpy as np
 
 from streaming.bus.jpeg import JpegError, jpeg_size
 from streaming.bus.pubsub import TOPICS, Message
+from streaming.dsp.quality_report import STATES
 from streaming.errors import PayloadError
 
 __all__ = [
@@ -126,6 +127,22 @@ def _texts(value: Any, where: str) -> list[str]:
     if not isinstance(value, list):
         raise _fail(where, "a list of strings", value)
     return [_text(v, f"{where}[{i}]") for i, v in enumerate(value)]
+
+
+def _reason_lists(value: Any, where: str) -> list[list[str]]:
+    """Per channel a list of reasons (``quality.reasons``)."""
+    if not isinstance(value, list):
+        raise _fail(where, "a list of reason lists, one per channel", value)
+    return [_texts(v, f"{where}[{i}]") for i, v in enumerate(value)]
+
+
+def _list_of(check: Check) -> Check:
+    def list_of(value: Any, where: str) -> list[Any]:
+        if not isinstance(value, list):
+            raise _fail(where, "a list", value)
+        return [check(v, f"{where}[{i}]") for i, v in enumerate(value)]
+
+    return list_of
 
 
 def _choice(*allowed: str) -> Check:
@@ -312,6 +329,21 @@ TOPIC_FIELDS: dict[str, tuple[dict[str, Check], frozenset[str]]] = {
         },
         frozenset({"image", "image_size", "scale", "face_detected"}),
     ),
+    # per-channel electrode quality (streaming.dsp.quality_report.QualityReport.to_dict)
+    "quality": (
+        {
+            "t_lsl": _nullable(_number),
+            "sample_index": _integer,
+            "channels": _labels,
+            "states": _list_of(_choice(*STATES)),
+            "reasons": _reason_lists,
+            "metrics": _map_of(_vector),
+            "mains_hz": _number,
+            "movement": _nullable(_text),
+            "bridge_partner": _labels,
+        },
+        frozenset({"sample_index", "channels", "states", "reasons", "metrics", "mains_hz"}),
+    ),
 }
 assert set(TOPIC_FIELDS) == set(TOPICS)
 
@@ -331,6 +363,8 @@ def validate(message: Message) -> Message:
     fields = _record(checks, required)(message.fields, message.topic)
     if message.topic == "face":
         _check_face(fields)
+    if message.topic == "quality":
+        _check_quality(fields)
     if message.topic == "muscle":
         n = len(fields["channels"])
         for key in _MUSCLE_VECTORS:
@@ -351,3 +385,14 @@ def _check_face(fields: dict[str, Any]) -> None:
             raise SchemaError(
                 f"face.{size} {fields.get(size)} is not the JPEG's {actual[0]} x {actual[1]}"
             )
+
+
+def _check_quality(fields: dict[str, Any]) -> None:
+    """Every per-channel list and metric vector of a ``quality`` message has one entry per
+    channel."""
+    n = len(fields["channels"])
+    per_channel = [(key, fields.get(key)) for key in ("states", "reasons", "bridge_partner")]
+    per_channel += [(f"metrics.{k}", v) for k, v in fields["metrics"].items()]
+    for key, value in per_channel:
+        if value is not None and len(value) != n:
+            raise SchemaError(f"quality.{key} has {len(value)} values for {n} channels")

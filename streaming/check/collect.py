@@ -1,5 +1,5 @@
 """What ``eifer check`` watches for a fixed window: the bus (``muscle``, ``expression``,
-``status``), the camera's capture stamps, the EMG stream's clock offset, and the truth streams
+``status``, ``quality``), the camera's capture stamps, the EMG stream's clock offset, and the truth streams
 the sources publish (the EMG simulator's ``EMGTruth``; a synthetic participant's ``VideoTruth``).
 
 Stamps are in this machine's LSL clock (inlets apply clock correction, as the pipeline's do), so
@@ -116,7 +116,8 @@ def observe(config: CheckConfig) -> Observation:
         video_truth = TruthRecorder(selector, config.find_timeout_s)
     counter = _StampCounter(video_info) if video_info is not None else None
     emg_inlet = ChunkInlet(emg_info, max_buflen_s=1, max_chunk=64) if emg_info else None
-    subscriber = Subscriber(config.bus_address, ["muscle", "expression", "status"], curve=curve)
+    topics = ["muscle", "expression", "status", "quality"]
+    subscriber = Subscriber(config.bus_address, topics, curve=curve)
     try:
         if counter is not None:
             counter.start(config.find_timeout_s)

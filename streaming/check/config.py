@@ -42,6 +42,11 @@ class Thresholds(Config):
       untrained encoders measure -0.01 to 0.04 and -0.05 to 0.08. These floors separate trained
       from untrained encoders; they are far from what EIFER's claim needs (issue 23).
 
+    Electrodes (the pipeline's ``quality`` topic, each electrode's median state over the
+    window): ``max_bad_electrodes`` 0, a ``bad`` electrode (flat, railed, open, bridged, mains
+    far above the EMG...) fails the check, as a lab's pre-session checklist wants;
+    ``max_check_electrodes`` (None: reported, not judged); ``judge_quality`` false reports both.
+
     ``judge_video_models`` false (untrained encoders): ``phi_video`` and ``emg_from_video`` are
     reported, not judged; ``judge_emg_models`` false (untrained MLPs): ``phi_emg`` and
     ``emg_from_video`` (Exp2EMG) are. ``eifer check --bundle`` sets them from the manifest.
@@ -57,6 +62,9 @@ class Thresholds(Config):
     min_r_phi_emg: float = Field(0.8, ge=-1, le=1)
     judge_video_models: bool = True  # false: phi_video, emg_from_video reported, not judged
     judge_emg_models: bool = True  # false: phi_emg, emg_from_video reported, not judged
+    max_bad_electrodes: int = Field(0, ge=0)
+    max_check_electrodes: int | None = Field(None, ge=0)  # None: reported, not judged
+    judge_quality: bool = True  # false: electrode states reported, not judged
 
 
 class CheckConfig(Config):

@@ -4,7 +4,7 @@ as one table (text or JSON)."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -13,6 +13,8 @@ from streaming.bus.pubsub import Message
 from streaming.check.alignment import alignment_errors_ms
 from streaming.check.collect import Observation
 from streaming.check.config import Thresholds
+from streaming.check.quality_rows import quality_rows
+from streaming.check.rows import Row, judge
 from streaming.pipeline.video_feed import FrameCounter
 
 __all__ = ["Row", "as_json", "evaluate", "format_table", "mean_correlation", "passed"]
@@ -22,28 +24,6 @@ UNTRAINED = {  # the note of a correlation reported, not judged
     "mlps": "MLPs untrained: reported, not judged",
 }
 MATCH_S = 0.5e-3  # a message's t and its frame's capture stamp are the same number
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the table: a figure and, when judged, its threshold and verdict."""
-
-    check: str
-    value: float | int | None  # counts stay integers
-    unit: str = ""
-    threshold: str = ""  # e.g. ">= 0.95"; "" = reported, not judged
-    passed: bool | None = None  # None: not judged (no threshold, or nothing to judge)
-    note: str = ""
-
-
-def _judge(
-    check: str, value: float | int | None, unit: str, op: str, limit: float, note: str = ""
-) -> Row:
-    if value is None or not math.isfinite(value):
-        return Row(check, None, unit, f"{op} {limit:g}", None, note or "nothing to judge")
-    ok = value >= limit if op == ">=" else value <= limit
-    shown = value if isinstance(value, int) else float(value)
-    return Row(check, shown, unit, f"{op} {limit:g}", bool(ok), note)
 
 
 def mean_correlation(predicted: np.ndarray, true: np.ndarray) -> float | None:
@@ -97,7 +77,7 @@ def _frame_rows(obs: Observation, muscle: list[Message], limits: Thresholds) -> 
     rows.append(Row("frames captured", captured, "frames"))
     rows.append(Row("frames published (of captured)", published, "frames"))
     rows.append(
-        _judge(
+        judge(
             "published / captured",
             published / captured if captured else None,
             "",
@@ -112,7 +92,7 @@ def _frame_rows(obs: Observation, muscle: list[Message], limits: Thresholds) -> 
     frames = [m.frame for m in muscle]
     duplicated = (len(frames) - len(set(frames))) + (len(message_t) - len(np.unique(message_t)))
     rows.append(
-        _judge(
+        judge(
             "duplicated frames published", duplicated, "frames", "<=", limits.max_duplicated_frames
         )
     )
@@ -157,7 +137,7 @@ def _alignment_rows(obs: Observation, muscle: list[Message], limits: Thresholds)
         errors = errors[np.isfinite(errors)]
         p99 = float(np.percentile(errors, 99)) if len(errors) else None
         return [
-            _judge(
+            judge(
                 "EMG-to-frame alignment error |p99| (vs truth)",
                 p99,
                 "ms",
@@ -170,7 +150,7 @@ def _alignment_rows(obs: Observation, muscle: list[Message], limits: Thresholds)
     if len(obs.clock_offsets_s) >= 2:
         spread = 1e3 * float(np.ptp(obs.clock_offsets_s))
         return [
-            _judge(
+            judge(
                 "EMG clock-offset spread (estimate, no truth)",
                 spread,
                 "ms",
@@ -192,7 +172,7 @@ def _latency_rows(obs: Observation, limits: Thresholds) -> list[Row]:
         return [Row("capture -> received here p99", None, "ms", "", None, "no muscle message")]
     ms = 1e3 * np.asarray(pairs)
     return [
-        _judge(
+        judge(
             "capture -> received here p99",
             float(np.percentile(ms, 99)),
             "ms",
@@ -226,7 +206,7 @@ def _correlation_rows(obs: Observation, muscle: list[Message], limits: Threshold
             which = "encoders" if not limits.judge_video_models else "mlps"
             rows.append(Row(check, r, "", "", None, UNTRAINED[which]))
         elif obs.emg_truth is not None or obs.video_truth is not None:
-            rows.append(_judge(check, r, "", ">=", limits.min_r_emg_from_video,
+            rows.append(judge(check, r, "", ">=", limits.min_r_emg_from_video,
                                "aligned envelope, mean over channels"))  # fmt: skip
         else:
             rows.append(Row(check, r, "", "", None, "no truth: reported"))
@@ -251,7 +231,7 @@ def _correlation_rows(obs: Observation, muscle: list[Message], limits: Threshold
         r = mean_correlation(predicted, true_phi)
         note = f"mean over moving components, {len(pairs)} frames"
         if judged[key]:
-            rows.append(_judge(f"r {key} vs true phi", r, "", ">=", limit, note))
+            rows.append(judge(f"r {key} vs true phi", r, "", ">=", limit, note))
         else:
             model = "encoders" if key == "phi_video" else "mlps"
             rows.append(Row(f"r {key} vs true phi", r, "", "", None, f"{UNTRAINED[model]}; {note}"))
@@ -265,12 +245,13 @@ def evaluate(obs: Observation, limits: Thresholds) -> list[Row]:
     if muscle:
         missing = sum(bool(m.fields.get("emg_missing")) for m in muscle) / len(muscle)
         rows.append(
-            _judge("frames with EMG missing", missing, "", "<=", limits.max_emg_missing_fraction)
+            judge("frames with EMG missing", missing, "", "<=", limits.max_emg_missing_fraction)
         )
     rows += _alignment_rows(obs, muscle, limits)
     rows += _latency_rows(obs, limits)
     rows += _status_rows(obs)
     rows += _correlation_rows(obs, muscle, limits)
+    rows += quality_rows(obs, limits)
     if obs.rejected:
         rows.append(Row("bus messages rejected", obs.rejected, "messages"))
     if obs.disconnects:

@@ -33,9 +33,7 @@ ends (plus the decay of the filters: tens of ms).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,6 +41,29 @@ from scipy import signal
 
 from streaming.dsp import design
 from streaming.dsp.quality_config import Limit, QualityConfig
+from streaming.dsp.quality_metrics import (
+    DB_FLOOR,
+    HoldLast,
+    bridging,
+    channel_targets,
+    levels,
+    mains_levels,
+    mains_line_bins,
+    nearest_neighbours,
+    neighbour_index,
+    noise_db,
+    railed_count,
+    rest_baseline,
+)
+from streaming.dsp.quality_report import (
+    BAD,
+    CHECK,
+    GOOD,
+    METRICS,
+    REASONS,
+    STATES,
+    QualityReport,
+)
 from streaming.errors import StreamFormatError
 
 __all__ = [
@@ -58,165 +79,8 @@ __all__ = [
     "nearest_neighbours",
 ]
 
-GOOD, CHECK, BAD = "good", "check", "bad"
-STATES = (GOOD, CHECK, BAD)  # index = level
-# reason order in a report (most telling first); "bridged" is reported as "bridged:<partner>"
-REASONS = (
-    "nan",
-    "flat",
-    "railed",
-    "stuck",
-    "noise",
-    "mains",
-    "bridged",
-    "motion",
-    "baseline",
-    "silent",
-)
-METRICS = (
-    "mains_db",  # mains lines' power against the EMG band's (dB)
-    "mains_uv",  # RMS of the mains lines (uV)
-    "rms_uv",  # EMG-band RMS over the window, mains lines removed (uV)
-    "rest_rms_uv",  # rest baseline RMS (uV); NaN until a rest block was seen
-    "lf_fraction",  # power below 20 Hz / (that + EMG band)
-    "spike_count",  # motion spikes in the window
-    "nan_fraction",
-    "stuck_fraction",  # samples equal to their predecessor
-    "railed_fraction",  # samples at the range (or repeated extremes)
-    "noise_db",  # noise-band power against the neighbours' median (dB); NaN without neighbours
-    "bridge_corr",  # largest HF correlation with a similar-level neighbour
-    "activity_snr_db",  # EMG-band power against the rest baseline (dB)
-    "expected_level",  # what the current movement asks of the channel's muscle (0..1)
-)
-_DB_FLOOR = -60.0  # dB values of a zero power
 # reasons whose blocks do not feed the rest baseline (their power is not the electrode's rest)
 _NOT_BASELINE = ("nan", "flat", "railed", "stuck", "noise", "bridged", "motion")
-
-
-@dataclass(frozen=True)
-class QualityReport:
-    """Quality of every channel after one block.
-
-    ``t_lsl``: LSL time of the block's last sample (None when the caller gave no times);
-    ``sample_index``: index of the sample after the block (samples since the monitor started).
-    ``states[i]``, ``reasons[i]`` and ``metrics[name][i]`` belong to ``channels[i]``.
-    """
-
-    t_lsl: float | None
-    sample_index: int
-    channels: tuple[str, ...]
-    states: tuple[str, ...]
-    reasons: tuple[tuple[str, ...], ...]
-    metrics: Mapping[str, tuple[float, ...]]
-    mains_hz: float
-    movement: str | None = None
-    bridge_partner: tuple[str, ...] = field(default=())  # "" where none
-
-    def state(self, label: str) -> str:
-        return self.states[self.channels.index(label)]
-
-    def reasons_of(self, label: str) -> tuple[str, ...]:
-        return self.reasons[self.channels.index(label)]
-
-    def metric(self, name: str, label: str) -> float:
-        return self.metrics[name][self.channels.index(label)]
-
-    @property
-    def bad_channels(self) -> list[str]:
-        return [c for c, s in zip(self.channels, self.states, strict=True) if s == BAD]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of lists, floats and strings (msgpack / JSON; NaN where unknown)."""
-        return {
-            "t_lsl": self.t_lsl,
-            "sample_index": self.sample_index,
-            "channels": list(self.channels),
-            "states": list(self.states),
-            "reasons": [list(r) for r in self.reasons],
-            "metrics": {k: [float(v) for v in vals] for k, vals in self.metrics.items()},
-            "mains_hz": self.mains_hz,
-            "movement": self.movement,
-            "bridge_partner": list(self.bridge_partner),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> QualityReport:
-        return cls(
-            t_lsl=None if data["t_lsl"] is None else float(data["t_lsl"]),
-            sample_index=int(data["sample_index"]),
-            channels=tuple(data["channels"]),
-            states=tuple(data["states"]),
-            reasons=tuple(tuple(r) for r in data["reasons"]),
-            metrics={k: tuple(float(x) for x in v) for k, v in data["metrics"].items()},
-            mains_hz=float(data["mains_hz"]),
-            movement=data.get("movement"),
-            bridge_partner=tuple(data.get("bridge_partner", ())),
-        )
-
-
-def nearest_neighbours(
-    labels: Sequence[str], positions: np.ndarray, k: int = 4
-) -> dict[str, list[str]]:
-    """The ``k`` channels nearest each channel on the face (``ElectrodeScheme.positions``:
-    ``(n, 2)``, configs/electrodes), nearest first."""
-    xy = np.asarray(positions, dtype=np.float64)
-    if xy.shape != (len(labels), 2):
-        raise ValueError(f"positions shape {xy.shape} != ({len(labels)}, 2)")
-    d = np.linalg.norm(xy[:, None, :] - xy[None, :, :], axis=-1)
-    np.fill_diagonal(d, np.inf)
-    order = np.argsort(d, axis=1, kind="stable")[:, : min(k, len(labels) - 1)]
-    return {lab: [labels[j] for j in row] for lab, row in zip(labels, order, strict=True)}
-
-
-def channel_targets(
-    movement_levels: Mapping[str, Mapping[str, float]], muscles: Sequence[str]
-) -> dict[str, np.ndarray]:
-    """Per movement, the level (0..1) it drives each channel's muscle at: ``movement_levels``
-    is ``{movement: {muscle: level}}`` (configs/movements.toml, e.g. via
-    ``streaming.pipeline.biofeedback.load_movement_levels``), ``muscles`` the muscle under each
-    channel (``ElectrodeScheme.muscles``)."""
-    return {
-        name: np.array([float(levels.get(m, 0.0)) for m in muscles], dtype=np.float64)
-        for name, levels in movement_levels.items()
-    }
-
-
-def _levels(metric: np.ndarray, limit: Limit, current: np.ndarray) -> np.ndarray:
-    """Level 0/1/2 per channel from ``metric`` with hysteresis: a level already held (``current``)
-    stays while the metric has not come back past its threshold by ``limit.release``. NaN metrics
-    keep nothing."""
-    out = np.zeros(metric.shape, dtype=np.int8)
-    sign = -1.0 if limit.below else 1.0
-    m = sign * metric
-    with np.errstate(invalid="ignore"):
-        for level, threshold in ((1, limit.check), (2, limit.bad)):
-            if threshold is None:
-                continue
-            t = sign * threshold
-            on = (m > t) | ((current >= level) & (m > t - limit.release))
-            out[on] = level
-    return out
-
-
-class _Hold:
-    """Last finite value per channel: fills NaN samples so no filter state is poisoned."""
-
-    def __init__(self, n_channels: int) -> None:
-        self.last = np.full(n_channels, np.nan)
-
-    def fill(self, x: np.ndarray, finite: np.ndarray) -> np.ndarray:
-        if finite.all():
-            self.last = x[-1].copy()
-            return x
-        n = x.shape[0]
-        idx = np.where(finite, np.arange(n)[:, None], -1)
-        np.maximum.accumulate(idx, axis=0, out=idx)
-        first = np.where(finite.any(axis=0), x[np.argmax(finite, axis=0), np.arange(x.shape[1])], 0)
-        start = np.where(np.isfinite(self.last), self.last, first)
-        cols = np.broadcast_to(np.arange(x.shape[1]), x.shape)
-        y = np.where(idx >= 0, x[np.maximum(idx, 0), cols], start[None, :])
-        self.last = y[-1].copy()
-        return y
 
 
 class QualityMonitor:
@@ -263,26 +127,13 @@ class QualityMonitor:
         for name, target in self._targets.items():
             if target.shape != (n,):
                 raise ValueError(f"channel_targets[{name!r}] has shape {target.shape}, not ({n},)")
-        self._neighbours = self._neighbour_index(neighbours or {})
+        self._neighbours = neighbour_index(self.labels, neighbours or {})
         self._spectral_setup()
         self._lf_sos = design.butter_bandpass(*cfg.lf_hz, 2, self.rate_hz)
         self._hp_sos = design.butter_highpass(cfg.bridge_highpass_hz, 2, self.rate_hz)
         self.reset()
 
     # ---- set-up -----------------------------------------------------------------------------
-
-    def _neighbour_index(self, neighbours: Mapping[str, Sequence[str]]) -> np.ndarray:
-        """``(n, k)`` neighbour indices, -1 padded."""
-        where = {lab: i for i, lab in enumerate(self.labels)}
-        unknown = sorted({x for k, v in neighbours.items() for x in (k, *v)} - where.keys())
-        if unknown:
-            raise ValueError(f"neighbours name unknown channel(s) {unknown}; have {self.labels}")
-        k = max((len(v) for v in neighbours.values()), default=0)
-        index = np.full((self.n_channels, k), -1, dtype=np.intp)
-        for lab, nbrs in neighbours.items():
-            row = [where[x] for x in nbrs if x != lab]
-            index[where[lab], : len(row)] = row
-        return index
 
     def _spectral_setup(self) -> None:
         cfg, n, fs = self.config, self.block_n, self.rate_hz
@@ -303,20 +154,8 @@ class QualityMonitor:
         self._lf = bins(max(cfg.lf_hz[0], df), cfg.lf_hz[1] - 1e-9)
         self._noise = bins(*cfg.noise_hz)
         self._mains_candidates = (50.0, 60.0) if cfg.mains_hz is None else (cfg.mains_hz,)
-        self._line_bins = {f: self._lines(f) for f in self._mains_candidates}
-
-    def _lines(self, f0: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For mains ``f0``: (line bins (h, 3), floor bins (h, 6), mask of all line bins)."""
-        df = self._freqs[1]
-        top = min(self.config.mains_max_hz, self.config.band_hz[1], 0.45 * self.rate_hz)
-        harmonics = f0 * np.arange(1, int(top // f0) + 1)
-        centre = np.rint(harmonics / df).astype(int)
-        line = centre[:, None] + np.arange(-1, 2)[None, :]
-        floor = centre[:, None] + np.array([-5, -4, -3, 3, 4, 5])[None, :]
-        floor = np.clip(floor, 1, self._freqs.size - 1)
-        mask = np.zeros(self._freqs.size, dtype=bool)
-        mask[line.ravel()] = True
-        return line, floor, mask
+        top = min(cfg.mains_max_hz, cfg.band_hz[1], 0.45 * fs)
+        self._line_bins = {f: mains_line_bins(self._freqs, f, top) for f in self._mains_candidates}
 
     def reset(self) -> None:
         """Forget all signal history (filters, windows, baseline, flags)."""
@@ -324,7 +163,7 @@ class QualityMonitor:
         self.sample_index = 0
         self._buf = np.empty((self.block_n, n))
         self._fill = 0
-        self._hold = _Hold(n)
+        self._hold = HoldLast(n)
         self._prev = np.full(n, np.nan)  # last raw sample of the previous block
         self._lf_zi: np.ndarray | None = None
         self._hp_zi: np.ndarray | None = None
@@ -358,6 +197,11 @@ class QualityMonitor:
         self._last_movement_end: int | None = None
         self._markers_seen = False
         self._pending_markers: list[tuple[int, str | None]] = []
+
+    @property
+    def samples_to_next_report(self) -> int:
+        """Samples that complete the current block (and give the next report)."""
+        return self.block_n - self._fill
 
     # ---- input ------------------------------------------------------------------------------
 
@@ -442,7 +286,7 @@ class QualityMonitor:
         same = (raw[1:] == raw[:-1]) & finite[1:] & finite[:-1]
         out["stuck"] = same.sum(axis=0) + ((raw[0] == self._prev) & prev_ok & finite[0])
         self._prev = raw[-1].copy()
-        out["railed"] = self._railed_count(raw, finite, same)
+        out["railed"] = railed_count(raw, finite, same, self.range_uv, self.config.rail_fraction)
         # spectrum: powers per bin and channel (units uV^2 per bin, summed = mean square)
         xd = x - x.mean(axis=0)
         spec = np.abs(np.fft.rfft(xd * self._window[:, None], axis=0)) ** 2
@@ -480,18 +324,6 @@ class QualityMonitor:
         self._spike_above = above[-1].copy()
         out["gram"] = hp.T @ hp
         return out
-
-    def _railed_count(self, raw: np.ndarray, finite: np.ndarray, same: np.ndarray) -> np.ndarray:
-        """Samples at the declared range; without one, repeated samples at the block's extremes
-        (a clipped input sits at one value; an unclipped one reaches its extremes once)."""
-        if self.range_uv is not None:
-            at = (np.abs(raw) >= self.config.rail_fraction * self.range_uv) & finite
-            return at.sum(axis=0).astype(float)
-        hi = np.max(np.where(finite, raw, -np.inf), axis=0)
-        lo = np.min(np.where(finite, raw, np.inf), axis=0)
-        at_ext = (raw[1:] == hi) | (raw[1:] == lo)
-        flat = hi == lo
-        return np.where(flat, 0.0, (same & at_ext).sum(axis=0)).astype(float)
 
     @property
     def mains_hz(self) -> float:
@@ -535,12 +367,12 @@ class QualityMonitor:
         band, line = s["band"] / count, s["line"] / count
         lf, noise = s["lf"] / count, s["noise"] / count
         m: dict[str, np.ndarray] = {}
-        rest = self._rest_baseline()
+        rest = rest_baseline(self._rest_power, self.config.baseline_percentile)
         with np.errstate(divide="ignore", invalid="ignore"):
             # against the resting EMG band where known: a contraction does not hide the hum
             ref = np.where(np.isfinite(rest) & (rest > 0), rest, band)
-            m["mains_db"] = np.maximum(10 * np.log10(line / ref), _DB_FLOOR)
-            m["mains_db"] = np.where(ref > 0, m["mains_db"], np.where(line > 0, 60.0, _DB_FLOOR))
+            m["mains_db"] = np.maximum(10 * np.log10(line / ref), DB_FLOOR)
+            m["mains_db"] = np.where(ref > 0, m["mains_db"], np.where(line > 0, 60.0, DB_FLOOR))
             m["mains_uv"] = np.sqrt(line)
             self._line_sd = np.sqrt(s["line_var"]) / count  # of the window's line power
             self._line_ref = ref
@@ -552,63 +384,14 @@ class QualityMonitor:
             finite = np.maximum(s["n_finite"], 1.0)
             m["stuck_fraction"] = s["stuck"] / finite
             m["railed_fraction"] = s["railed"] / finite
-            m["noise_db"] = self._noise_db(noise, band)
-            m["bridge_corr"], partner = self._bridging()
+            m["noise_db"] = noise_db(noise, band, self._neighbours)
+            m["bridge_corr"], partner = bridging(
+                self._gram.sum(axis=0), self._neighbours, self.config.bridge_level_db
+            )
             snr = 10 * np.log10(band / rest)
-            m["activity_snr_db"] = np.clip(snr, _DB_FLOOR, -_DB_FLOOR)
+            m["activity_snr_db"] = np.clip(snr, DB_FLOOR, -DB_FLOOR)
             m["expected_level"] = self._expected()
         return m, partner
-
-    def _rest_baseline(self) -> np.ndarray:
-        hist = self._rest_power
-        have = np.isfinite(hist).any(axis=0)
-        out = np.full(self.n_channels, np.nan)
-        if have.any():
-            out[have] = np.nanpercentile(hist[:, have], self.config.baseline_percentile, axis=0)
-        return out
-
-    def _neighbour_median(self, values: np.ndarray) -> np.ndarray:
-        """Median of ``values`` over each channel's neighbours (NaN where it has none)."""
-        idx = self._neighbours
-        vals = np.where(idx >= 0, values[np.maximum(idx, 0)], np.nan)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a channel without neighbours
-            return np.nanmedian(vals, axis=1)
-
-    def _noise_db(self, noise: np.ndarray, band: np.ndarray) -> np.ndarray:
-        """How far the channel's noise-band power stands above its neighbours' (dB), counted
-        only as far as its spectrum is also flatter than theirs: broadband noise raises both, a
-        contraction under one electrode raises the power but keeps an EMG-shaped spectrum, and a
-        resting channel beside contracting ones is flatter but not louder."""
-        if self._neighbours.shape[1] == 0:
-            return np.full(self.n_channels, np.nan)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            shape = noise / band
-            power_db = 10 * np.log10(noise / self._neighbour_median(noise))
-            shape_db = 10 * np.log10(shape / self._neighbour_median(shape))
-            db = np.minimum(power_db, shape_db)
-        db = np.where(np.isnan(power_db) | np.isnan(shape_db), np.nan, db)
-        return np.clip(db, _DB_FLOOR, -_DB_FLOOR)
-
-    def _bridging(self) -> tuple[np.ndarray, np.ndarray]:
-        """Largest HF correlation with a neighbour of similar level, and that neighbour."""
-        idx = self._neighbours
-        n = self.n_channels
-        if idx.shape[1] == 0:
-            return np.zeros(n), np.full(n, -1)
-        g = self._gram.sum(axis=0)
-        power = np.diag(g).copy()
-        rows = np.arange(n)[:, None]
-        j = np.maximum(idx, 0)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            corr = g[rows, j] / np.sqrt(power[:, None] * power[j])
-            level_db = np.abs(10 * np.log10(power[:, None] / power[j]))
-        ok = (idx >= 0) & np.isfinite(corr) & (level_db <= self.config.bridge_level_db)
-        corr = np.where(ok, corr, 0.0)
-        best = np.argmax(corr, axis=1)
-        value = corr[np.arange(n), best]
-        partner = np.where(value > 0, idx[np.arange(n), best], -1)
-        return value, partner
 
     def _expected(self) -> np.ndarray:
         if self._movement is None:
@@ -622,7 +405,7 @@ class QualityMonitor:
 
         def put(reason: str, metric: np.ndarray, limit: Limit) -> None:
             out[:, col[reason]] = np.maximum(
-                out[:, col[reason]], _levels(metric, limit, cur[:, col[reason]])
+                out[:, col[reason]], levels(metric, limit, cur[:, col[reason]])
             )
 
         put("nan", m["nan_fraction"], cfg.nan)
@@ -630,7 +413,8 @@ class QualityMonitor:
         put("railed", m["railed_fraction"], cfg.railed)
         put("stuck", m["stuck_fraction"], cfg.stuck)
         put("noise", m["noise_db"], cfg.noise)
-        self._put_mains(m, out, cur)
+        mains = col["mains"]
+        out[:, mains] = mains_levels(m, self._line_sd, self._line_ref, cfg, cur[:, mains])
         put("bridged", m["bridge_corr"], cfg.bridged)
         put("motion", m["lf_fraction"], cfg.motion_lf)
         put("motion", m["spike_count"], cfg.motion_spikes)
@@ -653,20 +437,6 @@ class QualityMonitor:
         out[hold & ~faulty, silent] = cur[hold & ~faulty, silent]
         return out
 
-    def _put_mains(self, m: dict[str, np.ndarray], out: np.ndarray, cur: np.ndarray) -> None:
-        """Mains level: raised by lines both above the threshold and significant against the
-        EMG floor around them (``mains_min_z`` standard deviations of the line estimate); dropped
-        only where a hum at the check level would be significant, so a contraction's random
-        power in the line bins neither raises nor clears the flag."""
-        cfg, col = self.config, REASONS.index("mains")
-        line = m["mains_uv"] ** 2
-        sd = self._line_sd
-        significant = (line >= cfg.mains_min_z * sd) & (m["mains_uv"] >= cfg.mains_min_uv)
-        level = _levels(np.where(significant, m["mains_db"], _DB_FLOOR), cfg.mains, cur[:, col])
-        check = cfg.mains.check if cfg.mains.check is not None else cfg.mains.bad
-        judgeable = cfg.mains_min_z * sd < self._line_ref * 10 ** ((check or 0.0) / 10)
-        out[:, col] = np.where(~judgeable & (level < cur[:, col]), cur[:, col], level)
-
     def _silent_judged(self, m: dict[str, np.ndarray]) -> np.ndarray:
         """Channels whose activity is judged now: the current movement drives their muscle at
         ``silent_min_level`` or more and has run for ``silent_after_s``."""
@@ -682,24 +452,14 @@ class QualityMonitor:
     def _report(
         self, t_lsl: float | None, m: dict[str, np.ndarray], partner: np.ndarray
     ) -> QualityReport:
-        level = self._level
-        state_level = level.max(axis=1)
         partner_labels = tuple(self.labels[p] if p >= 0 else "" for p in partner)
-        reasons = []
-        for c in range(self.n_channels):
-            names = []
-            for r in np.flatnonzero(level[c]):
-                name = REASONS[r]
-                names.append(f"bridged:{partner_labels[c]}" if name == "bridged" else name)
-            reasons.append(tuple(names))
-        return QualityReport(
-            t_lsl=t_lsl,
-            sample_index=self.sample_index,
-            channels=self.labels,
-            states=tuple(STATES[s] for s in state_level),
-            reasons=tuple(reasons),
-            metrics={k: tuple(float(v) for v in m[k]) for k in METRICS},
-            mains_hz=self.mains_hz,
-            movement=self._movement,
-            bridge_partner=partner_labels,
+        return QualityReport.from_levels(
+            self._level,
+            partner_labels,
+            m,
+            t_lsl,
+            self.sample_index,
+            self.labels,
+            self.mains_hz,
+            self._movement,
         )

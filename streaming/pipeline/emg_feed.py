@@ -26,6 +26,7 @@ from streaming.errors import StreamFormatError
 from streaming.pipeline.features import FeatureDefinition, build_chain, get_feature
 from streaming.pipeline.feed import ReconnectingFeed
 from streaming.pipeline.health import LatencyStats
+from streaming.pipeline.quality_stage import QualityStage
 from streaming.pipeline.ringbuffer import TimeSeriesRing
 
 __all__ = ["EmgFeed", "EmgInputConfig"]
@@ -88,8 +89,10 @@ class EmgFeed(ReconnectingFeed):
         config: EmgInputConfig,
         latency: LatencyStats | None = None,
         feature: FeatureDefinition | None = None,
+        quality: QualityStage | None = None,
     ) -> None:
-        """``feature`` (e.g. a model bundle's) takes precedence over ``config.feature``."""
+        """``feature`` (e.g. a model bundle's) takes precedence over ``config.feature``;
+        ``quality`` gets every raw chunk (microvolts, before the envelope)."""
         self.config = config
         chosen = feature if feature is not None else get_feature(config.feature)
         self.feature: FeatureDefinition = chosen.with_mains_hz(config.mains_hz)
@@ -102,6 +105,8 @@ class EmgFeed(ReconnectingFeed):
         self.latency = latency or LatencyStats()
         self.expected_labels = config.expected_channels()
         self.labels: list[str] = list(self.expected_labels)
+        self.quality = quality
+        self.stream_name = config.name or config.type or "EMG"  # the connected stream's, later
         self.ring: TimeSeriesRing | None = None
         self.group_delay_s: float | None = None
         # (envelope covered up to t, LSL time that chunk arrived), for when a time was covered
@@ -180,6 +185,9 @@ class EmgFeed(ReconnectingFeed):
         indexer = SampleIndexer(rate_hz)
         self.ring = TimeSeriesRing(int(self.config.buffer_s * rate_hz), len(picks))
         max_chunk = max(256, int(rate_hz * 0.5))
+        self.stream_name = info.name()
+        if self.quality is not None:
+            self.quality.begin(self.labels, rate_hz, info)
         with ChunkInlet(info, max_buflen_s=self.config.buffer_s, max_chunk=max_chunk) as inlet:
             inlet.open(self.config.reconnect_timeout_s)
             log.info(
@@ -216,10 +224,15 @@ class EmgFeed(ReconnectingFeed):
             chain.reset()
             if self.ring is not None:
                 self.ring.clear()
+            if self.quality is not None:
+                self.quality.restart()
             with self._changed:
                 self._arrivals.clear()
         times = dejitter.update(indices, stamps) + self.config.clock_offset_s
-        envelope = chain.process(data[:, picks].astype(np.float64) * scale_uv)
+        raw_uv = data[:, picks].astype(np.float64) * scale_uv
+        envelope = chain.process(raw_uv)
+        if self.quality is not None and len(times):
+            self.quality.feed(raw_uv, float(times[-1]))
         if self.ring is not None:
             self.ring.append(times, envelope, indices)
         self.health.on_data(len(stamps))

@@ -32,6 +32,8 @@ overload whichever side is behind skips stale frames instead of building a backl
 those that waited ``video.max_queue_ms`` past their arrival, the join those that have been ready
 (video branch done, EMG there or waited for) that long, each while a newer one waits; both count
 as ``skipped``.
+Twice a second a ``quality`` message gives each electrode's state and why, from the raw EMG
+(:mod:`streaming.pipeline.quality_stage`, on its own thread; ``quality.enabled``).
 A few times a second (``output.face_preview_hz``) a ``face`` message shows the camera image,
 the face box and the crop the encoders read, encoded off the frame loop
 (:mod:`streaming.pipeline.face_preview`). About once a second a ``status`` message reports stream
@@ -69,6 +71,7 @@ from streaming.pipeline.features import FeatureDefinition
 from streaming.pipeline.health import LatencyStats
 from streaming.pipeline.predictions import FramePredictions, nan_predictions
 from streaming.pipeline.profile import Normalisation, Profile, check_normalisation
+from streaming.pipeline.quality_stage import QualityOutlet, QualityStage, QualityStageConfig
 from streaming.pipeline.video_feed import (
     Frame,
     InternalFrameClock,
@@ -124,6 +127,7 @@ class PipelineConfig(Config):
     sync: SyncConfig = Field(default_factory=SyncConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
+    quality: QualityStageConfig = Field(default_factory=QualityStageConfig)
     profile: str = ""  # participant normalisation profile (JSON); "" = microvolts
 
 
@@ -185,7 +189,18 @@ class Pipeline:
                 bundle_feature.name,
                 config.emg.feature,
             )
-        self.emg = EmgFeed(config.emg, self.latency, feature=bundle_feature)
+        self.quality = (
+            QualityStage(config.quality, config.emg.scheme, self.latency)
+            if config.quality.enabled
+            else None
+        )
+        self.quality_published = 0
+        self._quality_outlet = (
+            QualityOutlet(self.quality.quality_config.update_s)
+            if self.quality is not None and config.quality.lsl_stream
+            else None
+        )
+        self.emg = EmgFeed(config.emg, self.latency, feature=bundle_feature, quality=self.quality)
         self.frames: VideoFeed | InternalFrameClock = (
             VideoFeed(config.video)
             if config.video.enabled
@@ -241,6 +256,8 @@ class Pipeline:
         self, max_frames: int | None = None, on_frame: Callable[[int], None] | None = None
     ) -> int:
         """Process frames until :meth:`stop` (or ``max_frames``); returns frames published."""
+        if self.quality is not None:
+            self.quality.start()
         self.emg.start()
         self.frames.start()
         self._video_stop.clear()
@@ -260,6 +277,7 @@ class Pipeline:
                         on_frame(self.published)
                 with self._join_lock:  # the bus socket is used by one thread at a time
                     self._publish_face_preview()
+                    self._publish_quality()
                     self._maybe_status()
         finally:
             self._video_stop.set()
@@ -267,10 +285,14 @@ class Pipeline:
             self.face_preview.close()
             self.frames.stop()
             self.emg.stop()
+            if self.quality is not None:
+                self.quality.stop()
             if self._own_publisher:
                 self.publisher.close()
             if self._outlet is not None:
                 self._outlet.close()
+            if self._quality_outlet is not None:
+                self._quality_outlet.close()
         if self._video_error is not None:
             raise self._video_error
         return self.published
@@ -537,6 +559,15 @@ class Pipeline:
         self.latency.add("face_preview_cpu", result.encode_cpu_ms)
         self.publisher.publish("face", result.fields, t=result.t, frame=result.frame)
 
+    def _publish_quality(self) -> None:
+        if self.quality is None:
+            return
+        for report in self.quality.take():
+            self.publisher.publish("quality", report.to_dict(), t=report.t_lsl)
+            self.quality_published += 1
+            if self._quality_outlet is not None:
+                self._quality_outlet.push(report, self.emg.stream_name)
+
     def _prediction_layout(self, n_emg: int) -> list[str]:
         layout = [f"emg_measured_{i + 1}" for i in range(n_emg)] + ["emg_missing"]
         if self.models is not None:
@@ -601,6 +632,8 @@ class Pipeline:
                 self._note_error(f"{key}: {health.last_error}")
         if self.face_preview.last_error:
             self._note_error(self.face_preview.last_error)
+        if self.quality is not None and self.quality.last_error:
+            self._note_error(self.quality.last_error)
         return {
             "streams": streams,
             "latency_ms": self.latency.summary(),
@@ -615,6 +648,8 @@ class Pipeline:
                 "emg_missing": self.emg_missing,
                 "face_previews": self.face_preview.offered,
                 "face_previews_skipped": self.face_preview.busy_skipped,
+                "quality_reports": self.quality_published,
+                "quality_dropped": 0 if self.quality is None else self.quality.reports_dropped,
             },
             "backend": self.models.backend if self.models is not None else "none",
             "feature": self.emg.feature.name,

@@ -6,6 +6,10 @@
   Markers become annotations: ``start:<movement>:<rep>`` / ``stop:<movement>:<rep>`` pairs give
   onset + duration with the movement as description (repetition in ``extras``); every other
   marker is a zero-length annotation with its text. Onsets are relative to the first EMG sample.
+  The pipeline's electrode-quality stream of that EMG stream (``<EMG>-quality``), where the
+  session has one: channels bad in at least 95 % of its reports go into ``info["bads"]``, and
+  every stretch a channel was bad becomes a ``BAD_<reason>`` annotation on that channel
+  (``ch_names``; one per reason of the stretch), which MNE's epoching and plotting honour.
 - NPZ: one file per stream with ``data``, ``timestamps``, ``labels`` (+ rate, type, unit);
   strings as unicode arrays, so ``np.load(..., allow_pickle=False)`` reads every file.
 - CSV: one file per stream, a ``timestamp`` column then one column per channel.
@@ -29,6 +33,12 @@ import numpy as np
 from streaming.acquisition.markers import parse_trial_marker
 from streaming.errors import SessionFileError
 from streaming.optional import require
+from streaming.recording.quality_timeline import (
+    bad_stretches,
+    bad_throughout,
+    find_quality_stream,
+    stream_timeline,
+)
 from streaming.recording.session_reader import RecordedStream, Recording, load_recording
 
 __all__ = [
@@ -39,6 +49,7 @@ __all__ = [
     "export_npz",
     "export_session",
     "marker_annotations",
+    "quality_annotations",
     "require_samples",
     "stream_labels",
 ]
@@ -203,20 +214,61 @@ def emg_to_raw(recording: Recording, *, emg: str | None = None, markers: str | N
     participant = _session_meta(recording).get("participant")
     if participant:
         raw.info["subject_info"] = {"his_id": str(participant)}
+    t0, end_s = float(stream.timestamps[0]), float(stream.timestamps[-1] - stream.timestamps[0])
+    onsets: list[float] = []
+    durations: list[float] = []
+    descriptions: list[str] = []
+    extras: list[dict[str, Any]] = []
+    ch_names: list[tuple[str, ...]] = []
     marker_stream = _find_stream(recording, markers, "Markers")
     if marker_stream is not None and marker_stream.n_samples:
-        t0 = float(stream.timestamps[0])
         texts = [row[0] if row else "" for row in marker_stream.data]
-        end_s = float(stream.timestamps[-1]) - t0
         onsets, durations, descriptions, extras = marker_annotations(
             marker_stream.timestamps, texts, t0, end_s
         )
-        raw.set_annotations(
-            mne.Annotations(
-                onsets, durations, descriptions, orig_time=raw.info["meas_date"], extras=extras
-            )
-        )
+        ch_names = [()] * len(onsets)
+    bads, quality = quality_annotations(recording, stream.name, labels, t0, end_s)
+    raw.info["bads"] = bads
+    for onset, duration, description, channel in quality:
+        onsets.append(onset)
+        durations.append(duration)
+        descriptions.append(description)
+        extras.append({})
+        ch_names.append((channel,))
+    if onsets:
+        annotations = mne.Annotations(
+            onsets, durations, descriptions, orig_time=raw.info["meas_date"],
+            ch_names=ch_names, extras=extras,
+        )  # fmt: skip
+        raw.set_annotations(annotations)
     return raw
+
+
+def quality_annotations(
+    recording: Recording, emg: str, labels: list[str], t0: float, end_s: float
+) -> tuple[list[str], list[tuple[float, float, str, str]]]:
+    """From the EMG stream ``emg``'s quality stream (none: nothing): the channels bad
+    throughout, and ``(onset, duration, "BAD_<reason>", channel)`` per bad stretch and reason,
+    onsets from ``t0`` (the first EMG sample), clipped to the EMG's ``[0, end_s]``."""
+    stream = find_quality_stream(recording, emg)
+    if stream is None or stream.n_samples == 0:
+        return [], []
+    try:
+        timeline = stream_timeline(stream)
+    except ValueError as exc:
+        log.warning("quality stream %r not exported: %s", stream.name, exc)
+        return [], []
+    known = set(labels)
+    bads = [c for c in bad_throughout(timeline) if c in known]
+    out = []
+    for stretch in bad_stretches(timeline):
+        if stretch.channel not in known:
+            continue
+        onset = min(max(0.0, stretch.start_lsl - t0), end_s)
+        duration = max(0.0, min(stretch.end_lsl - t0, end_s) - onset)
+        for reason in stretch.reasons or ("quality",):
+            out.append((onset, duration, f"BAD_{reason}", stretch.channel))
+    return bads, out
 
 
 def require_samples(recording: Recording) -> None:

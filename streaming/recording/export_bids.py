@@ -5,7 +5,9 @@ BIDS has had an EMG datatype since BIDS 1.11 (BEP042); MNE-BIDS writes it from 0
 ``edfio``). What is written: ``sub-<s>/[ses-<s>/]emg/`` with the EMG (BDF, 24 bit: microvolt
 resolution kept), ``_emg.json`` (sampling rate, power-line frequency, placement scheme: the
 session's electrode scheme, bipolar reference), ``_channels.tsv`` (EMG channels; the counter as
-MISC), ``_events.tsv`` from the protocol markers (movement trials with onset and duration), plus
+MISC; ``status`` bad for the channels the electrode-quality stream calls bad throughout),
+``_events.tsv`` from the protocol markers (movement trials with onset and duration) and the bad
+stretches (``BAD_<reason>``; events.tsv has no channel column, the FIF export keeps it), plus
 the dataset's ``participants.tsv``, ``dataset_description.json`` and ``scans.tsv``.
 
 What is not written, and why: the video and its frame index (BIDS EMG defines no video; they
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from streaming.acquisition.electrodes import load_scheme
+from streaming.dsp.quality_codes import STREAM_TYPE as QUALITY_TYPE
 from streaming.errors import SessionFileError
 from streaming.optional import require
 from streaming.recording.export import emg_to_raw, require_samples
@@ -95,6 +98,8 @@ def left_out(recording: Recording, emg_name: str) -> list[str]:
     reasons = []
     for stream in recording.streams:
         if stream.name == emg_name or stream.type == "Markers":
+            continue
+        if stream.type == QUALITY_TYPE:  # in channels.tsv (status) and events.tsv (BAD_*)
             continue
         if stream.video is not None:
             reasons.append(

@@ -34,6 +34,7 @@ from streaming.recording.names import (
     folder_paths,
     templated_paths,
 )
+from streaming.recording.quality_timeline import kept_summary
 from streaming.recording.recorder_config import RecorderConfig, RemoteControlConfig, SelectorConfig
 from streaming.recording.required_streams import missing_required, required_matches
 from streaming.recording.session_folder import (
@@ -216,6 +217,18 @@ class Recorder:
             f" | {free_gb:.1f} GB free"
         )
 
+    def _quality_summaries(self) -> dict[str, dict[str, object]]:
+        """``session.json``'s ``quality``: each recorded quality stream's summary."""
+        out = {}
+        for r in self.streams.values():
+            if r.kept is None or not r.kept:
+                continue
+            try:
+                out[r.stats.name] = kept_summary(r.info, r.kept)
+            except ValueError as exc:  # a stream of that type but another layout: say so
+                log.warning("record: quality stream %r not summarised: %s", r.stats.name, exc)
+        return out
+
     def close(self, reason: str = "stopped") -> None:
         """Drain every stream, write the footers, close the files, then the final session.json.
 
@@ -248,6 +261,7 @@ class Recorder:
                     "stopped": datetime.now(UTC).isoformat(),
                     "stop_reason": reason if self.error is None else str(self.error),
                     "streams": [r.stats.summary() for r in self.streams.values()],
+                    "quality": self._quality_summaries(),
                 }
             )
             try:

@@ -55,6 +55,8 @@ class SessionInfo(Config):
     # LabRecorder's file-name fields of a templated recording (empty in a session folder)
     file_name_fields: dict[str, object] = Field(default_factory=dict)
     required_streams_missing: list[str] = Field(default_factory=list)  # at the start
+    # per recorded electrode-quality stream (by name): streaming.recording.quality_timeline
+    quality: dict[str, dict[str, object]] = Field(default_factory=dict)
 
 
 def create_session_folder(root: str | Path, name: str) -> Path:

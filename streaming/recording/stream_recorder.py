@@ -23,6 +23,7 @@ from streaming.acquisition.lsl_io import (
     ChunkInlet,
     channel_format,
 )
+from streaming.dsp.quality_codes import STREAM_TYPE as QUALITY_TYPE
 from streaming.errors import EiferError, SessionFileError, StreamNotFoundError
 from streaming.recording.names import (
     SessionPaths,
@@ -97,6 +98,10 @@ class StreamRecorder:
         self.is_video = info.type() in VIDEO_TYPES and self.fmt in ("int8", "int16")
         self.stats = StreamStats(info.name(), "video" if self.is_video else "samples")
         self.video: VideoWriter | None = None
+        # an electrode-quality timeline (2 samples a second) is also kept for session.json
+        self.kept: list[tuple[Any, Any]] | None = (
+            [] if info.type() == QUALITY_TYPE and self.fmt != "string" else None
+        )
         if self.is_video:
             video_path = paths.video(info.name())
             self.video_file = video_path.name
@@ -269,6 +274,8 @@ class StreamRecorder:
         else:
             fmt = self.fmt
         self.writer.samples(self.stream_id, stamps, data, fmt)
+        if self.kept is not None:
+            self.kept.append((np.array(stamps, dtype=np.float64), np.array(data, dtype=np.float64)))
         self.stats.samples += len(stamps)
         self.stats.first_t = float(stamps[0]) if self.stats.first_t is None else self.stats.first_t
         self.stats.last_t = float(stamps[-1])

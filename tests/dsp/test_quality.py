@@ -1,10 +1,10 @@
 """Specifications of the per-channel EMG quality monitor (streaming.dsp.quality, issue 21 item 1).
 
-Truth: the EMG simulator's electrode faults (flat, railed, spikes, dropout) and, built here from the
-simulator's clean output until its own ``hum`` / ``bridge`` / ``lifting`` kinds are merged, mains
-hum on one channel, a gel bridge (both channels carry their mean) and a lifting electrode (its EMG
-fades while broadband noise and hum rise). The participant performs protocol movements through
-the faults, announced to the monitor as the protocol node's markers would. Every fault must be
+Truth: the EMG simulator's own electrode faults, all seven kinds (flat, railed, spikes, dropout,
+hum, bridge, lifting), at amplitudes a lab sees (hum of 60 uV on a poor contact, a lifting
+electrode that comes off over 6 s into 50 uV of noise and 100 uV of hum), scored against the
+simulator's fault windows (``EmgSimulator.fault_windows``). The participant performs protocol
+movements through the faults, announced to the monitor as the protocol node's markers would. Every fault must be
 flagged on its channel within 2 s of its start and cleared within 2 s of its end; no clean channel
 may ever be ``bad``.
 """
@@ -181,20 +181,25 @@ def test_each_simulated_fault_is_flagged_on_its_channel_and_cleared(
     assert_never_bad(reports, exclude={label})
 
 
-def add_hum(x: np.ndarray, ch: int, start_s: float, end_s: float, amplitude_uv: float) -> None:
-    """Mains 50 Hz and harmonics (the simulator's relative 0.2, 0.4, 0.1) on one channel."""
-    a, b = round(start_s * FS), round(end_s * FS)
-    t = np.arange(a, b) / FS
-    for h, rel in enumerate((1.0, 0.2, 0.4, 0.1), start=1):
-        x[a:b, ch] += rel * amplitude_uv * np.sin(2 * np.pi * 50.0 * h * t + 0.3 * h)
+def fault_window_s(sim: EmgSimulator, kind: str) -> tuple[float, float]:
+    """The simulator's own window of its (one) fault of ``kind``, in seconds."""
+    (window,) = [w for w in sim.fault_windows() if w.kind == kind]
+    return window.start / FS, window.stop / FS
+
+
+def faulty_run(fault: FaultConfig) -> tuple[EmgSimulator, list[QualityReport]]:
+    sim = simulator([fault])
+    x = sim.generate(round(SECONDS * FS))[0].astype(np.float64)
+    return sim, run(monitor(sim), x, markers(sim))
 
 
 def test_mains_hum_on_one_channel_is_flagged_there_only() -> None:
-    sim, x = clean_signal()
-    ch = sim.labels.index("F4")  # frontalis lateralis: contracts in Forehead-Raise at 10 s
-    add_hum(x, ch, *FAULT, amplitude_uv=60.0)
-    reports = run(monitor(sim), x, markers(sim))
-    assert_flagged_and_cleared(reports, "F4", "mains", *FAULT)
+    start, end = FAULT  # F4, frontalis lateralis: contracts in Forehead-Raise at 10 s
+    fault = FaultConfig(channel="F4", kind="hum", start_s=start, duration_s=end - start,
+                        amplitude_uv=60.0)  # fmt: skip
+    sim, reports = faulty_run(fault)
+    assert fault_window_s(sim, "hum") == (start, end)
+    assert_flagged_and_cleared(reports, "F4", "mains", *fault_window_s(sim, "hum"))
     assert_never_bad(reports, exclude={"F4"})
     others = [lab for lab in sim.labels if lab != "F4"]
     assert not any(flagged(reports, lab, "mains").any() for lab in others)
@@ -203,34 +208,24 @@ def test_mains_hum_on_one_channel_is_flagged_there_only() -> None:
 
 
 def test_a_gel_bridge_names_the_partner_on_both_channels() -> None:
-    sim, x = clean_signal()
-    a, b = sim.labels.index("F17"), sim.labels.index("F19")  # orbicularis oculi / zygomaticus
+    start, end = FAULT  # orbicularis oculi / zygomaticus, face neighbours
+    fault = FaultConfig(channel="F17", kind="bridge", partner="F19", start_s=start,
+                        duration_s=end - start)  # fmt: skip
+    sim, reports = faulty_run(fault)
     assert "F19" in nearest_neighbours(sim.labels, sim.scheme.positions)["F17"]
-    i, j = round(FAULT[0] * FS), round(FAULT[1] * FS)
-    rng = np.random.default_rng(7)
-    mean = 0.5 * (x[i:j, a] + x[i:j, b])  # the simulator's bridge model: their mean + own noise
-    x[i:j, a] = mean + 0.5 * rng.standard_normal(j - i)
-    x[i:j, b] = mean + 0.5 * rng.standard_normal(j - i)
-    reports = run(monitor(sim), x, markers(sim))
-    assert_flagged_and_cleared(reports, "F17", "bridged:F19", *FAULT)
-    assert_flagged_and_cleared(reports, "F19", "bridged:F17", *FAULT)
+    window = fault_window_s(sim, "bridge")
+    assert_flagged_and_cleared(reports, "F17", "bridged:F19", *window)
+    assert_flagged_and_cleared(reports, "F19", "bridged:F17", *window)
     assert_never_bad(reports, exclude={"F17", "F19"})
     assert reports[round(16.0 / 0.5)].metric("bridge_corr", "F17") > 0.97
 
 
 def test_a_lifting_electrode_is_flagged_as_it_comes_off_and_cleared_when_pressed_back() -> None:
-    sim, x = clean_signal()
-    ch = sim.labels.index("F9")  # levator labii: drives Snarl (13 s) and Lip-Pucker (18 s)
-    start, end, ramp_s = FAULT[0], FAULT[1], 6.0
-    i, j = round(start * FS), round(end * FS)
-    p = np.clip((np.arange(i, j) / FS - start) / ramp_s, 0.0, 1.0)
-    rng = np.random.default_rng(8)
-    t = np.arange(i, j) / FS
-    # an open input: broadband noise and mains hum (the simulator's lifting model)
-    open_input = 50.0 * rng.standard_normal(j - i) + 100.0 * np.sin(2 * np.pi * 50.0 * t)
-    x[i:j, ch] = (1 - p) * x[i:j, ch] + p * open_input
-    reports = run(monitor(sim), x, markers(sim))
-    assert_flagged_and_cleared(reports, "F9", "noise", start, end)
+    start, end = FAULT  # F9, levator labii: drives Snarl (13 s) and Lip-Pucker (18 s)
+    fault = FaultConfig(channel="F9", kind="lifting", start_s=start, duration_s=end - start,
+                        ramp_s=6.0, noise_uv=50.0, amplitude_uv=100.0)  # fmt: skip
+    sim, reports = faulty_run(fault)
+    assert_flagged_and_cleared(reports, "F9", "noise", *fault_window_s(sim, "lifting"))
     assert reports[round(20.0 / 0.5)].state("F9") == BAD  # an open input
     assert_never_bad(reports, exclude={"F9"})
 

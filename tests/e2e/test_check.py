@@ -3,6 +3,7 @@ camera and the pipeline, each its own process, judged from outside through the b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -43,12 +44,13 @@ def _check(bus: str, emg: str, cam: str, seconds: float, *more: str) -> subproce
     )  # fmt: skip
 
 
-@pytest.fixture
-def live_system(unique_name: str) -> Iterator[tuple[str, str, str]]:
+@contextlib.contextmanager
+def _live(unique_name: str, *emg_args: str) -> Iterator[tuple[str, str, str]]:
+    """EMG simulator node (``emg_args`` added), synthetic camera and pipeline, each a process."""
     emg, cam = f"{unique_name}-emg", f"{unique_name}-cam"
     bus = f"tcp://127.0.0.1:{_free_port()}"
     nodes = [
-        _start("node", "emg", "--name", emg, "--set", "timing.jitter_s=0.002"),
+        _start("node", "emg", "--name", emg, "--set", "timing.jitter_s=0.002", *emg_args),
         _start("node", "camera", "--source", "synthetic", "--name", cam, "--size", "160x120"),
         _start("pipeline", "--set", f'emg.name="{emg}"', "--set", f'video.name="{cam}"',
                "--set", f'output.bus_address="{bus}"',
@@ -61,6 +63,12 @@ def live_system(unique_name: str) -> Iterator[tuple[str, str, str]]:
             node.terminate()
         for node in nodes:
             node.wait(15)
+
+
+@pytest.fixture
+def live_system(unique_name: str) -> Iterator[tuple[str, str, str]]:
+    with _live(unique_name) as system:
+        yield system
 
 
 def _failed(result: subprocess.CompletedProcess) -> str:
@@ -89,12 +97,29 @@ def test_check_judges_a_live_simulated_setup_against_its_truth(live_system):
     assert alignment["passed"] is True and alignment["value"] < 1.0, alignment
     assert rows["duplicated frames published"]["value"] == 0
     assert any(name.startswith("latency capture_to_publish") for name in rows)
+    electrodes = rows["electrodes: 22 good, 0 check, 0 bad"]  # the simulator's clean electrodes
+    assert electrodes["passed"] is True and electrodes["threshold"] == "<= 0", electrodes
 
     # the same system against a threshold it cannot meet: a failing row, exit status 1
     strict = _check(bus, emg, cam, 2, "--set", "thresholds.max_capture_to_publish_p99_ms=0.001")
     assert strict.returncode == 1, strict.stdout + strict.stderr
     failed = [row["check"] for row in json.loads(strict.stdout)["rows"] if row["passed"] is False]
     assert failed == ["capture -> received here p99"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_check_fails_on_a_flat_electrode_and_names_it(unique_name):
+    fault = 'simulator.faults=[{channel="F3", kind="flat"}]'
+    with _live(unique_name, "--set", fault) as (bus, emg, cam):
+        result = _check(bus, emg, cam, 4, "--set", "settle_s=3")
+        lenient = _check(bus, emg, cam, 2, "--set", "thresholds.max_bad_electrodes=1")
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    failed = [row for row in report["rows"] if row["passed"] is False]
+    assert [row["check"] for row in failed] == ["electrodes: 21 good, 0 check, 1 bad"], failed
+    assert failed[0]["value"] == 1 and failed[0]["note"].startswith("F3: flat"), failed[0]
+    assert lenient.returncode == 0, _failed(lenient)
 
 
 def test_check_without_a_pipeline_fails_with_nothing_published(unique_name):

@@ -168,6 +168,18 @@ PLAUSIBLE.update(
         "landmarks": st.none() | numeric_arrays,
     }
 )
+STATE_WORDS = st.sampled_from(["good", "check", "bad"]) | st.text(max_size=5)
+PLAUSIBLE.update(
+    {
+        "t_lsl": numbers,
+        "sample_index": st.integers(-(2**63), 2**64 - 1) | numbers,
+        "states": st.lists(STATE_WORDS, max_size=25),
+        "reasons": st.lists(st.lists(short_text | st.none(), max_size=3), max_size=25),
+        "metrics": st.dictionaries(short_text, numeric_arrays | vectors | scalars, max_size=4),
+        "mains_hz": numbers,
+        "bridge_partner": channels,
+    }
+)
 TEXT_FIELDS = ("backend", "feature", "profile", "movement", "phase")
 
 
@@ -188,6 +200,21 @@ def contract_like(draw: st.DrawFn) -> list[bytes]:
             chosen[name] = draw(
                 arrays(np.float32, n) | st.lists(st.floats(), min_size=n, max_size=n)
             )
+    if topic == "quality" and draw(st.booleans()):  # consistent lengths, so that many pass
+        n = len(chosen["channels"])
+        chosen["states"] = draw(
+            st.lists(st.sampled_from(["good", "check", "bad"]), min_size=n, max_size=n)
+        )
+        chosen["reasons"] = draw(st.lists(st.lists(short_text, max_size=2), min_size=n, max_size=n))
+        chosen["metrics"] = draw(
+            st.dictionaries(
+                short_text,
+                arrays(np.float32, n) | st.lists(st.floats() | st.none(), min_size=n, max_size=n),
+                max_size=3,
+            )
+        )
+        chosen["sample_index"] = draw(st.integers(0, 2**62))
+        chosen["mains_hz"] = draw(st.floats())
     if topic == "face" and draw(st.booleans()):  # consistent pictures, so that many pass
         for picture, size in (("image", "image_size"), ("crop", "crop_size")):
             if picture == "image" or draw(st.booleans()):
@@ -231,6 +258,14 @@ def test_schema_raises_only_payload_errors_and_normalises_what_passes(parts) -> 
         for value in checked.fields.values():
             if isinstance(value, np.ndarray):
                 assert value.shape == (n,) and value.dtype == np.float64
+    if checked.topic == "quality":
+        f = checked.fields
+        n = len(f["channels"])
+        assert len(f["states"]) == len(f["reasons"]) == n
+        assert set(f["states"]) <= {"good", "check", "bad"}
+        assert all(isinstance(r, str) for reasons in f["reasons"] for r in reasons)
+        for value in f["metrics"].values():
+            assert value.shape == (n,) and value.dtype == np.float64
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

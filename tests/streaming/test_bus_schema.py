@@ -34,8 +34,23 @@ def pipeline_muscle(**changes: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not ...}
 
 
+def monitor_quality(**changes: Any) -> dict[str, Any]:
+    """A ``quality`` message as the pipeline sends it (QualityReport.to_dict of a real report)."""
+    from streaming.dsp.quality import QualityMonitor
+
+    rng = np.random.default_rng(0)
+    x = 3.0 * rng.standard_normal((2048, 3))
+    x[:, 2] = 0.0  # a flat channel
+    report = QualityMonitor(LABELS, 4096.0).process(x, t_lsl_end=12.5)
+    assert report is not None and report.state("F3") == "bad"
+    fields = report.to_dict()
+    fields.update(changes)
+    return {k: v for k, v in fields.items() if v is not ...}
+
+
 VALID = {
     "muscle": pipeline_muscle(),
+    "quality": monitor_quality(),
     "expression": {
         "phi_video": np.zeros(55, np.float32),
         "phi_emg": np.zeros(55, np.float32),
@@ -89,7 +104,29 @@ def test_what_the_producers_send_is_valid_and_comes_back_normalised(topic: str) 
 
 
 def test_the_schema_covers_exactly_the_contract_topics() -> None:
-    assert set(TOPIC_FIELDS) == {"expression", "muscle", "status", "instruction", "face"}
+    assert set(TOPIC_FIELDS) == {
+        "expression",
+        "muscle",
+        "status",
+        "instruction",
+        "face",
+        "quality",
+    }
+
+
+def test_a_quality_message_comes_back_as_the_report_it_was() -> None:
+    from streaming.dsp.quality import QualityReport
+
+    fields = monitor_quality()
+    message = validate(_message("quality", fields, t=fields["t_lsl"]))
+    assert message.fields["states"] == ["good", "good", "bad"]
+    assert message.fields["reasons"][2] == ["flat"]
+    for vector in message.fields["metrics"].values():
+        assert vector.dtype == np.float64 and vector.shape == (3,)
+    assert np.isnan(message.fields["metrics"]["noise_db"]).all()  # no neighbours: unknown
+    report = QualityReport.from_dict(message.fields)
+    assert report.to_dict().keys() == fields.keys()
+    assert report.states == ("good", "good", "bad") and report.sample_index == 2048
 
 
 def test_plain_lists_from_other_clients_become_vectors_nil_as_nan() -> None:
@@ -135,6 +172,17 @@ def test_t_and_frame_may_be_nil() -> None:
         ("instruction", {"text": "x", "index": 1.5}, "index must be an integer"),
         ("instruction", {"text": "x", "total": True}, "total must be an integer"),
         ("instruction", {"text": "x", "phase": ["rest"]}, "phase must be a string"),
+        ("quality", monitor_quality(states=["good", "ok", "bad"]), r"states\[1\] must be"),
+        ("quality", monitor_quality(states=["good", "bad"]), "states has 2 values for 3"),
+        ("quality", monitor_quality(reasons=[[], [], "flat"]), r"reasons\[2\] must be a list"),
+        ("quality", monitor_quality(reasons=[[], [1], []]), r"reasons\[1\]\[0\] must be a str"),
+        ("quality", monitor_quality(reasons=[[], []]), "reasons has 2 values for 3"),
+        ("quality", monitor_quality(metrics={"rms_uv": [1.0, 2.0]}), "rms_uv has 2 values"),
+        ("quality", monitor_quality(metrics={"rms_uv": "high"}), "rms_uv must be a numeric"),
+        ("quality", monitor_quality(bridge_partner=["", ""]), "bridge_partner has 2 values"),
+        ("quality", monitor_quality(states=...), "quality lacks states"),
+        ("quality", monitor_quality(sample_index=1.5), "sample_index must be an integer"),
+        ("quality", monitor_quality(movement=3), "movement must be a string"),
     ],
 )
 def test_fields_against_the_contract_are_named_schema_errors(topic, fields, complaint) -> None:

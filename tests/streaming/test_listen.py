@@ -179,3 +179,16 @@ def test_eifer_listen_reads_a_curve_bus_with_its_keys_only(tmp_path) -> None:
     assert f"handshake with {publisher.address} failed" in plain.stderr
     assert "may require CURVE" in plain.stderr
     assert half.returncode == 1 and "--secret-key needs --server-key" in half.stderr
+
+
+def test_terminal_view_names_the_electrodes_to_fix_in_a_quality_line() -> None:
+    fields = {
+        "sample_index": 2048,
+        "channels": ["F1", "F2", "F3", "F4"],
+        "states": ["good", "check", "bad", "good"],
+        "reasons": [[], ["mains"], ["flat"], []],
+        "metrics": {"rms_uv": [3.0, 4.0, 0.0, float("nan")]},
+        "mains_hz": 50.0,
+    }
+    line = TerminalView().line(decode(encode("quality", fields, t=12.5)))
+    assert line == "quality t=12.500 2 good, 1 check, 1 bad (F3: flat; F2: mains)"
