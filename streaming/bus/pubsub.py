@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-TOPICS = ("expression", "muscle", "status", "instruction", "face")
+TOPICS = ("expression", "muscle", "status", "instruction", "face", "quality")
 _ARRAY_KEYS = frozenset({"dtype", "shape", "data"})
 # Plain numeric dtypes only, written as numpy's ``dtype.str`` (``<f4``, ``|u1``, ``|b1``): object,
 # void or structured dtypes could smuggle arbitrary Python objects or odd layouts.

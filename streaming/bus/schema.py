@@ -242,6 +242,17 @@ _SYNC = _record(
     }
 )
 _LATENCY = _record({"p50": _count, "p99": _count, "n": _count})
+QUALITY_STATES = ("good", "check", "bad")  # streaming.dsp.quality.STATES
+
+
+def _list_of(check: Check) -> Check:
+    def list_of(value: Any, where: str) -> list[Any]:
+        if not isinstance(value, list):
+            raise _fail(where, "a list", value)
+        return [check(v, f"{where}[{i}]") for i, v in enumerate(value)]
+
+    return list_of
+
 
 # topic -> (field checks, required fields). Vectors of ``muscle`` also match ``channels``.
 TOPIC_FIELDS: dict[str, tuple[dict[str, Check], frozenset[str]]] = {
@@ -312,10 +323,25 @@ TOPIC_FIELDS: dict[str, tuple[dict[str, Check], frozenset[str]]] = {
         },
         frozenset({"image", "image_size", "scale", "face_detected"}),
     ),
+    "quality": (
+        {
+            "t_lsl": _count,
+            "sample_index": _integer,
+            "channels": _labels,
+            "states": _list_of(_choice(*QUALITY_STATES)),
+            "reasons": _list_of(_texts),
+            "metrics": _map_of(_vector),
+            "mains_hz": _count,
+            "movement": _nullable(_text),
+            "bridge_partner": _texts,
+        },
+        frozenset({"channels", "states", "reasons"}),
+    ),
 }
 assert set(TOPIC_FIELDS) == set(TOPICS)
 
 _MUSCLE_VECTORS = ("emg_measured", "emg_measured_uv", "emg_from_video", "emg_from_video_uv")
+_QUALITY_LISTS = ("states", "reasons", "bridge_partner")
 
 
 def validate(message: Message) -> Message:
@@ -338,7 +364,19 @@ def validate(message: Message) -> Message:
                 raise SchemaError(
                     f"muscle.{key} has {fields[key].shape[0]} values for {n} channels"
                 )
+    if message.topic == "quality":
+        _check_quality(fields)
     return replace(message, fields=fields)
+
+
+def _check_quality(fields: dict[str, Any]) -> None:
+    """Every per-channel list and metric of a ``quality`` message has one entry per channel."""
+    n = len(fields["channels"])
+    lengths = {key: len(fields[key]) for key in _QUALITY_LISTS if key in fields}
+    lengths |= {f"metrics.{k}": v.shape[0] for k, v in fields.get("metrics", {}).items()}
+    for key, length in lengths.items():
+        if length != n:
+            raise SchemaError(f"quality.{key} has {length} values for {n} channels")
 
 
 def _check_face(fields: dict[str, Any]) -> None:

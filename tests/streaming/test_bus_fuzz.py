@@ -166,6 +166,14 @@ PLAUSIBLE.update(
         "source_size": sizes,
         "scale": numbers,
         "landmarks": st.none() | numeric_arrays,
+        # quality (QualityReport.to_dict())
+        "t_lsl": numbers,
+        "sample_index": st.integers(-(2**63), 2**64 - 1),
+        "mains_hz": numbers,
+        "states": st.lists(st.sampled_from(["good", "check", "bad", "ok", ""]), max_size=25),
+        "reasons": st.lists(st.lists(short_text, max_size=3), max_size=25),
+        "metrics": st.dictionaries(short_text, numeric_arrays | vectors, max_size=3),
+        "bridge_partner": st.lists(short_text, max_size=25),
     }
 )
 TEXT_FIELDS = ("backend", "feature", "profile", "movement", "phase")
@@ -195,6 +203,18 @@ def contract_like(draw: st.DrawFn) -> list[bytes]:
                 chosen[picture], chosen[size] = JPEGS[k], list(JPEG_SIZES[k])
         chosen["scale"] = draw(st.floats(0.01, 16.0))
         chosen["face_detected"] = draw(st.booleans())
+    if topic == "quality" and draw(st.booleans()):  # one entry per channel, so that many pass
+        n = len(chosen["channels"])
+        chosen["states"] = draw(
+            st.lists(st.sampled_from(["good", "check", "bad"]), min_size=n, max_size=n)
+        )
+        chosen["reasons"] = draw(st.lists(st.lists(short_text, max_size=3), min_size=n, max_size=n))
+        if "metrics" in names:
+            chosen["metrics"] = draw(
+                st.dictionaries(
+                    short_text, st.lists(st.floats(), min_size=n, max_size=n), max_size=3
+                )
+            )
     if draw(st.integers(0, 3)) == 0:
         chosen[draw(st.sampled_from(sorted(checks)))] = draw(values)
     return encode(topic, chosen, t=draw(st.none() | st.floats(0, 1e6)), frame=None)

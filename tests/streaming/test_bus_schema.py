@@ -34,8 +34,26 @@ def pipeline_muscle(**changes: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not ...}
 
 
+def pipeline_quality(**changes: Any) -> dict[str, Any]:
+    """A ``QualityReport.to_dict()`` of three channels (streaming/dsp/quality.py)."""
+    fields = {
+        "t_lsl": 12.5,
+        "sample_index": 4096,
+        "channels": LABELS,
+        "states": ["good", "bad", "check"],
+        "reasons": [[], ["noise", "mains"], ["bridged:F1"]],
+        "metrics": {"rms_uv": [3.0, float("nan"), 4.0], "noise_db": [0.0, 24.0, 1.0]},
+        "mains_hz": 50.0,
+        "movement": None,
+        "bridge_partner": ["", "", "F1"],
+    }
+    fields.update(changes)
+    return {k: v for k, v in fields.items() if v is not ...}
+
+
 VALID = {
     "muscle": pipeline_muscle(),
+    "quality": pipeline_quality(),
     "expression": {
         "phi_video": np.zeros(55, np.float32),
         "phi_emg": np.zeros(55, np.float32),
@@ -89,7 +107,7 @@ def test_what_the_producers_send_is_valid_and_comes_back_normalised(topic: str) 
 
 
 def test_the_schema_covers_exactly_the_contract_topics() -> None:
-    assert set(TOPIC_FIELDS) == {"expression", "muscle", "status", "instruction", "face"}
+    assert set(TOPIC_FIELDS) == {"expression", "muscle", "status", "instruction", "face", "quality"}
 
 
 def test_plain_lists_from_other_clients_become_vectors_nil_as_nan() -> None:
@@ -135,6 +153,14 @@ def test_t_and_frame_may_be_nil() -> None:
         ("instruction", {"text": "x", "index": 1.5}, "index must be an integer"),
         ("instruction", {"text": "x", "total": True}, "total must be an integer"),
         ("instruction", {"text": "x", "phase": ["rest"]}, "phase must be a string"),
+        ("quality", pipeline_quality(states=...), "quality lacks states"),
+        ("quality", pipeline_quality(states=["good", "ok", "bad"]), r"states\[1\] must be"),
+        ("quality", pipeline_quality(states=["good", "bad"]), "states has 2 values for 3"),
+        ("quality", pipeline_quality(reasons=[[], "flat", []]), r"reasons\[1\] must be a list"),
+        ("quality", pipeline_quality(reasons=[[], [], [], []]), "reasons has 4 values for 3"),
+        ("quality", pipeline_quality(metrics={"rms_uv": [1.0]}), "metrics.rms_uv has 1 values"),
+        ("quality", pipeline_quality(bridge_partner=["", 1, ""]), r"bridge_partner\[1\]"),
+        ("quality", pipeline_quality(sample_index=1.5), "sample_index must be an integer"),
     ],
 )
 def test_fields_against_the_contract_are_named_schema_errors(topic, fields, complaint) -> None:
