@@ -14,7 +14,7 @@ from streaming.errors import PayloadError
 from tests.display.conftest import LIFTING, QualityFramePublisher, lifting_quality_reports
 
 LIFTED = LIFTING["channel"]
-RED, GREEN = "rgb(239, 83, 80)", "rgb(102, 187, 106)"  # style.css --bad, --good
+RED, AMBER, GREEN = "rgb(239, 83, 80)", "rgb(255, 202, 40)", "rgb(102, 187, 106)"  # style.css
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +24,7 @@ def reports() -> list:
     reports = lifting_quality_reports()
     first_bad = next(k for k, r in enumerate(reports) if r.state(LIFTED) == "bad")
     assert all(set(r.states) == {"good"} for r in reports[:6])  # 0-3 s: no fault yet
+    assert [r.state(LIFTED) for r in reports[6:first_bad]] == ["check"]  # first the hum
     for r in reports[first_bad:]:
         assert r.state(LIFTED) == "bad" and "noise" in r.reasons_of(LIFTED)
         assert r.bad_channels == [LIFTED] and r.states.count("good") == 21
@@ -67,6 +68,8 @@ SNAPSHOT = """() => {
     fills: Object.fromEntries(Object.keys(q.states).map(
       (l) => [l, getComputedStyle(spot(l).querySelector(".shape")).fill])),
     titles: Object.fromEntries(Object.keys(q.states).map((l) => [l, spot(l).querySelector("title").textContent])),
+    shapes: Object.fromEntries(Object.keys(q.states).map(
+      (l) => [l, spot(l).querySelector(".shape").getAttribute("d").replace(/[^A-Za-z]/g, "")])),
     crosses: Object.keys(q.states).filter((l) => spot(l).querySelector(".cross").getAttribute("d")),
     tip_text: document.getElementById("quality-tip").textContent,
     list: Array.from(document.querySelectorAll("#quality-list li"), (li) => li.textContent),
@@ -74,6 +77,18 @@ SNAPSHOT = """() => {
     note: document.getElementById("quality-note").textContent,
     note_visible: !document.getElementById("quality-note").classList.contains("hidden"),
   };
+}"""
+
+
+# the lifted spot's states as drawn, in order: [state, fill, its outline's path commands]
+WATCH_STATES = """(label) => {
+  const g = document.querySelector(`#electrodes .spot[data-label="${label}"]`);
+  window.seenStates = [];
+  new MutationObserver(() => {
+    const shape = g.querySelector(".shape");
+    window.seenStates.push([g.dataset.state, getComputedStyle(shape).fill,
+      shape.getAttribute("d").replace(/[^A-Za-z]/g, "")]);
+  }).observe(g, { attributes: true, attributeFilter: ["data-state"] });
 }"""
 
 
@@ -104,6 +119,7 @@ def test_a_lifting_electrode_turns_red_with_its_reason_and_stale_data_greys_out(
                 timeout=15000,
             )
             clean = _snapshot(page)
+            page.evaluate(WATCH_STATES, LIFTED)
             # the electrode lifts: ~4.5 s of reports later it is an open input
             page.wait_for_function(
                 f"() => window.eiferStats.quality.states['{LIFTED}'] === 'bad'", timeout=15000
@@ -111,6 +127,9 @@ def test_a_lifting_electrode_turns_red_with_its_reason_and_stale_data_greys_out(
             page.hover(f'#electrodes .spot[data-label="{LIFTED}"]')
             page.wait_for_selector("#quality-tip:not(.hidden)")
             lifted = _snapshot(page)
+            seen = page.evaluate("() => window.seenStates")
+            page.focus('#electrodes .spot[data-label="F10"]')  # the keyboard's way: Tab
+            focused = page.text_content("#quality-tip")
             page.screenshot(path=str(artifacts / "display_quality_page.png"), full_page=True)
             panel = page.locator("#quality-panel").bounding_box()  # the README's: traces + map
             bottom = panel["y"] + panel["height"] + 8
@@ -128,6 +147,7 @@ def test_a_lifting_electrode_turns_red_with_its_reason_and_stale_data_greys_out(
     assert not problems, problems
     assert never == "no quality data (the pipeline publishes no quality topic)"
     assert set(clean["fills"].values()) == {GREEN} and not clean["crosses"]
+    assert set(clean["shapes"].values()) == {"MaaZ"}  # circles
     assert clean["list"] == ["every electrode good"] and clean["summary"] == "22 good"
     # the lifted electrode: red, a square with a cross (the shape says "bad" without the colour)
     who = f"{LIFTED} (levator labii superioris, right)"
@@ -138,10 +158,14 @@ def test_a_lifting_electrode_turns_red_with_its_reason_and_stale_data_greys_out(
     assert lifted["tip"] == text and lifted["tip_text"] == text.replace(": ", "", 1)
     assert lifted["fills"][LIFTED] == RED and lifted["crosses"] == [LIFTED]
     assert {label for label, fill in lifted["fills"].items() if fill != GREEN} == {LIFTED}
+    assert {label for label, d in lifted["shapes"].items() if d != "MaaZ"} == {LIFTED}
     assert {label for label, s in lifted["states"].items() if s != "good"} == {LIFTED}
     assert lifted["list"] == [text] and lifted["summary"] == "21 good · 1 bad"
     assert lifted["trace_marks"][LIFTED] == f"{LIFTED} bad: lifting / open input, mains hum"
     assert lifted["trace_marks"]["F10"] == "F10"  # its partner: a green marker, no words
+    # on its way: amber triangle (mains hum as the contact dries), then the red square
+    assert seen == [["check", AMBER, "MLLZ"], ["bad", RED, "MhvhZ"]]  # triangle, square
+    assert focused == "F10 (levator labii superioris, left)good"
     # stale: every spot a grey dashed ring, the note, the last verdict kept in the words
     assert set(stale["states"].values()) == {"none"} and set(stale["fills"].values()) == {"none"}
     assert stale["note_visible"] and stale["note"].startswith("no quality data (last report")
