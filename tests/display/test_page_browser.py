@@ -222,6 +222,7 @@ def test_hostile_bus_messages_never_break_the_page(browser, display_config) -> N
 
     labels = load_scheme("fridlund").labels
     overflow = {"dtype": "<f4", "shape": [2**32, 2**32], "data": b""}
+    quality = {"sample_index": 0, "metrics": {}, "mains_hz": 50.0}  # the rest below
     hostile = [
         [b"muscle", msgpack.packb({"schema": 1, "fields": {"x": overflow}})],
         [b"muscle", msgpack.packb({"schema": 1, "fields": {"x": {"dtype": "<f4", "shape": [2**64 - 1], "data": b""}}})],
@@ -241,12 +242,13 @@ def test_hostile_bus_messages_never_break_the_page(browser, display_config) -> N
         encode("status", {"streams": {"<img src=x onerror=alert(1)>": {"connected": True}},
                           "latency_ms": {}, "frames": {}, "errors": ["<b>bold</b>"]}),
         encode("instruction", {"text": "", "index": -(2**63), "total": 2**64 - 1}),
-        encode("quality", {"channels": labels, "states": "bad", "reasons": []}),
-        encode("quality", {"channels": [], "states": [], "reasons": []}),
-        encode("quality", {"channels": ["K1"], "states": ["check"], "reasons": [["mains"]]}),
-        encode("quality", {"channels": labels, "states": ["bad"] * 22,
+        encode("quality", {**quality, "channels": labels, "states": "bad", "reasons": []}),
+        # valid per the contract, yet odd: no channels, another scheme's, markup in the reasons
+        encode("quality", {**quality, "channels": [], "states": [], "reasons": []}),
+        encode("quality", {**quality, "channels": ["K1"], "states": ["check"], "reasons": [["mains"]]}),
+        encode("quality", {**quality, "channels": labels, "states": ["bad"] * 22,
                            "reasons": [["<img src=x onerror=alert(1)>", "bridged:", "silent"]] * 22,
-                           "metrics": {"noise_db": np.full(22, 1e308)}, "mains_hz": None}),
+                           "metrics": {"noise_db": np.full(22, 1e308)}}),
     ]  # fmt: skip
     pub = zmq.Context.instance().socket(zmq.PUB)
     pub.setsockopt(zmq.LINGER, 0)
