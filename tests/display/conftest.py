@@ -262,3 +262,58 @@ def real_muscle_frames(
 def real_frames(shared_data: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """:func:`real_muscle_frames` of the shared recording (Smile-Closed, right side at 40%)."""
     return real_muscle_frames(shared_data)
+
+
+LIFTING = {"channel": "F9", "start_s": 3.0, "ramp_s": 1.5}  # levator labii superioris, right
+LIFTING_SECONDS = 8.0
+
+
+def lifting_quality_reports() -> list[Any]:
+    """The quality monitor's reports (every 0.5 s) on 8 s of simulated EMG in which ``F9`` lifts
+    off from 3 s (simulation/emg.py ``lifting``, an open input after 1.5 s), through a smile and a
+    snarl announced to the monitor as the protocol's markers: genuine ``quality`` bus content."""
+    from simulation.emg import EmgSimulator, FaultConfig, ScriptConfig, SimulatorConfig
+    from streaming.dsp.quality import QualityMonitor, channel_targets, nearest_neighbours
+    from streaming.dsp.quality_config import load_quality_config
+
+    script = ScriptConfig(
+        kind="custom", events=[("Smile-Open", 1.0, 2.5), ("Snarl", 4.5, 2.5)], loop=False
+    )
+    fault = FaultConfig(kind="lifting", **LIFTING)
+    sim = EmgSimulator(SimulatorConfig(seed=3, script=script, faults=[fault]))
+    scheme = sim.scheme
+    monitor = QualityMonitor(
+        scheme.labels,
+        sim.rate_hz,
+        load_quality_config(),
+        neighbours=nearest_neighbours(scheme.labels, scheme.positions, k=4),
+        channel_targets=channel_targets(
+            load_movement_levels(REPO / "configs" / "movements.toml"), scheme.muscles
+        ),
+    )
+    for event in sim.script.events:
+        monitor.set_movement(event.movement, round(event.start_s * sim.rate_hz))
+        monitor.set_movement(None, round(event.end_s * sim.rate_hz))
+    emg, _ = sim.generate(round(LIFTING_SECONDS * sim.rate_hz))
+    return monitor.process_all(emg)
+
+
+class QualityFramePublisher(FramePublisher):
+    """:class:`FramePublisher` that also publishes ``reports`` on ``quality`` (from the same thread:
+    zmq sockets are not thread-safe), one every ``every`` frames (2 Hz at 30 fps, as the
+    pipeline does), in order from when ``quality_on`` is set, then the last one again; cleared:
+    none (the page's verdicts go stale)."""
+
+    def __init__(self, reports: list[Any], every: int = 15, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.reports = reports
+        self.every = every
+        self.reports_sent = 0
+        self.quality_on = threading.Event()
+
+    def publish_frame(self) -> None:
+        super().publish_frame()
+        if self.quality_on.is_set() and self.frame % self.every == 0:
+            report = self.reports[min(self.reports_sent, len(self.reports) - 1)]
+            self.publisher.publish("quality", report.to_dict(), t=time.monotonic())
+            self.reports_sent += 1

@@ -222,6 +222,7 @@ def test_hostile_bus_messages_never_break_the_page(browser, display_config) -> N
 
     labels = load_scheme("fridlund").labels
     overflow = {"dtype": "<f4", "shape": [2**32, 2**32], "data": b""}
+    quality = {"sample_index": 0, "metrics": {}, "mains_hz": 50.0}  # the rest below
     hostile = [
         [b"muscle", msgpack.packb({"schema": 1, "fields": {"x": overflow}})],
         [b"muscle", msgpack.packb({"schema": 1, "fields": {"x": {"dtype": "<f4", "shape": [2**64 - 1], "data": b""}}})],
@@ -241,6 +242,13 @@ def test_hostile_bus_messages_never_break_the_page(browser, display_config) -> N
         encode("status", {"streams": {"<img src=x onerror=alert(1)>": {"connected": True}},
                           "latency_ms": {}, "frames": {}, "errors": ["<b>bold</b>"]}),
         encode("instruction", {"text": "", "index": -(2**63), "total": 2**64 - 1}),
+        encode("quality", {**quality, "channels": labels, "states": "bad", "reasons": []}),
+        # valid per the contract, yet odd: no channels, another scheme's, markup in the reasons
+        encode("quality", {**quality, "channels": [], "states": [], "reasons": []}),
+        encode("quality", {**quality, "channels": ["K1"], "states": ["check"], "reasons": [["mains"]]}),
+        encode("quality", {**quality, "channels": labels, "states": ["bad"] * 22,
+                           "reasons": [["<img src=x onerror=alert(1)>", "bridged:", "silent"]] * 22,
+                           "metrics": {"noise_db": np.full(22, 1e308)}}),
     ]  # fmt: skip
     pub = zmq.Context.instance().socket(zmq.PUB)
     pub.setsockopt(zmq.LINGER, 0)
@@ -287,6 +295,13 @@ def test_hostile_bus_messages_never_break_the_page(browser, display_config) -> N
             shown = [
                 (p.text_content("#instruction"), p.text_content("#score"), _stats(p)) for p in pages
             ]
+            injected = [
+                p.evaluate(
+                    "() => [document.querySelectorAll('main img').length,"
+                    " document.getElementById('quality-list').textContent.includes('<img src=x')]"
+                )
+                for p in pages
+            ]
             health = server.call(server.server.health)
             for page in pages:
                 page.close()
@@ -301,6 +316,8 @@ def test_hostile_bus_messages_never_break_the_page(browser, display_config) -> N
         assert score != "–"
         assert stats["bad"] == {}  # the server let nothing through that the page cannot draw
         assert stats["received"]["hello"] == 1
+    assert injected == [[0, True], [0, True]]  # reasons from the bus are shown as text, not markup
+    assert all(stats["received"].get("quality", 0) > 10 for _, _, stats in shown)
     assert health["bus_thread"]["alive"] and health["invalid"] > 100
     assert health["undecodable"] > 20 and health["ignored_topics"] > 30
 

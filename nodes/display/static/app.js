@@ -14,12 +14,14 @@ const S = {
   traces: null, traceHead: 0, traceCount: 0, tLatest: 0, scales: {},
   heat: null, head: null, pendingSent: [],
   fbConfig: null, face: null, faceSeq: 0, faceShownSeq: 0, hasTruth: false,
+  quality: null, qualityWasLive: false, spots: null, tipLabel: null,
 };
 // Read out by tests and benchmarks/display_latency.py.
 window.eiferStats = { received: {}, paints: 0, latency_ms: [], draw_latency_ms: [], connects: 0,
   skipped: 0, draw_ms: {}, bad: {},
   face: { decoded: 0, failed: 0, frame: null, image_size: null, drawn: 0, box: null, crop: false,
-    landmarks: 0, truth_box: null, truth_phi: 0, truth_activation: 0 } };
+    landmarks: 0, truth_box: null, truth_phi: 0, truth_activation: 0 },
+  quality: { live: false, drawn: 0, states: {}, texts: {}, tip: null, trace_marks: {} } };
 
 const $ = (id) => document.getElementById(id);
 
@@ -102,6 +104,7 @@ function onMessage(msg) {
     case "muscle": onMuscle(msg); break;
     case "expression": onExpression(msg); break;
     case "face": onFace(msg); break;
+    case "quality": onQuality(msg); break;
     case "feedback": S.dirty.add("feedback"); S.dirty.add("symmetry"); break;
     case "feedback_config": onFeedbackConfig(msg.fields); break;
     case "instruction": S.dirty.add("instruction"); break;
@@ -224,6 +227,7 @@ function onHello(h) {
   S.traceHead = 0; S.traceCount = 0; S.order = null; S.orderKey = "";
   S.heat = buildHeatmap(h.positions);
   loadHead(h);
+  buildElectrodeMap(h);
   for (const k of ["traces", "heatmap", "symmetry", "phi", "status", "instruction", "face"]) S.dirty.add(k);
 }
 
@@ -325,6 +329,7 @@ function fmt(x, d = 1) { return x == null || Number.isNaN(x) ? "–" : Number(x)
 // ---------------------------------------------------------------- traces
 function drawTraces() {
   const [g, W, H] = ctx2d("traces");
+  window.eiferStats.quality.trace_marks = {};
   const tr = S.traces, v = S.muscleView;
   if (!tr || !S.rows.length || !v) return;
   $("truth-legend").classList.toggle("hidden", !S.hasTruth);
@@ -383,6 +388,7 @@ function drawTraces() {
         g.stroke();
       }
       g.setLineDash([]);
+      drawTraceQuality(g, x0, y0, ch);
     });
     g.fillStyle = COLORS.muted; g.font = "11px DejaVu Sans, Arial"; g.textAlign = "right";
     g.fillText(v.normalised ? fmt(scale, 2) : fmt(scale, 0) + " µV", W - 4, y0 + 7);
@@ -487,26 +493,263 @@ function toPx(x, y, ox, oy, size) {
   return [ox + (x - FACE.x0) * s, oy + (FACE.y1 - y) * s];
 }
 
+// The face sketch in the electrodes' face frame (configs/electrodes: x right in the camera view,
+// y up): an outline ellipse and polylines for brows, eyes, nose and mouth. Shared by the activity
+// map (Canvas) and the electrode quality map (SVG).
+const FACE_OUTLINE = { cx: 0, cy: -0.05, rx: 0.8, ry: 0.9 };
+const FACE_SKETCH = [
+  ...[-1, 1].flatMap((sx) => [
+    [[0.12 * sx, 0.42], [0.3 * sx, 0.47], [0.45 * sx, 0.42]],                                   // brow
+    [[0.14 * sx, 0.3], [0.27 * sx, 0.34], [0.4 * sx, 0.3], [0.27 * sx, 0.26], [0.14 * sx, 0.3]], // eye
+  ]),
+  [[0, 0.28], [-0.06, -0.02], [0, -0.08], [0.06, -0.02]],                                       // nose
+  [[-0.22, -0.38], [0, -0.33], [0.22, -0.38], [0, -0.45], [-0.22, -0.38]],                      // mouth
+];
+
 function faceOutlinePath(g, ox, oy, size) {
-  const s = size / (FACE.x1 - FACE.x0);
-  const [cx, cy] = toPx(0, -0.05, ox, oy, size);
-  g.ellipse(cx, cy, 0.8 * s, 0.9 * s, 0, 0, 2 * Math.PI);
+  const s = size / (FACE.x1 - FACE.x0), o = FACE_OUTLINE;
+  const [cx, cy] = toPx(o.cx, o.cy, ox, oy, size);
+  g.ellipse(cx, cy, o.rx * s, o.ry * s, 0, 0, 2 * Math.PI);
 }
 
 function drawFaceSketch(g, ox, oy, size) {
   g.strokeStyle = "rgba(232,237,242,0.55)"; g.lineWidth = 1.5;
   g.beginPath(); faceOutlinePath(g, ox, oy, size); g.stroke();
-  const line = (pts) => {
+  for (const pts of FACE_SKETCH) {
     g.beginPath();
     pts.forEach(([x, y], k) => { const [px, py] = toPx(x, y, ox, oy, size); k ? g.lineTo(px, py) : g.moveTo(px, py); });
     g.stroke();
-  };
-  for (const sx of [-1, 1]) {
-    line([[0.12 * sx, 0.42], [0.3 * sx, 0.47], [0.45 * sx, 0.42]]);                 // brow
-    line([[0.14 * sx, 0.3], [0.27 * sx, 0.34], [0.4 * sx, 0.3], [0.27 * sx, 0.26], [0.14 * sx, 0.3]]); // eye
   }
-  line([[0, 0.28], [-0.06, -0.02], [0, -0.08], [0.06, -0.02]]);                       // nose
-  line([[-0.22, -0.38], [0, -0.33], [0.22, -0.38], [0, -0.45], [-0.22, -0.38]]);      // mouth
+}
+
+// ---------------------------------------------------------------- electrode quality (topic "quality")
+// The pipeline's per-channel verdicts (streaming/dsp/quality.py, about twice a second): a spot per
+// electrode on the face, coloured AND shaped by state (circle good, triangle check, square with a
+// cross bad, dashed ring no data) for colour-blind eyes, the reasons in words on hover or focus,
+// a list of the electrodes to fix, and a marker per channel in the traces. Older than
+// stale_after_s, the verdicts are greyed: "no quality data".
+const Q_STATES = ["good", "check", "bad"];
+const Q_COLORS = { good: COLORS.good, check: COLORS.warn, bad: COLORS.bad, none: COLORS.muted };
+const Q_SPOT_R = 0.045;  // face units; the closest Fridlund sites are 0.12 apart
+// reason code -> [what the experimenter reads, short form for the traces, the metric behind it]
+const Q_REASONS = {
+  nan: ["samples missing (dropouts)", "dropouts", (m) => `${pct(m.nan_fraction)} missing`],
+  flat: ["flat line: no signal (broken lead or dead input)", "flat", (m) => `${fmt(m.rms_uv, 2)} µV RMS`],
+  railed: ["at the amplifier's range (railed / clipping): contact lost", "railed", (m) => `${pct(m.railed_fraction)} at the range`],
+  stuck: ["stuck values (samples repeat)", "stuck", (m) => `${pct(m.stuck_fraction)} repeated`],
+  noise: ["electrode lifting / open input (broadband noise far above its neighbours)", "lifting / open input",
+    (m) => `noise ${signed(m.noise_db)} dB over its neighbours`],
+  mains: ["mains hum: poor or drying contact", "mains hum", (m, f) => `${f.mains_hz ? fmt(f.mains_hz, 0) + " Hz " : ""}${signed(m.mains_db)} dB over the EMG`],
+  bridged: ["bridged by gel with %s (the two carry one signal)", "bridged %s", (m) => `correlation ${fmt(m.bridge_corr, 2)}`],
+  motion: ["motion artefacts (cable or electrode moving)", "motion", (m) => `${pct(m.lf_fraction)} of power below 20 Hz`],
+  baseline: ["noisy at rest (rest baseline above the limit)", "noisy at rest", (m) => `rest ${fmt(m.rest_rms_uv, 1)} µV RMS`],
+  silent: ["silent in %s, which drives its muscle: check placement and contact", "silent",
+    (m) => `${signed(m.activity_snr_db)} dB over rest`],
+};
+
+function pct(x) { return x == null ? "–" : (100 * x).toFixed(x < 0.1 ? 1 : 0) + " %"; }
+function signed(x) { return x == null ? "–" : (x >= 0 ? "+" : "") + fmt(x, 0); }
+
+function onQuality(msg) {
+  const f = msg.fields, ch = f.channels;
+  const n = Array.isArray(ch) ? ch.length : -1;
+  if (n < 0 || !Array.isArray(f.states) || f.states.length !== n || !Array.isArray(f.reasons) ||
+      f.reasons.length !== n) throw new Error("quality message without channels, states, reasons");
+  const metrics = f.metrics && typeof f.metrics === "object" ? f.metrics : {};
+  const byLabel = new Map();
+  ch.forEach((label, i) => {
+    const state = f.states[i], reasons = f.reasons[i];
+    if (!Q_STATES.includes(state) || !Array.isArray(reasons)) throw new Error(`quality of ${label}`);
+    const m = {};
+    for (const [k, v] of Object.entries(metrics)) if (Array.isArray(v) && v.length === n) m[k] = v[i];
+    const partner = Array.isArray(f.bridge_partner) ? f.bridge_partner[i] : "";
+    byLabel.set(String(label), { state, reasons: reasons.map(String), metrics: m, partner });
+  });
+  S.quality = { byLabel, fields: f, receivedMs: performance.now() };
+  S.dirty.add("quality"); S.dirty.add("traces");
+}
+
+function qualityLive() {
+  return !!(S.quality && S.hello &&
+    performance.now() - S.quality.receivedMs <= 1000 * (S.hello.stale_after_s || 2));
+}
+
+// The verdict shown for the channel ``label``: null when there is none (no data, or stale).
+function qualityOf(label) {
+  return qualityLive() ? S.quality.byLabel.get(label) || null : null;
+}
+
+function reasonWords(code, q, f, short) {
+  const [name, arg] = code.split(":", 2);
+  const known = Q_REASONS[name];
+  if (!known) return code;  // a reason this page does not know yet: as sent
+  const fill = name === "bridged" ? (arg || q.partner || "a neighbour") : (f.movement || "the movement");
+  const words = known[short ? 1 : 0].replace("%s", fill);
+  return short ? words : `${words} [${known[2](q.metrics, f)}]`;
+}
+
+// "F9 (levator labii superioris, right): bad: electrode lifting / open input [...]; mains hum [...]"
+function electrodeText(i) {
+  const h = S.hello, label = h.labels[i];
+  const head = `${label} (${prettyMuscle(h.muscles[i])}, ${h.sides[i]})`;
+  const q = S.quality ? S.quality.byLabel.get(label) : null;
+  if (!q) return `${head}: no quality data${S.quality ? " (not in the pipeline's report)" : ""}`;
+  const said = q.state + (q.reasons.length ? ": " + q.reasons.map((r) => reasonWords(r, q, S.quality.fields, false)).join("; ") : "");
+  return qualityLive() ? `${head}: ${said}` : `${head}: no quality data (last: ${said})`;
+}
+
+// SVG path(s) of a spot at (x, y): [outline, cross] (the cross only for "bad").
+function spotPaths(state, x, y, r) {
+  if (state === "check") return [`M${x},${y - 1.2 * r}L${x + 1.1 * r},${y + 0.8 * r}L${x - 1.1 * r},${y + 0.8 * r}Z`, ""];
+  if (state === "bad") {
+    const c = 0.55 * r;
+    return [`M${x - r},${y - r}h${2 * r}v${2 * r}h${-2 * r}Z`,
+      `M${x - c},${y - c}L${x + c},${y + c}M${x + c},${y - c}L${x - c},${y + c}`];
+  }
+  return [`M${x - r},${y}a${r},${r} 0 1 0 ${2 * r},0a${r},${r} 0 1 0 ${-2 * r},0Z`, ""];
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+function svgEl(tag, attrs, parent) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (parent) parent.appendChild(el);
+  return el;
+}
+
+function stateIcon(state) {  // the legend's and the list's icon: the spot's own shape
+  const svg = svgEl("svg", { viewBox: "-1.3 -1.3 2.6 2.6", class: `qi ${state}`, "aria-hidden": "true" });
+  const [outline, cross] = spotPaths(state, 0, 0, 1);
+  svgEl("path", { d: outline, class: "shape" }, svg);
+  if (cross) svgEl("path", { d: cross, class: "cross" }, svg);
+  return svg;
+}
+
+// The face and one spot per electrode: SVG units are face units x 100 (SVG y down = -face y);
+// built once per hello.
+function buildElectrodeMap(h) {
+  const svg = $("electrodes"), k = 100;
+  svg.textContent = "";
+  svg.setAttribute("viewBox", `${-0.86 * k} ${-0.86 * k} ${1.72 * k} ${1.84 * k}`);
+  const o = FACE_OUTLINE;
+  svgEl("ellipse", { cx: o.cx * k, cy: -o.cy * k, rx: o.rx * k, ry: o.ry * k, class: "face" }, svg);
+  for (const pts of FACE_SKETCH) {
+    svgEl("polyline", { points: pts.map(([x, y]) => `${x * k},${-y * k}`).join(" "), class: "face" }, svg);
+  }
+  S.spots = h.labels.map((label, i) => {
+    const x = h.positions[i][0] * k, y = -h.positions[i][1] * k;
+    const g = svgEl("g", { class: "spot none", "data-label": label, "data-state": "none", tabindex: "0", role: "img" }, svg);
+    const title = svgEl("title", {}, g);
+    const shape = svgEl("path", { class: "shape" }, g);
+    const cross = svgEl("path", { class: "cross" }, g);
+    const text = svgEl("text", { x, y: y + (Q_SPOT_R + 0.065) * k, class: "label" }, g);
+    text.textContent = label;
+    return { i, label, x, y, r: Q_SPOT_R * k, g, title, shape, cross, state: null, text: "" };
+  });
+  S.dirty.add("quality");
+}
+
+function drawQuality() {
+  const h = S.hello, st = window.eiferStats.quality;
+  if (!h || !S.spots) return;
+  const live = qualityLive(), counts = { good: 0, check: 0, bad: 0 }, fix = [];
+  st.live = live; st.states = {}; st.texts = {};
+  for (const spot of S.spots) {
+    const q = live ? S.quality.byLabel.get(spot.label) : null;
+    const state = q ? q.state : "none";
+    if (spot.state !== state) {
+      const [outline, cross] = spotPaths(state, spot.x, spot.y, spot.r);
+      spot.shape.setAttribute("d", outline); spot.cross.setAttribute("d", cross);
+      spot.g.setAttribute("class", "spot " + state); spot.g.dataset.state = state;
+      spot.state = state;
+    }
+    const text = electrodeText(spot.i);
+    if (spot.text !== text) { spot.title.textContent = text; spot.g.setAttribute("aria-label", text); spot.text = text; }
+    st.states[spot.label] = state; st.texts[spot.label] = text;
+    if (state in counts) counts[state] += 1;
+    if (state === "bad" || state === "check") fix.push([state, spot]);
+  }
+  const summary = live ? Q_STATES.filter((s) => counts[s]).map((s) => `${counts[s]} ${s}`).join(" · ") : "no quality data";
+  if ($("quality-summary").textContent !== summary) $("quality-summary").textContent = summary;
+  const note = $("quality-note");
+  note.classList.toggle("hidden", live);
+  const why = S.quality ? `last report ${Math.round((performance.now() - S.quality.receivedMs) / 1000)} s ago`
+    : "the pipeline publishes no quality topic";
+  const noteText = `no quality data (${why})`;
+  if (note.textContent !== noteText) note.textContent = noteText;
+  const list = $("quality-list");
+  list.textContent = "";
+  fix.sort((a, b) => (a[0] === b[0] ? a[1].i - b[1].i : a[0] === "bad" ? -1 : 1));
+  for (const [state, spot] of fix) {
+    const li = document.createElement("li");
+    li.className = state; li.dataset.label = spot.label;
+    li.append(stateIcon(state), spot.text);
+    list.appendChild(li);
+  }
+  if (live && !fix.length) {
+    const li = document.createElement("li");
+    li.className = "good"; li.append(stateIcon("good"), "every electrode good");
+    list.appendChild(li);
+  }
+  showTip(S.tipLabel);
+  st.drawn += 1;
+}
+
+// The hover (or keyboard focus) box: the electrode's words, beside its spot.
+function showTip(label) {
+  const tip = $("quality-tip"), spot = label && S.spots ? S.spots.find((s) => s.label === label) : null;
+  S.tipLabel = spot ? label : null;
+  window.eiferStats.quality.tip = spot ? spot.text : null;
+  if (!spot) { tip.classList.add("hidden"); return; }
+  const [head, ...rest] = spot.text.split(/: (.*)/s);
+  tip.textContent = "";
+  const b = document.createElement("b"); b.textContent = head;
+  tip.append(b, document.createElement("br"), rest.join(""));
+  tip.className = "tip " + spot.state;
+  const panel = $("quality-panel").getBoundingClientRect(), r = spot.g.getBoundingClientRect();
+  const left = Math.max(4, Math.min(r.left - panel.left - 20, panel.width - 264));
+  tip.style.left = left + "px";
+  tip.style.top = (r.bottom - panel.top + 6) + "px";
+}
+
+function setupQuality() {
+  const legend = $("quality-legend");
+  for (const [state, words] of [["good", "good"], ["check", "check"], ["bad", "bad"], ["none", "no data"]]) {
+    const item = document.createElement("span");
+    item.append(stateIcon(state), words);
+    legend.appendChild(item);
+  }
+  const svg = $("electrodes");
+  const spotOf = (ev) => { const g = ev.target.closest && ev.target.closest(".spot"); return g ? g.dataset.label : null; };
+  svg.addEventListener("pointerover", (ev) => showTip(spotOf(ev)));
+  svg.addEventListener("pointerleave", () => showTip(null));
+  svg.addEventListener("focusin", (ev) => showTip(spotOf(ev)));
+  svg.addEventListener("focusout", () => showTip(null));
+}
+
+// The traces' per-channel marker: the spot's shape and colour, the label, and what is wrong.
+function drawTraceQuality(g, x0, y0, ch) {
+  if (!S.quality || document.body.classList.contains("participant")) return;
+  const label = S.hello.labels[ch], q = qualityOf(label);
+  const state = q ? q.state : "none";
+  const words = q && q.reasons.length ? `${state}: ` + q.reasons.map((r) => reasonWords(r, q, S.quality.fields, true)).join(", ")
+    : q ? "" : "no quality data";
+  const text = words ? `${label} ${words}` : label;
+  g.font = "12px DejaVu Sans, Arial";
+  const w = g.measureText(text).width + 26;
+  g.fillStyle = "rgba(16,20,26,0.8)"; g.fillRect(x0 + 1, y0 + 1, w, 17);
+  const cx = x0 + 10, cy = y0 + 10, r = 5;
+  g.fillStyle = Q_COLORS[state]; g.strokeStyle = Q_COLORS[state]; g.lineWidth = 1.5;
+  if (state === "none") { g.setLineDash([2, 2]); g.beginPath(); g.arc(cx, cy, r, 0, 2 * Math.PI); g.stroke(); g.setLineDash([]); }
+  else {
+    const [outline, cross] = spotPaths(state, cx, cy, r);
+    g.fill(new Path2D(outline));
+    if (cross) { g.strokeStyle = "#10141a"; g.lineWidth = 1.8; g.stroke(new Path2D(cross)); }
+  }
+  g.fillStyle = state === "good" ? COLORS.muted : Q_COLORS[state];
+  g.fillText(text, x0 + 20, y0 + 10);
+  window.eiferStats.quality.trace_marks[label] = text;
+  g.font = "14px DejaVu Sans, Arial";
 }
 
 // ---------------------------------------------------------------- symmetry
@@ -734,11 +977,11 @@ function drawStatus() {
 // ---------------------------------------------------------------- the one animation loop
 const DRAW = { traces: drawTraces, heatmap: drawHeatmap, symmetry: drawSymmetry, phi: drawPhi,
   head: drawHead, feedback: drawFeedback, instruction: drawInstruction, status: drawStatus,
-  face: drawFace };
+  face: drawFace, quality: drawQuality };
 // Minimum ms between redraws of the slower panels: the traces (and the score) follow every
 // animation frame; the pictures need not, and skipping them keeps a software-rendered page
 // (no GPU) within its frame budget at 60-90 Hz.
-const MIN_INTERVAL_MS = { head: 50, heatmap: 33, phi: 33, symmetry: 33, status: 250, face: 50 };
+const MIN_INTERVAL_MS = { head: 50, heatmap: 33, phi: 33, symmetry: 33, status: 250, face: 50, quality: 100 };
 const lastDrawMs = {};
 let lastSlowMs = 0;
 
@@ -746,6 +989,9 @@ function frame() {
   const now = performance.now();
   if (now - lastSlowMs > 250) {  // countdown and connection state, 4 Hz
     lastSlowMs = now; setBadge(); S.dirty.add("instruction");
+    const live = qualityLive();  // verdicts going stale grey out; while stale, the age counts up
+    if (live !== S.qualityWasLive || (!live && S.quality)) { S.dirty.add("quality"); S.dirty.add("traces"); }
+    S.qualityWasLive = live;
   }
   const painted = S.dirty.size > 0;
   const todo = Array.from(S.dirty); S.dirty.clear();
@@ -790,6 +1036,7 @@ function setup() {
   $("capture").addEventListener("click", () => send({ type: "capture" }));
   window.addEventListener("resize", () => { for (const k of Object.keys(DRAW)) S.dirty.add(k); });
   S.dirty.add("face");  // "no camera image" until the first face message
+  setupQuality();
   connect();
   requestAnimationFrame(frame);
 }
