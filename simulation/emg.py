@@ -52,6 +52,10 @@ samples ``[round(start_s * rate), round((start_s + duration_s) * rate))``):
   the impedance imbalance (Huhta & Webster 1973) and electrode noise with the impedance (Huigen,
   Peper & Grimbergen 2002, Med. Biol. Eng. Comput. 40:332-338). Linear in ``p`` is a
   phenomenological choice, not a fitted law; the end state is what an unplugged input shows.
+- ``misplaced``: the channel's muscle sources (its own muscle and the cross-talk of the others,
+  the ``G`` term) are left out; resting tone, amplifier noise and hum stay. An electrode off its
+  muscle looks clean at rest and is only found by staying silent when its muscle should work
+  (the quality monitor's ``silent`` check).
 
 What is active where is public: :meth:`EmgSimulator.fault_windows` (each fault's exact sample
 window), :meth:`EmgSimulator.fault_codes` (per sample and channel, bits of
@@ -376,6 +380,9 @@ class EmgSimulator:
             amplitude *= np.maximum(1.0 + cfg.amplitude_cv * self._norm_fluct * slow, 0.0)
         sources = shaped[:, :n_mu] * amplitude
         emg = sources @ self._mixing_t
+        for channel, fault in self._faults:
+            if fault.kind == "misplaced" and len(index):
+                emg[self._fault_mask(index, fault), channel] = 0.0  # no muscle under it
         emg += cfg.rest_uv * shaped[:, n_mu:]
         if cfg.amplifier_noise_uv > 0:
             emg += cfg.amplifier_noise_uv * self._rng_amp.standard_normal((n, n_ch))
@@ -384,6 +391,8 @@ class EmgSimulator:
         if cfg.dc_offset_uv:
             emg += cfg.dc_offset_uv
         for fault_no, (channel, fault) in enumerate(self._faults):
+            if fault.kind == "misplaced":
+                continue  # applied to the muscle sources above
             if fault.kind in ("hum", "bridge", "lifting"):
                 self._apply_contact_fault(emg, index, channel, fault, fault_no)
             else:

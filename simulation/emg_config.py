@@ -24,7 +24,7 @@ __all__ = [
 
 FAULT_BLOCK_S = 1.0  # fault events and noise are drawn per block of this length (chunking-free)
 
-FaultKind = Literal["flat", "railed", "spikes", "dropout", "hum", "bridge", "lifting"]
+FaultKind = Literal["flat", "railed", "spikes", "dropout", "hum", "bridge", "lifting", "misplaced"]
 # One bit per fault kind: the truth announces the faults active on a channel as the sum (bitwise
 # OR) of their codes (simulation.emg: EmgSimulator.fault_codes; the truth stream's fault_<channel>
 # columns). Never renumber: recordings keep these numbers.
@@ -36,6 +36,7 @@ FAULT_CODES: dict[str, int] = {
     "hum": 16,
     "bridge": 32,
     "lifting": 64,
+    "misplaced": 128,
 }
 
 
@@ -68,7 +69,10 @@ class FaultConfig(Config):
       mean) plus their own amplifier noise;
     - ``lifting``: the electrode comes off over ``ramp_s``: its EMG fades to 0 while broadband
       noise (to ``noise_uv`` RMS) and hum (to ``amplitude_uv``) rise, then it stays an open
-      input until the fault ends.
+      input until the fault ends;
+    - ``misplaced``: the electrode sits off its muscle (glued beside it, or the muscle map is
+      wrong for this face): the channel keeps its resting tone, amplifier noise and hum but
+      carries no muscle activity, so it stays at rest in the movements that should drive it.
 
     The models and their sources: :mod:`simulation.emg`. Faults apply in list order.
     """

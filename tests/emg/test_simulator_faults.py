@@ -58,6 +58,7 @@ START, STOP = round(START_S * FS), round(START_S * FS) + round(DURATION_S * FS)
         ({"channel": "F5", "kind": "hum", "amplitude_uv": 20.0}, {"F5"}),
         ({"channel": "F5", "kind": "bridge", "partner": "F7"}, {"F5", "F7"}),
         ({"channel": "F5", "kind": "lifting", "ramp_s": 0.5}, {"F5"}),
+        ({"channel": "F1", "kind": "misplaced"}, {"F1"}),
     ],
 )
 def test_a_contact_fault_changes_its_channels_only_inside_its_window(fault, changed) -> None:
@@ -93,6 +94,22 @@ def test_hum_raises_its_channels_mains_power_far_above_the_shared_hum() -> None:
               faults=[{"channel": "F5", "kind": "hum", "amplitude_uv": 20.0}])  # fmt: skip
     emg, _ = us.generate(2 * FS)
     assert _power_at(emg[:, f5], 60.0) > 1000 * _power_at(emg[:, f5], 50.0)
+
+
+def test_a_misplaced_electrode_stays_at_rest_while_its_muscle_works() -> None:
+    """F19 (right zygomaticus) off its muscle in Smile-Open: its RMS is the resting face's (rest
+    tone, amplifier noise, hum: a few uV, not flat), while F20 over the left zygomaticus smiles
+    at tens of uV; the truth announces it with code 128."""
+    fault = {"channel": "F19", "kind": "misplaced", "start_s": 1.0}
+    sim = _hold("Smile-Open", faults=[fault])
+    emg, _ = sim.generate(3 * FS)
+    f19, f20 = sim.labels.index("F19"), sim.labels.index("F20")
+    rest, _ = _sim(script={"kind": "rest"}).generate(3 * FS)
+    assert _rms(emg[:FS, f19]) > 10 * _rms(emg[FS:, f19])  # smiling, then not
+    assert _rms(emg[FS:, f19]) == pytest.approx(_rms(rest[FS:, f19]), rel=0.3)
+    assert 1.0 < _rms(emg[FS:, f19]) < 6.0 and _rms(emg[FS:, f20]) > 30.0
+    assert FAULT_CODES["misplaced"] == 128
+    assert sim.active_faults(FS, 2 * FS)["F19"] == ("misplaced",)
 
 
 @pytest.mark.parametrize(("movement", "unbridged_max"), [("Face-At-Rest", 0.3), ("Eye-Tight", 0.8)])
