@@ -190,7 +190,7 @@ class Pipeline:
                 config.emg.feature,
             )
         self.quality = (
-            QualityStage(config.quality, config.emg.scheme, self.latency)
+            QualityStage(config.quality, config.emg.scheme, self.latency, emg_name=config.emg.name)
             if config.quality.enabled
             else None
         )

@@ -10,9 +10,18 @@ the pipeline's publishing thread (the bus socket has one user at a time).
 Set-up per stream connection (:meth:`begin`): neighbours from the electrode scheme's positions
 (the ``neighbours`` nearest channels of the ones the stream carries), the amplifier's range from
 the stream's ``desc/amplifier/range_uv`` where it declares one (else ``range_uv`` of the config,
-else none: railing judged from repeated extremes). The pipeline reads no marker stream, so no
-movement is announced: the rest baseline is the lowest-activity windows and the ``silent`` check
-is off.
+else none: railing judged from repeated extremes), and each movement's per-channel level from
+``configs/movements.toml`` and the scheme's muscles (:func:`movement_targets`).
+
+Movements: the protocol's marker stream (``markers_stream``; :mod:`.quality_markers`) announces
+each ``start:<movement>`` / ``stop:`` with its LSL stamp. :meth:`QualityStage.mark` queues it, and
+the stage's thread converts the stamp into the monitor's sample index through the EMG feed's time
+mapping: the dejittered LSL time of each chunk's last sample, as the feed hands it over, the
+marker's sample being the first one stamped at or after it (``ceil((t - t_end) * rate)`` samples
+after that chunk's last one). A marker is placed by the first chunk that reaches its time, so a
+gap in the EMG does not shift it. With movements, only rest feeds the rest baseline and a channel
+that stays near it in a movement driving its muscle is ``silent``; without a marker stream: the
+lowest-activity windows are the baseline, and no ``silent`` check.
 """
 
 from __future__ import annotations
@@ -26,20 +35,29 @@ from typing import Any
 import numpy as np
 from pydantic import Field, PositiveFloat
 
+from configs import config_path
 from streaming.acquisition.electrodes import load_scheme
 from streaming.acquisition.lsl_io import ChunkOutlet, stream_info
 from streaming.acquisition.lsl_meta import desc_to_dict
 from streaming.config import Config
-from streaming.dsp.quality import QualityMonitor, QualityReport, nearest_neighbours
+from streaming.dsp.quality import (
+    QualityMonitor,
+    QualityReport,
+    channel_targets,
+    nearest_neighbours,
+)
 from streaming.dsp.quality_codes import STREAM_TYPE, encode_report, stream_channels, stream_desc
 from streaming.dsp.quality_config import load_quality_config
+from streaming.pipeline.biofeedback import load_movement_levels
 from streaming.pipeline.health import LatencyStats
+from streaming.pipeline.quality_markers import MarkerReader, marker_sample, markers_stream_name
 
 __all__ = [
     "QualityOutlet",
     "QualityStage",
     "QualityStageConfig",
     "declared_range_uv",
+    "movement_targets",
     "scheme_neighbours",
 ]
 
@@ -64,6 +82,16 @@ class QualityStageConfig(Config):
     lsl_stream: bool = Field(
         True, description="also push the timeline as the LSL stream `<EMG name>-quality`"
     )
+    markers_stream: str = Field(
+        "auto",
+        description="the protocol's LSL marker stream (start:/stop: movements); 'auto' = "
+        "'Markers' + what follows 'EMG' in emg.name (EMG -> Markers, EMG-demo42 -> "
+        "Markers-demo42); '' = none (rest baseline from the quietest windows, no silent check)",
+    )
+    markers_source_id: str = Field("", description="the marker stream's source id; '' = any")
+    movements: str = Field(
+        "", description="muscle levels per movement (TOML); '' = the shipped configs/movements.toml"
+    )
 
 
 def declared_range_uv(info: Any) -> float | None:
@@ -76,6 +104,18 @@ def declared_range_uv(info: Any) -> float | None:
         log.warning("EMG stream declares amplifier/range_uv %r: not a number, ignored", text)
         return None
     return value if value is not None and np.isfinite(value) and value > 0 else None
+
+
+def movement_targets(scheme: str, labels: list[str], movements: str = "") -> dict[str, np.ndarray]:
+    """Per movement, the level (0..1) it drives each of ``labels``' muscles at (the ``scheme``'s
+    muscle under each label; labels it does not place: 0), from ``movements`` (a movements TOML;
+    '' = the shipped ``configs/movements.toml``); {} without a scheme."""
+    if not scheme:
+        return {}
+    placed = load_scheme(scheme)
+    muscle = dict(zip(placed.labels, placed.muscles, strict=True))
+    levels = load_movement_levels(movements or config_path("movements.toml"))
+    return channel_targets(levels, [muscle.get(label, "") for label in labels])
 
 
 def scheme_neighbours(scheme: str, labels: list[str], k: int) -> dict[str, list[str]]:
@@ -95,8 +135,13 @@ class QualityStage:
     """Runs the quality monitor on the EMG feed's raw chunks on its own thread."""
 
     def __init__(
-        self, config: QualityStageConfig, scheme: str, latency: LatencyStats | None = None
+        self,
+        config: QualityStageConfig,
+        scheme: str,
+        latency: LatencyStats | None = None,
+        emg_name: str | None = None,
     ) -> None:
+        """``emg_name``: the EMG stream's configured name (for ``markers_stream = "auto"``)."""
         self.config = config
         self.quality_config = (
             load_quality_config(config.config) if config.config else load_quality_config()
@@ -111,6 +156,14 @@ class QualityStage:
         self._need = 1  # samples that complete the monitor's next block (wake-up threshold)
         self._reset = False  # the source restarted: reset the monitor before the next chunk
         self._reports: deque[QualityReport] = deque(maxlen=REPORTS_KEPT)
+        self._markers: list[tuple[float, str | None]] = []  # (t_lsl, movement) not yet placed
+        self._movement: str | None = None  # the last movement placed
+        self._any_marker = False
+        self.movements_placed = 0
+        name = markers_stream_name(config.markers_stream, emg_name)
+        self.markers = (
+            MarkerReader(name, config.markers_source_id, self.mark) if name is not None else None
+        )
         self._lock = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -125,9 +178,12 @@ class QualityStage:
             self.quality_config,
             neighbours=scheme_neighbours(self.scheme, labels, self.config.neighbours),
             range_uv=range_uv,
+            channel_targets=movement_targets(self.scheme, labels, self.config.movements),
         )
         with self._lock:
             self.monitor = monitor
+            if self._any_marker:  # the movement going on when the stream (re)connected
+                monitor.set_movement(self._movement, 0)
             self._pending, self._pending_n = [], 0
             self._need, self._reset = monitor.samples_to_next_report, False
         log.info(
@@ -155,6 +211,27 @@ class QualityStage:
             if self._pending_n >= self._need:
                 self._lock.notify()
 
+    def mark(self, t_lsl: float, movement: str | None) -> None:
+        """The protocol's movement (None: rest) from LSL time ``t_lsl`` on (the marker reader's
+        callback); placed on the EMG's samples by the chunk that reaches ``t_lsl``."""
+        with self._lock:
+            self._markers.append((float(t_lsl), movement))
+
+    def _place_markers(self, monitor: QualityMonitor, n: int, t_end: float) -> None:
+        """Announce the queued movements stamped up to ``t_end``, the time of the last of the
+        ``n`` samples about to be fed: the first sample at or after each stamp (a stamp before
+        the monitor's data: sample 0)."""
+        with self._lock:
+            self._markers.sort(key=lambda m: m[0])
+            due = [m for m in self._markers if m[0] <= t_end]
+            self._markers = self._markers[len(due) :]
+        fed = monitor.sample_index + monitor.block_n - monitor.samples_to_next_report
+        last = fed + n - 1  # the monitor's index of the chunk's last sample
+        for t, movement in due:
+            monitor.set_movement(movement, marker_sample(t, t_end, last, monitor.rate_hz))
+            self._movement, self._any_marker = movement, True
+            self.movements_placed += 1
+
     # -- the publisher's side --------------------------------------------------------------------
     def take(self) -> list[QualityReport]:
         """Reports finished since the last call, oldest first."""
@@ -168,8 +245,12 @@ class QualityStage:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="eifer-quality", daemon=True)
         self._thread.start()
+        if self.markers is not None:
+            self.markers.start()
 
     def stop(self) -> None:
+        if self.markers is not None:
+            self.markers.stop()
         self._stop.set()
         with self._lock:
             self._lock.notify_all()
@@ -187,9 +268,14 @@ class QualityStage:
                 continue
             if reset:
                 monitor.reset()
+                if self._any_marker:
+                    monitor.set_movement(self._movement, 0)
             t0 = time.perf_counter()
             try:
-                reports = [r for chunk, t in chunks for r in monitor.process_all(chunk, t)]
+                reports = []
+                for chunk, t in chunks:
+                    self._place_markers(monitor, chunk.shape[0], t)
+                    reports += monitor.process_all(chunk, t)
             except Exception as exc:  # a monitor error must not stop the pipeline: say it
                 self.last_error = f"quality: {exc}"
                 log.warning("%s", self.last_error)
