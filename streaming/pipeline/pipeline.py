@@ -33,7 +33,8 @@ those that waited ``video.max_queue_ms`` past their arrival, the join those that
 (video branch done, EMG there or waited for) that long, each while a newer one waits; both count
 as ``skipped``.
 Twice a second a ``quality`` message gives each electrode's state and why, from the raw EMG
-(:mod:`streaming.pipeline.quality_stage`, on its own thread; ``quality.enabled``).
+(:mod:`streaming.pipeline.quality_stage`, on its own thread; ``quality.enabled``), judged
+against the movements the protocol's marker stream announces (``quality.markers_stream``).
 A few times a second (``output.face_preview_hz``) a ``face`` message shows the camera image,
 the face box and the crop the encoders read, encoded off the frame loop
 (:mod:`streaming.pipeline.face_preview`). About once a second a ``status`` message reports stream
