@@ -66,7 +66,7 @@ class MarkerReader:
         name: str,
         source_id: str | None,
         on_movement: Callable[[float, str | None], None],
-        retry_s: float = 2.0,
+        retry_s: float = 0.5,  # also bounds how long stop() waits for a search under way
     ) -> None:
         self.selector = StreamSelector(name=name, type="Markers", source_id=source_id or None)
         self.on_movement = on_movement
