@@ -5,7 +5,8 @@ recording that starts without it asks, refuses or goes ahead (``missing_required
 asks in a dialog). The ``"Name (hostname)"`` form is LabRecorder's stream-list label (no spaces
 inside the parentheses, ``LabRecorder.cfg``), so a lab's existing list can be pasted in. A stream
 whose own name ends in parentheses (``"EMG (raw)"``) is still required by its bare name: the text
-is taken as a whole name first, as ``"Name (hostname)"`` second.
+is taken as a whole name first, as ``"Name (hostname)"`` second; the host name's case does not
+matter (``LAB-PC1`` is ``lab-pc1``), the stream name's does, as in LSL.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def _matches(required: str, info: Any) -> bool:
     if info.name() == required.strip():  # the whole text is the name, parentheses and all
         return True
     name, host = parse_required(required)
-    return host is not None and info.name() == name and info.hostname() == host
+    # host names are case-insensitive (RFC 4343): Windows reports LAB-PC1, a lab may type lab-pc1
+    return host is not None and info.name() == name and info.hostname().lower() == host.lower()
 
 
 def required_matches(required: Sequence[str], info: Any) -> bool:

@@ -38,6 +38,8 @@ def test_a_host_selects_the_stream_of_that_host_only() -> None:
     assert not required_matches(["EMG (acq-pc)"], other)
     assert missing_required(["EMG (acq-pc)"], [other]) == ["EMG (acq-pc)"]
     assert missing_required(["EMG"], [other]) == []  # a bare name: any host
+    assert required_matches(["EMG (ACQ-PC)"], acq)  # host names ignore case; stream names not
+    assert not required_matches(["emg (acq-pc)"], acq)
 
 
 def test_a_name_with_parentheses_is_required_by_its_bare_name() -> None:
