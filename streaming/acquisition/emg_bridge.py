@@ -6,6 +6,11 @@ map (bipolar ``F1 = ["E3", "E4"]`` = E3 - E4, or a pass-through ``F1 = "E3"``;
 microvolts and republishes with the same stamps, plus the ``counter`` channel
 (:mod:`streaming.acquisition.emg_outlet`): the amplifier's own counter when it has one, else the
 bridge's sample count.
+
+A simulated amplifier (the EMG simulator standing for the amplifier's LSL app) stays checkable
+through the bridge: when the counter is the source's own (``counter_label``), the sample indices
+are the simulator's, so the source's ``desc/simulation`` (which names its truth stream, for
+``eifer check``) is carried over.
 """
 
 from __future__ import annotations
@@ -184,9 +189,13 @@ def run_bridge(
         counter_col = in_labels.index(b.counter_label)
 
     labels, units, types = contract_channels(out, cmap.labels)
+    # a simulated source's truth counts the source's samples: valid with the source's counter
+    simulated = source_desc.get("simulation")
+    carried = isinstance(simulated, dict) and counter_col is not None
     desc = {
         "manufacturer": str(source_desc.get("manufacturer", "")),
         **counter_desc(out),
+        **({"simulation": simulated} if carried else {}),
         "bridge": {
             "source_name": source.name(),
             "source_type": source.type(),

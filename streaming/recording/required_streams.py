@@ -3,7 +3,10 @@
 A required stream is recorded whatever the selection, shown as missing until it appears, and a
 recording that starts without it asks, refuses or goes ahead (``missing_required``; LabRecorder
 asks in a dialog). The ``"Name (hostname)"`` form is LabRecorder's stream-list label (no spaces
-inside the parentheses, ``LabRecorder.cfg``), so a lab's existing list can be pasted in.
+inside the parentheses, ``LabRecorder.cfg``), so a lab's existing list can be pasted in. A stream
+whose own name ends in parentheses (``"EMG (raw)"``) is still required by its bare name: the text
+is taken as a whole name first, as ``"Name (hostname)"`` second; the host name's case does not
+matter (``LAB-PC1`` is ``lab-pc1``), the stream name's does, as in LSL.
 """
 
 from __future__ import annotations
@@ -26,8 +29,11 @@ def parse_required(text: str) -> tuple[str, str | None]:
 
 
 def _matches(required: str, info: Any) -> bool:
+    if info.name() == required.strip():  # the whole text is the name, parentheses and all
+        return True
     name, host = parse_required(required)
-    return info.name() == name and (host is None or info.hostname() == host)
+    # host names are case-insensitive (RFC 4343): Windows reports LAB-PC1, a lab may type lab-pc1
+    return host is not None and info.name() == name and info.hostname().lower() == host.lower()
 
 
 def required_matches(required: Sequence[str], info: Any) -> bool:

@@ -237,6 +237,26 @@ def test_bridge_republishes_a_bipolar_channel_map_with_the_same_stamps(spawn, un
     np.testing.assert_allclose(stamps[a], raw_stamps[b], atol=1e-3)
 
 
+def test_bridge_of_the_simulator_names_its_truth_only_with_the_simulators_counter(
+    spawn, unique_name
+) -> None:
+    """The simulator standing for an amplifier's app, bridged: with the source's counter
+    (``bridge.counter_label``) the sample indices are the simulator's, so the bridged stream
+    names the simulator's truth stream (``eifer check`` finds it); with the bridge's own count
+    it names none (that truth would not fit its indices)."""
+    amp = f"{unique_name}-amp"
+    spawn("node", [f'stream.name="{amp}"', f'stream.source_id="{amp}"'])
+    base = ['source="lsl"', f'bridge.name="{amp}"', 'bridge.type="EMG"', "bridge.timeout_s=30.0"]
+    for name, extra in ((f"{unique_name}-k", ['bridge.counter_label="counter"']),
+                        (f"{unique_name}-n", ['bridge.channels.F1="F1"'])):  # fmt: skip
+        spawn("node", [*base, *extra, f'stream.name="{name}"', f'stream.source_id="{name}"'])
+    counted = desc_to_dict(find_stream(StreamSelector(name=f"{unique_name}-k"), timeout_s=30))
+    assert counted["simulation"]["truth_stream"] == f"{amp}-truth"
+    assert counted["bridge"]["counter_from"] == "counter"
+    own = desc_to_dict(find_stream(StreamSelector(name=f"{unique_name}-n"), timeout_s=30))
+    assert "simulation" not in own and own["bridge"]["counter_from"] == "bridge sample count"
+
+
 def test_bridge_refuses_a_missing_label_or_a_wrong_rate(spawn, unique_name) -> None:
     raw = f"{unique_name}-raw"
     spawn("raw", {"name": raw, "labels": ["E1", "E2"], "rate_hz": 500.0})

@@ -10,7 +10,11 @@ import pytest
 
 from streaming.recording.recorder import RecorderConfig
 from streaming.recording.recorder_control import RecorderControlError, RecorderController
-from streaming.recording.required_streams import missing_required, parse_required
+from streaming.recording.required_streams import (
+    missing_required,
+    parse_required,
+    required_matches,
+)
 
 
 def _info(name: str, host: str) -> SimpleNamespace:
@@ -25,6 +29,28 @@ def test_labrecorder_labels() -> None:
         "EMG (lab9)",
         "Eyes",
     ]
+
+
+def test_a_host_selects_the_stream_of_that_host_only() -> None:
+    """``"EMG (acq-pc)"`` is the EMG of host acq-pc: the EMG of another host is not it."""
+    acq, other = _info("EMG", "acq-pc"), _info("EMG", "experiment-pc")
+    assert required_matches(["EMG (acq-pc)"], acq)
+    assert not required_matches(["EMG (acq-pc)"], other)
+    assert missing_required(["EMG (acq-pc)"], [other]) == ["EMG (acq-pc)"]
+    assert missing_required(["EMG"], [other]) == []  # a bare name: any host
+    assert required_matches(["EMG (ACQ-PC)"], acq)  # host names ignore case; stream names not
+    assert not required_matches(["emg (acq-pc)"], acq)
+
+
+def test_a_name_with_parentheses_is_required_by_its_bare_name() -> None:
+    """A stream named ``"EMG (raw)"`` required as ``"EMG (raw)"`` is that stream (it used to
+    be read as stream ``EMG`` of host ``raw`` only, so a start waited for it in vain); with its
+    host it is ``"EMG (raw) (acq-pc)"``."""
+    raw = _info("EMG (raw)", "acq-pc")
+    assert missing_required(["EMG (raw)"], [raw]) == []
+    assert missing_required(["EMG (raw) (acq-pc)"], [raw]) == []
+    assert missing_required(["EMG (raw) (other-pc)"], [raw]) == ["EMG (raw) (other-pc)"]
+    assert parse_required("EMG (raw) (acq-pc)") == ("EMG (raw)", "acq-pc")
 
 
 def _controller(tmp_path: Path, policy: str, unique_name: str, ask=None) -> RecorderController:

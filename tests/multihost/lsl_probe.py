@@ -1,7 +1,9 @@
 """Small LSL programs the rig runs inside its hosts (``python lsl_probe.py COMMAND ...``).
 
-- ``outlet NAME SECONDS``: a 100 Hz stream whose samples are the sender's ``local_clock()``;
+- ``outlet NAME SECONDS [TYPE]``: a 100 Hz stream whose samples are the sender's ``local_clock()``
+  (type ``Probe`` unless given);
 - ``resolve SECONDS``: the names of every stream visible from this host, as JSON;
+- ``hosts SECONDS``: ``[name, hostname, source_id]`` of every stream visible, as JSON;
 - ``offsets NAME SECONDS``: ``time_correction`` of stream NAME every 0.5 s, as JSON
   ``{"t": [...], "offset": [...]}`` (t in this host's clock);
 - ``remote HOST PORT LINE...``: LabRecorder's remote control as an experiment script uses it:
@@ -9,8 +11,11 @@
 - ``http URL``: the status of a GET (403 when refused), as JSON;
 - ``page URL``: the display page in headless Chromium (the tablet): whether it went live, the
   ``muscle`` messages it drew, its instruction line, its console errors, as JSON;
-- ``bus ADDRESS SECONDS FILE``: every ``muscle`` message of the bus as JSON lines in FILE
-  (``t``, ``emg_sample_index``, ``emg_read_offset_ms``, ``emg_missing``, arrival time).
+- ``bus ADDRESS SECONDS FILE [SECRET SERVER]``: every ``muscle`` message of the bus as JSON lines
+  in FILE (``t``, ``emg_sample_index``, ``emg_read_offset_ms``, ``emg_missing``, arrival time);
+  with CURVE when given this end's secret key file and the publisher's public key file;
+- ``sub ADDRESS SECONDS [SECRET SERVER]``: the messages of each topic received in SECONDS, as
+  JSON (CURVE as for ``bus``).
 """
 
 from __future__ import annotations
@@ -20,10 +25,10 @@ import sys
 import time
 
 
-def outlet(name: str, seconds: float) -> None:
+def outlet(name: str, seconds: float, kind: str = "Probe") -> None:
     import pylsl
 
-    info = pylsl.StreamInfo(name, "Probe", 1, 100, "double64", f"probe-{name}")
+    info = pylsl.StreamInfo(name, kind, 1, 100, "double64", f"probe-{name}")
     out = pylsl.StreamOutlet(info)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -35,6 +40,13 @@ def resolve(seconds: float) -> None:
     import pylsl
 
     print(json.dumps(sorted(info.name() for info in pylsl.resolve_streams(seconds))))
+
+
+def hosts(seconds: float) -> None:
+    import pylsl
+
+    found = pylsl.resolve_streams(seconds)
+    print(json.dumps(sorted([i.name(), i.hostname(), i.source_id()] for i in found)))
 
 
 def offsets(name: str, seconds: float) -> None:
@@ -118,12 +130,31 @@ def page(url: str) -> None:
     print(json.dumps(result))
 
 
-def bus(address: str, seconds: float, path: str) -> None:
+def _curve(address: str, keys: list[str]) -> dict:
+    from streaming.bus.curve import CurveClient
+
+    return {address: CurveClient.from_files(keys[0], keys[1])} if keys else {}
+
+
+def sub(address: str, seconds: float, keys: list[str]) -> None:
+    from streaming.bus.pubsub import Subscriber
+
+    counts: dict[str, int] = {}
+    with Subscriber(address, curve=_curve(address, keys)) as subscriber:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            message = subscriber.receive(0.2)
+            if message is not None:
+                counts[message.topic] = counts.get(message.topic, 0) + 1
+    print(json.dumps(counts))
+
+
+def bus(address: str, seconds: float, path: str, keys: list[str]) -> None:
     import pylsl
 
     from streaming.bus.pubsub import Subscriber
 
-    subscriber = Subscriber(address, ["muscle"])
+    subscriber = Subscriber(address, ["muscle"], curve=_curve(address, keys))
     end = time.monotonic() + seconds
     with open(path, "w") as out:
         while time.monotonic() < end:
@@ -146,9 +177,11 @@ def bus(address: str, seconds: float, path: str) -> None:
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     if command == "outlet":
-        outlet(args[0], float(args[1]))
+        outlet(args[0], float(args[1]), *args[2:3])
     elif command == "resolve":
         resolve(float(args[0]))
+    elif command == "hosts":
+        hosts(float(args[0]))
     elif command == "offsets":
         offsets(args[0], float(args[1]))
     elif command == "remote":
@@ -158,6 +191,8 @@ if __name__ == "__main__":
     elif command == "page":
         page(args[0])
     elif command == "bus":
-        bus(args[0], float(args[1]), args[2])
+        bus(args[0], float(args[1]), args[2], args[3:5])
+    elif command == "sub":
+        sub(args[0], float(args[1]), args[2:4])
     else:
         raise SystemExit(f"unknown command {command!r}")

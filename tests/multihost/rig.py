@@ -10,6 +10,11 @@ Names carry a prefix, the creating process's id and a random run id
 (``eifmh-<pid>-<run>-<role>``): two runs never collide, and a run that crashed (its process
 gone) is removed by the next one (:func:`remove_stale`).
 
+Each host has its own host name (``<role>-pc``, a UTS namespace per process: ``unshare --uts``
+then ``hostname``), as each computer of a lab has: liblsl's stream info carries it
+(``hostname``), LabRecorder lists streams as ``"Name (hostname)"``, and the nodes' default
+source ids end with it.
+
 A host may run on its own clock (:class:`Clock`): a whole-host offset of CLOCK_MONOTONIC by a
 time namespace (``unshare --time``), or, with a drift, libfaketime's rate (``x1.0001``) on a
 clock that starts ``offset_s`` from the machine's. liblsl's ``local_clock`` is
@@ -136,6 +141,7 @@ class Host:
     netns: str
     address: str
     port: str  # the cable's end on the switch (in the switch's namespace)
+    hostname: str = ""  # its own host name ("" : the machine's)
     clock: Clock = field(default_factory=Clock)
     lsl_config: Path | None = None
 
@@ -168,8 +174,9 @@ class Rig:
         self.hosts: dict[str, Host] = {}
         for i, role in enumerate(roles):
             self.hosts[role] = Host(
-                role, f"{PREFIX}-{self.run_id}-{role}", f"{SUBNET}.{10 + i}", f"p{i}"
-            )
+                role, f"{PREFIX}-{self.run_id}-{role}", f"{SUBNET}.{10 + i}", f"p{i}",
+                hostname=f"{role}-pc",
+            )  # fmt: skip
         self.session_id = f"eifer-rig-{self.run_id}"
         self._procs: list[subprocess.Popen[bytes]] = []
         self._closed = False
@@ -251,6 +258,9 @@ class Rig:
     def address(self, role: str) -> str:
         return self.hosts[role].address
 
+    def hostname(self, role: str) -> str:
+        return self.hosts[role].hostname
+
     def peers(self, *roles: str) -> list[str]:
         return [self.hosts[r].address for r in (roles or self.hosts)]
 
@@ -275,13 +285,17 @@ class Rig:
     def command(
         self, role: str, argv: Sequence[str], env: Mapping[str, str] | None = None
     ) -> tuple[list[str], dict[str, str]]:
-        """``argv`` as run on host ``role``: in its namespace, on its clock, with its LSL config."""
+        """``argv`` as run on host ``role``: in its namespace, under its host name, on its clock,
+        with its LSL config."""
         host = self.hosts[role]
         full_env = {**os.environ, **(env or {})}
         full_env.pop("LD_PRELOAD", None)
         if host.lsl_config is not None:
             full_env["LSLAPICFG"] = str(host.lsl_config)
         wrapped = host.clock.wrap(argv, full_env)
+        if host.hostname:  # a UTS namespace of its own, named as the host
+            set_name = 'hostname "$0" && exec "$@"'
+            wrapped = ["unshare", "--uts", "sh", "-c", set_name, host.hostname, *wrapped]
         return ["ip", "netns", "exec", host.netns, *wrapped], full_env
 
     def start(

@@ -120,3 +120,24 @@ def test_lsl_discovery_across_hosts(make_rig, block_multicast, known_peers, foun
     visible = json.loads(result.stdout)
     assert "local" in visible
     assert all((name in visible) == found for name in names), visible
+
+
+@pytest.mark.timeout(180)
+def test_each_host_has_its_own_host_name_in_lsl(make_rig) -> None:
+    """Streams of one name on two hosts are told apart as LabRecorder lists them,
+    ``"Name (hostname)"``: each host's processes run under its own host name (the machine's
+    is untouched)."""
+    import socket
+
+    machine = socket.gethostname()
+    rig = make_rig(["acquisition", "workstation", "recorder"])
+    rig.configure_lsl()
+    for role in ("acquisition", "workstation"):
+        rig.start(role, probe("outlet", "Twin", "40"), log=f"twin-{role}.log", env=NODE_ENV)
+    result = rig.run("recorder", probe("hosts", "4"), timeout_s=60, env=NODE_ENV)
+    assert result.returncode == 0, result.stderr[-2000:]
+    twins = sorted(host for name, host, _ in json.loads(result.stdout) if name == "Twin")
+    assert twins == ["acquisition-pc", "workstation-pc"], result.stdout
+    named = rig.run("recorder", ["hostname"], timeout_s=10)
+    assert named.stdout.strip() == "recorder-pc"
+    assert socket.gethostname() == machine
