@@ -292,6 +292,13 @@ def test_hostile_bus_messages_never_break_the_page(browser, display_config) -> N
                 page.wait_for_function(
                     "() => document.getElementById('conn').textContent === 'live'", timeout=5000
                 )
+                # the good instruction shows between the hostile ones (one of those is a valid
+                # empty text, so a single snapshot may fall between the two: wait for it)
+                page.wait_for_function(
+                    "() => document.getElementById('instruction').textContent"
+                    " === 'Please do: Smile-Open'",
+                    timeout=10000,
+                )
             shown = [
                 (p.text_content("#instruction"), p.text_content("#score"), _stats(p)) for p in pages
             ]
@@ -312,7 +319,7 @@ def test_hostile_bus_messages_never_break_the_page(browser, display_config) -> N
         pub.close()
     assert not errors and not later_errors and not failed, (errors, later_errors, failed)
     for instruction, score, stats in shown:
-        assert instruction == "Please do: Smile-Open"
+        assert instruction in ("Please do: Smile-Open", "")  # "": the hostile valid empty text
         assert score != "–"
         assert stats["bad"] == {}  # the server let nothing through that the page cannot draw
         assert stats["received"]["hello"] == 1
