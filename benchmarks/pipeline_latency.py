@@ -209,13 +209,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--results", default="pipeline_latency", help="benchmarks/results/<NAME>.json"
     )
+    parser.add_argument(
+        "--bundle",
+        choices=["smirk", "demo"],
+        default="smirk",
+        help="smirk: SMIRK's three MobileNetV3 at 224 px (seeded, the heavier encoders); demo: the "
+        "demo's bundle (trained compact encoders at 64 px, trained MLPs)",
+    )
     args = parser.parse_args(argv)
     use_loopback_lsl()
     from eifer_models.bundle import create_demo_bundle
 
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as work:
-        bundle = create_demo_bundle(Path(work) / "bundle").path
+        if args.bundle == "demo":
+            from simulation.demo_preparation import demo_bundle
+
+            bundle = demo_bundle(Path(work) / "bundle")
+        else:
+            bundle = create_demo_bundle(Path(work) / "bundle").path
         profile = make_profile(Path(work))
         cases = []
         qualities = {"both": [False, True], "on": [True], "off": [False]}[args.quality]
@@ -251,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         args.results,
         {
             "seconds_per_case": args.seconds,
+            "bundle": args.bundle,
             "frame_size": args.size,
             "machine": machine(),
             "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
