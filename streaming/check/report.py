@@ -193,6 +193,15 @@ def _truth_at(truth_t: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.where(np.abs(truth_t[best] - t) <= MATCH_S, best, -1)
 
 
+def _too_short(messages: list[Message], limits: Thresholds) -> str | None:
+    """Why a video correlation is not judged over these frames (None: it is): r over a window
+    that covers one or two movements says little (Thresholds' docstring)."""
+    span_s = messages[-1].t - messages[0].t if len(messages) > 1 else 0.0
+    if span_s >= limits.min_video_r_window_s:
+        return None
+    return f"not judged: {span_s:.0f} s of frames, judged over >= {limits.min_video_r_window_s:g} s"
+
+
 def _correlation_rows(obs: Observation, muscle: list[Message], limits: Thresholds) -> list[Row]:
     rows: list[Row] = []
     modelled = [m for m in muscle if "emg_from_video" in m.fields and not m.fields["emg_missing"]]
@@ -205,6 +214,8 @@ def _correlation_rows(obs: Observation, muscle: list[Message], limits: Threshold
         if not (limits.judge_video_models and limits.judge_emg_models):  # encoders + Exp2EMG
             which = "encoders" if not limits.judge_video_models else "mlps"
             rows.append(Row(check, r, "", "", None, UNTRAINED[which]))
+        elif (short := _too_short(modelled, limits)) is not None:
+            rows.append(Row(check, r, "", "", None, short))
         elif obs.emg_truth is not None or obs.video_truth is not None:
             rows.append(judge(check, r, "", ">=", limits.min_r_emg_from_video,
                                "aligned envelope, mean over channels"))  # fmt: skip
@@ -230,7 +241,10 @@ def _correlation_rows(obs: Observation, muscle: list[Message], limits: Threshold
             continue
         r = mean_correlation(predicted, true_phi)
         note = f"mean over moving components, {len(pairs)} frames"
-        if judged[key]:
+        short = _too_short([m for m, _ in pairs], limits) if key == "phi_video" else None
+        if judged[key] and short is not None:
+            rows.append(Row(f"r {key} vs true phi", r, "", "", None, f"{short}; {note}"))
+        elif judged[key]:
             rows.append(judge(f"r {key} vs true phi", r, "", ">=", limit, note))
         else:
             model = "encoders" if key == "phi_video" else "mlps"
