@@ -37,6 +37,9 @@ class DatasetConfig(Config):
     expression_dim: PositiveInt = 55
     crops: bool = True  # store the 224x224 face crop of every frame (phase 1, encoders)
     crop_size: PositiveInt = 224
+    # the pipeline's eifer-mode crop: crop_margin x the detector's box; for phi_source =
+    # "encoders" take the encoders bundle's crop (its manifest's crop.size and crop.scale)
+    crop_margin: float = Field(1.6, gt=0.5, le=4.0)
     offline_rate_hz: PositiveFloat = 30.0  # grid of the paper's FFT resample (video rate)
     mmm_params_method: str = "eifer"  # video_noelec_params/<method>/ (MMM layout)
 

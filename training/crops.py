@@ -18,14 +18,16 @@ def face_crops(
     frame_index: np.ndarray,
     size: int = 224,
     progress: Callable[[int], None] | None = None,
+    margin: float = 1.6,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(crops (n, size, size, 3) uint8, face found (n,))`` for the frames ``frame_index`` of
     ``video_file``, in order, through the same cropper the pipeline runs (detection, smoothing,
-    last box kept when detection fails); a video shorter than the index is a DatasetError."""
+    last box kept when detection fails; ``margin`` x the box); a video shorter than the index
+    is a DatasetError."""
     from eifer_models.face_crop import FaceCropper
     from streaming.recording.video_file import VideoReader
 
-    cropper = FaceCropper(size=size)
+    cropper = FaceCropper(size=size, margin=margin)
     crops = np.zeros((len(frame_index), size, size, 3), dtype=np.uint8)
     found = np.zeros(len(frame_index), dtype=bool)
     expected = int(frame_index.max()) + 1 if len(frame_index) else 0

@@ -79,7 +79,18 @@ def _phi_from_encoders(ts: TrainingSet, bundle_dir: str) -> np.ndarray:
 
     if not bundle_dir:
         raise RunError("phi_source = 'encoders' needs encoders_bundle (a model bundle folder)")
-    graph = load_bundle(bundle_dir).build_module("encoders")
+    bundle = load_bundle(bundle_dir)
+    built = ts.index.get("config", {})
+    made = (built.get("crop_size", 224), built.get("crop_margin", 1.6))
+    wanted = (bundle.manifest.crop.size, bundle.manifest.crop.scale)
+    if bundle.manifest.crop.mode != "eifer" or made != wanted:
+        raise RunError(
+            f"{ts.path}: crops of {made[0]} px at {made[1]} x the box, but the encoders of "
+            f"{bundle_dir} read {bundle.manifest.crop.mode} crops of {wanted[0]} px at {wanted[1]} "
+            f"x the box: build the training set with --set crop_size={wanted[0]} --set "
+            f"crop_margin={wanted[1]}"
+        )
+    graph = bundle.build_module("encoders")
     parts = []
     for k, meta in enumerate(ts.index["parts"]):
         crops = ts.crops(k)

@@ -208,6 +208,9 @@ def test_phi_from_a_bundles_encoders_over_the_stored_crops(tmp_path: Path) -> No
     assert not np.allclose(data.phi[0], ts.arrays["phi"][row])  # not the truth stream
     with pytest.raises(RunError, match="needs encoders_bundle"):
         prepare(ts, config.model_copy(update={"encoders_bundle": ""}))
+    ts.index["config"]["crop_margin"] = 1.8  # crops framed otherwise than the encoders read
+    with pytest.raises(RunError, match="crop_margin=1.6"):
+        prepare(ts, config)
 
 
 def test_shipped_configs_validate() -> None:
