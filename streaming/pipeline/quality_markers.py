@@ -58,6 +58,9 @@ def marker_sample(t_lsl: float, t_end: float, last_index: int, rate_hz: float) -
     return max(0, last_index + ahead)
 
 
+OPEN_TIMEOUT_S = 5.0  # a found stream's inlet: a loaded machine can take seconds
+
+
 class MarkerReader:
     """Follows a ``Markers`` stream on a thread; ``on_movement(t_lsl, movement)`` per change."""
 
@@ -96,7 +99,7 @@ class MarkerReader:
             log.info("electrode quality: movements from the markers of %r", info.name())
             try:
                 with ChunkInlet(info, clock_sync=True, recover=False, max_chunk=256) as inlet:
-                    inlet.open(self.retry_s)
+                    inlet.open(OPEN_TIMEOUT_S)
                     self.connected = True
                     while not self._stop.is_set():
                         rows, stamps = inlet.pull(timeout_s=0.2)

@@ -6,11 +6,9 @@ red with the reason on hover, and the other 21 stay green."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,35 +18,18 @@ from streaming.bus.pubsub import Publisher
 from streaming.config import validate
 from streaming.pipeline.pipeline import Pipeline, PipelineConfig
 from tests.display.test_quality_page import GREEN, RED, SNAPSHOT
+from tests.emg.simulator_node import simulator_node
 
-CTX = mp.get_context("spawn")
 LIFTED = "F9"
 FAULT_START_S, RAMP_S = 20.0, 2.0  # simulator time: the page is up well before
 
 
-def _node_main(overrides: list[str], stop: Any) -> None:
-    from nodes.emg import load_node_config, run_node
-
-    run_node(load_node_config(None, overrides), stop)
-
-
 @pytest.fixture
 def lifting_node(unique_name: str) -> Iterator[str]:
-    stop = CTX.Event()
-    overrides = [
-        f'stream.name="{unique_name}"',
-        f'stream.source_id="{unique_name}"',
-        f'stream.truth_name="{unique_name}-truth"',
-        f'simulator.faults=[{{channel="{LIFTED}", kind="lifting", start_s={FAULT_START_S}, '
-        f"ramp_s={RAMP_S}, noise_uv=50.0, amplitude_uv=100.0}}]",
-    ]
-    process = CTX.Process(target=_node_main, args=(overrides, stop), daemon=True)
-    process.start()
-    yield unique_name
-    stop.set()
-    process.join(10)
-    if process.is_alive():
-        process.kill()
+    fault = (f'{{channel="{LIFTED}", kind="lifting", start_s={FAULT_START_S}, ramp_s={RAMP_S}, '
+             "noise_uv=50.0, amplitude_uv=100.0}")  # fmt: skip
+    with simulator_node(unique_name, fault):
+        yield unique_name
 
 
 @pytest.mark.slow

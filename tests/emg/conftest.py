@@ -8,13 +8,9 @@ from typing import Any
 
 import pytest
 
+from tests.emg.simulator_node import node_main
+
 CTX = mp.get_context("spawn")
-
-
-def _node_main(overrides: list[str], stop: Any) -> None:
-    from nodes.emg import load_node_config, run_node
-
-    run_node(load_node_config(None, overrides), stop)
 
 
 def _raw_main(spec: dict[str, Any], ready: Any, stop: Any) -> None:
@@ -82,7 +78,7 @@ def spawn() -> Iterator[Callable[..., Any]]:
     def start(kind: str, arg: Any, times: Any = None) -> Any:
         stop = ctx.Event()
         if kind == "node":
-            process = ctx.Process(target=_node_main, args=(arg, stop), daemon=True)
+            process = ctx.Process(target=node_main, args=(arg, stop), daemon=True)
         elif kind == "markers":
             ready = ctx.Event()
             process = ctx.Process(target=_markers_main, args=(arg, ready, stop, times), daemon=True)

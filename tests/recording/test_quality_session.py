@@ -9,12 +9,10 @@ Offline: a hand-written XDF with a quality stream of real monitor reports export
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 import pytest
@@ -24,15 +22,9 @@ from streaming.dsp.quality_codes import STREAM_TYPE, encode_report, stream_chann
 from streaming.recording.export import emg_to_raw, export_session
 from streaming.recording.quality_timeline import bad_stretches, stream_timeline, summarise
 from streaming.recording.session_reader import load_recording
+from tests.emg.simulator_node import simulator_node
 
-CTX = mp.get_context("spawn")
 FS = 4096.0
-
-
-def _node_main(overrides: list[str], stop: Any) -> None:
-    from nodes.emg import load_node_config, run_node
-
-    run_node(load_node_config(None, overrides), stop)
 
 
 @pytest.mark.slow
@@ -48,54 +40,41 @@ def test_a_recorded_session_keeps_the_quality_timeline_and_exports_it(unique_nam
     from streaming.recording.recorder import Recorder, RecorderConfig
 
     name = unique_name
-    faults = (
-        '[{channel="F3", kind="flat"}, {channel="F7", kind="flat", start_s=7.0, duration_s=4.0}]'
-    )
-    stop = CTX.Event()
-    node = CTX.Process(
-        target=_node_main,
-        args=([f'stream.name="{name}"', f'stream.source_id="{name}"',
-               f'stream.truth_name="{name}-truth"', f"simulator.faults={faults}"], stop),
-        daemon=True,
-    )  # fmt: skip
-    node.start()
-    publisher = Publisher("tcp://127.0.0.1:*")
-    pipeline = Pipeline(
-        validate(
-            PipelineConfig,
-            {
-                "emg": {"name": name, "type": "EMG", "reconnect_timeout_s": 1.0},
-                "video": {"enabled": False},
-                "output": {"lsl_predictions": False},
-            },
-        ),
-        publisher=publisher,
-    )
-    thread = threading.Thread(target=pipeline.run, daemon=True)
-    try:
-        truth = desc_to_dict(find_stream(StreamSelector(name=f"{name}-truth"), timeout_s=30))
-        t0_lsl = float(truth["t0_lsl"])
-        thread.start()
-        find_stream(StreamSelector(name=f"{name}-quality"), timeout_s=30)
-        config = RecorderConfig(
-            root=str(tmp_path), session="q1",
-            streams=[{"name": name}, {"name": f"{name}-quality"}],
-        )  # fmt: skip
-        recorder = Recorder(config)
-        import pylsl
+    faults = '{channel="F3", kind="flat"}, {channel="F7", kind="flat", start_s=7.0, duration_s=4.0}'
+    with simulator_node(name, faults):
+        publisher = Publisher("tcp://127.0.0.1:*")
+        pipeline = Pipeline(
+            validate(
+                PipelineConfig,
+                {
+                    "emg": {"name": name, "type": "EMG", "reconnect_timeout_s": 1.0},
+                    "video": {"enabled": False},
+                    "output": {"lsl_predictions": False},
+                },
+            ),
+            publisher=publisher,
+        )
+        thread = threading.Thread(target=pipeline.run, daemon=True)
+        try:
+            truth = desc_to_dict(find_stream(StreamSelector(name=f"{name}-truth"), timeout_s=30))
+            t0_lsl = float(truth["t0_lsl"])
+            thread.start()
+            find_stream(StreamSelector(name=f"{name}-quality"), timeout_s=30)
+            config = RecorderConfig(
+                root=str(tmp_path), session="q1",
+                streams=[{"name": name}, {"name": f"{name}-quality"}],
+            )  # fmt: skip
+            recorder = Recorder(config)
+            import pylsl
 
-        while pylsl.local_clock() < t0_lsl + 14.0:  # past the F7 stretch's end (11 s) + 2 s
-            recorder.poll()
-            time.sleep(0.1)
-        recorder.close()
-    finally:
-        pipeline.stop()
-        thread.join(10)
-        publisher.close()
-        stop.set()
-        node.join(10)
-        if node.is_alive():
-            node.kill()
+            while pylsl.local_clock() < t0_lsl + 14.0:  # past the F7 stretch's end (11 s) + 2 s
+                recorder.poll()
+                time.sleep(0.1)
+            recorder.close()
+        finally:
+            pipeline.stop()
+            thread.join(10)
+            publisher.close()
     folder = recorder.folder
 
     # session.json: per channel seconds in each state, reasons, bad stretches

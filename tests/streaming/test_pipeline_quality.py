@@ -5,7 +5,6 @@ stream with the same states; ``quality.enabled = false`` publishes neither."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import threading
 import time
 from collections.abc import Iterator
@@ -20,34 +19,16 @@ from streaming.bus.schema import validate as validate_message
 from streaming.config import validate
 from streaming.dsp.quality_codes import STREAM_TYPE, decode_timeline
 from streaming.pipeline.pipeline import Pipeline, PipelineConfig
+from tests.emg.simulator_node import simulator_node
 
-CTX = mp.get_context("spawn")
 FAULT_START_S = 4.0
-
-
-def _node_main(overrides: list[str], stop: Any) -> None:
-    from nodes.emg import load_node_config, run_node
-
-    run_node(load_node_config(None, overrides), stop)
 
 
 @pytest.fixture
 def flat_f3_node(unique_name: str) -> Iterator[str]:
     """The EMG simulator node (22 Fridlund channels, 4096 Hz) with F3 flat from 4 s on."""
-    stop = CTX.Event()
-    overrides = [
-        f'stream.name="{unique_name}"',
-        f'stream.source_id="{unique_name}"',
-        f'stream.truth_name="{unique_name}-truth"',
-        f'simulator.faults=[{{channel="F3", kind="flat", start_s={FAULT_START_S}}}]',
-    ]
-    process = CTX.Process(target=_node_main, args=(overrides, stop), daemon=True)
-    process.start()
-    yield unique_name
-    stop.set()
-    process.join(10)
-    if process.is_alive():
-        process.kill()
+    with simulator_node(unique_name, f'{{channel="F3", kind="flat", start_s={FAULT_START_S}}}'):
+        yield unique_name
 
 
 def _run_pipeline(name: str, enabled: bool = True) -> tuple[Pipeline, Publisher, threading.Thread]:

@@ -6,7 +6,6 @@ left zygomaticus, which smiles) is never silent and no channel is ever ``bad``."
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import threading
 import time
 from collections.abc import Iterator
@@ -20,15 +19,9 @@ from streaming.bus.pubsub import Publisher, Subscriber
 from streaming.bus.schema import validate as validate_message
 from streaming.config import validate
 from streaming.pipeline.pipeline import Pipeline, PipelineConfig
+from tests.emg.simulator_node import simulator_node
 
-CTX = mp.get_context("spawn")
 HOLD_S, PAUSE_S = 4.0, 3.0  # as configs/protocols/mimics_and_muscles.toml: hold 4 s, pause 3 s
-
-
-def _node_main(overrides: list[str], stop: Any) -> None:
-    from nodes.emg import load_node_config, run_node
-
-    run_node(load_node_config(None, overrides), stop)
 
 
 @pytest.fixture
@@ -36,24 +29,13 @@ def markers_and_node(unique_name: str) -> Iterator[tuple[str, Any]]:
     """A ``Markers`` outlet named ``<name>-Markers`` and the simulator node following it."""
     info = stream_info(f"{unique_name}-Markers", "Markers", 1, 0.0, "string", unique_name + "-m")
     outlet = ChunkOutlet(info)
-    stop = CTX.Event()
-    overrides = [
-        f'stream.name="{unique_name}"',
-        f'stream.source_id="{unique_name}"',
-        f'stream.truth_name="{unique_name}-truth"',
-        'simulator.script.kind="markers"',
-        f'simulator.script.markers_stream="{unique_name}-Markers"',
-        'simulator.faults=[{channel="F19", kind="misplaced"}]',
-    ]
-    process = CTX.Process(target=_node_main, args=(overrides, stop), daemon=True)
-    process.start()
     try:
-        yield unique_name, outlet
+        with simulator_node(
+            unique_name, '{channel="F19", kind="misplaced"}', 'simulator.script.kind="markers"',
+            f'simulator.script.markers_stream="{unique_name}-Markers"',
+        ):  # fmt: skip
+            yield unique_name, outlet
     finally:
-        stop.set()
-        process.join(10)
-        if process.is_alive():
-            process.kill()
         outlet.close()
 
 
