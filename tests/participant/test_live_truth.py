@@ -85,7 +85,10 @@ def test_camera_truth_matches_the_emg_truth_in_time(unique_name) -> None:
     assert cam_t[-1] >= t_end and emg_t[-1] >= t_end, "streams ended early"
     act = [i for i, x in enumerate(labels) if x.startswith("act_")]
     phi = [i for i, x in enumerate(labels) if x.startswith("phi_")]
-    assert len(act) == emg_rows.shape[1] - 1 and len(phi) == 55
+    # EMGTruth: sample_index, the activations, then one fault_<channel> column per channel
+    faults = emg_rows.shape[1] - 1 - len(act)
+    assert faults == 22 and len(phi) == 55
+    assert (emg_rows[:, 1 + len(act) :] == 0).all()  # no electrode fault configured
     # the EMG truth is stamped at t0 + sample_index / rate: check, then use it as the time base
     np.testing.assert_allclose(emg_t, t0 + emg_rows[:, 0] / 4096.0, atol=1e-6)
     frames = cam_t > emg_t[0] + delay_s + 0.05
