@@ -46,6 +46,7 @@ __all__ = [
     "DEMO_WEIGHTS",
     "PROVENANCE",
     "create_trained_demo_bundle",
+    "export_demo_exp2emg",
     "export_demo_weights",
     "read_encoders_provenance",
     "read_provenance",
@@ -132,6 +133,69 @@ def export_demo_weights(
     return out
 
 
+def export_demo_exp2emg(run: str | Path, out: str | Path = DEMO_WEIGHTS, recipe: str = "") -> Path:
+    """Replace the Exp2EMG of the weight folder ``out`` with that of a phase-2 run trained on
+    the phi of encoders (``phi_source = "encoders"``) of the same participants, so
+    ``emg_from_video`` reads the encoders' phi as trained (EIFER: Exp2EMG maps the expression the
+    video branch gives to muscle activity); EMG2Exp stays the one trained on the true phi. The
+    provenance's ``exp2emg`` says which run, which encoders and its held-out r.
+
+    Raises
+    ------
+    streaming.errors.BundleError
+        The run is incomplete, was trained on the true phi, on other participants, or has an
+        Exp2EMG of another shape, feature or normalisation than the folder's.
+    """
+    run, out = Path(run), Path(out)
+    for name in ("run.json", "metrics.json", "bundle"):
+        if not (run / name).exists():
+            raise BundleError(f"{run}: not a finished phase-2 run ({name} missing)")
+    provenance = read_provenance(out)
+    run_info = json.loads((run / "run.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    config = run_info.get("config", {})
+    if config.get("phi_source") != "encoders":
+        raise BundleError(f"{run}: trained on the true phi, not on encoders' (use the full export)")
+    seeds = _seeds(sorted(metrics.get("participant", {})))
+    if seeds != provenance["participant_seeds"]:
+        raise BundleError(
+            f"{run}: participants {seeds} differ from {out}'s {provenance['participant_seeds']}"
+        )
+    manifest = load_bundle(run / "bundle").manifest
+    mismatch = [
+        what
+        for what, mine, theirs in (
+            ("graph", manifest.graphs["exp2emg"].config, provenance["graphs"]["exp2emg"]),
+            ("feature", manifest.feature, provenance["feature"]),
+            ("channels", list(manifest.emg_channels), provenance["emg_channels"]),
+            ("normalisation", manifest.input_normalisation["emg"]["method"],
+             provenance["emg_normalisation"]),
+        )
+        if mine != theirs
+    ]  # fmt: skip
+    if mismatch:
+        raise BundleError(f"{run}: Exp2EMG differs from {out}'s in {', '.join(mismatch)}")
+    encoders = config.get("encoders_bundle", "")
+    encoders_run = ""
+    if encoders and (Path(encoders) / "manifest.json").is_file():
+        encoders_run = load_bundle(encoders).manifest.producer
+    headline = metrics.get("headline", {})
+    shutil.copyfile(
+        run / "bundle" / manifest.graphs["exp2emg"].weights, out / "exp2emg.safetensors"
+    )
+    provenance["exp2emg"] = {
+        "run": run.resolve().name,
+        "recipe": recipe,
+        "phi_source": "encoders",
+        "encoders": encoders_run or encoders,
+        "git_commit": run_info.get("git_commit"),
+        "dataset": {k: v for k, v in run_info["dataset"].items() if k in ("path", "sha256")},
+        "held_out_metrics": {k: v for k, v in headline.items() if k.startswith("exp2emg")},
+    }
+    (out / PROVENANCE).write_text(json.dumps(provenance, indent=2) + "\n")
+    return out
+
+
 def read_provenance(weights: str | Path = DEMO_WEIGHTS) -> dict[str, Any]:
     """The weight folder's ``provenance.json`` (a clear error when the folder is incomplete)."""
     weights = Path(weights)
@@ -204,6 +268,8 @@ def create_trained_demo_bundle(
     r = provenance.get("held_out_metrics", {}).get("emg2exp_mean_r_held_out")
     held_out_r = "unknown" if r is None else f"{r:.3f}"
     trained_on = f"synthetic participants {', '.join(map(str, seeds))}" if seeds else "a run"
+    if "exp2emg" in provenance:  # Exp2EMG trained on the encoders' phi (export_demo_exp2emg)
+        trained_on += f"; Exp2EMG on the phi of encoders (run {provenance['exp2emg']['run']})"
     crop = provenance.get("crop")
     if encoders is not None and read_encoders_provenance(encoders) is not None:
         encoder, enc = _demo_encoders(Path(encoders))
@@ -264,17 +330,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(DEMO_WEIGHTS), help="weight folder to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     parser.add_argument("--recipe", default="", help="how the run was made, kept in provenance")
+    parser.add_argument(
+        "--exp2emg-only",
+        action="store_true",
+        help="replace only Exp2EMG, with the run's trained on encoders' phi (phi_source = encoders)",
+    )
     args = parser.parse_args(argv)
     try:
-        out = export_demo_weights(args.run, args.out, overwrite=args.overwrite, recipe=args.recipe)
+        if args.exp2emg_only:
+            out = export_demo_exp2emg(args.run, args.out, recipe=args.recipe)
+        else:
+            out = export_demo_weights(
+                args.run, args.out, overwrite=args.overwrite, recipe=args.recipe
+            )
     except BundleError as exc:
         parser.exit(1, f"{parser.prog}: error: {exc}\n")
     provenance = read_provenance(out)
     size_kb = sum(p.stat().st_size for p in out.iterdir()) / 1024
-    print(
-        f"{out}: MLPs of run {provenance['run']} (participant seeds "
-        f"{provenance['participant_seeds']}), {size_kb:.0f} kB"
+    which = (
+        f"Exp2EMG of run {provenance['exp2emg']['run']} (encoders' phi)"
+        if args.exp2emg_only
+        else f"MLPs of run {provenance['run']}"
     )
+    print(f"{out}: {which} (participant seeds {provenance['participant_seeds']}), {size_kb:.0f} kB")
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from eifer_models.demo_weights import (
     DEMO_ENCODERS,
     DEMO_WEIGHTS,
     create_trained_demo_bundle,
+    export_demo_exp2emg,
     export_demo_weights,
     read_encoders_provenance,
     read_provenance,
@@ -134,6 +136,43 @@ def test_the_weight_folder_is_cut_back_out_of_a_run(bundle, tmp_path):
     (run / "metrics.json").unlink()
     with pytest.raises(BundleError, match=r"metrics\.json missing"):
         export_demo_weights(run, tmp_path / "other", overwrite=True)
+
+
+def test_the_demos_exp2emg_reads_the_encoders_phi_and_says_so(bundle):
+    """``emg_from_video`` is Exp2EMG on the video branch's phi: the committed Exp2EMG was trained
+    on the demo encoders' phi of the same participants (held-out r 0.73), EMG2Exp on the truth."""
+    provenance = read_provenance()
+    exp2emg = provenance["exp2emg"]
+    assert exp2emg["phi_source"] == "encoders" and "cpu-d5-occluded-detector" in exp2emg["encoders"]
+    assert 0.5 < exp2emg["held_out_metrics"]["exp2emg_mean_r_held_out"] <= 1.0
+    assert f"Exp2EMG on the phi of encoders (run {exp2emg['run']})" in bundle.manifest.description
+
+
+def test_exp2emg_is_replaced_only_from_an_encoders_run_of_the_same_participants(bundle, tmp_path):
+    weights = tmp_path / "weights"
+    shutil.copytree(DEMO_WEIGHTS, weights)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "bundle").symlink_to(bundle.path)
+    seeds = read_provenance()["participant_seeds"]
+    info = {"git_commit": "abc", "dataset": {"path": "sets/x", "sha256": "f00"},
+            "config": {"phi_source": "truth"}}  # fmt: skip
+    (run / "run.json").write_text(json.dumps(info))
+    participants = {f"synth-{s:04d}": {} for s in seeds}
+    headline = {"exp2emg_mean_r_held_out": 0.7, "emg2exp_mean_r_held_out": 0.5}
+    (run / "metrics.json").write_text(
+        json.dumps({"participant": participants, "headline": headline})
+    )
+    with pytest.raises(BundleError, match="true phi"):
+        export_demo_exp2emg(run, weights)
+    info["config"] = {"phi_source": "encoders", "encoders_bundle": str(bundle.path)}
+    (run / "run.json").write_text(json.dumps(info))
+    out = read_provenance(export_demo_exp2emg(run, weights, recipe="r"))
+    assert out["exp2emg"]["held_out_metrics"] == {"exp2emg_mean_r_held_out": 0.7}
+    assert out["exp2emg"]["run"] == "run" and out["run"] == read_provenance()["run"]
+    (run / "metrics.json").write_text(json.dumps({"participant": {"synth-0300": {}}}))
+    with pytest.raises(BundleError, match="participants"):
+        export_demo_exp2emg(run, weights)
 
 
 def test_the_demo_refuses_a_participant_the_mlps_were_trained_on():
