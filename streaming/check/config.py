@@ -38,7 +38,8 @@ class Thresholds(Config):
       (the CPU recipe's compact encoder trained on the pipeline's own crops, supervised with the
       synthetic truth under electrodes; held-out r 0.67 offline, 0.65 / 0.62 through the
       pipeline's crop at 640x360 / 320x180) measured 0.58 and 0.46-0.47 live on the demo's
-      held-out participant over 100 s at protocol speed 3 (2 runs, 320x180 at 10 fps); over 60 s
+      held-out participant over 100 s at protocol speed 3 (2 runs, 320x180 at 10 fps; with
+      Exp2EMG trained on their phi, the demo's now: 0.57 and 0.63); over 60 s
       at speed 1 (a window of few movements) 0.34 and 0.10. So these rows are judged only over
       ``min_video_r_window_s`` (90 s) of frames; shorter windows report them. Untrained
       encoders measure -0.01 to 0.04 and -0.05 to 0.08.
