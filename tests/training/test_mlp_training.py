@@ -209,7 +209,7 @@ def test_phi_from_a_bundles_encoders_over_the_stored_crops(tmp_path: Path) -> No
     with pytest.raises(RunError, match="needs encoders_bundle"):
         prepare(ts, config.model_copy(update={"encoders_bundle": ""}))
     ts.index["config"]["crop_margin"] = 1.8  # crops framed otherwise than the encoders read
-    with pytest.raises(RunError, match="crop_margin=1.6"):
+    with pytest.raises(RunError, match=r"crop_margin=1\.6"):
         prepare(ts, config)
 
 
