@@ -505,7 +505,7 @@ class EmgSimulator:
         if fault.kind == "hum":
             emg[rows, channel] += self._fault_hum(at, fault_no, fault.amplitude_uv)
         elif fault.kind == "bridge":
-            pair = [channel, self.scheme.index(fault.partner or "")]
+            pair = np.array([channel, self.scheme.index(fault.partner or "")])
             mean = emg[np.ix_(rows, pair)].mean(axis=1, keepdims=True)
             own = self.config.amplifier_noise_uv * self._block_noise(fault_no, lo, hi, 2)
             emg[np.ix_(rows, pair)] = mean + own

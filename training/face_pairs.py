@@ -29,7 +29,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -98,7 +98,9 @@ class _DetectorFraming:
             raise DatasetError(
                 "BlazeFace finds no face in a rendered frame, with or without electrodes"
             )
-        self._last = self._last if found is None else np.asarray(found, np.float64)
+        if found is not None:
+            self._last = np.asarray(found, np.float64)
+        assert self._last is not None
         return self._last.copy()
 
     def new_participant(self) -> None:
@@ -182,7 +184,7 @@ def render_pairs(
         raise DatasetError(f"unknown face-pair framing {framing!r} (box, detector)")
     if framing == "detector":
         width, height = camera_size
-        face_px = {}  # the participant camera's rasterisation
+        face_px: dict[str, Any] = {}  # the participant camera's rasterisation
         detector = _DetectorFraming(crop_size, crop_scale)
     else:
         height = 2 * crop_size
@@ -202,7 +204,7 @@ def render_pairs(
             detector.new_participant()
         renderers = {
             on: ParticipantRenderer(
-                traits, width, height, **face_px, occlusion=occlusion if on else None
+                traits, width, height, occlusion=occlusion if on else None, **face_px
             )
             for on in (True, False)
         }

@@ -196,7 +196,8 @@ def _truth_at(truth_t: np.ndarray, t: np.ndarray) -> np.ndarray:
 def _too_short(messages: list[Message], limits: Thresholds) -> str | None:
     """Why a video correlation is not judged over these frames (None: it is): r over a window
     that covers one or two movements says little (Thresholds' docstring)."""
-    span_s = messages[-1].t - messages[0].t if len(messages) > 1 else 0.0
+    stamps = [m.t for m in messages if m.t is not None]
+    span_s = stamps[-1] - stamps[0] if len(stamps) > 1 else 0.0
     if span_s >= limits.min_video_r_window_s:
         return None
     return f"not judged: {span_s:.0f} s of frames, judged over >= {limits.min_video_r_window_s:g} s"

@@ -183,7 +183,7 @@ def allowed_networks(hosts: Sequence[str]) -> tuple[Network, ...]:
                 f"remote control: allow-list entry {host!r} is not an address, a network "
                 f"(10.0.0.0/24) or a known host name ({getattr(exc, 'strerror', exc)})"
             ) from None
-        networks += [ipaddress.ip_network(info[4][0].split("%")[0]) for info in infos]
+        networks += [ipaddress.ip_network(str(info[4][0]).split("%")[0]) for info in infos]
     return tuple(networks)
 
 
