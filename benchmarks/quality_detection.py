@@ -38,6 +38,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy  # noqa: E402
 
+from benchmarks.dsp_throughput import pin_one_core  # noqa: E402
 from configs import config_path  # noqa: E402
 from simulation.emg import EmgSimulator, FaultConfig, ScriptConfig, SimulatorConfig  # noqa: E402
 from streaming.dsp.quality import (  # noqa: E402
@@ -269,14 +270,6 @@ def cpu_cost(n_channels: int, seconds: float, repeats: int = 3) -> float:
             mon.process(x[i : i + CHUNK])
         best = min(best, time.process_time() - c0)
     return best / seconds
-
-
-def pin_one_core() -> int | None:
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    cpu = max(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,13 +76,14 @@ def remove_stale_work_folders(parent: Path | None = None) -> list[Path]:
             pid = int((folder / PID_FILE).read_text().strip())
         except (OSError, ValueError):
             continue  # not ours, or kept on purpose (a failed session's logs)
-        if not _alive(pid):
+        if not pid_alive(pid):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

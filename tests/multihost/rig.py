@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from nodes.session import pid_alive
+
 PREFIX = "eifmh"
 SUBNET = "10.77.0"  # the rig's own addresses: 10.77.0.<10 + i>/24
 # Debian's faketime package (libfaketime), the multi-threaded variant: nodes run threads
@@ -78,16 +80,6 @@ def faketime_missing() -> str | None:
     return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale() -> list[str]:
     """Delete the namespaces of rigs whose process is gone (a crashed or killed run)."""
     removed = []
@@ -95,7 +87,7 @@ def remove_stale() -> list[str]:
     for line in listing.splitlines():
         name = line.split()[0] if line.split() else ""
         match = re.fullmatch(rf"{PREFIX}-(\d+)-[0-9a-f]+-\w+", name)
-        if match and not _pid_alive(int(match.group(1))):
+        if match and not pid_alive(int(match.group(1))):
             _ip("netns", "delete", name, check=False)
             removed.append(name)
     return removed
