@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import time
 
@@ -66,11 +67,22 @@ def offsets(name: str, seconds: float) -> None:
     print(json.dumps({"t": t, "offset": offset}))
 
 
-def remote(host: str, port: int, lines: list[str]) -> None:
-    import socket
+def _connect(host: str, port: int, wait_s: float = 60.0) -> socket.socket:
+    """A connection to ``host:port``, retried until the server listens (its node may still be
+    importing on a loaded machine) or ``wait_s`` has passed."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return socket.create_connection((host, port), timeout=60)
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
+
+def remote(host: str, port: int, lines: list[str]) -> None:
     answers = []
-    with socket.create_connection((host, port), timeout=60) as sock:
+    with _connect(host, port) as sock:
         for line in lines:
             try:
                 sock.sendall(line.encode() + b"\n")
@@ -95,11 +107,19 @@ def http(url: str) -> None:
     import urllib.error
     import urllib.request
 
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            print(json.dumps(response.status))
-    except urllib.error.HTTPError as exc:
-        print(json.dumps(exc.code))
+    deadline = time.monotonic() + 60.0  # the display may still be starting
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                print(json.dumps(response.status))
+            return
+        except urllib.error.HTTPError as exc:
+            print(json.dumps(exc.code))
+            return
+        except urllib.error.URLError as exc:
+            if not isinstance(exc.reason, ConnectionRefusedError) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
