@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from streaming.pipeline.profile import Normalisation
-from training.config import MlpConfig
+from training.config import DatasetConfig, MlpConfig
 from training.dataset import TrainingSet, load_dataset
 from training.distributed import DistContext
 from training.errors import RunError
@@ -81,7 +81,11 @@ def _phi_from_encoders(ts: TrainingSet, bundle_dir: str) -> np.ndarray:
         raise RunError("phi_source = 'encoders' needs encoders_bundle (a model bundle folder)")
     bundle = load_bundle(bundle_dir)
     built = ts.index.get("config", {})
-    made = (built.get("crop_size", 224), built.get("crop_margin", 1.6))
+    defaults = DatasetConfig()  # a set built before a key existed had its default
+    made = (
+        built.get("crop_size", defaults.crop_size),
+        built.get("crop_margin", defaults.crop_margin),
+    )
     wanted = (bundle.manifest.crop.size, bundle.manifest.crop.scale)
     if bundle.manifest.crop.mode != "eifer" or made != wanted:
         raise RunError(
