@@ -16,6 +16,7 @@
 # runs (logs, samples, checkpoints: `eifer train ... --resume` continues one cut short by the
 # lease), and $OUT/bundle: (c)'s encoders with seeded MLPs (phase 2 on top: README, "Encoders").
 # EPOCHS_SCALE=0.2 bash ... runs a fifth of every epoch count (a first try in a short lease);
+# Then benchmarks/phase1_generators.py at 224 px with the paper's generator ($OUT/phase1_generators_gpu.*).
 # DEVICE=cpu EPOCHS_SCALE=0.01 EXTRA_SET='data.frames_per_participant=1' checks the script here.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -46,5 +47,19 @@ timeout "${LIMIT_S:-3000}" "$PY" -m benchmarks.encoders_comparison \
   2>&1 | tee "$OUT/comparison.log" | grep -v '%|' 
 rc=${PIPESTATUS[0]}
 echo "comparison rc=$rc, $(( $(date +%s) - start )) s" | tee "$OUT/summary.txt"
+# Do the paper-sized generators learn to draw expression at 224 px? (benchmarks/phase1_generators.py:
+# self-reconstruction from (b)'s parameters, read back by (b) and by (d); on the CPU recipe they
+# stayed near 0, which is why (c) could not learn there)
+B_RUN=$(ls -d "$OUT"/runs/*-b-free 2>/dev/null | tail -n 1)
+D_RUN=$(ls -d "$OUT"/runs/*-d-occluded-truth 2>/dev/null | tail -n 1)
+if [ -f "$B_RUN/encoders.pt" ] && [ -f "$D_RUN/encoders.pt" ]; then
+  timeout "${PROBE_LIMIT_S:-900}" "$PY" -m benchmarks.phase1_generators \
+    --encoders "$B_RUN" --reader "$D_RUN" --config configs/training/phase1.toml \
+    --set "data.cache_dir=\"$OUT/face_pairs\"" 'data.render_workers=0' ${EXTRA_SET:-} \
+    --steps "${PROBE_STEPS:-3000}" --batch 16 --pixels 0.05 --threads 0 \
+    --device "${DEVICE:-cuda}" --tag gpu --results "$OUT" 2>&1 | tee "$OUT/phase1_generators.log" \
+    | grep -v '%|'
+  echo "generator probe rc=${PIPESTATUS[0]}" | tee -a "$OUT/summary.txt"
+fi
 rm -rf "$OUT/face_pairs"  # re-rendered in a minute; not worth bringing back
 exit "$rc"
