@@ -24,14 +24,10 @@ def test_the_probe_writes_a_curve_of_read_back_r_and_a_picture(tmp_path: Path) -
         train_participants=[1, 2], heldout_participants=[3], frames_per_participant=2,
         crop_size=32, cache_dir=str(tmp_path / "cache"), render_workers=1,
     )  # fmt: skip
-    encoders = run_encoders(
-        EncodersConfig(data=data, output=str(tmp_path), run_name="enc", untrained=True,
-                       device="cpu", threads=1),  # fmt: skip
-        progress=False,
-    )
-    overrides = [
-        f"data.{k}={json.dumps(v)}" for k, v in data.model_dump().items() if v is not None
-    ]
+    config = EncodersConfig(data=data, output=str(tmp_path), run_name="enc", untrained=True,
+                            device="cpu", threads=1)  # fmt: skip
+    encoders = run_encoders(config, progress=False)
+    overrides = [f"data.{k}={json.dumps(v)}" for k, v in data.model_dump().items() if v is not None]
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.phase1_generators", "--encoders", str(encoders),
          "--reader", str(encoders), "--set", *overrides, "--steps", "2", "--eval-every", "1",
