@@ -87,8 +87,11 @@ def test_a_recorded_session_keeps_the_quality_timeline_and_exports_it(unique_nam
     assert f3["good_s"] == 0 and f3["bad_s"] == summary["seconds"] and "flat" in f3["reasons"]
     assert len(f3["bad_stretches"]) == 1
     (stretch,) = f7["bad_stretches"]
-    # a lead going flat mid-window first repeats its last value ("stuck"), then reads flat
-    assert "flat" in stretch["reasons"] and set(stretch["reasons"]) <= {"flat", "stuck"}
+    # a lead going flat mid-window first repeats its last value ("stuck"), then reads flat; the
+    # step into and out of the stretch is a sub-20 Hz transient, which may read as "motion" in
+    # the window that holds it (seen in a fresh clone's slow tier; it depends on where the 0.5 s
+    # blocks fall)
+    assert "flat" in stretch["reasons"] and set(stretch["reasons"]) <= {"flat", "stuck", "motion"}
     assert abs(stretch["start_lsl"] - (t0_lsl + 7.0)) <= 2.0, stretch
     assert abs(stretch["duration_s"] - 4.0) <= 2.0, stretch
     assert all(c["bad_s"] == 0 for label, c in channels.items() if label not in ("F3", "F7"))
