@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +39,10 @@ import torch
 
 from eifer_models.generator import EiferGenerator, generator_input
 from eifer_models.masking import dilation_px, generator_pixels
+from eifer_models.renderer import RenderOutput
 from streaming.config import load_config
 from training.encoder_config import Phase1Config
-from training.encoder_runs import load_encoders
+from training.encoder_runs import crop_images, load_encoders
 from training.encoders import load_pairs
 from training.face_model import FaceModel
 from training.face_pairs import FacePairs
@@ -52,8 +52,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "training" / "phase1_cpu.toml"
 
 
-def _images(crops: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(crops), device=device).permute(0, 3, 1, 2).float() / 255.0
+def _draw(gen: EiferGenerator, render: RenderOutput, image: torch.Tensor, fraction: float,
+          rng: torch.Generator) -> torch.Tensor:  # fmt: skip
+    """``gen``'s face from ``render`` and ``image``'s appearance pixels (phase 1's masking)."""
+    px = generator_pixels(
+        image, render.coverage, fraction=fraction,
+        dilation_radius_px=dilation_px(image.shape[-1]), generator=rng,
+    )  # fmt: skip
+    return gen(generator_input(render.image, px.appearance, px.sample_mask))
 
 
 def _picture(path: Path, g_n: EiferGenerator, g_s: EiferGenerator, face: FaceModel,
@@ -62,17 +68,11 @@ def _picture(path: Path, g_n: EiferGenerator, g_s: EiferGenerator, face: FaceMod
 
     rows = np.arange(0, len(held), max(1, len(held) // 8))[:8]
     pairs = held.select(rows)
-    free, occluded = _images(pairs.free, device), _images(pairs.occluded, device)
+    free, occluded = crop_images(pairs.free, device), crop_images(pairs.occluded, device)
     g = torch.Generator().manual_seed(0)
-    radius = dilation_px(free.shape[-1])
     with torch.no_grad():
         render = face.render(truth_params(pairs, device=device))
-        drawn = []
-        for image, gen in ((free, g_s), (occluded, g_n)):
-            px = generator_pixels(
-                image, render.coverage, fraction=fraction, dilation_radius_px=radius, generator=g
-            )
-            drawn.append(gen(generator_input(render.image, px.appearance, px.sample_mask)))
+        drawn = [_draw(gen, render, image, fraction, g) for image, gen in ((free, g_s), (occluded, g_n))]  # fmt: skip
     grid = torch.cat([torch.cat([free, drawn[0], occluded, drawn[1]], -1)[i] for i in range(len(rows))], -2)  # fmt: skip
     pixels = (grid.permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).astype(np.uint8)
     cv2.imwrite(str(path), pixels[:, :, ::-1])
@@ -99,16 +99,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     opt = torch.optim.AdamW([*g_n.parameters(), *g_s.parameters()], lr=args.lr, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
     draw = torch.Generator().manual_seed(args.seed)
-    radius = dilation_px(size)
 
     def evaluate(step: int, loss: float, seconds: float) -> dict[str, Any]:
         both = generator_transfer(g_n, g_s, e_n, reader, face, held, args.pixels, seed=0)
         # generator_transfer's E_s is the independent reader (d) here
         scores = {k.replace("E_s", "the reader (d)"): v for k, v in both.items()}
-        own = generator_transfer(g_n, g_n, e_n, e_n, face, replace(held, occluded=held.free), args.pixels, seed=0)  # fmt: skip
-        scores["G_n from free pixels read by E_n (true render)"] = own[
-            "G_n read by E_n (true render)"
-        ]
         for gen in (g_n, g_s):
             gen.train()
         return {
@@ -120,27 +115,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     curve = [evaluate(0, float("nan"), 0.0)]
     print(json.dumps(curve[-1]), flush=True)
-    t0, running = time.monotonic(), 0.0
+    t0 = time.monotonic()
     for step in range(1, args.steps + 1):
         loss = torch.zeros((), device=device)
         for crops, gen in ((train.free, g_n), (train.occluded, g_s)):
             rows = torch.randint(0, len(train), (args.batch,), generator=draw).numpy()
-            x = _images(crops[rows], device)
+            x = crop_images(crops[rows], device)
             with torch.no_grad():
                 params = e_n(x)
-            render = face.render(params)
-            px = generator_pixels(
-                x, render.coverage, fraction=args.pixels, dilation_radius_px=radius, generator=draw
-            )
-            y = gen(generator_input(render.image, px.appearance, px.sample_mask))
+            y = _draw(gen, face.render(params), x, args.pixels, draw)
             loss = loss + (y - x).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-        running = float(loss.detach()) / 2
         if step % args.eval_every == 0 or step == args.steps:
-            curve.append(evaluate(step, running, time.monotonic() - t0))
+            l1 = float(loss.detach()) / 2  # this step's, per generator
+            curve.append(evaluate(step, l1, time.monotonic() - t0))
             print(json.dumps(curve[-1]), flush=True)
     args.results.mkdir(parents=True, exist_ok=True)
     _picture(

@@ -28,6 +28,7 @@ from training.runs import RUN_FILE, Run, git_commit
 
 __all__ = [
     "HOW_RENDERED",
+    "crop_images",
     "encoder_phi",
     "load_encoders",
     "movement_scores",
@@ -91,6 +92,11 @@ def load_encoders(source: str | Path) -> tuple[FaceEncoder, str]:
     return encoder, str(origin)
 
 
+def crop_images(crops: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 crops (n, S, S, 3) -> float images (n, 3, S, S) in [0, 1] on ``device``."""
+    return torch.as_tensor(np.asarray(crops), device=device).permute(0, 3, 1, 2).float() / 255.0
+
+
 @torch.no_grad()
 def encoder_phi(
     encoder: FaceEncoder, crops: np.ndarray, device: torch.device, batch: int = 64
@@ -99,9 +105,7 @@ def encoder_phi(
     encoder.eval()
     out = []
     for start in range(0, len(crops), batch):
-        x = torch.as_tensor(np.asarray(crops[start : start + batch])).to(device)
-        x = x.permute(0, 3, 1, 2).float() / 255.0
-        out.append(encoder(x).phi.cpu().numpy())
+        out.append(encoder(crop_images(crops[start : start + batch], device)).phi.cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, encoder.expression_dim), np.float32)
 
 

@@ -38,6 +38,7 @@ from training.distributed import DistContext, sync_batchnorm
 from training.encoder_config import EncodersConfig
 from training.encoder_runs import (
     HOW_RENDERED,
+    crop_images,
     encoder_phi,
     movement_scores,
     phi_scores,
@@ -223,10 +224,6 @@ def supervised_loss(
     )
 
 
-def _images(crops: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(crops), device=device).permute(0, 3, 1, 2).float() / 255.0
-
-
 def warmup_cosine(
     opt: torch.optim.Optimizer, total_steps: int, warmup_steps: int, floor: float = 0.01
 ) -> torch.optim.lr_scheduler.LambdaLR:
@@ -324,7 +321,7 @@ def run_encoders(
             for start in range(0, len(order), config.batch_size):
                 batch = order[start : start + config.batch_size]
                 mine = batch[rank::world]
-                images = _images(x_all[mine], device)
+                images = crop_images(x_all[mine], device)
                 if config.photometric:
                     images = photometric(images, config.photometric, g)
                 per_crop = supervised_loss(

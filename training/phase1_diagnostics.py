@@ -16,12 +16,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from eifer_models.encoders import N_EXP, FaceEncoder, FlameParams
 from eifer_models.generator import EiferGenerator, generator_input
 from eifer_models.masking import dilation_px, generator_pixels
-from training.encoder_runs import encoder_phi, phi_scores
+from training.encoder_runs import crop_images, encoder_phi, phi_scores
 from training.face_model import FaceModel
 from training.face_pairs import FacePairs
 
@@ -49,28 +48,30 @@ def generator_transfer(
     face: FaceModel, held: FacePairs, pixel_fraction: float, batch: int = 64, seed: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
     """Mean r of the expression read back from generated faces, per (generator, reader), and
-    the encoders on the real crops for reference; networks in eval mode, on their device."""
+    the encoders on the real crops for reference; networks in eval mode, on their device.
+    ``G_n from free pixels`` is ``G_n``'s plain redrawing of a free face: whether it draws
+    expression at all, apart from removing electrodes."""
     for net in (g_n, g_s, e_n, e_s):
         net.eval()
     device = next(g_n.parameters()).device
 
-    def images(crops: np.ndarray) -> Tensor:
-        return torch.as_tensor(np.asarray(crops), device=device).permute(0, 3, 1, 2) / 255.0
-
     size = held.free.shape[1]
-    g = torch.Generator().manual_seed(seed)
+    # the phase-1 cases share one pixel draw; the redrawing has its own, so adding it left
+    # theirs as they were
+    g, g_own = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
     cases = {
-        "G_n read by E_n": (g_n, held.occluded, e_n),  # CSN: electrodes removed
-        "G_s read by E_s": (g_s, held.free, e_s),  # CNS: what E_s is taught with
+        "G_n read by E_n": (g_n, held.occluded, e_n, g),  # CSN: electrodes removed
+        "G_s read by E_s": (g_s, held.free, e_s, g),  # CNS: what E_s is taught with
+        "G_n from free pixels read by E_n": (g_n, held.free, e_n, g_own),
     }
     phi: dict[str, list[np.ndarray]] = {name: [] for name in cases}
     for start in range(0, len(held), batch):
         rows = np.arange(start, min(start + batch, len(held)))
         render = face.render(truth_params(held.select(rows), device=device))
-        for name, (gen, crops, reader) in cases.items():
+        for name, (gen, crops, reader, rng) in cases.items():
             px = generator_pixels(
-                images(crops[rows]), render.coverage, fraction=pixel_fraction,
-                dilation_radius_px=dilation_px(size), generator=g,
+                crop_images(crops[rows], device), render.coverage, fraction=pixel_fraction,
+                dilation_radius_px=dilation_px(size), generator=rng,
             )  # fmt: skip
             drawn = gen(generator_input(render.image, px.appearance, px.sample_mask))
             phi[name].append(reader(drawn).phi.cpu().numpy())

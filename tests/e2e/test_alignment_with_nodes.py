@@ -1,11 +1,12 @@
 """EMG simulator node + camera node -> pipeline -> subscriber, checked against the simulator's
 truth stream: the amplifier runs on another clock (a constant offset, configured) with USB-like
 chunk jitter. In both alignment modes the EMG sample each message names is within 1 ms of the
-moment it should describe (a frame whose EMG came later than the bounded wait says
-``emg_missing`` and is counted; the wait here is 5x the default, so a loaded machine's late
-chunks still arrive within it, and at most a tenth of the frames may go without): the frame's capture time plus the chain's delay ``D`` when aligning
+moment it should describe: the frame's capture time plus the chain's delay ``D`` when aligning
 (so, after the delay, the frame's own moment), the capture time in the ``latest`` mode (the
-envelope then lags the frame by ``D``, as the message and ``status`` say)."""
+envelope then lags the frame by ``D``, as the message and ``status`` say). A frame whose EMG
+came later than the bounded wait says ``emg_missing`` and is counted; the wait here is 5x the
+default, so a loaded machine's late chunks still arrive within it, and at most a tenth of the
+frames may go without."""
 
 from __future__ import annotations
 

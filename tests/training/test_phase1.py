@@ -86,6 +86,7 @@ def test_each_stage_steps_with_its_freezing_and_pixels(start, tmp_path: Path) ->
     generators = ev["generators"]  # expression carried through the generators (diagnostic)
     assert generators["frames"] == 2 and generators["pixel_fraction"] == 0.02
     for name in ("G_n read by E_n (true render)", "G_s read by E_s (true render)",
+                 "G_n from free pixels read by E_n (true render)",
                  "E_n on real free faces", "E_s on real faces under electrodes"):  # fmt: skip
         assert generators[name] is None or -1.0 <= generators[name] <= 1.0
 
