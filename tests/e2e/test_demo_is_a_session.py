@@ -102,7 +102,21 @@ class _Run:
             if match:
                 return match[1] if match.groups() else match[0]
             time.sleep(0.2)
-        pytest.fail(f"no {pattern!r} within {timeout_s:.0f} s:\n{''.join(self.lines)[-3000:]}")
+        pytest.fail(
+            f"no {pattern!r} within {timeout_s:.0f} s:\n{''.join(self.lines)[-3000:]}"
+            + self._node_logs()
+        )
+
+    def _node_logs(self) -> str:
+        """The tail of each node's log (the session names their folder), for a failure."""
+        match = re.search(r"logs in (\S+)$", "".join(self.lines), re.MULTILINE)
+        if not match:
+            return ""
+        tails = []
+        for log in sorted(Path(match[1]).glob("*.log")):
+            lines = log.read_text(errors="replace").splitlines()[-12:]
+            tails.append(f"\n--- {log.name} ---\n" + "\n".join(lines))
+        return "".join(tails)
 
     def nodes(self) -> list[psutil.Process]:
         return psutil.Process(self.process.pid).children(recursive=True)

@@ -16,25 +16,26 @@ import copy
 import json
 import sys
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
 
+from eifer_models.encoders import SmirkEncoder
+from training.distributed import init_distributed, sync_batchnorm
 from training.encoder_config import EncodersConfig, Phase1Config
-from training.encoders import run_encoders
+from training.encoder_runs import crop_images
+from training.encoders import (
+    TargetStatistics,
+    _targets,
+    load_pairs,
+    run_encoders,
+    supervised_loss,
+)
+from training.phase1 import run_phase1
 
 
 def gradients(config: EncodersConfig, out: Path) -> None:
-    from eifer_models.encoders import SmirkEncoder
-    from training.distributed import init_distributed, sync_batchnorm
-    from training.encoders import (
-        TargetStatistics,
-        _images,
-        _targets,
-        load_pairs,
-        supervised_loss,
-    )
-
     ctx = init_distributed("cpu")
     if ctx.is_main:  # one rank renders and caches, as the trainer does
         load_pairs(config.data)
@@ -45,15 +46,15 @@ def gradients(config: EncodersConfig, out: Path) -> None:
     cpu = torch.device("cpu")
     torch.manual_seed(config.seed)
     one = SmirkEncoder().train()
-    ranks = sync_batchnorm(copy.deepcopy(one), cpu).train()
+    ranks = cast(SmirkEncoder, sync_batchnorm(copy.deepcopy(one), cpu).train())
     mine = rows[ctx.rank :: ctx.world_size]
     loss = supervised_loss(
-        ranks, _images(train.free[mine], cpu), _targets(train, mine, cpu), config, stats
+        ranks, crop_images(train.free[mine], cpu), _targets(train, mine, cpu), config, stats
     )
     (loss.sum() * ctx.world_size / len(rows)).backward()
     ctx.average_gradients(ranks.parameters())
     if ctx.is_main:
-        images, targets = _images(train.free[rows], cpu), _targets(train, rows, cpu)
+        images, targets = crop_images(train.free[rows], cpu), _targets(train, rows, cpu)
         supervised_loss(one, images, targets, config, stats).mean().backward()
         exact = copy.deepcopy(one).double()
         exact.zero_grad()
@@ -85,6 +86,4 @@ if __name__ == "__main__":
     elif kind == "encoders":
         run_encoders(EncodersConfig(**values), stop_after_epoch=int(sys.argv[3]), progress=False)
     else:
-        from training.phase1 import run_phase1
-
         run_phase1(Phase1Config(**values), stop_after_epoch=int(sys.argv[3]), progress=False)
