@@ -5,7 +5,10 @@ A model only works on the crop it was trained on, so the mode comes from the bun
 
 - ``eifer``: EIFER's preprocessing (supplement): BlazeFace boxes, a frame without a box keeps
   the previous one (participants barely move with electrodes on); the box is smoothed
-  exponentially so the crop does not jitter; a square of ``margin`` x its longer side.
+  exponentially so the crop does not jitter (``box="smoothed"``), or held steady: the running
+  mean of the detections since the face was found (``box="steady"``, the last ``steady_frames``;
+  a detection that overlaps it by IoU < 0.5 means the face moved, and restarts it); a square of
+  ``margin`` x its longer side, its centre moved by ``offset`` x that side.
 - ``smirk``: SMIRK's ``crop_face``: the box of MediaPipe's 478 landmarks (tracked frame to frame,
   the detector runs when the track is lost), scale ``margin``, similarity warp to 224; no
   smoothing (SMIRK has none); the last transform is kept when a frame has no face.
@@ -29,6 +32,7 @@ from pydantic import ValidationError
 
 from eifer_models.face_detection.crop import (
     CropSpec,
+    box_iou,
     box_transform,
     landmark_box,
     smirk_transform,
@@ -40,6 +44,8 @@ from streaming.config import ConfigError
 __all__ = ["CropResult", "CropSpec", "FaceCropper"]
 
 log = logging.getLogger(__name__)
+
+STEADY_RESTART_IOU = 0.5  # a detection overlapping the steady box less: the face moved
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,8 @@ class FaceCropper:
     detect_width : int
         Haar only: frames are downscaled to this width before detection (speed).
     smoothing : float
-        eifer mode: weight of a new detection in the exponentially smoothed box (1: no smoothing).
+        eifer mode, ``box="smoothed"``: weight of a new detection in the exponentially smoothed
+        box (1: no smoothing).
     min_face_fraction : float
         Haar only: smallest face side searched, as a fraction of the frame's shorter side.
     mode : {"eifer", "smirk"}
@@ -94,6 +101,13 @@ class FaceCropper:
         "short_range": EIFER's, faces within ~2 m; "full_range": smaller faces, slower.
     num_threads : int
         Threads of each TFLite interpreter.
+    box : {"smoothed", "steady"}
+        eifer mode: how detections become the crop's box (the bundle's ``crop.box``).
+    offset : tuple of float
+        eifer mode: the crop centre's shift from the box centre, fraction of the box's longer
+        side (the bundle's ``crop.offset``).
+    steady_frames : int
+        ``box="steady"``: the running mean's window in detections (300: 10 s at 30 fps).
 
     Raises
     ------
@@ -117,15 +131,24 @@ class FaceCropper:
         landmarks: bool = False,
         blazeface_model: str = "short_range",
         num_threads: int = 1,
+        box: str = "smoothed",
+        offset: tuple[float, float] = (0.0, 0.0),
+        steady_frames: int = 300,
     ) -> None:
         try:
-            self.spec = CropSpec.model_validate({"mode": mode, "scale": margin, "size": size})
+            self.spec = CropSpec.model_validate(
+                {"mode": mode, "scale": margin, "size": size, "box": box, "offset": offset}
+            )
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(p) for p in error["loc"])
             raise ConfigError(f"face crop {where}: {error['msg']}") from None
         self.size, self.margin, self.mode = size, margin, mode
         self.smoothing = smoothing  # weight of the new detection (exponential smoothing)
+        if steady_frames < 1:
+            raise ConfigError(f"face crop steady_frames {steady_frames}: at least 1")
+        self.steady_frames = steady_frames
+        self._averaged = 0  # detections in the steady box's running mean
         if detector not in ("auto", "blazeface", "haar"):
             raise ConfigError(f"unknown face detector {detector!r} (auto, blazeface, haar)")
         if blazeface_model not in ("short_range", "full_range"):
@@ -175,7 +198,10 @@ class FaceCropper:
 
     @classmethod
     def from_spec(cls, spec: CropSpec, **kwargs: Any) -> FaceCropper:
-        return cls(size=spec.size, margin=spec.scale, mode=spec.mode, **kwargs)
+        return cls(
+            size=spec.size, margin=spec.scale, mode=spec.mode, box=spec.box, offset=spec.offset,
+            **kwargs,
+        )  # fmt: skip
 
     @classmethod
     def for_bundle(cls, bundle: Any, **kwargs: Any) -> FaceCropper:
@@ -189,7 +215,7 @@ class FaceCropper:
     def describe(self) -> str:
         """One line for logs and status: mode, scale, detector, landmarks."""
         marks = "478 landmarks (MediaPipe Face Mesh + Iris)" if self._landmarker else "no landmarks"
-        source = "landmark box" if self.mode == "smirk" else f"{self.detector} box"
+        source = "landmark box" if self.mode == "smirk" else f"{self.spec.box} {self.detector} box"
         return f"{self.mode} crop x{self.margin} from the {source}; {marks}"
 
     def detect(self, rgb: np.ndarray) -> np.ndarray | None:
@@ -236,17 +262,26 @@ class FaceCropper:
                 found = self._haar.detect_box(rgb)
             if found is not None:
                 detected = True
-                self._box = (
-                    found
-                    if self._box is None
-                    else (self.smoothing * found + (1 - self.smoothing) * self._box)
-                )
-                self._transform = box_transform(self._box, self.margin, self.size)
+                self._box = self._next_box(np.asarray(found, np.float64))
+                self._transform = box_transform(self._box, self.margin, self.size, self.spec.offset)
         landmarks = None
         if self._landmarker is not None:
             result = self._landmarker.process(rgb, faces)
             landmarks = None if result is None else result.landmarks
         return detected, landmarks, self.detector
+
+    def _next_box(self, found: np.ndarray) -> np.ndarray:
+        """The crop's box after a detection: smoothed, or the steady running mean."""
+        if self._box is None:
+            self._averaged = 1
+            return found
+        if self.spec.box == "smoothed":
+            return self.smoothing * found + (1 - self.smoothing) * self._box
+        if box_iou(found, self._box) < STEADY_RESTART_IOU:  # the face moved: start again there
+            self._averaged = 1
+            return found
+        self._averaged = min(self._averaged + 1, self.steady_frames)
+        return self._box + (found - self._box) / self._averaged
 
     def _smirk(self, rgb: np.ndarray) -> tuple[bool, np.ndarray | None, str]:
         result = self._landmarker.process(rgb)

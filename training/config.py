@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt
 
+from eifer_models.face_detection.crop import CropSpec
 from streaming.config import Config
 from streaming.pipeline.profile import Normalisation
 
@@ -37,9 +38,20 @@ class DatasetConfig(Config):
     expression_dim: PositiveInt = 55
     crops: bool = True  # store the 224x224 face crop of every frame (phase 1, encoders)
     crop_size: PositiveInt = 224
-    # the pipeline's eifer-mode crop: crop_margin x the detector's box; for phi_source =
-    # "encoders" take the encoders bundle's crop (its manifest's crop.size and crop.scale)
+    # the pipeline's eifer-mode crop: crop_margin x the detector's box, smoothed or steady
+    # (crop_box), its centre moved by crop_offset x the box side; for phi_source = "encoders"
+    # take the encoders bundle's crop (its manifest's crop: size, scale, box, offset)
     crop_margin: float = Field(1.6, gt=0.5, le=4.0)
+    crop_box: Literal["smoothed", "steady"] = "smoothed"
+    crop_offset: tuple[float, float] = (0.0, 0.0)
+
+    def crop_spec(self) -> CropSpec:
+        """The eifer-mode crop the stored face crops are made with."""
+        return CropSpec(
+            mode="eifer", scale=self.crop_margin, size=self.crop_size, box=self.crop_box,
+            offset=self.crop_offset,
+        )  # fmt: skip
+
     offline_rate_hz: PositiveFloat = 30.0  # grid of the paper's FFT resample (video rate)
     mmm_params_method: str = "eifer"  # video_noelec_params/<method>/ (MMM layout)
 

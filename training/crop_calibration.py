@@ -6,7 +6,8 @@ box (BlazeFace in the ``eifer`` mode, :mod:`eifer_models.face_crop`), which is s
 differs with electrodes on (measured on the synthetic participant at 640x360: 0.57-0.69 of the
 true side under Fridlund electrodes, 0.79-0.93 without). A bundle's ``crop.scale`` is therefore
 ``crop_scale`` x median(true side / detector side) over rendered frames of participants that
-were not trained on, so the live crop shows the face at the size the encoders learned.
+were not trained on, so the live crop shows the face at the size the encoders learned, and its
+centre is moved by the median offset of the two boxes' centres (``CropSpec.offset``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ class DetectorFraming:
     def margin(self, crop_scale: float) -> float:
         """The live crop margin over the detector's box matching ``crop_scale`` x true box."""
         return round(crop_scale * self.side_ratio, 3)
+
+    def box_offset(self) -> tuple[float, float]:
+        """The live crop centre's shift from the detector's box centre to the true box's, as a
+        fraction of the detector box's side (``CropSpec.offset``)."""
+        dx, dy = (round(-v * self.side_ratio, 4) for v in self.centre_offset)
+        return dx, dy
 
 
 def detector_framing(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eifer_models.face_detection.crop import CropSpec
 from streaming.errors import SessionFileError
 from training.errors import DatasetError
 
@@ -16,18 +17,18 @@ __all__ = ["face_crops"]
 def face_crops(
     video_file: Path,
     frame_index: np.ndarray,
-    size: int = 224,
+    spec: CropSpec,
     progress: Callable[[int], None] | None = None,
-    margin: float = 1.6,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(crops (n, size, size, 3) uint8, face found (n,))`` for the frames ``frame_index`` of
-    ``video_file``, in order, through the same cropper the pipeline runs (detection, smoothing,
-    last box kept when detection fails; ``margin`` x the box); a video shorter than the index
+    ``video_file``, in order, through the cropper the pipeline runs for ``spec`` (detection,
+    smoothed or steady box, last box kept when detection fails); a video shorter than the index
     is a DatasetError."""
     from eifer_models.face_crop import FaceCropper
     from streaming.recording.video_file import VideoReader
 
-    cropper = FaceCropper(size=size, margin=margin)
+    size = spec.size
+    cropper = FaceCropper.from_spec(spec)
     crops = np.zeros((len(frame_index), size, size, 3), dtype=np.uint8)
     found = np.zeros(len(frame_index), dtype=bool)
     expected = int(frame_index.max()) + 1 if len(frame_index) else 0

@@ -27,20 +27,25 @@ def encoder_crop(data_config: dict[str, Any], occlusion: str | None = "fridlund"
     encoders' input size, and the margin over BlazeFace's box: the training one for "detector"
     framing, else the one that frames a face as the training crops did
     (:mod:`training.crop_calibration`, measured on the held-out participants, under
-    electrodes by default: the faces a live EIFER encoder reads)."""
+    electrodes by default: the faces a live EIFER encoder reads), around the steady box moved to
+    where the training crops' centre lies: the true face box does not wander with expression
+    and pose as each detection does."""
     from training.crop_calibration import detector_framing
     from training.encoder_config import FaceDataConfig
 
     data = FaceDataConfig.model_validate(data_config)
-    if data.framing == "detector":  # trained on the pipeline's own crops: nothing to calibrate
+    if data.framing != "box":  # trained on the pipeline's own crops: nothing to calibrate
+        box = "steady" if data.framing == "steady" else "smoothed"
         return {
-            "spec": {"mode": "eifer", "scale": data.crop_scale, "size": data.crop_size},
-            "framing": {"framing": "detector", "camera_sizes": [list(c) for c in data.camera_sizes],
+            "spec": {"mode": "eifer", "scale": data.crop_scale, "size": data.crop_size, "box": box},
+            "framing": {"framing": data.framing, "camera_sizes": [list(c) for c in data.camera_sizes],
                         "occlusion": occlusion, "crop_scale": data.crop_scale},
         }  # fmt: skip
     framing = detector_framing(data.heldout_participants[:12], occlusion=occlusion)
+    spec = {"mode": "eifer", "scale": framing.margin(data.crop_scale), "size": data.crop_size,
+            "box": "steady", "offset": list(framing.box_offset())}  # fmt: skip
     return {
-        "spec": {"mode": "eifer", "scale": framing.margin(data.crop_scale), "size": data.crop_size},
+        "spec": spec,
         "framing": {**asdict(framing), "occlusion": occlusion, "crop_scale": data.crop_scale},
     }
 

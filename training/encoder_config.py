@@ -52,8 +52,10 @@ class FaceDataConfig(Config):
     # box: the true face box, the face rasterised at crop_size (the bundle's margin is then
     # calibrated to BlazeFace's box, training.crop_calibration); detector: frames rendered at a
     # camera's size and cropped as the pipeline crops them, crop_scale x BlazeFace's box
-    # (training.face_pairs); participant p is filmed at camera_sizes[p % len(camera_sizes)]
-    framing: Literal["box", "detector"] = "box"
+    # (training.face_pairs); steady: as detector, around the box a live steady cropper holds
+    # (the participant's mean detection about the head); participant p is filmed at
+    # camera_sizes[p % len(camera_sizes)]
+    framing: Literal["box", "detector", "steady"] = "box"
     camera_sizes: list[tuple[PositiveInt, PositiveInt]] = Field(
         default_factory=lambda: [(640, 360)], min_length=1
     )  # the demo camera's

@@ -14,7 +14,13 @@ a random head rotation (normal, ``rotation_sd_rad``) and a small shift. Two fram
   frame under electrodes times ``crop_scale``, the live anti-aliased warp
   (:mod:`eifer_models.face_crop`); both views take that one crop. Live crops are then the
   training distribution, not a calibrated approximation of it (measured: an encoder trained on
-  "box" crops reads held-out faces at 0.74 there and 0.42 through the live cropper, issue 23).
+  "box" crops reads held-out faces at 0.74 there and 0.42 through the live cropper, issue 23);
+- ``"steady"``: as ``"detector"``, around the box a live steady cropper
+  (``CropSpec.box = "steady"``: the running mean of the detections) holds on this participant:
+  the head's true place and size in each frame, moved and scaled by the participant's mean
+  detector box relative to the head. Each detection wanders ~7 % in size with expression and
+  pose (benchmarks/results/face_framing.json); the steady box does not, its bias per
+  participant remains.
 
 ``crop_jitter`` draws each frame's scale and centre shift around the box (a live box moves).
 Deterministic per config; cached as one ``.npz`` named by the config's hash (never unpickled:
@@ -35,11 +41,17 @@ import numpy as np
 
 from training.errors import DatasetError
 
-__all__ = ["FacePairs", "load_or_render_pairs", "random_activation", "render_pairs"]
+__all__ = [
+    "FacePairs",
+    "load_or_render_pairs",
+    "random_activation",
+    "render_pairs",
+    "steady_boxes",
+]
 
 log = logging.getLogger(__name__)
 PAIRS_FORMAT = 2  # 2: crop scale and jitter (and, since, movement labels: "" when absent)
-Framing = Literal["box", "detector"]
+Framing = Literal["box", "detector", "steady"]
 
 
 @dataclass
@@ -119,6 +131,18 @@ class _DetectorFraming:
         return warp_crop(rgb, transform, size, antialias=True), k, float(bx), float(by)
 
 
+def steady_boxes(boxes: np.ndarray, heads: np.ndarray) -> np.ndarray:
+    """(n, 4) square boxes a steady live box gives one participant: each frame's head
+    (``heads`` (n, 3): centre x, y and pixels per metre, ``ParticipantRenderer.placement``)
+    moved and scaled by the mean of the detector ``boxes`` (n, 4) relative to the head."""
+    centre = boxes[:, :2] + boxes[:, 2:] / 2
+    scale = heads[:, 2:3]
+    offset = np.mean((centre - heads[:, :2]) / scale, axis=0)
+    log_side = np.mean(np.log(boxes[:, 2:].max(axis=1) / heads[:, 2]))
+    side = np.exp(log_side) * heads[:, 2:3]
+    return np.concatenate([heads[:, :2] + offset * scale - side / 2, side, side], axis=1)
+
+
 def crop_camera(
     k: float, box_centre: tuple[float, float], head_px: tuple[float, float, float], size: int
 ) -> np.ndarray:
@@ -180,9 +204,9 @@ def render_pairs(
     if labels != [f"{m}_{side}" for m in library.muscle_names for side in ("l", "r")]:
         raise DatasetError("the simulator's muscles differ from configs/movements.toml's")
     functional = [n for n, m in library.movements.items() if m.kind == "functional"]
-    if framing not in ("box", "detector"):
-        raise DatasetError(f"unknown face-pair framing {framing!r} (box, detector)")
-    if framing == "detector":
+    if framing not in ("box", "detector", "steady"):
+        raise DatasetError(f"unknown face-pair framing {framing!r} (box, detector, steady)")
+    if framing != "box":
         width, height = camera_size
         face_px: dict[str, Any] = {}  # the participant camera's rasterisation
         detector = _DetectorFraming(crop_size, crop_scale)
@@ -227,21 +251,26 @@ def render_pairs(
             activation=activation,
         )
         jitter = rng.uniform(-crop_jitter, crop_jitter, (frames, 3))  # scale, shift x, y
-        for i in range(frames):
-            views = {on: r.render(state, i) for on, r in renderers.items()}
-            box = np.asarray(views[False].face_box, np.float64)  # one geometry in both views
-            crop_fn = _crop
-            if detector is not None:  # the pipeline sees the face under electrodes
-                box = detector.box(views[True].rgb, views[False].rgb)
-                crop_fn = detector.crop
+        frame_views = [
+            {on: r.render(state, i) for on, r in renderers.items()} for i in range(frames)
+        ]
+        heads = [renderers[False].placement(state, i) for i in range(frames)]
+        if detector is None:  # the true face box: one geometry in both views
+            boxes = np.array([v[False].face_box for v in frame_views], np.float64)
+        else:  # the pipeline sees the face under electrodes
+            boxes = np.array([detector.box(v[True].rgb, v[False].rgb) for v in frame_views])
+        if framing == "steady":
+            boxes = steady_boxes(boxes, np.asarray(heads))
+        crop_fn = _crop if detector is None else detector.crop
+        for i, views in enumerate(frame_views):
+            box = np.array(boxes[i], np.float64)
             side = max(box[2], box[3])
             box[:2] += jitter[i, 1:] * side
             scale = crop_scale * (1.0 + jitter[i, 0])
             crop, k, bx, by = crop_fn(views[False].rgb, box, crop_size, scale)
             out["free"].append(crop)
             out["occluded"].append(crop_fn(views[True].rgb, box, crop_size, scale)[0])
-            head = renderers[False].placement(state, i)
-            out["cam"].append(crop_camera(k, (bx, by), head, crop_size)[None])
+            out["cam"].append(crop_camera(k, (bx, by), heads[i], crop_size)[None])
             if bar is not None:
                 bar.update(1)
         out["phi"].append(phi.astype(np.float32))

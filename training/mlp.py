@@ -73,6 +73,16 @@ def normalise_by_participant(
     return out, refs
 
 
+def _plain(value: Any) -> Any:
+    """A config value as a training set's index stores it (JSON: a tuple is a list)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _toml(value: Any) -> str:
+    """``value`` as a ``--set`` writes it."""
+    return json.dumps(value) if isinstance(value, str | list) else str(value)
+
+
 def _phi_from_encoders(ts: TrainingSet, bundle_dir: str) -> np.ndarray:
     """phi of every frame from a bundle's encoders run over the stored face crops."""
     from eifer_models.bundle import load_bundle
@@ -82,17 +92,17 @@ def _phi_from_encoders(ts: TrainingSet, bundle_dir: str) -> np.ndarray:
     bundle = load_bundle(bundle_dir)
     built = ts.index.get("config", {})
     defaults = DatasetConfig()  # a set built before a key existed had its default
-    made = (
-        built.get("crop_size", defaults.crop_size),
-        built.get("crop_margin", defaults.crop_margin),
-    )
-    wanted = (bundle.manifest.crop.size, bundle.manifest.crop.scale)
-    if bundle.manifest.crop.mode != "eifer" or made != wanted:
+    keys = ("crop_size", "crop_margin", "crop_box", "crop_offset")
+    made = tuple(_plain(built.get(key, getattr(defaults, key))) for key in keys)
+    crop = bundle.manifest.crop
+    wanted = (crop.size, crop.scale, crop.box, list(crop.offset))
+    if crop.mode != "eifer" or made != wanted:
+        sets = " ".join(f"--set {k}={_toml(v)}" for k, v in zip(keys, wanted, strict=True))
         raise RunError(
-            f"{ts.path}: crops of {made[0]} px at {made[1]} x the box, but the encoders of "
-            f"{bundle_dir} read {bundle.manifest.crop.mode} crops of {wanted[0]} px at {wanted[1]} "
-            f"x the box: build the training set with --set crop_size={wanted[0]} --set "
-            f"crop_margin={wanted[1]}"
+            f"{ts.path}: crops of {made[0]} px at {made[1]} x the {made[2]} box moved by "
+            f"{made[3]}, but the encoders of {bundle_dir} read {crop.mode} crops of {wanted[0]} "
+            f"px at {wanted[1]} x the {wanted[2]} box moved by {wanted[3]}: build the training "
+            f"set with {sets}"
         )
     graph = bundle.build_module("encoders")
     parts = []

@@ -25,11 +25,12 @@ from __future__ import annotations
 import csv
 import gzip
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from eifer_models.face_detection.crop import CropSpec
 from streaming.acquisition.electrodes import load_scheme
 from training.config import DatasetConfig
 from training.crops import face_crops
@@ -134,7 +135,7 @@ class MmmClip:
     params_file: Path
     channels: list[str]
     video_file: Path | None = None  # the clip's video (electrodes on), read when crops are made
-    crop_size: int = 224
+    crop: CropSpec = field(default_factory=CropSpec)  # the dataset's eifer-mode crop
 
     @property
     def files(self) -> list[Path]:
@@ -157,7 +158,7 @@ class MmmClip:
         n = len(emg)
         crops = found = None
         if self.video_file is not None:
-            crops, found = face_crops(self.video_file, np.arange(n), self.crop_size, progress)
+            crops, found = face_crops(self.video_file, np.arange(n), self.crop, progress)
         elif progress is not None:
             progress(n)
         return FrameTable(
@@ -208,5 +209,5 @@ def mmm_clips(root: Path, config: DatasetConfig) -> Iterator[MmmClip]:
                 raise DatasetError(f"{file}: missing (listed by {index} line {line})")
         yield MmmClip(
             root, clip_id, pid, session, rec["mode"], rec["task"], emg_file, params,
-            list(config.channels), video, config.crop_size,
+            list(config.channels), video, config.crop_spec(),
         )  # fmt: skip

@@ -293,6 +293,6 @@ def read_session(
     if config.crops:
         assert video.video is not None
         table.crops, table.face_found = face_crops(
-            video.video.path, frame_index, config.crop_size, progress, config.crop_margin
+            video.video.path, frame_index, config.crop_spec(), progress
         )
     return table

@@ -7,7 +7,9 @@ top-right) to (0, 0), (0, 223), (223, 0); scale 1.4 in SMIRK's demos, 1.6 in its
 The warp reads landmark coordinates as pixel indices, as SMIRK does.
 
 ``eifer`` (EIFER supplement: BlazeFace boxes, the previous box kept when a frame has none): a
-square of ``scale`` x the box's longer side around the box centre, scaled to 224.
+square of ``scale`` x the box's longer side around the box centre, scaled to 224; the box is
+smoothed across frames (EIFER) or steady (the running mean: ``CropSpec.box``), and its centre
+may be moved by ``CropSpec.offset`` (a bundle trained on another box than the detector's).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "CropSpec",
+    "box_iou",
     "box_transform",
     "landmark_box",
     "smirk_transform",
@@ -37,6 +40,23 @@ class CropSpec(BaseModel):
     mode: Literal["smirk", "eifer"] = "eifer"
     scale: float = Field(1.6, gt=0.5, le=4.0)  # smirk: landmark-box scale; eifer: box margin
     size: int = Field(CROP_SIZE, gt=0)
+    # eifer mode, how detections become the crop's box: "smoothed", each new detection averaged
+    # exponentially into the box (EIFER's preprocessing); "steady", the running mean of the
+    # detections since the face was found, restarted when one leaves it (IoU < 0.5). BlazeFace's
+    # box wanders ~7 % in size with expression and pose (benchmarks/results/face_framing.json),
+    # so an encoder trained on the true face's box reads the steady box, not the smoothed one.
+    box: Literal["smoothed", "steady"] = "smoothed"
+    # eifer mode: the crop's centre moved from the box's by this fraction of the box's longer
+    # side (x right, y down): where the detector's box sits on a face differs from the box the
+    # training crops were centred on (training.crop_calibration measures it)
+    offset: tuple[float, float] = (0.0, 0.0)
+
+    @field_validator("offset")
+    @classmethod
+    def _offset_within_the_box(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(-0.5 <= v <= 0.5 for v in value):
+            raise ValueError(f"offset {value}: each within [-0.5, 0.5] of the box side")
+        return value
 
 
 def landmark_box(landmarks_xy: np.ndarray) -> tuple[float, float, float, float]:
@@ -67,14 +87,28 @@ def smirk_transform(landmarks_xy: np.ndarray, scale: float, size: int = CROP_SIZ
     )
 
 
-def box_transform(box_xywh: np.ndarray, scale: float, size: int = CROP_SIZE) -> np.ndarray:
+def box_transform(
+    box_xywh: np.ndarray,
+    scale: float,
+    size: int = CROP_SIZE,
+    offset: tuple[float, float] = (0.0, 0.0),
+) -> np.ndarray:
     """(3, 3) frame -> crop transform of the ``eifer`` mode: a square of ``scale`` x the longer
-    side, centred on the box, onto ``size`` x ``size``."""
+    side, centred on the box moved by ``offset`` x that side, onto ``size`` x ``size``."""
     x, y, w, h = (float(v) for v in box_xywh)
-    side = scale * max(w, h)
-    s = size / side
-    cx, cy = x + w / 2, y + h / 2
+    longer = max(w, h)
+    s = size / (scale * longer)
+    cx, cy = x + w / 2 + offset[0] * longer, y + h / 2 + offset[1] * longer
     return np.array([[s, 0.0, size / 2 - s * cx], [0.0, s, size / 2 - s * cy], [0.0, 0.0, 1.0]])
+
+
+def box_iou(a_xywh: np.ndarray, b_xywh: np.ndarray) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    a, b = np.asarray(a_xywh, np.float64), np.asarray(b_xywh, np.float64)
+    lo, hi = np.maximum(a[:2], b[:2]), np.minimum(a[:2] + a[2:], b[:2] + b[2:])
+    inter = float(np.prod(np.clip(hi - lo, 0.0, None)))
+    union = float(np.prod(a[2:]) + np.prod(b[2:])) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def warp_crop(

@@ -56,6 +56,53 @@ def test_smoothed_box_is_steadier_than_the_raw_detections() -> None:
     assert np.std(np.diff(smoothed[3:])) < 0.6 * np.std(np.diff(raw[3:]))
 
 
+def _shifted_photos(n: int, seed: int = 0) -> list[np.ndarray]:
+    photo = data.astronaut()
+    rng = np.random.default_rng(seed)
+    return [np.roll(photo, int(rng.integers(-6, 7)), axis=1) for _ in range(n)]
+
+
+def test_steady_box_is_the_running_mean_of_the_detections() -> None:
+    cropper = FaceCropper(detect_every=1, box="steady")
+    raw, steady = [], []
+    for frame in _shifted_photos(12):
+        raw.append(np.asarray(cropper.detect(frame), np.float64))
+        steady.append(np.asarray(cropper.process(frame).box))
+    for k in range(1, 13):
+        np.testing.assert_allclose(steady[k - 1], np.mean(raw[:k], axis=0), atol=1e-6)
+
+
+def test_steady_box_keeps_a_window_of_the_last_detections() -> None:
+    cropper = FaceCropper(detect_every=1, box="steady", steady_frames=3)
+    frames = _shifted_photos(8, seed=1)
+    boxes = [np.asarray(cropper.process(frame).box) for frame in frames]
+    found = np.asarray(cropper.detect(frames[-1]), np.float64)  # past the window: weight 1/3
+    np.testing.assert_allclose(boxes[-1], boxes[-2] + (found - boxes[-2]) / 3, atol=1e-6)
+
+
+def test_steady_box_starts_again_where_a_face_that_moved_is_found() -> None:
+    photo = data.astronaut()
+    cropper = FaceCropper(detect_every=1, box="steady")
+    for frame in _shifted_photos(5):
+        cropper.process(frame)
+    moved = np.roll(photo, 200, axis=1)  # the face 200 px to the right: no overlap
+    box = cropper.process(moved).box
+    np.testing.assert_allclose(box, cropper.detect(moved), atol=1e-6)
+
+
+def test_offset_moves_the_crop_centre_by_a_fraction_of_the_box_side() -> None:
+    photo = data.astronaut()
+    centred = FaceCropper().process(photo)
+    moved = FaceCropper(offset=(0.1, -0.2)).process(photo)
+    x, y, w, h = centred.box
+    side = max(w, h)
+    crop_centre = np.array([112.0, 112.0, 1.0])
+    at = np.linalg.solve(centred.transform, crop_centre)[:2]
+    at_moved = np.linalg.solve(moved.transform, crop_centre)[:2]
+    np.testing.assert_allclose(at, (x + w / 2, y + h / 2), atol=1e-6)
+    np.testing.assert_allclose(at_moved - at, (0.1 * side, -0.2 * side), atol=1e-6)
+
+
 def test_detection_runs_every_nth_frame_only() -> None:
     cropper = FaceCropper(detect_every=3)
     results = [cropper.process(data.astronaut()) for _ in range(6)]
@@ -115,3 +162,9 @@ def test_bad_settings_are_one_line_config_errors() -> None:
         FaceCropper(detector="dlib")
     with pytest.raises(ConfigError, match="unknown BlazeFace model"):
         FaceCropper(blazeface_model="long_range")
+    with pytest.raises(ConfigError, match="face crop box"):
+        FaceCropper(box="median")
+    with pytest.raises(ConfigError, match="face crop offset"):
+        FaceCropper(offset=(0.0, 0.7))
+    with pytest.raises(ConfigError, match="steady_frames 0"):
+        FaceCropper(box="steady", steady_frames=0)

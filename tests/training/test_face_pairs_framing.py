@@ -1,5 +1,6 @@
 """Face pairs framed as the pipeline frames them (``framing = "detector"``): the training crop of
-a frame is the live cropper's crop of that frame, so live crops are the training distribution."""
+a frame is the live cropper's crop of that frame, so live crops are the training distribution;
+``framing = "steady"``: the crop a live steady box gives (the participant's mean detection)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ from simulation.emg import EmgSimulator
 from simulation.participant.model import FaceState, ParticipantTraits
 from simulation.participant.render import ParticipantRenderer
 from training.errors import DatasetError
-from training.face_pairs import _DetectorFraming, load_or_render_pairs, render_pairs
+from training.face_pairs import (
+    _DetectorFraming,
+    load_or_render_pairs,
+    render_pairs,
+    steady_boxes,
+)
 
 
 def _frame(seed: int, occlusion: str | None) -> np.ndarray:
@@ -55,6 +61,35 @@ def test_camera_of_a_detector_crop_projects_the_head_into_the_crop() -> None:
     assert np.abs(tx).max() < 0.2 and np.abs(ty).max() < 0.2
     with pytest.raises(DatasetError, match="framing"):
         render_pairs([2002], 1, 32, framing="nonsense")  # type: ignore[arg-type]
+
+
+def test_steady_framing_shows_the_head_alike_in_every_crop_of_a_participant() -> None:
+    """The steady box follows the head (its place and size) with the participant's mean
+    detector bias: the head's camera in the crop is the same in every frame of a participant
+    (its size and place; a detection's box wanders with expression and pose), and the crops are
+    the live cropper's transform of the frame."""
+    steady = render_pairs([2003], 4, 32, crop_scale=1.8, framing="steady")
+    detector = render_pairs([2003], 4, 32, crop_scale=1.8, framing="detector")
+    np.testing.assert_array_equal(steady.phi, detector.phi)
+    np.testing.assert_allclose(steady.cam, steady.cam[:1].repeat(4, 0), rtol=1e-5, atol=1e-6)
+    assert np.ptp(detector.cam[:, 0]) > 0.01 * detector.cam[:, 0].mean()
+    # on average the steady crop frames the head as the detections do
+    assert steady.cam[0, 0] == pytest.approx(np.exp(np.log(detector.cam[:, 0]).mean()), rel=1e-4)
+
+
+def test_steady_boxes_keep_the_mean_bias_and_drop_the_wander() -> None:
+    heads = np.array([[300.0, 200.0, 1000.0], [310.0, 190.0, 1100.0], [305.0, 195.0, 900.0]])
+    bias_xy, ratio = np.array([0.01, 0.03]), 0.15  # box centre - head, side / scale
+    wander = np.array([[-0.002, 0.001, 0.95], [0.003, -0.002, 1.08], [-0.001, 0.001, 0.975]])
+    side = ratio * heads[:, 2] * wander[:, 2]
+    centre = heads[:, :2] + (bias_xy + wander[:, :2]) * heads[:, 2:]
+    boxes = np.concatenate([centre - side[:, None] / 2, side[:, None], side[:, None]], axis=1)
+    steady = steady_boxes(boxes, heads)
+    mean_log = np.log(wander[:, 2]).mean()
+    np.testing.assert_allclose(steady[:, 2], ratio * np.exp(mean_log) * heads[:, 2])
+    np.testing.assert_allclose(steady[:, 2], steady[:, 3])
+    expected = heads[:, :2] + (bias_xy + wander[:, :2].mean(0)) * heads[:, 2:]
+    np.testing.assert_allclose(steady[:, :2] + steady[:, 2:] / 2, expected)
 
 
 def test_participants_are_filmed_by_the_cameras_in_turn() -> None:

@@ -211,6 +211,9 @@ def test_phi_from_a_bundles_encoders_over_the_stored_crops(tmp_path: Path) -> No
     ts.index["config"]["crop_margin"] = 1.8  # crops framed otherwise than the encoders read
     with pytest.raises(RunError, match=r"crop_margin=1\.6"):
         prepare(ts, config)
+    ts.index["config"] |= {"crop_margin": 1.6, "crop_box": "steady"}  # the box, too
+    with pytest.raises(RunError, match=r'steady box .* --set crop_box="smoothed"'):
+        prepare(ts, config)
 
 
 def test_shipped_configs_validate() -> None:

@@ -150,7 +150,9 @@ def test_clear_errors(start, tmp_path: Path) -> None:  # type: ignore[no-untyped
 def test_encoders_bundle_reads_crops_of_the_trained_size_framed_as_trained(start) -> None:  # type: ignore[no-untyped-def]
     """A bundle's encoders take the run's crop size, and its crop margin over BlazeFace's box
     frames a face as the training crops (true box x crop_scale) did: BlazeFace's box under
-    electrodes is smaller than the true box (ratio > 1), so the margin is larger."""
+    electrodes is smaller than the true box (ratio > 1), so the margin is larger. The true box
+    does not wander with expression as each detection does: the crop's box is the steady one,
+    moved by the measured centre offset (in the detector box's side)."""
     from training.encoder_bundle import write_encoders_bundle
 
     data, run = start
@@ -161,6 +163,10 @@ def test_encoders_bundle_reads_crops_of_the_trained_size_framed_as_trained(start
     assert framing["frames"] >= 2 and framing["side_ratio"] > 1.0
     assert bundle.manifest.crop.scale == pytest.approx(
         data.crop_scale * framing["side_ratio"], abs=1e-3
+    )
+    assert bundle.manifest.crop.box == "steady"
+    assert bundle.manifest.crop.offset == pytest.approx(
+        [-v * framing["side_ratio"] for v in framing["centre_offset"]], abs=1e-4
     )
 
 
