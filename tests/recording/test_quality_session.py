@@ -115,7 +115,9 @@ def test_a_recorded_session_keeps_the_quality_timeline_and_exports_it(unique_nam
     assert raw.info["bads"] == ["F3"]
     ann = raw.annotations
     on_f7 = [i for i, ch in enumerate(ann.ch_names) if tuple(ch) == ("F7",)]
-    assert sorted(ann.description[i] for i in on_f7) == [f"BAD_{r}" for r in stretch["reasons"]]
+    assert sorted(ann.description[i] for i in on_f7) == sorted(
+        f"BAD_{r}" for r in stretch["reasons"]
+    )
     first_emg = float(by_name[name]["time_stamps"][0])
     for i in on_f7:  # one annotation per reason, each over the whole stretch
         assert ann.onset[i] == pytest.approx(stretch["start_lsl"] - first_emg, abs=0.01)
