@@ -70,9 +70,10 @@ def _rows(report: dict) -> dict[str, dict]:
 @pytest.mark.slow
 def test_the_demo_passes_the_check_against_its_truth_and_stops_cleanly():
     """``eifer demo --headless`` (participant seed 7, the protocol at 3x speed so a 100 s window
-    covers rest and about eight movements) checked by ``eifer check --bundle`` for 100 s (40 s
-    windows let the video rows swing from 0.16 to 0.24 (phi_video) and 0.06 to 0.11
-    (emg_from_video) between runs; 100 s measured 0.25 and 0.20).
+    covers rest and about eight movements) checked by ``eifer check --bundle`` for 100 s (the
+    video rows are judged over >= 90 s only: with the earlier encoders 40 s windows swung from
+    0.16 to 0.24 between runs; 100 s with the demo's encoders measured 0.80 (phi_video) and 0.65
+    (emg_from_video), twice).
 
     The camera runs at 10 fps and 320x180 here: on the shared 2-core test machine (other work,
     e.g. ``stress-ng --cpu 2``) the renderer and the CPU encoders cannot hold 30 fps
