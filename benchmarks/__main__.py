@@ -21,6 +21,7 @@ BENCHMARKS = [
     "recording_throughput",
     "display_latency",
     "face_detection",
+    "face_framing",
     "demo_stop",
     "lab_session",
     "participant_render",
