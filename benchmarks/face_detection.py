@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from eifer_models.face_detection.crop import box_iou
+
 RESULTS = Path(__file__).resolve().parent / "results" / "face_detection.json"
 
 
@@ -157,14 +159,6 @@ def noise_std(series: np.ndarray) -> float:
     return float(np.std(np.diff(series, n=2)) / np.sqrt(6.0))
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    return float(inter / (a[2] * a[3] + b[2] * b[3] - inter))
-
-
 def _run(method: Callable[[np.ndarray], np.ndarray | None], frames: np.ndarray) -> tuple:
     method(frames[0])  # warm-up (allocations, first detection of a tracker)
     times, boxes = [], []
@@ -201,8 +195,10 @@ def measure(
         if len(found) == len(index):  # jitter only over an unbroken run
             jitters.append((*_jitter(np.array(found)), float(np.mean(np.array(found)[:, 2]))))
     if truth is not None:
-        hits = [b is not None and iou(b, t) > 0.3 for b, t in zip(boxes, truth["face_box"], strict=True)]  # fmt: skip
-        ious = [iou(b, t) for b, t in zip(boxes, truth["face_box"], strict=True) if b is not None]
+        hits = [b is not None and box_iou(b, t) > 0.3 for b, t in zip(boxes, truth["face_box"], strict=True)]  # fmt: skip
+        ious = [
+            box_iou(b, t) for b, t in zip(boxes, truth["face_box"], strict=True) if b is not None
+        ]
     else:
         hits = [b is not None for b in boxes]
         ious = []

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 import torch
 
+from eifer_models.face_detection.crop import box_iou
 from simulation import FUNCTIONAL_MOVEMENTS, EmgSimulator, SimulatorConfig
 from simulation.participant import Participant
 from simulation.participant.render import ParticipantRenderer
@@ -68,13 +69,6 @@ def time_render(frames: int, occlusion: str | None, face_px: int) -> dict[str, f
     }  # fmt: skip
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
-
-
 def detection_rate(participants: int, frames_each: int) -> dict[str, object]:
     from eifer_models.face_crop import FaceCropper
 
@@ -89,7 +83,7 @@ def detection_rate(participants: int, frames_each: int) -> dict[str, object]:
             for t in np.linspace(5.0, participant.simulator.script.duration_s - 5, frames_each):
                 frame = renderer.render(participant.state(t))
                 box = cropper.detect(frame.rgb)
-                hits += int(box is not None and _iou(box, frame.face_box) > 0.3)
+                hits += int(box is not None and box_iou(box, frame.face_box) > 0.3)
             per_seed.append(hits / frames_each)
             found, total = found + hits, total + frames_each
         result[occlusion or "none"] = {"rate": found / total, "per_participant": per_seed,
