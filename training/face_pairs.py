@@ -294,7 +294,10 @@ def load_or_render_pairs(
     script: Literal["random", "movements"] = "random", framing: Framing = "box",
     camera_size: tuple[int, int] = (640, 360), seed: int = 0, progress: bool = False,
 ) -> FacePairs:  # fmt: skip
-    """:func:`render_pairs`, cached in ``cache_dir`` under the hash of its arguments."""
+    """:func:`render_pairs`, cached in ``cache_dir`` under the hash of its arguments and the
+    participant renderer's version."""
+    from simulation.participant.render import RIG_VERSION
+
     key = {
         "format": PAIRS_FORMAT,
         "seeds": seeds,
@@ -303,6 +306,7 @@ def load_or_render_pairs(
         "crop_scale": crop_scale,
         "crop_jitter": crop_jitter,
         "seed": seed,
+        "rig": RIG_VERSION,  # a cache drawn by an older participant renderer is not reused
     }
     if script != "random":
         key["script"] = script

@@ -66,6 +66,25 @@ BROW_RAISE_FULL = 2.5  # brow_raise at full frontalis activation (muscle_map.tom
 FOREHEAD_LINES_Y_M = (0.055, 0.074)  # the band (template y) above the brows, to the hairline
 FOREHEAD_LINE_PERIOD_M = 0.0063  # three furrows in the rig's short forehead
 FOREHEAD_LINE_DEPTH = 0.45  # albedo drop at the bottom of a furrow at full brow raise
+# The chin of AU17 (FACS, Ekman, Friesen & Hager 2002: the chin raiser "pushes the chin boss
+# upwards", "may cause wrinkles on the chin boss" (the dimpled, "orange peel" chin) and deepens
+# the depression below the lower lip; the mentalis inserts into the chin skin, Hur et al. 2013,
+# Clin Anat 26:567): dimples over the chin boss and the mentolabial furrow, each side as deep as
+# its chin raise (phi chin_raise_l / _r). Without them the rig's chin raise moved the chin boss
+# 3 mm and drew nothing: free faces showed it to no encoder (issue 23: held-out r 0.29 / 0.40,
+# training fit 0.48 / 0.55, every other component >= 0.62 / 0.83).
+CHIN_RAISE_INDEX = {side: PHI_LABELS.index(f"chin_raise_{side}") for side in ("l", "r")}
+CHIN_RAISE_FULL = (
+    2.0  # chin_raise at full mentalis activation (muscle_map.toml: ~3.1 tanh(2.5/3.1))
+)
+CHIN_BOSS_M = (0.0, -0.073, 0.016, 0.010)  # dimpled region: centre x, y and half-axes (template)
+CHIN_DIMPLE_PERIOD_M = 0.004  # a dimple every ~4 mm
+CHIN_DIMPLE_DEPTH = 0.5  # albedo drop at the bottom of a dimple at full chin raise
+MENTOLABIAL_FURROW_M = (-0.060, 0.0025, 0.016)  # the furrow's y, half-height, half-width
+MENTOLABIAL_FURROW_DEPTH = 0.5  # albedo drop along the furrow at full chin raise
+# Bumped when a change to the drawing changes rendered pixels: caches of rendered faces
+# (training.face_pairs) carry it in their key, so none made before the change is reused.
+RIG_VERSION = 2  # 2: the chin of AU17
 
 
 def electrode_sites_m(scheme_name: str) -> tuple[list[str], np.ndarray]:
@@ -322,6 +341,7 @@ class ParticipantRenderer:
             edge = inside & (np.abs(dy - lid_edge) < 0.18)
             albedo[edge] = self.traits.hair_rgb * 0.6  # lash line
         _darken_forehead_lines(albedo, xyz, phi)
+        _dimple_chin(albedo, xyz, phi)
         return albedo
 
     def _composite(
@@ -411,6 +431,32 @@ def _darken_forehead_lines(albedo: np.ndarray, xyz: np.ndarray, phi: np.ndarray)
     furrow = np.cos(np.pi * (y - y0 - 3.0 * x * x) / FOREHEAD_LINE_PERIOD_M) ** 4  # arched lines
     fade = np.sin(np.pi * (y - y0) / (y1 - y0)) * np.exp(-0.5 * (x / 0.035) ** 4)  # to the edges
     albedo[band] *= (1.0 - FOREHEAD_LINE_DEPTH * strength * furrow * fade)[:, None]
+
+
+def _dimple_chin(albedo: np.ndarray, xyz: np.ndarray, phi: np.ndarray) -> None:
+    """Darken the chin boss's dimples and the mentolabial furrow in ``albedo`` (n, 3) at
+    template points ``xyz``, in place; each side as deep as its chin raise, blended across the
+    midline."""
+    raise_l, raise_r = (
+        float(np.clip(phi[CHIN_RAISE_INDEX[side]] / CHIN_RAISE_FULL, 0.0, 1.0))
+        for side in ("l", "r")
+    )
+    if max(raise_l, raise_r) < 1e-3:
+        return
+    cx, cy, ax, ay = CHIN_BOSS_M
+    fy, fh, fw = MENTOLABIAL_FURROW_M
+    region = (xyz[:, 1] < fy + 3 * fh) & (xyz[:, 1] > cy - 2 * ay) & (np.abs(xyz[:, 0]) < 0.03)
+    region &= xyz[:, 2] > 0
+    x, y = xyz[region, 0], xyz[region, 1]
+    left = np.clip(0.5 + x / 0.008, 0.0, 1.0)  # +x: the person's left; 8 mm blend (a narrow chin)
+    strength = left * raise_l + (1.0 - left) * raise_r
+    period = CHIN_DIMPLE_PERIOD_M
+    dimples = (np.cos(np.pi * (x - cx) / period) * np.cos(np.pi * (y - cy) / period)) ** 2
+    boss = np.exp(-0.5 * (((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2) ** 2)  # flat-topped
+    furrow = np.exp(-0.5 * ((y - fy - 0.002 * (x / fw) ** 2) / fh) ** 2)  # arcs up to the sides
+    furrow *= np.exp(-0.5 * (x / fw) ** 4)
+    drop = CHIN_DIMPLE_DEPTH * dimples * boss + MENTOLABIAL_FURROW_DEPTH * furrow
+    albedo[region] *= (1.0 - np.clip(strength * drop, 0.0, 0.9))[:, None]
 
 
 def _vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:

@@ -52,6 +52,18 @@ def test_detector_framing_crops_differ_from_box_framing_and_cache_apart(tmp_path
     np.testing.assert_array_equal(again.occluded, live.occluded)
 
 
+def test_a_cache_drawn_by_another_rig_version_is_not_reused(tmp_path, monkeypatch) -> None:
+    """A change to the participant renderer's drawing bumps ``RIG_VERSION``; caches made before
+    it keep their files but are never read for the new rig."""
+    import simulation.participant.render as render
+
+    first = load_or_render_pairs(tmp_path, [2001], 1, 32)
+    monkeypatch.setattr(render, "RIG_VERSION", render.RIG_VERSION + 1)
+    again = load_or_render_pairs(tmp_path, [2001], 1, 32)
+    assert len(list(tmp_path.glob("face_pairs_*.npz"))) == 2
+    np.testing.assert_array_equal(first.occluded, again.occluded)  # the same drawing here
+
+
 def test_camera_of_a_detector_crop_projects_the_head_into_the_crop() -> None:
     """Phase 1 renders FLAME with the pairs' camera: it must place the head on the crop's face,
     as for box framing (s > 0, the head centre near the crop centre)."""
