@@ -63,7 +63,13 @@ from eifer_models.masking import dilation_px, generator_pixels
 from training.augment import augment
 from training.distributed import DistContext
 from training.encoder_config import Phase1Config
-from training.encoder_runs import HOW_RENDERED, load_encoders, save_encoders, write_run_info
+from training.encoder_runs import (
+    HOW_RENDERED,
+    crop_images,
+    load_encoders,
+    save_encoders,
+    write_run_info,
+)
 from training.encoders import evaluate_encoders, load_movement_pairs, load_pairs_on_ranks
 from training.errors import RunError
 from training.face_model import FaceModel
@@ -218,10 +224,6 @@ def cycle_step(
     return out
 
 
-def _image(crop: np.ndarray, device: torch.device) -> Tensor:
-    return torch.as_tensor(np.asarray(crop), device=device).permute(2, 0, 1)[None].float() / 255.0
-
-
 def _save_samples(folder: Path, epoch: int, m: CycleModels, face: FaceModel, x_s: Tensor,
                   x_n: Tensor, config: Phase1Config, fraction: float) -> None:  # fmt: skip
     """One row per sample: occluded input, its render, G_n's occlusion-free face; free input,
@@ -328,12 +330,12 @@ def run_phase1(
                 i = order[at]
                 j, rs, rn = (rows[q] for q in partner[at])
                 x_s, x_n, ref_s, ref_n = (  # x_n unpaired with x_s; unpaired references
-                    augment(_image(crop, device), config.augment, g_rank)
-                    for crop in (
-                        train.occluded[rows[i]],
-                        train.free[j],
-                        train.occluded[rs],
-                        train.free[rn],
+                    augment(crop_images(crops[row : row + 1], device), config.augment, g_rank)
+                    for crops, row in (
+                        (train.occluded, rows[i]),
+                        (train.free, j),
+                        (train.occluded, rs),
+                        (train.free, rn),
                     )
                 )
                 losses = cycle_step(
@@ -348,7 +350,9 @@ def run_phase1(
                 gv = torch.Generator().manual_seed(config.seed)
                 with torch.no_grad():
                     for i in val_rows:
-                        x_s, x_n = _image(train.occluded[i], device), _image(train.free[i], device)
+                        x_s, x_n = (
+                            crop_images(v[i : i + 1], device) for v in (train.occluded, train.free)
+                        )
                         for key, v in cycle_step(models, face, x_s, x_n, x_s, x_n, config, fraction, gv, train=False).items():  # fmt: skip
                             val[key] = val.get(key, 0.0) + v / len(val_rows)
             epoch += 1
@@ -359,8 +363,8 @@ def run_phase1(
             if run.main and config.samples_per_epoch:
                 pick = val_rows[: config.samples_per_epoch]
                 _save_samples(folder, epoch, models, face,
-                              torch.cat([_image(train.occluded[i], device) for i in pick]),
-                              torch.cat([_image(train.free[i], device) for i in pick]), config, fraction)  # fmt: skip
+                              crop_images(train.occluded[pick], device),
+                              crop_images(train.free[pick], device), config, fraction)  # fmt: skip
             if run.end_epoch({
                 "epoch": epoch, "config_hash": chash, "models": models.state(),
                 "history": json.dumps(history),
