@@ -11,7 +11,7 @@
 # 1). ENCODERS_CONFIG picks (a)/(b)/(d)'s recipe: encoders.toml (default; SMIRK's MobileNetV3:
 # give SMIRK_em1.pt with EXTRA_SET='init_checkpoint="..."', from random weights it stalls,
 # README) or encoders_cpu.toml with EXTRA_SET='data.crop_size=224' (the compact encoder).
-# 600 (encoders.toml; 1,200 with encoders_cpu.toml) + 30 participants x 12 frames; face pairs
+# 600 (encoders.toml; 2,400 with encoders_cpu.toml) + 30 participants x 12 frames; face pairs
 # rendered on all CPU cores first (render_workers = 0). Writes $OUT/encoders_comparison_gpu.json
 # (+ .md table, .png plot), the runs (logs, samples, checkpoints: `eifer train ... --resume`
 # continues one cut short by the lease), and $OUT/bundle: (c)'s encoders with seeded MLPs (phase 2
