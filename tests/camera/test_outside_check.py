@@ -9,6 +9,8 @@ Occlusion-free only: with the Fridlund electrodes MediaPipe's mesh rejects the f
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -70,92 +72,74 @@ def test_a_one_sided_smile_moves_that_sides_mouth_corner_only(moving) -> None:
     assert rows[f"mouth_corner_raise_{moving}"] >= 0.8
 
 
-def _furrow_darkening(lines: RenderedFrame, plain: RenderedFrame) -> dict[str, float]:
-    """Per side of the face's midline (the nose, iBUG 27-30), the mean darkening (8-bit levels)
-    of the face box above the eye corners that the forehead lines add to the same frame drawn
-    without them."""
-    lm = lines.landmarks_px
-    x, y, w, _ = (round(v) for v in lines.face_box)
-    midline, y_eyes = round(lm[10:14, 0].mean()), round(lm[[19, 28], 1].min())
-    diff = plain.rgb.astype(np.float32).mean(2) - lines.rgb.astype(np.float32).mean(2)
-    above = diff[y:y_eyes].clip(0)
+def _side_darkening(drawn: RenderedFrame, plain: RenderedFrame, rows: slice, midline: int) -> dict[str, float]:  # fmt: skip
+    """Per side of the face's ``midline`` (px), the mean darkening (8-bit levels) over ``rows``
+    of the face box that ``drawn`` adds to ``plain``, the same frame drawn without the effect."""
+    x, _, w, _ = (round(v) for v in drawn.face_box)
+    diff = plain.rgb.astype(np.float32).mean(2) - drawn.rgb.astype(np.float32).mean(2)
+    band = diff[rows].clip(0)
     # the person's right is on the image's left (MediaPipe's labels, README "Sides")
-    return {
-        "right": float(above[:, x:midline].mean()),
-        "left": float(above[:, midline : x + w].mean()),
-    }
+    return {"right": float(band[:, x:midline].mean()), "left": float(band[:, midline : x + w].mean())}  # fmt: skip
 
 
-@pytest.mark.parametrize("moving", ["right", "left"])
-def test_forehead_lines_deepen_with_that_sides_frontalis(moving: str, monkeypatch) -> None:
-    """FACS AU1+2: the brow raise folds the forehead into horizontal lines. On a one-sided
-    Forehead-Raise (the other side's gain 0), each frame drawn with and without the lines: the
-    moving side's darkening follows its frontalis (r >= 0.95: the texture is a function of the
-    drive's brow raise, through the map's mild saturation) and the still side stays unfurrowed
-    (< 20 % as dark: the lines blend across 2 cm at the midline, 13 % measured on seed 1)."""
+def _forehead(drawn: RenderedFrame, plain: RenderedFrame) -> dict[str, float]:
+    """Above the eye corners, either side of the nose (iBUG 27-30)."""
+    lm, y = drawn.landmarks_px, round(drawn.face_box[1])
+    return _side_darkening(drawn, plain, slice(y, round(lm[[19, 28], 1].min())), round(lm[10:14, 0].mean()))  # fmt: skip
+
+
+def _chin(drawn: RenderedFrame, plain: RenderedFrame) -> dict[str, float]:
+    """Below the lower lip's centre (iBUG 57), either side of it."""
+    lm, (_, y, _, h) = drawn.landmarks_px, drawn.face_box
+    return _side_darkening(drawn, plain, slice(round(lm[40, 1]), round(y + h)), round(lm[40, 0]))  # fmt: skip
+
+
+def _assert_one_sided(moving: str, movement: str, muscle: str, depths: list[str],
+                      region: Callable[[RenderedFrame, RenderedFrame], dict[str, float]],
+                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A one-sided ``movement`` of participant 1 (the other side's gain 0), every 0.5 s from 1 s
+    before it to 1 s after, each frame drawn as is and with the rig's ``depths`` at 0: the
+    moving side's darkening over ``region`` follows that side's ``muscle`` (r >= 0.95: the
+    texture is a function of the drive's expression, through the map's mild saturation), and
+    the still side stays < 20 % as dark."""
     import simulation.participant.render as render
 
     gains = {"left_gain": 0.0} if moving == "right" else {"right_gain": 0.0}
     person = participant(1, **gains)
     renderer = ParticipantRenderer(person.traits, sensor_noise=False)
-    event = next(e for e in person.simulator.script.events if e.movement == "Forehead-Raise")
+    event = next(e for e in person.simulator.script.events if e.movement == movement)
     t = np.arange(event.start_s - 1.0, event.end_s + 1.0, 0.5)  # 14 frames, each drawn twice
     state = person.state(t)
-    with_lines = [renderer.render(state, i) for i in range(len(t))]
-    monkeypatch.setattr(render, "FOREHEAD_LINE_DEPTH", 0.0)
-    darkening = [_furrow_darkening(a, renderer.render(state, i)) for i, a in enumerate(with_lines)]
+    drawn = [renderer.render(state, i) for i in range(len(t))]
+    for name in depths:
+        monkeypatch.setattr(render, name, 0.0)
+    darkening = [region(a, renderer.render(state, i)) for i, a in enumerate(drawn)]
     still = "left" if moving == "right" else "right"
     dark = {s: np.array([d[s] for d in darkening]) for s in (moving, still)}
     drive = person.activation(t - person.delay_s)[
-        :, person.muscle_labels.index(f"frontalis_medialis_{moving[0]}")
+        :, person.muscle_labels.index(f"{muscle}_{moving[0]}")
     ]
     assert np.corrcoef(dark[moving], drive)[0, 1] >= 0.95
-    assert dark[moving].max() > 0.5  # 8-bit levels, the mean over that side's upper face
+    assert dark[moving].max() > 0.5  # 8-bit levels, the mean over that side's region
     assert dark[still].max() < 0.2 * dark[moving].max()
 
 
-def _chin_darkening(drawn: RenderedFrame, plain: RenderedFrame) -> dict[str, float]:
-    """Per side of the chin's midline (below the lower lip's centre, iBUG 57), the mean
-    darkening (8-bit levels) of the face box below that lip that the chin's dimples and furrow
-    add to the same frame drawn without them."""
-    lm = drawn.landmarks_px
-    x, y, w, h = (round(v) for v in drawn.face_box)
-    midline, y_lip = round(lm[40, 0]), round(lm[40, 1])
-    diff = plain.rgb.astype(np.float32).mean(2) - drawn.rgb.astype(np.float32).mean(2)
-    below = diff[y_lip : y + h].clip(0)
-    return {
-        "right": float(below[:, x:midline].mean()),
-        "left": float(below[:, midline : x + w].mean()),
-    }
+@pytest.mark.parametrize("moving", ["right", "left"])
+def test_forehead_lines_deepen_with_that_sides_frontalis(moving: str, monkeypatch) -> None:
+    """FACS AU1+2: the brow raise folds the forehead into horizontal lines, on a one-sided
+    Forehead-Raise only on the moving side (the lines blend across 2 cm at the midline; the
+    still side 13 % as dark, measured on seed 1)."""
+    _assert_one_sided(moving, "Forehead-Raise", "frontalis_medialis", ["FOREHEAD_LINE_DEPTH"],
+                      _forehead, monkeypatch)  # fmt: skip
 
 
 @pytest.mark.parametrize("moving", ["right", "left"])
 def test_the_chin_dimples_with_that_sides_mentalis(moving: str, monkeypatch) -> None:
     """FACS AU17: the chin raiser wrinkles the chin boss and deepens the furrow below the lower
-    lip. On a one-sided Depress-Lip (mentalis 0.7; the other side's gain 0), each frame drawn
-    with and without them: the moving side's darkening follows its mentalis (r >= 0.95, as the
-    forehead lines) and the still side stays smooth (< 20 % as dark: the sides blend across 8
-    mm at the chin's midline, 9-10 % measured on seed 1)."""
-    import simulation.participant.render as render
-
-    gains = {"left_gain": 0.0} if moving == "right" else {"right_gain": 0.0}
-    person = participant(1, **gains)
-    renderer = ParticipantRenderer(person.traits, sensor_noise=False)
-    event = next(e for e in person.simulator.script.events if e.movement == "Depress-Lip")
-    t = np.arange(event.start_s - 1.0, event.end_s + 1.0, 0.5)
-    state = person.state(t)
-    drawn = [renderer.render(state, i) for i in range(len(t))]
-    monkeypatch.setattr(render, "CHIN_DIMPLE_DEPTH", 0.0)
-    monkeypatch.setattr(render, "MENTOLABIAL_FURROW_DEPTH", 0.0)
-    darkening = [_chin_darkening(a, renderer.render(state, i)) for i, a in enumerate(drawn)]
-    still = "left" if moving == "right" else "right"
-    dark = {s: np.array([d[s] for d in darkening]) for s in (moving, still)}
-    drive = person.activation(t - person.delay_s)[
-        :, person.muscle_labels.index(f"mentalis_{moving[0]}")
-    ]
-    assert np.corrcoef(dark[moving], drive)[0, 1] >= 0.95
-    assert dark[moving].max() > 0.5  # 8-bit levels, the mean over that side's chin
-    assert dark[still].max() < 0.2 * dark[moving].max()
+    lip, on a one-sided Depress-Lip (mentalis 0.7) only on the moving side (the sides blend
+    across 8 mm at the chin's midline; the still side 9-10 % as dark, measured on seed 1)."""
+    _assert_one_sided(moving, "Depress-Lip", "mentalis",
+                      ["CHIN_DIMPLE_DEPTH", "MENTOLABIAL_FURROW_DEPTH"], _chin, monkeypatch)  # fmt: skip
 
 
 @pytest.mark.slow
