@@ -74,9 +74,7 @@ FOREHEAD_LINE_DEPTH = 0.45  # albedo drop at the bottom of a furrow at full brow
 # 3 mm and drew nothing: free faces showed it to no encoder (issue 23: held-out r 0.29 / 0.40,
 # training fit 0.48 / 0.55, every other component >= 0.62 / 0.83).
 CHIN_RAISE_INDEX = {side: PHI_LABELS.index(f"chin_raise_{side}") for side in ("l", "r")}
-CHIN_RAISE_FULL = (
-    2.0  # chin_raise at full mentalis activation (muscle_map.toml: ~3.1 tanh(2.5/3.1))
-)
+CHIN_RAISE_FULL = 2.0  # chin_raise at full mentalis activation (muscle_map: ~3.1 tanh(2.5/3.1))
 CHIN_BOSS_M = (0.0, -0.073, 0.016, 0.010)  # dimpled region: centre x, y and half-axes (template)
 CHIN_DIMPLE_PERIOD_M = 0.004  # a dimple every ~4 mm
 CHIN_DIMPLE_DEPTH = 0.5  # albedo drop at the bottom of a dimple at full chin raise
@@ -414,20 +412,29 @@ class ParticipantRenderer:
         return px, visible
 
 
+def _side_levels(phi: np.ndarray, index: dict[str, int], full: float) -> tuple[float, float]:
+    """(left, right) of a one-sided phi pair (``index`` by side), as fractions of ``full``."""
+    left, right = (float(np.clip(phi[index[side]] / full, 0.0, 1.0)) for side in ("l", "r"))
+    return left, right
+
+
+def _blend_sides(x: np.ndarray, levels: tuple[float, float], blend_m: float) -> np.ndarray:
+    """Each point's level at template x: the left's at +x (the person's left, FLAME), the
+    right's at -x, blended linearly across ``blend_m`` at the midline."""
+    left = np.clip(0.5 + x / blend_m, 0.0, 1.0)
+    return left * levels[0] + (1.0 - left) * levels[1]
+
+
 def _darken_forehead_lines(albedo: np.ndarray, xyz: np.ndarray, phi: np.ndarray) -> None:
     """Darken the forehead furrows in ``albedo`` (n, 3) at template points ``xyz``, in place;
     each side as deep as its brow raise, blended across the midline."""
-    raise_l, raise_r = (
-        float(np.clip(phi[BROW_RAISE_INDEX[side]] / BROW_RAISE_FULL, 0.0, 1.0))
-        for side in ("l", "r")
-    )
-    if max(raise_l, raise_r) < 1e-3:
+    levels = _side_levels(phi, BROW_RAISE_INDEX, BROW_RAISE_FULL)
+    if max(levels) < 1e-3:
         return
     y0, y1 = FOREHEAD_LINES_Y_M
     band = (xyz[:, 1] > y0) & (xyz[:, 1] < y1) & (np.abs(xyz[:, 0]) < 0.06) & (xyz[:, 2] > 0)
     x, y = xyz[band, 0], xyz[band, 1]
-    left = np.clip(0.5 + x / 0.02, 0.0, 1.0)  # +x: the person's left (FLAME), 2 cm blend
-    strength = left * raise_l + (1.0 - left) * raise_r
+    strength = _blend_sides(x, levels, blend_m=0.02)
     furrow = np.cos(np.pi * (y - y0 - 3.0 * x * x) / FOREHEAD_LINE_PERIOD_M) ** 4  # arched lines
     fade = np.sin(np.pi * (y - y0) / (y1 - y0)) * np.exp(-0.5 * (x / 0.035) ** 4)  # to the edges
     albedo[band] *= (1.0 - FOREHEAD_LINE_DEPTH * strength * furrow * fade)[:, None]
@@ -437,19 +444,15 @@ def _dimple_chin(albedo: np.ndarray, xyz: np.ndarray, phi: np.ndarray) -> None:
     """Darken the chin boss's dimples and the mentolabial furrow in ``albedo`` (n, 3) at
     template points ``xyz``, in place; each side as deep as its chin raise, blended across the
     midline."""
-    raise_l, raise_r = (
-        float(np.clip(phi[CHIN_RAISE_INDEX[side]] / CHIN_RAISE_FULL, 0.0, 1.0))
-        for side in ("l", "r")
-    )
-    if max(raise_l, raise_r) < 1e-3:
+    levels = _side_levels(phi, CHIN_RAISE_INDEX, CHIN_RAISE_FULL)
+    if max(levels) < 1e-3:
         return
     cx, cy, ax, ay = CHIN_BOSS_M
     fy, fh, fw = MENTOLABIAL_FURROW_M
     region = (xyz[:, 1] < fy + 3 * fh) & (xyz[:, 1] > cy - 2 * ay) & (np.abs(xyz[:, 0]) < 0.03)
     region &= xyz[:, 2] > 0
     x, y = xyz[region, 0], xyz[region, 1]
-    left = np.clip(0.5 + x / 0.008, 0.0, 1.0)  # +x: the person's left; 8 mm blend (a narrow chin)
-    strength = left * raise_l + (1.0 - left) * raise_r
+    strength = _blend_sides(x, levels, blend_m=0.008)  # a narrow chin
     period = CHIN_DIMPLE_PERIOD_M
     dimples = (np.cos(np.pi * (x - cx) / period) * np.cos(np.pi * (y - cy) / period)) ** 2
     boss = np.exp(-0.5 * (((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2) ** 2)  # flat-topped

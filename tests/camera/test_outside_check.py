@@ -108,7 +108,7 @@ def _assert_one_sided(moving: str, movement: str, muscle: str, depths: list[str]
     person = participant(1, **gains)
     renderer = ParticipantRenderer(person.traits, sensor_noise=False)
     event = next(e for e in person.simulator.script.events if e.movement == movement)
-    t = np.arange(event.start_s - 1.0, event.end_s + 1.0, 0.5)  # 14 frames, each drawn twice
+    t = np.arange(event.start_s - 1.0, event.end_s + 1.0, 0.5)  # each frame drawn twice
     state = person.state(t)
     drawn = [renderer.render(state, i) for i in range(len(t))]
     for name in depths:
