@@ -32,13 +32,14 @@ class CameraStreamConfig(Config):
 
     name: str = "Camera"
     type: str = "Video"
-    source_id: str = ""  # "" -> eifer-camera-<source>-<host>
+    source_id: str = ""  # "" -> eifer-camera-<source>-<name>-<host>
     depth_name: str = "Depth"
     max_buffered_s: PositiveFloat = 2.0  # frames are big: keep the outlet's backlog short
 
     def stream_source_id(self, source: str) -> str:
-        """``source_id``, or one derived from the source kind and the host."""
-        return self.source_id or f"eifer-camera-{source}-{socket.gethostname()}"
+        """``source_id``, or one derived from the source kind, the stream name and the host (as
+        the EMG outlet's: two cameras on one host get two source ids)."""
+        return self.source_id or f"eifer-camera-{source}-{self.name}-{socket.gethostname()}"
 
 
 def stream_frames(

@@ -38,6 +38,8 @@ def test_node_streams_the_video_contract_with_frames_equal_to_the_source(unique_
         assert frame_shape(info) == (72, 96) and desc["pixel_format"] == "rgb24"
         assert desc["synchronization"]["can_drop_samples"] == "true"
         assert desc["camera"]["source"] == "synthetic"
+        # the default source id names the stream (as the EMG's): two cameras on one host differ
+        assert info.source_id().startswith("eifer-camera-synthetic-" + unique_name + "-")
         with ChunkInlet(info, max_buflen_s=2) as inlet:
             inlet.open()
             rows, stamps = [], []
