@@ -6,8 +6,13 @@ transposed convolution replaced by upsampling + convolution (no checkerboard art
 et al., Distill 2016). The layout follows CycleGAN's ``ResnetGenerator`` (Zhu et al., ICCV 2017):
 reflection-padded 7x7 stem, two stride-2 3x3 downsamplings, residual blocks at 1/4 resolution,
 two upsampling stages, 7x7 output. Skips concatenate the encoder features of the same
-resolution before each upsampling stage's fusion convolution. Output through a sigmoid (SMIRK's
-generator: images in [0, 1]).
+resolution before each upsampling stage's fusion convolution, and the outermost skip carries the
+input itself to the output convolution: instance normalisation removes every feature map's mean,
+so after the normalised stem an image and the same image made uniformly brighter are one input,
+and a uniform background of any colour becomes zero (pix2pix's U-Net, Isola et al., CVPR 2017,
+leaves its outermost level unnormalised for this reason). Without it the phase-1 generators could
+not keep a face's colours even when given every pixel of it (issue 23). Output through a sigmoid
+(SMIRK's generator: images in [0, 1]).
 
 Input channels (default 5): the monochrome render (1), the sampled appearance pixels (3, zero
 elsewhere) and the sample mask (1) that says which pixels were sampled, so a black sampled pixel
@@ -89,14 +94,14 @@ class EiferGenerator(nn.Module):
         self.up1 = UpBlock(4 * f, 2 * f, 2 * f)
         self.up2 = UpBlock(2 * f, f, f)
         self.head = nn.Sequential(
-            nn.ReflectionPad2d(3), nn.Conv2d(f, out_channels, 7), nn.Sigmoid()
+            nn.ReflectionPad2d(3), nn.Conv2d(f + in_channels, out_channels, 7), nn.Sigmoid()
         )
 
     def forward(self, x: Tensor) -> Tensor:
         e0 = self.stem(x)
         e1 = self.down1(e0)
         y = self.blocks(self.down2(e1))
-        return self.head(self.up2(self.up1(y, e1), e0))
+        return self.head(torch.cat([self.up2(self.up1(y, e1), e0), x], 1))
 
 
 def generator_input(render: Tensor, appearance: Tensor, sample_mask: Tensor) -> Tensor:

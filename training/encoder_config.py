@@ -133,6 +133,10 @@ class Phase1Config(Config):
     w_gan: float = 1.0
     w_param_cycle: float = 1.0
     w_image_cycle: float = 10.0
+    # SMIRK's reconstruction loss (Retsinas et al., CVPR 2024), not in EIFER's seed: each
+    # generator redraws its own view from that view's render (E_s's or E_n's parameters) and
+    # appearance pixels, L1; 0 = the paper's losses only
+    w_self_reconstruction: float = Field(0.0, ge=0.0)
     # what of the occluded-face encoder stages 2-3 train: its expression part (pose, camera and
     # shape stay pre-trained: with them free it moves the face out of the crop, training.phase1)
     # or all of it (the paper, whose regularisers are not published)

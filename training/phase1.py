@@ -196,10 +196,13 @@ def cycle_step(
     loss_g = (
         config.w_gan * gan + config.w_param_cycle * param_cycle + config.w_image_cycle * image_cycle
     )
-    out = {
-        k: float(v.detach())
-        for k, v in (("gan", gan), ("param_cycle", param_cycle), ("image_cycle", image_cycle))
-    }
+    terms = {"gan": gan, "param_cycle": param_cycle, "image_cycle": image_cycle}
+    if config.w_self_reconstruction > 0:  # SMIRK's reconstruction: each redraws its own input
+        terms["self_reconstruction"] = l1(draw(p_s, x_s, m.g_s), x_s) + l1(
+            draw(p_n, x_n, m.g_n), x_n
+        )
+        loss_g = loss_g + config.w_self_reconstruction * terms["self_reconstruction"]
+    out = {k: float(v.detach()) for k, v in terms.items()}
     # the fraction of the crop E_s's render covers: near 0 means E_s has moved the face out of
     # the crop, and the generators then see the whole input (the shortcut, module doc)
     out["render_coverage"] = coverage[0]

@@ -55,6 +55,21 @@ def test_generator_skips_carry_the_input_through(generator: EiferGenerator) -> N
     assert grad[40, 20] > 3 * grad.mean()
 
 
+def test_generator_output_follows_the_inputs_absolute_colour(generator: EiferGenerator) -> None:
+    """Instance normalisation removes each feature map's mean: behind a normalised stem alone a
+    face and the same face uniformly brighter are one input, so no training could keep a face's
+    colours. The outermost skip carries the input itself to the output convolution."""
+    x = torch.rand(1, 5, 64, 64, generator=torch.Generator().manual_seed(0)) * 0.5
+    with torch.no_grad():
+        change = (generator(x + 0.3) - generator(x)).abs().mean()
+        assert change > 1e-3
+        # a uniform image's colour reaches the output: two backgrounds are two outputs
+        pink, green = torch.zeros(1, 5, 64, 64), torch.zeros(1, 5, 64, 64)
+        pink[:, 1:4] = torch.tensor([0.8, 0.5, 0.5])[:, None, None]
+        green[:, 1:4] = torch.tensor([0.5, 0.7, 0.5])[:, None, None]
+        assert (generator(pink) - generator(green)).abs().mean() > 1e-3
+
+
 def test_discriminator_has_three_conv_layers_and_two_outputs() -> None:
     d = EiferDiscriminator()
     assert sum(isinstance(m, nn.Conv2d) for m in d.modules()) == 3
