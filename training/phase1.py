@@ -12,6 +12,9 @@ Two encoder-generator cycles on unpaired images, batch 1 (instance normalisation
 - CNS (occlusion-free -> occluded) the other way round: ``E_n(x_n)`` -> ``G_s`` (electrodes
   applied, ``D_s`` vs unpaired occluded references) -> ``E_s`` must recover ``E_n``'s phi from
   the occluded image: the signal that teaches the occluded-face encoder to see past electrodes.
+- Optional, not in EIFER's seed (``w_self_reconstruction``, 0 by default): SMIRK's reconstruction
+  loss, ``G_s`` redrawing ``x_s`` from ``E_s``'s render and ``G_n`` redrawing ``x_n`` from
+  ``E_n``'s (L1). Tried on the CPU recipe (issue 23): it did not lift ``E_s`` under electrodes.
 
 Stages (default 10/5/5 epochs): 1 both encoders frozen, many appearance pixels (the generators
 learn to fool the discriminators); 2 the occluded-face encoder ``E_s`` unfrozen; 3 fewer pixels,
