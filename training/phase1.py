@@ -14,7 +14,8 @@ Two encoder-generator cycles on unpaired images, batch 1 (instance normalisation
   the occluded image: the signal that teaches the occluded-face encoder to see past electrodes.
 - Optional, not in EIFER's seed (``w_self_reconstruction``, 0 by default): SMIRK's reconstruction
   loss, ``G_s`` redrawing ``x_s`` from ``E_s``'s render and ``G_n`` redrawing ``x_n`` from
-  ``E_n``'s (L1). Tried on the CPU recipe (issue 23): it did not lift ``E_s`` under electrodes.
+  ``E_n``'s (L1). On the CPU recipe (issue 23), with every face pixel given, 2,880 steps left
+  ``E_s`` where it started under electrodes and 6,912 lifted it from 0.087 to 0.167 (README).
 
 Stages (default 10/5/5 epochs): 1 both encoders frozen, many appearance pixels (the generators
 learn to fool the discriminators); 2 the occluded-face encoder ``E_s`` unfrozen; 3 fewer pixels,
