@@ -64,6 +64,7 @@ from eifer_models.discriminator import (
 from eifer_models.encoders import FaceEncoder, FlameParams
 from eifer_models.generator import EiferGenerator, generator_input
 from eifer_models.masking import dilation_px, generator_pixels
+from eifer_models.renderer import RenderOutput
 from training.augment import augment
 from training.distributed import DistContext
 from training.encoder_config import Phase1Config
@@ -173,11 +174,7 @@ def cycle_step(
     radius = dilation_px(size)
     mse, l1 = nn.functional.mse_loss, nn.functional.l1_loss
 
-    coverage: list[float] = []
-
-    def draw(params: FlameParams, image: Tensor, g: EiferGenerator) -> Tensor:
-        r = face.render(params)
-        coverage.append(float(r.coverage.float().mean()))
+    def draw(r: RenderOutput, image: Tensor, g: EiferGenerator) -> Tensor:
         px = generator_pixels(
             image, r.coverage, fraction=fraction, dilation_radius_px=radius, generator=generator
         )
@@ -185,15 +182,17 @@ def cycle_step(
 
     # CSN: occluded -> occlusion-free -> occluded
     p_s = m.e_s(x_s)
-    y_n = draw(p_s, x_s, m.g_n)
+    r_s = face.render(p_s)
+    y_n = draw(r_s, x_s, m.g_n)
     p_sn = m.e_n(y_n)
-    rec_s = draw(p_sn, y_n, m.g_s)
+    rec_s = draw(face.render(p_sn), y_n, m.g_s)
     # CNS: occlusion-free -> occluded -> occlusion-free
     with torch.no_grad():
         p_n = m.e_n(x_n)
-    y_s = draw(p_n, x_n, m.g_s)
+    r_n = face.render(p_n)
+    y_s = draw(r_n, x_n, m.g_s)
     p_ns = m.e_s(y_s)
-    rec_n = draw(p_ns, y_s, m.g_n)
+    rec_n = draw(face.render(p_ns), y_s, m.g_n)
     gan = lsgan_generator_loss(m.d_n(y_n)) + lsgan_generator_loss(m.d_s(y_s))
     param_cycle = mse(p_sn.phi, p_s.phi) + mse(p_ns.phi, p_n.phi)
     image_cycle = l1(rec_s, x_s) + l1(rec_n, x_n)
@@ -202,14 +201,14 @@ def cycle_step(
     )
     terms = {"gan": gan, "param_cycle": param_cycle, "image_cycle": image_cycle}
     if config.w_self_reconstruction > 0:  # SMIRK's reconstruction: each redraws its own input
-        terms["self_reconstruction"] = l1(draw(p_s, x_s, m.g_s), x_s) + l1(
-            draw(p_n, x_n, m.g_n), x_n
-        )
+        terms["self_reconstruction"] = l1(draw(r_s, x_s, m.g_s), x_s) + l1(
+            draw(r_n, x_n, m.g_n), x_n
+        )  # the cycles' own renders of p_s and p_n
         loss_g = loss_g + config.w_self_reconstruction * terms["self_reconstruction"]
     out = {k: float(v.detach()) for k, v in terms.items()}
     # the fraction of the crop E_s's render covers: near 0 means E_s has moved the face out of
     # the crop, and the generators then see the whole input (the shortcut, module doc)
-    out["render_coverage"] = coverage[0]
+    out["render_coverage"] = float(r_s.coverage.float().mean())
     if not train:
         return out
     m.opt_g.zero_grad(set_to_none=True)
