@@ -137,6 +137,14 @@ class Phase1Config(Config):
     # generator redraws its own view from that view's render (E_s's or E_n's parameters) and
     # appearance pixels, L1; 0 = the paper's losses only
     w_self_reconstruction: float = Field(0.0, ge=0.0)
+    # the CSN parameter cycle's target, E_s's phi of the face under electrodes: trained through
+    # both sides (False, the paper) or a constant (True: E_s is not pulled towards E_n's reading
+    # of G_n's drawing; its phi target is then only CNS's, E_n's reading of a real free face)
+    fixed_csn_target: bool = False
+    # the face G_s draws in CNS, as E_s reads it: trained through (False, the paper: G_s also
+    # learns to draw what E_s reads, and the two can agree on a code real faces do not carry) or
+    # a constant there (True: G_s learns from the discriminator and the image cycle only)
+    fixed_cns_face: bool = False
     # what of the occluded-face encoder stages 2-3 train: its expression part (pose, camera and
     # shape stay pre-trained: with them free it moves the face out of the crop, training.phase1)
     # or all of it (the paper, whose regularisers are not published)

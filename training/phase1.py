@@ -16,6 +16,11 @@ Two encoder-generator cycles on unpaired images, batch 1 (instance normalisation
   loss, ``G_s`` redrawing ``x_s`` from ``E_s``'s render and ``G_n`` redrawing ``x_n`` from
   ``E_n``'s (L1). On the CPU recipe (issue 23), with every face pixel given, 2,880 steps left
   ``E_s`` where it started under electrodes and 6,912 lifted it from 0.087 to 0.167 (README).
+- Optional gradient stops, not in the paper (both off by default): ``fixed_csn_target`` makes
+  ``E_s``'s phi a constant target of the CSN parameter cycle (``E_s`` is then not pulled towards
+  ``E_n``'s reading of ``G_n``'s drawing while ``G_n`` cannot yet remove electrodes);
+  ``fixed_cns_face`` keeps the CNS parameter cycle out of ``G_s`` (``E_s`` and ``G_s`` cannot
+  agree on a code of their own; ``G_s`` learns from the discriminator and the image cycle).
 
 Stages (default 10/5/5 epochs): 1 both encoders frozen, many appearance pixels (the generators
 learn to fool the discriminators); 2 the occluded-face encoder ``E_s`` unfrozen; 3 fewer pixels,
@@ -191,10 +196,11 @@ def cycle_step(
         p_n = m.e_n(x_n)
     r_n = face.render(p_n)
     y_s = draw(r_n, x_n, m.g_s)
-    p_ns = m.e_s(y_s)
+    p_ns = m.e_s(y_s.detach() if config.fixed_cns_face else y_s)
     rec_n = draw(face.render(p_ns), y_s, m.g_n)
     gan = lsgan_generator_loss(m.d_n(y_n)) + lsgan_generator_loss(m.d_s(y_s))
-    param_cycle = mse(p_sn.phi, p_s.phi) + mse(p_ns.phi, p_n.phi)
+    csn_target = p_s.phi.detach() if config.fixed_csn_target else p_s.phi
+    param_cycle = mse(p_sn.phi, csn_target) + mse(p_ns.phi, p_n.phi)
     image_cycle = l1(rec_s, x_s) + l1(rec_n, x_n)
     loss_g = (
         config.w_gan * gan + config.w_param_cycle * param_cycle + config.w_image_cycle * image_cycle

@@ -237,16 +237,13 @@ def test_shipped_configs_hold_the_papers_protocol() -> None:
     assert load_config(EncodersConfig, configs / "encoders_small.toml").views == "free"
 
 
-def _fixed_pair_steps(
-    start, fraction: float, steps: int = 25, **kw: object
-) -> list[dict[str, float]]:  # type: ignore[no-untyped-def]
-    """The losses of :func:`cycle_step` over ``steps`` steps on one fixed (occluded,
-    occlusion-free) pair with fixed pixel draws (``fraction`` of the image), lr 2e-3 and ``kw``
-    in the config."""
+def _fixed_pair(start, **kw: object):  # type: ignore[no-untyped-def]
+    """Fresh seeded cycle models, the face model and one fixed (occluded, occlusion-free) pair,
+    with lr 2e-3 and ``kw`` in the config: (models, face, x_s, x_n, config)."""
     from training.encoder_runs import load_encoders
     from training.encoders import load_pairs
     from training.face_model import FaceModel
-    from training.phase1 import CycleModels, cycle_step
+    from training.phase1 import CycleModels
 
     data, encoders = start
     config = _config(start, Path("unused"), "x", lr=2e-3, **kw)
@@ -254,10 +251,20 @@ def _fixed_pair_steps(
     models = CycleModels.build(config, encoder, total_steps=10_000)
     models.e_s.eval()
     models.e_n.eval()
-    face = FaceModel(data.crop_size)
     train, _ = load_pairs(data)
     image = lambda a: torch.as_tensor(a).permute(2, 0, 1)[None].float() / 255.0  # noqa: E731
-    x_s, x_n = image(train.occluded[0]), image(train.free[1])
+    return models, FaceModel(data.crop_size), image(train.occluded[0]), image(train.free[1]), config
+
+
+def _fixed_pair_steps(
+    start, fraction: float, steps: int = 25, **kw: object
+) -> list[dict[str, float]]:  # type: ignore[no-untyped-def]
+    """The losses of :func:`cycle_step` over ``steps`` steps on one fixed (occluded,
+    occlusion-free) pair with fixed pixel draws (``fraction`` of the image), lr 2e-3 and ``kw``
+    in the config."""
+    from training.phase1 import cycle_step
+
+    models, face, x_s, x_n, config = _fixed_pair(start, **kw)
     return [
         cycle_step(models, face, x_s, x_n, x_s, x_n, config, fraction,
                    torch.Generator().manual_seed(0))
@@ -285,3 +292,40 @@ def test_self_reconstruction_teaches_each_generator_to_redraw_its_own_view(start
     print("self-reconstruction L1", curve[0], "->", curve[-1])
     assert curve[-1] < 0.6 * curve[0], curve
     assert "self_reconstruction" not in _fixed_pair_steps(start, 1.0, steps=1)[0]
+
+
+def _first_step_gradients(start, **kw: object) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
+    """Each trained network's gradient (all its parameters, flattened) after one cycle step
+    from the same seeded start, every face pixel given."""
+    from training.phase1 import cycle_step
+
+    models, face, x_s, x_n, config = _fixed_pair(start, **kw)
+    cycle_step(models, face, x_s, x_n, x_s, x_n, config, 1.0, torch.Generator().manual_seed(0))
+    return {
+        name: torch.cat([
+            (p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
+            for p in getattr(models, name).parameters()
+        ])
+        for name in ("e_s", "g_n", "g_s")
+    }  # fmt: skip
+
+
+def test_a_fixed_csn_target_stops_only_the_pull_on_the_occluded_encoder(start) -> None:  # type: ignore[no-untyped-def]
+    """``fixed_csn_target`` makes E_s's phi a constant target of the CSN parameter cycle: the
+    generators' gradients are the paper's, E_s's are not (it is no longer pulled towards E_n's
+    reading of G_n's drawing)."""
+    paper, fixed = _first_step_gradients(start), _first_step_gradients(start, fixed_csn_target=True)
+    for name in ("g_n", "g_s"):
+        assert torch.allclose(fixed[name], paper[name], rtol=1e-4, atol=1e-7), name
+    assert not torch.allclose(fixed["e_s"], paper["e_s"], rtol=1e-3, atol=1e-6)
+
+
+def test_a_fixed_cns_face_keeps_the_parameter_cycle_out_of_the_occluding_generator(start) -> None:  # type: ignore[no-untyped-def]
+    """``fixed_cns_face``: G_s no longer learns from how E_s reads its drawing. With only the
+    parameter cycle weighted, the paper's step gives G_s a gradient and the fixed face none,
+    while E_s learns in both."""
+    only_params = dict(w_gan=0.0, w_image_cycle=0.0)
+    paper = _first_step_gradients(start, **only_params)
+    fixed = _first_step_gradients(start, fixed_cns_face=True, **only_params)
+    assert paper["g_s"].abs().max() > 0 and fixed["g_s"].abs().max() == 0
+    assert paper["e_s"].abs().max() > 0 and fixed["e_s"].abs().max() > 0
