@@ -117,6 +117,10 @@ class Phase1Config(Config):
 
     data: FaceDataConfig = FaceDataConfig()
     encoders: str = ""  # run folder of `eifer train encoders` (its encoders.pt) to start from
+    # a phase-1 run folder whose networks (its last.pt: both encoders, generators and
+    # discriminators) this run starts from, the optimisers and the cosine schedule anew: a
+    # longer schedule after a run has ended (a resume keeps the run's own config); "" = none
+    init_phase1: str = ""
     output: str = "runs"
     run_name: str = ""
     stage_epochs: list[PositiveInt] = [10, 5, 5]

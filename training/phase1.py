@@ -22,6 +22,9 @@ Two encoder-generator cycles on unpaired images, batch 1 (instance normalisation
   ``fixed_cns_face`` keeps the CNS parameter cycle out of ``G_s`` (``E_s`` and ``G_s`` cannot
   agree on a code of their own; ``G_s`` learns from the discriminator and the image cycle).
 
+``init_phase1`` starts a run from another phase-1 run's networks (a longer schedule after a run
+has ended; the optimisers and the cosine schedule start anew, so it is not the same run).
+
 Stages (default 10/5/5 epochs): 1 both encoders frozen, many appearance pixels (the generators
 learn to fool the discriminators); 2 the occluded-face encoder ``E_s`` unfrozen; 3 fewer pixels,
 forcing the generators to rely on the geometry. ``E_n`` stays frozen. By default only ``E_s``'s
@@ -148,8 +151,9 @@ class CycleModels:
     def state(self) -> dict[str, Any]:
         return {k: getattr(self, k).state_dict() for k in (*self.NETS, *self.OPTS)}
 
-    def load(self, state: dict[str, Any]) -> None:
-        for k in (*self.NETS, *self.OPTS):
+    def load(self, state: dict[str, Any], parts: tuple[str, ...] = (*NETS, *OPTS)) -> None:
+        """Load ``parts`` of a :meth:`state` (default all; :attr:`NETS`: the networks only)."""
+        for k in parts:
             try:
                 getattr(self, k).load_state_dict(state[k])
             except (KeyError, RuntimeError, ValueError) as exc:
@@ -265,6 +269,22 @@ def _save_samples(folder: Path, epoch: int, m: CycleModels, face: FaceModel, x_s
     cv2.imwrite(str(out), grid[:, :, ::-1])
 
 
+def phase1_networks(folder: Path) -> dict[str, Any]:
+    """The networks' state dicts in a phase-1 run's ``last.pt`` (``init_phase1``), read with
+    ``weights_only``; a missing, unreadable or foreign file is a RunError."""
+    file = folder / "last.pt"
+    if not file.is_file():
+        raise RunError(f"init_phase1: {file} missing; give the folder of a phase-1 run")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError/UnpicklingError/EOFError for bad files
+        raise RunError(f"init_phase1: {file} unreadable ({type(exc).__name__}: {exc})") from None
+    models = state.get("models") if isinstance(state, dict) else None
+    if not isinstance(models, dict) or not set(CycleModels.NETS) <= set(models):
+        raise RunError(f"init_phase1: {file} is not a checkpoint of `eifer train phase1`")
+    return models
+
+
 def _steps(n: int, world: int) -> int:
     """Steps per epoch: every rank one sample per step, all samples seen (ceil(n / world))."""
     return -(-n // world)
@@ -299,6 +319,8 @@ def run_phase1(
         encoder, origin = load_encoders(config.encoders)
         if not run.resumed:
             provenance = f"phase 1 (EIFER cycles) from encoders {origin}"
+            if config.init_phase1:
+                provenance += f", networks from phase-1 run {config.init_phase1}"
             write_run_info(run, "phase1", provenance)
         train, held = load_pairs_on_ranks(ctx, config.data, progress)
         rows, val_rows = split_finetune(
@@ -312,6 +334,8 @@ def run_phase1(
         chash = config_hash(config, ignore=HOW_RENDERED)
         epoch, history = 0, []
         state = run.load_checkpoint(chash)
+        if state is None and config.init_phase1:
+            models.load(phase1_networks(Path(config.init_phase1)), CycleModels.NETS)
         if state is not None:
             models.load(state["models"])
             epoch, history = int(state["epoch"]), json.loads(state["history"])

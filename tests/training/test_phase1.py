@@ -124,6 +124,32 @@ def test_resume_equals_an_uninterrupted_run(start, tmp_path: Path) -> None:  # t
         assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
 
 
+def test_a_run_can_start_from_another_runs_networks(start, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``init_phase1``: a longer schedule after a run has ended starts from that run's networks,
+    not from the pre-trained encoders and fresh generators; the optimisers start anew. After
+    its first (stage-1, E_s frozen) epoch, E_s is the first run's and its generators have moved
+    on from the first run's."""
+    kw = {"stage_epochs": [1, 1], "pixel_fractions": [0.05, 0.02], "samples_per_epoch": 0}
+    first = run_phase1(_config(start, tmp_path, "first", **kw), progress=False)
+    longer = run_phase1(
+        _config(start, tmp_path, "longer", init_phase1=str(first), **kw),
+        stop_after_epoch=1, progress=False,
+    )  # fmt: skip
+    a, b = _states(first), _states(longer)
+    enc0 = torch.load(start[1] / "encoders.pt", weights_only=True)
+    assert all(torch.equal(b["e_s"][k], a["e_s"][k]) for k in a["e_s"])
+    assert not all(torch.equal(b["e_s"][k], enc0[k]) for k in enc0)
+    assert not all(torch.equal(b["g_n"][k], a["g_n"][k]) for k in a["g_n"])
+    assert (
+        "networks from phase-1 run" in json.loads((longer / "run.json").read_text())["provenance"]
+    )
+    with pytest.raises(RunError, match=r"init_phase1: .*last\.pt missing"):
+        run_phase1(_config(start, tmp_path, "n", init_phase1=str(tmp_path)), progress=False)
+    with pytest.raises(RunError, match="not a checkpoint of `eifer train phase1`"):
+        torch.save({"epoch": 1, "model": {}}, tmp_path / "last.pt")  # another trainer's
+        run_phase1(_config(start, tmp_path, "m", init_phase1=str(tmp_path)), progress=False)
+
+
 def test_clear_errors(start, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(RunError, match="encoders = <run folder>"):
         run_phase1(_config(start, tmp_path, "x", encoders=""), progress=False)
