@@ -37,9 +37,11 @@ logs ``render_coverage`` to show the shortcut. Two AdamW optimisers
 (generators + ``E_s``; discriminators), lr 2e-4, weight decay 1e-3, cosine annealing over all
 steps. Encoders run in eval mode (BatchNorm statistics frozen: batch 1). The fine-tuning frames
 are ``finetune_fraction`` of the training participants' frames, split 80/20 train/validation;
-the evaluation uses held-out participants. Deterministic: every epoch's order comes from a
-generator seeded by (seed, epoch) and each rank's augmentations and pixel draws from one seeded
-by (seed, epoch, rank), so a resumed run ends with the same weights as an uninterrupted one.
+the evaluation uses held-out participants (``E_s``'s held-out mean r, under electrodes and on
+free faces, is also logged each epoch as ``heldout_r`` to watch a long run; nothing selects on
+it). Deterministic: every epoch's order comes from a generator seeded by (seed, epoch) and each
+rank's augmentations and pixel draws from one seeded by (seed, epoch, rank), so a resumed run
+ends with the same weights as an uninterrupted one.
 
 Several processes (``torchrun --nproc-per-node N``): the paper's batch is 1, and a rank count N
 means a global batch of N: at each step every rank takes its own sample (sample ``k * N + rank``
@@ -79,7 +81,9 @@ from training.encoder_config import Phase1Config
 from training.encoder_runs import (
     HOW_RENDERED,
     crop_images,
+    encoder_phi,
     load_encoders,
+    phi_scores,
     save_encoders,
     write_run_info,
 )
@@ -382,6 +386,7 @@ def run_phase1(
                 bar.update(1)
             sums = ctx.mean(sums)
             val: dict[str, float] = {}
+            heldout: dict[str, float | None] = {}
             if run.main:
                 gv = torch.Generator().manual_seed(config.seed)
                 with torch.no_grad():
@@ -391,11 +396,16 @@ def run_phase1(
                         )
                         for key, v in cycle_step(models, face, x_s, x_n, x_s, x_n, config, fraction, gv, train=False).items():  # fmt: skip
                             val[key] = val.get(key, 0.0) + v / len(val_rows)
+                    heldout = {  # watched, never selected on: the figure is the final eval
+                        view: phi_scores(encoder_phi(models.e_s, getattr(held, view), device),
+                                         held.phi)["mean_r"]
+                        for view in ("occluded", "free")
+                    }  # fmt: skip
             epoch += 1
-            history.append(
-                {"epoch": epoch, "stage": stage + 1, "pixels": fraction, "train": sums, "val": val}
-            )
-            log.info("epoch %d (stage %d): train %s val %s", epoch, stage + 1, sums, val)
+            history.append({"epoch": epoch, "stage": stage + 1, "pixels": fraction, "train": sums,
+                            "val": val, "heldout_r": heldout})  # fmt: skip
+            log.info("epoch %d (stage %d): train %s val %s; E_s held-out r %s",
+                     epoch, stage + 1, sums, val, heldout)  # fmt: skip
             if run.main and config.samples_per_epoch:
                 pick = val_rows[: config.samples_per_epoch]
                 _save_samples(folder, epoch, models, face,

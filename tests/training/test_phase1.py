@@ -78,6 +78,8 @@ def test_each_stage_steps_with_its_freezing_and_pixels(start, tmp_path: Path) ->
         assert set(h["train"]) == {"gan", "param_cycle", "image_cycle", "render_coverage", "disc"}
         assert set(h["val"]) == {"gan", "param_cycle", "image_cycle", "render_coverage"}
         assert 0.0 <= h["val"]["render_coverage"] <= 1.0
+        assert set(h["heldout_r"]) == {"occluded", "free"}  # E_s's held-out r, watched each epoch
+    assert ev["history"][-1]["heldout_r"]["occluded"] == ev["occluded"]["mean_r"]
     assert ev["finetune_frames"] == {"train": 3, "validation": 1}
     assert sorted(p.name for p in (run / "samples").iterdir()) == [
         "epoch_001.png", "epoch_002.png", "epoch_003.png",
