@@ -15,12 +15,15 @@ Two encoder-generator cycles on unpaired images, batch 1 (instance normalisation
 - Optional, not in EIFER's seed (``w_self_reconstruction``, 0 by default): SMIRK's reconstruction
   loss, ``G_s`` redrawing ``x_s`` from ``E_s``'s render and ``G_n`` redrawing ``x_n`` from
   ``E_n``'s (L1). On the CPU recipe (issue 23), with every face pixel given, 2,880 steps left
-  ``E_s`` where it started under electrodes and 6,912 lifted it from 0.087 to 0.167 (README).
+  ``E_s`` where it started under electrodes, 6,912 lifted it from 0.087 to 0.167 and 16,128 to
+  0.224 (README).
 - Optional gradient stops, not in the paper (both off by default): ``fixed_csn_target`` makes
   ``E_s``'s phi a constant target of the CSN parameter cycle (``E_s`` is then not pulled towards
   ``E_n``'s reading of ``G_n``'s drawing while ``G_n`` cannot yet remove electrodes);
   ``fixed_cns_face`` keeps the CNS parameter cycle out of ``G_s`` (``E_s`` and ``G_s`` cannot
   agree on a code of their own; ``G_s`` learns from the discriminator and the image cycle).
+  Measured at 6,912 steps of the CPU recipe (README): the first +0.027 under electrodes (one
+  seed), both together no gain.
 
 ``init_phase1`` starts a run from another phase-1 run's networks (a longer schedule after a run
 has ended; the optimisers and the cosine schedule start anew, so it is not the same run).
