@@ -63,6 +63,24 @@ def _number(value: Any, where: str) -> float | int:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _finite(value: Any, where: str) -> float | int:
+    """A finite number: a scalar field a consumer may not read as nil (strict JSON has no
+    infinity, so the display would pass it on as null)."""
+    number = _number(value, where)
+    if not math.isfinite(number):
+        raise _fail(where, "a finite number", value)
+    return number
+
+
+def _mains_hz(value: Any, where: str) -> float | int:
+    """A power-line frequency (50 or 60 Hz; 400 Hz aboard aircraft), in [1, 1000] Hz: a bound
+    the display's 5-decimal rounding cannot push a valid value out of."""
+    number = _finite(value, where)
+    if not 1 <= number <= 1000:
+        raise _fail(where, "a mains frequency in [1, 1000] Hz", value)
+    return number
+
+
 def _integer(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise _fail(where, "an integer", value)
@@ -271,7 +289,7 @@ TOPIC_FIELDS: dict[str, tuple[dict[str, Check], frozenset[str]]] = {
             "emg_missing": _boolean,
             "emg_sample_index": _nullable(_number),
             "align": _choice("delay", "latest"),
-            "emg_read_offset_ms": _number,
+            "emg_read_offset_ms": _finite,
             "emg_from_video": _vector,
             "emg_from_video_uv": _vector,
         },
@@ -338,7 +356,7 @@ TOPIC_FIELDS: dict[str, tuple[dict[str, Check], frozenset[str]]] = {
             "states": _list_of(_choice(*STATES)),
             "reasons": _reason_lists,
             "metrics": _map_of(_vector),
-            "mains_hz": _number,
+            "mains_hz": _mains_hz,
             "movement": _nullable(_text),
             "bridge_partner": _labels,
         },

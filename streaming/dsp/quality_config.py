@@ -108,8 +108,11 @@ class QualityConfig(Config):
                 raise ValueError(f"{name} {getattr(self, name)} must satisfy 0 < low < high")
         if self.window_s < self.update_s:
             raise ValueError(f"window_s={self.window_s} must be >= update_s={self.update_s}")
-        if self.mains_hz is not None and self.mains_hz <= 0:
-            raise ValueError(f"mains_hz={self.mains_hz} must be positive (or unset: detect)")
+        if self.mains_hz is not None and not 1 <= self.mains_hz <= 1000:
+            raise ValueError(  # the bus contract's range (streaming.bus.schema)
+                f"mains_hz={self.mains_hz} must be a power-line frequency in [1, 1000] Hz "
+                "(or unset: detect)"
+            )
         return self
 
 

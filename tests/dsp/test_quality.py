@@ -304,6 +304,9 @@ def test_bad_input_is_refused() -> None:
         mon.process(np.zeros((10, 3)))
     with pytest.raises(ValueError, match="unknown channel"):
         QualityMonitor(["A", "B"], FS, neighbours={"A": ["C"]})
+    for mains_hz in (0.5, 2000.0):  # every consumer would drop its reports (bus contract)
+        with pytest.raises(ValueError, match=r"power-line frequency in \[1, 1000\] Hz"):
+            load_quality_config(overrides=(f"mains_hz={mains_hz}",))
 
 
 def test_nearest_neighbours_of_the_fridlund_scheme_are_its_face_neighbours() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -183,6 +184,13 @@ def test_t_and_frame_may_be_nil() -> None:
         ("quality", monitor_quality(states=...), "quality lacks states"),
         ("quality", monitor_quality(sample_index=1.5), "sample_index must be an integer"),
         ("quality", monitor_quality(movement=3), "movement must be a string"),
+        # found by the display fuzz test: an infinite scalar reached the page as null
+        ("quality", monitor_quality(mains_hz=math.inf), "mains_hz must be a finite number"),
+        ("quality", monitor_quality(mains_hz=math.nan), "mains_hz must be a finite number"),
+        ("quality", monitor_quality(mains_hz=0.0), r"mains_hz must be a mains frequency in \[1,"),
+        ("quality", monitor_quality(mains_hz=1e-42), r"mains_hz must be a mains frequency in \[1,"),
+        ("quality", monitor_quality(mains_hz="50"), "mains_hz must be a number"),
+        ("muscle", pipeline_muscle(emg_read_offset_ms=-math.inf), "must be a finite number"),
     ],
 )
 def test_fields_against_the_contract_are_named_schema_errors(topic, fields, complaint) -> None:
