@@ -15,8 +15,8 @@ Two encoder-generator cycles on unpaired images, batch 1 (instance normalisation
 - Optional, not in EIFER's seed (``w_self_reconstruction``, 0 by default): SMIRK's reconstruction
   loss, ``G_s`` redrawing ``x_s`` from ``E_s``'s render and ``G_n`` redrawing ``x_n`` from
   ``E_n``'s (L1). On the CPU recipe (issue 23), with every face pixel given, 2,880 steps left
-  ``E_s`` where it started under electrodes, 6,912 lifted it from 0.087 to 0.167 and 16,128 to
-  0.224 (README).
+  ``E_s`` where it started under electrodes, 6,912 lifted it from 0.087 to 0.167, 16,128 to
+  0.224 and 26,496 (that run continued by ``init_phase1``) to 0.286 (README).
 - Optional gradient stops, not in the paper (both off by default): ``fixed_csn_target`` makes
   ``E_s``'s phi a constant target of the CSN parameter cycle (``E_s`` is then not pulled towards
   ``E_n``'s reading of ``G_n``'s drawing while ``G_n`` cannot yet remove electrodes);
