@@ -94,7 +94,7 @@ from training.encoders import evaluate_encoders, load_movement_pairs, load_pairs
 from training.errors import RunError
 from training.face_model import FaceModel
 from training.phase1_diagnostics import generator_transfer
-from training.runs import config_hash, open_run
+from training.runs import config_hash, open_run, read_checkpoint
 
 __all__ = ["CycleModels", "run_phase1", "split_finetune", "stage_of_epoch"]
 
@@ -277,16 +277,13 @@ def _save_samples(folder: Path, epoch: int, m: CycleModels, face: FaceModel, x_s
 
 
 def phase1_networks(folder: Path) -> dict[str, Any]:
-    """The networks' state dicts in a phase-1 run's ``last.pt`` (``init_phase1``), read with
-    ``weights_only``; a missing, unreadable or foreign file is a RunError."""
+    """The networks' state dicts in a phase-1 run's ``last.pt`` (``init_phase1``; read as a
+    resume reads it, whatever config made it); a missing, unreadable or foreign file is a
+    RunError."""
     file = folder / "last.pt"
     if not file.is_file():
         raise RunError(f"init_phase1: {file} missing; give the folder of a phase-1 run")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises RuntimeError/UnpicklingError/EOFError for bad files
-        raise RunError(f"init_phase1: {file} unreadable ({type(exc).__name__}: {exc})") from None
-    models = state.get("models") if isinstance(state, dict) else None
+    models = read_checkpoint(file, "phase1").get("models")
     if not isinstance(models, dict) or not set(CycleModels.NETS) <= set(models):
         raise RunError(f"init_phase1: {file} is not a checkpoint of `eifer train phase1`")
     return models

@@ -130,6 +130,18 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def read_checkpoint(path: Path, command: str) -> dict[str, Any]:
+    """The checkpoint at ``path`` of ``eifer train <command>``, whatever config made it
+    (``weights_only``); a truncated or foreign file is a RunError."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError/UnpicklingError/EOFError for bad files
+        raise RunError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or "epoch" not in state:
+        raise RunError(f"{path}: not a checkpoint of `eifer train {command}`")
+    return state
+
+
 def load_checkpoint(
     path: Path, expected_hash: str, command: str, *, made_with: str = "another config"
 ) -> dict[str, Any] | None:
@@ -138,12 +150,7 @@ def load_checkpoint(
     the ``eifer train`` subcommand, ``made_with``: what a foreign hash means, for the message)."""
     if not path.is_file():
         return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises RuntimeError/UnpicklingError/EOFError for bad files
-        raise RunError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(state, dict) or "epoch" not in state:
-        raise RunError(f"{path}: not a checkpoint of `eifer train {command}`")
+    state = read_checkpoint(path, command)
     if state.get("config_hash") != expected_hash:
         raise RunError(f"{path}: made with {made_with}; not resumed")
     return state
