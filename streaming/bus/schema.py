@@ -22,7 +22,7 @@ import numpy as np
 
 from streaming.bus.jpeg import JpegError, jpeg_size
 from streaming.bus.pubsub import TOPICS, Message
-from streaming.dsp.quality_report import STATES
+from streaming.dsp.quality_report import MAINS_HZ_RANGE, STATES
 from streaming.errors import PayloadError
 
 __all__ = [
@@ -73,11 +73,11 @@ def _finite(value: Any, where: str) -> float | int:
 
 
 def _mains_hz(value: Any, where: str) -> float | int:
-    """A power-line frequency (50 or 60 Hz; 400 Hz aboard aircraft), in [1, 1000] Hz: a bound
-    the display's 5-decimal rounding cannot push a valid value out of."""
+    """A power-line frequency within :data:`MAINS_HZ_RANGE`."""
     number = _finite(value, where)
-    if not 1 <= number <= 1000:
-        raise _fail(where, "a mains frequency in [1, 1000] Hz", value)
+    low, high = MAINS_HZ_RANGE
+    if not low <= number <= high:
+        raise _fail(where, f"a mains frequency in [{low:g}, {high:g}] Hz", value)
     return number
 
 

@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 
 from configs import CONFIG_DIR
 from streaming.config import Config, load_config
+from streaming.dsp.quality_report import MAINS_HZ_RANGE
 
 __all__ = ["DEFAULT_QUALITY_CONFIG", "Limit", "QualityConfig", "load_quality_config"]
 
@@ -108,10 +109,11 @@ class QualityConfig(Config):
                 raise ValueError(f"{name} {getattr(self, name)} must satisfy 0 < low < high")
         if self.window_s < self.update_s:
             raise ValueError(f"window_s={self.window_s} must be >= update_s={self.update_s}")
-        if self.mains_hz is not None and not 1 <= self.mains_hz <= 1000:
-            raise ValueError(  # the bus contract's range (streaming.bus.schema)
-                f"mains_hz={self.mains_hz} must be a power-line frequency in [1, 1000] Hz "
-                "(or unset: detect)"
+        low, high = MAINS_HZ_RANGE  # what the bus contract accepts in a report
+        if self.mains_hz is not None and not low <= self.mains_hz <= high:
+            raise ValueError(
+                f"mains_hz={self.mains_hz} must be a power-line frequency in [{low:g}, {high:g}] "
+                "Hz (or unset: detect)"
             )
         return self
 

@@ -18,6 +18,7 @@ __all__ = [
     "BAD",
     "CHECK",
     "GOOD",
+    "MAINS_HZ_RANGE",
     "METRICS",
     "REASONS",
     "STATES",
@@ -27,6 +28,9 @@ __all__ = [
 
 GOOD, CHECK, BAD = "good", "check", "bad"
 STATES = (GOOD, CHECK, BAD)  # index = level (the XDF quality stream's codes 0, 1, 2)
+# a report's mains frequency (50 or 60 Hz; 400 Hz aboard aircraft), inclusive: the bus contract
+# holds reports to it, and the display's 5-decimal rounding cannot push a valid value out of it
+MAINS_HZ_RANGE = (1.0, 1000.0)
 # reason order in a report (most telling first); "bridged" is reported as "bridged:<partner>"
 REASONS = (
     "nan",
